@@ -1,0 +1,1105 @@
+//! The command line: argh structs, Go-compatible argument spelling, validation into
+//! `ServeConfig` / `ConnectConfig`, and orchestration of a run (limits, signals, exit codes).
+//!
+//! Leaves to others: the loop (`reactor`), the sockets (`echo`, `driver`), output (`report`).
+
+use crate::affinity::{self, Plan};
+use crate::driver::{CloseMode, ConnectConfig, Flavor, Proto, Run, Target, UDP_HEADER_LEN};
+use crate::echo::{Protocols, ServeConfig, Server};
+use crate::reactor::{LoopOptions, Shutdown};
+use crate::report::ReportConfig;
+use crate::{rlimit, Error, Result};
+use argh::FromArgs;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest message: 16 MiB. Larger would make the per-worker send buffer the memory problem.
+pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
+/// Default ephemeral connections in flight per worker, lowered to fit the open-file limit.
+const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+
+#[derive(FromArgs, Debug)]
+/// connperf: TCP/UDP connection load generator and echo server (thread-per-core, epoll).
+#[argh(
+    example = "connperf serve -l 127.0.0.1:9100\nconnperf connect -c 10 -r 1000 -d 10s 127.0.0.1:9100",
+    note = "Every flag also accepts the `--flag=value` spelling and the Go tool's camelCase names."
+)]
+pub struct Args {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub cmd: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Serve(ServeArgs),
+    Connect(ConnectArgs),
+}
+
+#[derive(FromArgs, Debug, Default)]
+/// Run the TCP/UDP echo server.
+#[argh(
+    subcommand,
+    name = "serve",
+    example = "connperf serve                      # 0.0.0.0:9100, TCP and UDP\nconnperf serve -l 127.0.0.1:0 -p tcp   # a free port, printed as `Listening at ...`",
+    note = "SIGINT/SIGTERM stop accepting, close, print the final counters and exit 0."
+)]
+pub struct ServeArgs {
+    /// addresses to listen on (host:port); default 0.0.0.0:9100
+    #[argh(positional)]
+    pub addrs: Vec<String>,
+    /// address to listen on (host:port), repeatable
+    #[argh(option, short = 'l')]
+    pub listen_addr: Vec<String>,
+    /// file of whitespace-separated host:port entries to listen on (# starts a comment)
+    #[argh(option)]
+    pub listen_addrs_file: Option<String>,
+    /// protocol: tcp, udp or all (default all)
+    #[argh(option, short = 'p', default = "String::from(\"all\")")]
+    pub protocol: String,
+    /// print counters every interval (e.g. 5s); default: only at shutdown
+    #[argh(option, from_str_fn(parse_duration))]
+    pub interval: Option<Duration>,
+    /// close connections beyond this many open at once (counted as rejected)
+    #[argh(option, from_str_fn(parse_count))]
+    pub max_connections: Option<u64>,
+    /// close connections idle this long (e.g. 30s); default off
+    #[argh(option, from_str_fn(parse_duration))]
+    pub idle_timeout: Option<Duration>,
+    /// listen backlog (default 4096)
+    #[argh(option, from_str_fn(parse_count))]
+    pub backlog: Option<u64>,
+    /// SO_BUSY_POLL microseconds on accepted sockets
+    #[argh(option, from_str_fn(parse_count))]
+    pub busy_poll: Option<u64>,
+    /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
+    #[argh(switch)]
+    pub spin: bool,
+    /// cores to pin workers to, e.g. 0-3,6 (worker i on the i-th core)
+    #[argh(option)]
+    pub cpus: Option<String>,
+    /// number of worker threads (default: one per available core)
+    #[argh(option, from_str_fn(parse_count))]
+    pub workers: Option<u64>,
+    /// print counters as JSON Lines
+    #[argh(switch)]
+    pub jsonlines: bool,
+}
+
+#[derive(FromArgs, Debug, Default)]
+/// Generate load against one or many echo servers and report latency.
+#[argh(
+    subcommand,
+    name = "connect",
+    example = "connperf connect 127.0.0.1:9100                          # 10 connections, 100 req/s each, 10 s\nconnperf connect -f ephemeral -r 1000 -d 15s host:9100  # 1,000 new connections/s\nconnperf connect -p udp -r 10000 --jsonlines host:9100   # UDP datagrams, JSON Lines",
+    note = "Latency is measured from each request's intended send time (no coordinated omission).\nWith no address, connect runs against a built-in echo server on 127.0.0.1 (a demo)."
+)]
+pub struct ConnectArgs {
+    /// targets (host:port), or with --addrs-file one file of them
+    #[argh(positional)]
+    pub addrs: Vec<String>,
+    /// protocol: tcp or udp (default tcp)
+    #[argh(option, short = 'p', default = "String::from(\"tcp\")")]
+    pub proto: String,
+    /// persistent or ephemeral (default persistent)
+    #[argh(option, short = 'f', default = "String::from(\"persistent\")")]
+    pub flavor: String,
+    /// connections per target to keep (persistent; default 10)
+    #[argh(option, short = 'c', from_str_fn(parse_count))]
+    pub connections: Option<u64>,
+    /// requests/s: per connection (persistent), per target (ephemeral, udp); 0 = closed loop (default 100)
+    #[argh(option, short = 'r', from_str_fn(parse_rate))]
+    pub rate: Option<f64>,
+    /// measurement period (default 10s)
+    #[argh(option, short = 'd', from_str_fn(parse_duration))]
+    pub duration: Option<Duration>,
+    /// message size in bytes, 1 to 16 MiB (default 64)
+    #[argh(option, from_str_fn(parse_count))]
+    pub message_bytes: Option<u64>,
+    /// interval between reports: 5, 5s, 500ms (default 5s)
+    #[argh(option, short = 'i', from_str_fn(parse_duration))]
+    pub interval: Option<Duration>,
+    /// print only the totals
+    #[argh(switch)]
+    pub show_only_results: bool,
+    /// merge the results of all targets into one row
+    #[argh(switch)]
+    pub merge_results_each_host: bool,
+    /// the one positional argument is a file of host:port entries (# starts a comment)
+    #[argh(switch)]
+    pub addrs_file: bool,
+    /// print JSON Lines instead of a table
+    #[argh(switch)]
+    pub jsonlines: bool,
+    /// cores to pin workers to, e.g. 0-3,6
+    #[argh(option)]
+    pub cpus: Option<String>,
+    /// number of worker threads (default: one per available core)
+    #[argh(option, from_str_fn(parse_count))]
+    pub workers: Option<u64>,
+    /// run this long before measuring (measured but excluded from results)
+    #[argh(option, from_str_fn(parse_duration_zero))]
+    pub warmup: Option<Duration>,
+    /// connect/reply timeout; an unanswered UDP datagram counts lost after it (default 1s)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub timeout: Option<Duration>,
+    /// how ephemeral connections close: rst (default, no TIME_WAIT) or fin
+    #[argh(option)]
+    pub close: Option<String>,
+    /// ephemeral connections in flight per worker at most (default: 10000, or what the open-file limit allows)
+    #[argh(option, from_str_fn(parse_count))]
+    pub max_inflight: Option<u64>,
+    /// local addresses to spread connections over: a list (a,b) or a CIDR (10.0.0.0/29)
+    #[argh(option)]
+    pub source_addrs: Option<String>,
+    /// SO_BUSY_POLL microseconds on client sockets
+    #[argh(option, from_str_fn(parse_count))]
+    pub busy_poll: Option<u64>,
+    /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
+    #[argh(switch)]
+    pub spin: bool,
+    /// accepted for the Go tool's scripts; has no effect (profile with `perf record`)
+    #[argh(switch)]
+    pub enable_pprof: bool,
+    /// accepted for the Go tool's scripts; has no effect
+    #[argh(option)]
+    pub pprof_addr: Option<String>,
+}
+
+/// Parse a duration: `5` (seconds), `1.5s`, `500ms`, `250us`, `1m30s`, `2h`. Must be above 0.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration_zero(s)?;
+    if d.is_zero() {
+        return Err("must be above 0".into());
+    }
+    Ok(d)
+}
+
+/// As `parse_duration`, but 0 is allowed.
+pub fn parse_duration_zero(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        return secs_to_duration(secs);
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{s:?} lacks a unit after its last number"))?;
+        if num_len == 0 {
+            return Err(format!("{s:?} is not a duration (try 10s, 500ms, 1m30s)"));
+        }
+        let n: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => {
+                return Err(format!(
+                    "unknown unit {u:?} in {s:?} (use ns, us, ms, s, m, h)"
+                ))
+            }
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    secs_to_duration(total)
+}
+
+fn secs_to_duration(secs: f64) -> std::result::Result<Duration, String> {
+    if !secs.is_finite() || secs < 0.0 {
+        return Err("must be a non-negative duration".into());
+    }
+    if secs > 366.0 * 86_400.0 {
+        return Err("is longer than a year".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A non-negative integer.
+pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    t.parse::<u64>().map_err(|_| {
+        if t.starts_with('-') {
+            "must not be negative".to_string()
+        } else if t.is_empty() {
+            "empty value".to_string()
+        } else {
+            format!("{t:?} is not a whole number")
+        }
+    })
+}
+
+/// A rate per second: non-negative, finite, fractional allowed.
+pub fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    let t = s.trim().trim_end_matches("/s");
+    let r: f64 = t.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !r.is_finite() {
+        return Err("must be finite".into());
+    }
+    if r < 0.0 {
+        return Err("must not be negative".into());
+    }
+    if r > 100_000_000.0 {
+        return Err("is above 100,000,000/s".into());
+    }
+    Ok(r)
+}
+
+/// Rewrite the Go tool's spellings so argh understands them: `--flag=value` becomes two
+/// arguments, `--camelCase` becomes `--camel-case`. Arguments after `--` are left alone.
+pub fn normalize_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut literal = false;
+    for a in args {
+        if literal || !a.starts_with("--") || a == "--" {
+            literal |= a == "--";
+            out.push(a.clone());
+            continue;
+        }
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (a.as_str(), None),
+        };
+        let mut kebab = String::with_capacity(name.len() + 4);
+        for ch in name.chars() {
+            if ch.is_ascii_uppercase() {
+                kebab.push('-');
+                kebab.push(ch.to_ascii_lowercase());
+            } else {
+                kebab.push(ch);
+            }
+        }
+        out.push(kebab);
+        if let Some(v) = value {
+            out.push(v.to_string());
+        }
+    }
+    out
+}
+
+/// Resolve `host:port` (IPv6 in brackets) to one socket address.
+pub fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty address".into());
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if s.parse::<IpAddr>().is_ok() || s.matches(':').count() > 1 && !s.starts_with('[') {
+        return Err(format!(
+            "address {s:?} has no port, or is IPv6 without brackets (write [::1]:9100)"
+        ));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("address {s:?} has no port (write host:port)"));
+    };
+    if host.is_empty() {
+        return Err(format!("address {s:?} has no host"));
+    }
+    let port: u16 = match port.parse::<u64>() {
+        Ok(p) if p <= 65535 => p as u16,
+        Ok(_) => return Err(format!("port in {s:?} is above 65535")),
+        Err(_) => return Err(format!("port in {s:?} is not a number")),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host {host:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("host {host:?} resolves to no address"))
+}
+
+/// Read a file of whitespace-separated `host:port` entries; `#` starts a comment. Errors name
+/// the file and line.
+pub fn read_addrs_file(path: &str, flag: &str) -> Result<Vec<(String, SocketAddr)>> {
+    let p = Path::new(path);
+    if p.is_dir() {
+        return Err(Error::Config(format!(
+            "invalid {flag} {path:?}: is a directory"
+        )));
+    }
+    let bytes = std::fs::read(p)
+        .map_err(|e| Error::Config(format!("invalid {flag} {path:?}: cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        Error::Config(format!(
+            "invalid {flag} {path:?} line {line}: not text (binary data)"
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let content = line.split('#').next().unwrap_or("");
+        for entry in content.split_whitespace() {
+            let addr = parse_addr(entry).map_err(|e| {
+                Error::Config(format!("invalid {flag} {path:?} line {}: {e}", i + 1))
+            })?;
+            out.push((entry.to_string(), addr));
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Config(format!(
+            "invalid {flag} {path:?}: it lists no addresses"
+        )));
+    }
+    Ok(out)
+}
+
+/// Parse `--source-addrs`: a comma-separated list of IPs, or one CIDR block (its host
+/// addresses, at most 65,536).
+pub fn parse_source_addrs(s: &str) -> std::result::Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err("empty entry".into());
+        }
+        match part.split_once('/') {
+            None => out.push(
+                part.parse::<IpAddr>()
+                    .map_err(|_| format!("{part:?} is not an IP address"))?,
+            ),
+            Some((ip, len)) => {
+                let ip: IpAddr = ip
+                    .parse()
+                    .map_err(|_| format!("{part:?} is not a CIDR block"))?;
+                let len: u32 = len
+                    .parse()
+                    .map_err(|_| format!("{part:?} has a bad prefix length"))?;
+                let bits = if ip.is_ipv4() { 32 } else { 128 };
+                if len > bits || bits - len > 16 {
+                    return Err(format!(
+                        "{part:?}: prefix length must be {}..={bits}",
+                        bits - 16
+                    ));
+                }
+                let n = 1u128 << (bits - len);
+                let base = match ip {
+                    IpAddr::V4(v) => u32::from(v) as u128 & !(n - 1),
+                    IpAddr::V6(v) => u128::from(v) & !(n - 1),
+                };
+                // Skip the network and broadcast addresses of IPv4 blocks larger than /31.
+                let (lo, hi) = if ip.is_ipv4() && n > 2 {
+                    (1, n - 1)
+                } else {
+                    (0, n)
+                };
+                for k in lo..hi {
+                    out.push(match ip {
+                        IpAddr::V4(_) => IpAddr::from(std::net::Ipv4Addr::from((base + k) as u32)),
+                        IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::from(base + k)),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn plan_of(cpus: &Option<String>, workers: Option<u64>) -> Result<Plan> {
+    let list = match cpus {
+        Some(s) => Some(
+            affinity::parse_cpu_list(s)
+                .map_err(|e| Error::Config(format!("invalid --cpus {s:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let workers = match workers {
+        Some(0) => {
+            return Err(Error::Config(
+                "invalid --workers 0: must be at least 1".into(),
+            ))
+        }
+        Some(n) if n > 1024 => {
+            return Err(Error::Config(format!(
+                "invalid --workers {n}: at most 1024"
+            )))
+        }
+        Some(n) => Some(n as usize),
+        None => None,
+    };
+    affinity::plan(list.as_deref(), workers)
+}
+
+fn busy_poll(v: Option<u64>) -> Result<Option<u32>> {
+    match v {
+        Some(n) if n > 1_000_000 => Err(Error::Config(format!(
+            "invalid --busy-poll {n}: at most 1000000 µs"
+        ))),
+        Some(n) => Ok(Some(n as u32)),
+        None => Ok(None),
+    }
+}
+
+impl ServeArgs {
+    /// Validate into a `ServeConfig` and a worker plan.
+    pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
+        let protocols = match self.protocol.to_ascii_lowercase().as_str() {
+            "tcp" => Protocols::Tcp,
+            "udp" => Protocols::Udp,
+            "all" => Protocols::All,
+            p => {
+                return Err(Error::Config(format!(
+                    "invalid --protocol {p:?}: use tcp, udp or all"
+                )))
+            }
+        };
+        let mut addrs = Vec::new();
+        for a in self.addrs.iter().chain(&self.listen_addr) {
+            addrs.push(
+                parse_addr(a).map_err(|e| Error::Config(format!("invalid listen address: {e}")))?,
+            );
+        }
+        if let Some(f) = &self.listen_addrs_file {
+            addrs.extend(
+                read_addrs_file(f, "--listen-addrs-file")?
+                    .into_iter()
+                    .map(|(_, a)| a),
+            );
+        }
+        if addrs.is_empty() {
+            addrs = ServeConfig::default().addrs;
+        }
+        let backlog = match self.backlog {
+            Some(0) => {
+                return Err(Error::Config(
+                    "invalid --backlog 0: must be at least 1".into(),
+                ))
+            }
+            Some(b) => b.min(i32::MAX as u64) as i32,
+            None => ServeConfig::default().backlog,
+        };
+        if self.max_connections == Some(0) {
+            return Err(Error::Config(
+                "invalid --max-connections 0: must be at least 1".into(),
+            ));
+        }
+        let plan = plan_of(&self.cpus, self.workers)?;
+        let cfg = ServeConfig {
+            addrs,
+            protocols,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            interval: self.interval,
+            backlog,
+            busy_poll_us: busy_poll(self.busy_poll)?,
+            jsonlines: self.jsonlines,
+        };
+        Ok((cfg, plan, LoopOptions { spin: self.spin }))
+    }
+}
+
+/// A validated `connect` run.
+#[derive(Debug)]
+pub struct ConnectPlan {
+    pub cfg: ConnectConfig,
+    pub report: ReportConfig,
+    pub plan: Plan,
+    pub loop_opts: LoopOptions,
+    /// One-line notes for stderr (flags without effect in this mode, and the like).
+    pub warnings: Vec<String>,
+}
+
+impl ConnectArgs {
+    /// Validate into a run. No target address is allowed here (the caller starts a demo server).
+    pub fn into_config(self) -> Result<ConnectPlan> {
+        let mut warnings = Vec::new();
+        let proto = match self.proto.to_ascii_lowercase().as_str() {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            p => {
+                return Err(Error::Config(format!(
+                    "invalid --proto {p:?}: use tcp or udp"
+                )))
+            }
+        };
+        let flavor = match self.flavor.to_ascii_lowercase().as_str() {
+            "persistent" => Flavor::Persistent,
+            "ephemeral" => Flavor::Ephemeral,
+            f => {
+                return Err(Error::Config(format!(
+                    "invalid --flavor {f:?}: use persistent or ephemeral"
+                )))
+            }
+        };
+        let close = match self
+            .close
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("rst") => CloseMode::Rst,
+            Some("fin") => CloseMode::Fin,
+            Some(c) => {
+                return Err(Error::Config(format!(
+                    "invalid --close {c:?}: use rst or fin"
+                )))
+            }
+        };
+        let targets = if self.addrs_file {
+            match self.addrs.as_slice() {
+                [f] => read_addrs_file(f, "--addrs-file")?,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "--addrs-file takes exactly one positional argument, the file (got {})",
+                        self.addrs.len()
+                    )))
+                }
+            }
+        } else {
+            let mut v = Vec::new();
+            for a in &self.addrs {
+                v.push((
+                    a.clone(),
+                    parse_addr(a).map_err(|e| Error::Config(format!("invalid target: {e}")))?,
+                ));
+            }
+            v
+        };
+        let targets: Vec<Target> = targets
+            .into_iter()
+            .map(|(name, addr)| Target { name, addr })
+            .collect();
+        let message_bytes = self.message_bytes.unwrap_or(64);
+        if message_bytes == 0 || message_bytes > MAX_MESSAGE_BYTES {
+            return Err(Error::Config(format!(
+                "invalid --message-bytes {message_bytes}: must be 1 to {MAX_MESSAGE_BYTES} (16 MiB)"
+            )));
+        }
+        let mut message_bytes = message_bytes as usize;
+        if proto == Proto::Udp {
+            if message_bytes > 65_507 {
+                return Err(Error::Config(format!(
+                    "invalid --message-bytes {message_bytes}: a UDP datagram carries at most 65507 bytes"
+                )));
+            }
+            if message_bytes < UDP_HEADER_LEN {
+                warnings.push(format!(
+                    "--message-bytes {message_bytes} is below the {UDP_HEADER_LEN}-byte UDP header (sequence number and send time); sending {UDP_HEADER_LEN}-byte datagrams"
+                ));
+                message_bytes = UDP_HEADER_LEN;
+            }
+        }
+        let connections = self.connections.unwrap_or(10);
+        if connections == 0 || connections > 10_000_000 {
+            return Err(Error::Config(format!(
+                "invalid --connections {connections}: must be 1 to 10000000"
+            )));
+        }
+        let rate = self.rate.unwrap_or(100.0);
+        let closed = rate == 0.0;
+        if self.connections.is_some()
+            && (proto == Proto::Udp || (flavor == Flavor::Ephemeral && !closed))
+        {
+            warnings.push(format!(
+                "--connections has no effect with {} (it sets persistent connections); ignored",
+                if proto == Proto::Udp {
+                    "--proto udp"
+                } else {
+                    "--flavor ephemeral at a fixed --rate"
+                }
+            ));
+        }
+        if proto == Proto::Udp && self.flavor.eq_ignore_ascii_case("ephemeral") {
+            warnings.push("--flavor has no effect with --proto udp; ignored".into());
+        }
+        if self.close.is_some() && !(proto == Proto::Tcp && flavor == Flavor::Ephemeral) {
+            warnings.push("--close has no effect outside --flavor ephemeral; ignored".into());
+        }
+        if self.enable_pprof || self.pprof_addr.is_some() {
+            warnings.push(
+                "--enable-pprof/--pprof-addr have no meaning here; profile with `perf record -g -p PID` (worker threads are named connperf-w0, connperf-w1, ...)".into(),
+            );
+        }
+        let max_inflight = match self.max_inflight {
+            Some(0) => {
+                return Err(Error::Config(
+                    "invalid --max-inflight 0: must be at least 1".into(),
+                ))
+            }
+            Some(n) => n as usize,
+            None => DEFAULT_MAX_INFLIGHT,
+        };
+        let source_addrs = match &self.source_addrs {
+            Some(s) => parse_source_addrs(s)
+                .map_err(|e| Error::Config(format!("invalid --source-addrs {s:?}: {e}")))?,
+            None => Vec::new(),
+        };
+        for t in &targets {
+            if !source_addrs.is_empty()
+                && !source_addrs.iter().any(|a| a.is_ipv4() == t.addr.is_ipv4())
+            {
+                return Err(Error::Config(format!(
+                    "invalid --source-addrs: no address of the same family as target {}",
+                    t.name
+                )));
+            }
+        }
+        let plan = plan_of(&self.cpus, self.workers)?;
+        let interval = self.interval.unwrap_or(Duration::from_secs(5));
+        let cfg = ConnectConfig {
+            targets,
+            proto,
+            flavor,
+            connections: connections as usize,
+            rate,
+            duration: self.duration.unwrap_or(Duration::from_secs(10)),
+            warmup: self.warmup.unwrap_or(Duration::ZERO),
+            interval,
+            message_bytes,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(1)),
+            close,
+            max_inflight,
+            source_addrs,
+            busy_poll_us: busy_poll(self.busy_poll)?,
+        };
+        let report = ReportConfig {
+            peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),
+            merge: self.merge_results_each_host,
+            jsonlines: self.jsonlines,
+            show_only_results: self.show_only_results,
+            workers: plan.workers,
+            extra_percentiles: vec![99.9],
+            udp: proto == Proto::Udp,
+            ephemeral: proto == Proto::Tcp && flavor == Flavor::Ephemeral,
+        };
+        Ok(ConnectPlan {
+            cfg,
+            report,
+            plan,
+            loop_opts: LoopOptions { spin: self.spin },
+            warnings,
+        })
+    }
+}
+
+/// Parse argv (without the program name) into `Args`, or the exit to take: `Ok` output for
+/// `--help` (status 0), `Err` one line for a usage error (status 2).
+pub fn parse_args(
+    argv: &[String],
+) -> std::result::Result<Args, std::result::Result<String, String>> {
+    let args = normalize_args(argv);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match Args::from_args(&["connperf"], &refs) {
+        Ok(a) => Ok(a),
+        Err(early) => match early.status {
+            Ok(()) => Err(Ok(early.output)),
+            Err(()) => {
+                let first = early
+                    .output
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("bad arguments");
+                Err(Err(first.trim().to_string()))
+            }
+        },
+    }
+}
+
+/// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown`, a second exits at once
+/// with status 130.
+fn install_signals(shutdown: &Shutdown) {
+    let s = shutdown.clone();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let _ = ctrlc::set_handler(move || {
+        if hits.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::exit(130);
+        }
+        s.trigger();
+    });
+}
+
+fn check_fds(needed: u64) -> Result<()> {
+    let lim = rlimit::raise_nofile()?;
+    if let Some(msg) = rlimit::shortfall(lim, needed) {
+        eprintln!("connperf: warning: {msg}");
+    }
+    Ok(())
+}
+
+/// `connperf serve`.
+pub fn run_serve(args: ServeArgs) -> Result<()> {
+    let (cfg, plan, opts) = args.into_config()?;
+    let per_addr = match cfg.protocols {
+        Protocols::All => 2,
+        _ => 1,
+    };
+    check_fds(
+        (cfg.addrs.len() * plan.workers * per_addr) as u64 + cfg.max_connections.unwrap_or(0),
+    )?;
+    let shutdown = Shutdown::new();
+    install_signals(&shutdown);
+    let protos = match cfg.protocols {
+        Protocols::Tcp => "tcp",
+        Protocols::Udp => "udp",
+        Protocols::All => "tcp+udp",
+    };
+    let server = Server::start(
+        cfg,
+        &plan,
+        &shutdown,
+        opts,
+        std::io::BufWriter::new(std::io::stdout()),
+    )?;
+    {
+        let mut out = std::io::stdout().lock();
+        for a in &server.addrs {
+            let _ = writeln!(out, "Listening at {a} ({protos}, {} workers)", plan.workers);
+        }
+        let _ = out.flush();
+    }
+    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
+    server.join()?;
+    Ok(())
+}
+
+/// `connperf connect`.
+pub fn run_connect(args: ConnectArgs) -> Result<()> {
+    let demo = args.addrs.is_empty() && !args.addrs_file;
+    let explicit_inflight = args.max_inflight.is_some();
+    let mut run = args.into_config()?;
+    for w in &run.warnings {
+        eprintln!("connperf: note: {w}");
+    }
+    let shutdown = Shutdown::new();
+    install_signals(&shutdown);
+    let mut demo_server = None;
+    if demo {
+        let scfg = ServeConfig {
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            protocols: if run.cfg.proto == Proto::Udp {
+                Protocols::Udp
+            } else {
+                Protocols::Tcp
+            },
+            ..Default::default()
+        };
+        let splan = Plan {
+            cores: Vec::new(),
+            workers: 1,
+            strict: false,
+        };
+        let server = Server::start(
+            scfg,
+            &splan,
+            &shutdown,
+            LoopOptions::default(),
+            std::io::sink(),
+        )?;
+        let addr = server.addrs[0];
+        eprintln!(
+            "connperf: no target given: running against a built-in echo server at {addr} (give host:port to test a real server)"
+        );
+        run.cfg.targets = vec![Target {
+            name: addr.to_string(),
+            addr,
+        }];
+        run.report.peers = vec![addr.to_string()];
+        demo_server = Some(server);
+    }
+    if run.cfg.max_inflight == DEFAULT_MAX_INFLIGHT && !explicit_inflight {
+        // Fit the default under the open-file limit, so a dead target fills the in-flight
+        // window rather than the descriptor table.
+        let lim = rlimit::raise_nofile()?;
+        let per_worker = lim.soft.saturating_sub(rlimit::SLACK_FDS) / run.plan.workers as u64;
+        run.cfg.max_inflight = DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize);
+    }
+    check_fds(run.cfg.fds_needed(run.plan.workers))?;
+    let total = run.cfg.warmup + run.cfg.duration;
+    let r = Run::start(
+        run.cfg,
+        run.report,
+        &run.plan,
+        &shutdown,
+        run.loop_opts,
+        std::io::BufWriter::new(std::io::stdout()),
+    );
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            shutdown.trigger();
+            return Err(e);
+        }
+    };
+    shutdown.wait_timeout(total);
+    shutdown.trigger();
+    r.join()?;
+    if let Some(s) = demo_server {
+        s.join()?;
+    }
+    Ok(())
+}
+
+/// The program: parse, run, map errors to exit codes. Returns the exit status.
+pub fn main() -> i32 {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(Ok(help)) => {
+            let _ = std::io::stdout().write_all(help.as_bytes());
+            return 0;
+        }
+        Err(Err(line)) => {
+            eprintln!("connperf: {line}");
+            return 2;
+        }
+    };
+    if args.version {
+        println!("connperf {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    let res = match args.cmd {
+        Some(Command::Serve(s)) => run_serve(s),
+        Some(Command::Connect(c)) => run_connect(c),
+        None => {
+            eprintln!("connperf: a subcommand is needed: serve or connect (see connperf --help)");
+            return 2;
+        }
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("connperf: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        for bad in ["", "0", "-1", "5x", "s", "abc", "1e999", "5s3"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_duration_zero("0").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn go_spellings_are_normalized() {
+        assert_eq!(
+            normalize_args(&s(&[
+                "serve",
+                "--listenAddr",
+                "x",
+                "--protocol=tcp",
+                "--",
+                "--a=b"
+            ])),
+            s(&[
+                "serve",
+                "--listen-addr",
+                "x",
+                "--protocol",
+                "tcp",
+                "--",
+                "--a=b"
+            ])
+        );
+        assert_eq!(
+            normalize_args(&s(&["connect", "--message-bytes=10"])),
+            s(&["connect", "--message-bytes", "10"])
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_addr("127.0.0.1:9100").unwrap(),
+            "127.0.0.1:9100".parse().unwrap()
+        );
+        assert_eq!(
+            parse_addr("[::1]:9100").unwrap(),
+            "[::1]:9100".parse().unwrap()
+        );
+        assert!(parse_addr("localhost:9100").unwrap().ip().is_loopback());
+        for bad in [
+            "127.0.0.1",
+            "::1:9100",
+            "::1",
+            "localhost",
+            "host:99999",
+            "host:x",
+            ":80",
+            "",
+            "no-such-host.invalid:80",
+        ] {
+            assert!(parse_addr(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn source_addrs() {
+        let v = parse_source_addrs("10.0.0.0/30").unwrap();
+        assert_eq!(
+            v,
+            vec![
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
+        );
+        assert_eq!(parse_source_addrs("10.0.0.1,::1").unwrap().len(), 2);
+        assert!(parse_source_addrs("10.0.0.0/8").is_err());
+        assert!(parse_source_addrs("x").is_err());
+    }
+
+    fn connect(argv: &[&str]) -> Result<ConnectPlan> {
+        match parse_args(&s(argv)) {
+            Ok(Args {
+                cmd: Some(Command::Connect(c)),
+                ..
+            }) => c.into_config(),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(Error::Config(format!("{e:?}"))),
+        }
+    }
+
+    #[test]
+    fn connect_defaults_match_the_go_tool() {
+        let p = connect(&["connect", "127.0.0.1:9100"]).unwrap();
+        let want = ConnectConfig {
+            targets: vec![Target {
+                name: "127.0.0.1:9100".into(),
+                addr: "127.0.0.1:9100".parse().unwrap(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(p.cfg, want);
+        assert!(!p.report.jsonlines && !p.report.merge && !p.report.show_only_results);
+        assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn connect_short_flags_and_go_style() {
+        let p = connect(&[
+            "connect",
+            "-p",
+            "udp",
+            "-r",
+            "0.5",
+            "-d",
+            "3",
+            "-i",
+            "500ms",
+            "--messageBytes=100",
+            "--show-only-results",
+            "--merge-results-each-host",
+            "--jsonlines",
+            "[::1]:1",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(p.cfg.proto, Proto::Udp);
+        assert_eq!(p.cfg.rate, 0.5);
+        assert_eq!(p.cfg.duration, Duration::from_secs(3));
+        assert_eq!(p.cfg.interval, Duration::from_millis(500));
+        assert_eq!(p.cfg.message_bytes, 100);
+        assert_eq!(p.cfg.targets.len(), 2);
+        assert!(p.report.merge && p.report.jsonlines && p.report.show_only_results);
+    }
+
+    #[test]
+    fn connect_mistakes_are_config_errors() {
+        for argv in [
+            &["connect", "--message-bytes", "0", "127.0.0.1:1"][..],
+            &["connect", "--message-bytes", "16777217", "127.0.0.1:1"],
+            &["connect", "-r", "-1", "127.0.0.1:1"],
+            &["connect", "127.0.0.1"],
+            &["connect", "-p", "sctp", "127.0.0.1:1"],
+            &["connect", "-f", "sometimes", "127.0.0.1:1"],
+            &["connect", "--cpus", "99999", "127.0.0.1:1"],
+            &["connect", "--addrs-file", "/nonexistent/file"],
+            &["connect", "-d", "0", "127.0.0.1:1"],
+        ] {
+            let e = connect(argv).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{argv:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_without_effect_warn() {
+        let p = connect(&[
+            "connect",
+            "-f",
+            "ephemeral",
+            "-c",
+            "5",
+            "--enable-pprof",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn addrs_file_names_the_bad_line() {
+        let dir = std::env::temp_dir().join(format!("connperf-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("addrs");
+        std::fs::write(
+            &f,
+            "# targets\n127.0.0.1:1 [::1]:2\n\n127.0.0.1:3 # third\n",
+        )
+        .unwrap();
+        let v = read_addrs_file(f.to_str().unwrap(), "--addrs-file").unwrap();
+        assert_eq!(v.len(), 3);
+        std::fs::write(&f, "127.0.0.1:1\nnot-an-address\n").unwrap();
+        let e = read_addrs_file(f.to_str().unwrap(), "--addrs-file")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::write(&f, "# nothing\n").unwrap();
+        assert!(read_addrs_file(f.to_str().unwrap(), "--addrs-file").is_err());
+        std::fs::write(&f, [0xffu8, 0xfe, 0]).unwrap();
+        assert!(read_addrs_file(f.to_str().unwrap(), "--addrs-file")
+            .unwrap_err()
+            .to_string()
+            .contains("binary"));
+        assert!(read_addrs_file(dir.to_str().unwrap(), "--addrs-file")
+            .unwrap_err()
+            .to_string()
+            .contains("directory"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,1222 @@
+//! `connperf connect`: the client state machines of one worker.
+//!
+//! - persistent: long-lived TCP connections, one request in flight each, paced per connection
+//!   (`--rate` per connection, phases spread) or closed loop (`--rate 0`);
+//! - ephemeral: a new TCP connection per request, paced per target and split over the workers;
+//! - UDP: one connected socket per worker per target, datagrams stamped with a sequence number.
+//!
+//! Latency is measured from each request's intended send time (no coordinated omission); the
+//! service time from the actual send is kept beside it. Failures are counted by kind and the run
+//! goes on: a persistent connection is redialled with backoff.
+//! Leaves to others: the loop and sleeping (`reactor`), schedules (`pacing`), printing (`report`).
+
+use crate::pacing::Pacer;
+use crate::reactor::{self, fixed_token, Handler, Slab, FIXED_BASE};
+use crate::report::{thread_cpu, ErrorKind, Interval, Stats};
+use crate::{Error, Result};
+use crossbeam_channel::{Sender, TrySendError};
+use mio::event::Event;
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Receive buffer per worker: echoes are read and checked in chunks of this size.
+const RECV_BUF_LEN: usize = 64 * 1024;
+/// First redial delay of a failed persistent connection; doubles up to `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a stopping worker waits at most for replies in flight.
+const MAX_DRAIN: Duration = Duration::from_secs(1);
+/// UDP datagram header: magic, worker, sequence number, send time.
+pub const UDP_HEADER_LEN: usize = 24;
+const UDP_MAGIC: u32 = 0x4350_5544; // "CPUD"
+
+/// TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// How TCP connections are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Persistent,
+    Ephemeral,
+}
+
+/// How an ephemeral connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// SO_LINGER 0: the close sends RST and leaves no TIME_WAIT on the client.
+    Rst,
+    /// Orderly close with FIN.
+    Fin,
+}
+
+/// One target of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// As the user typed it (printed in the PEER column).
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// Everything `connect` needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectConfig {
+    pub targets: Vec<Target>,
+    pub proto: Proto,
+    pub flavor: Flavor,
+    /// Persistent connections per target.
+    pub connections: usize,
+    /// Requests per second: per connection (persistent) or per target (ephemeral, UDP); 0 means
+    /// closed loop.
+    pub rate: f64,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub interval: Duration,
+    pub message_bytes: usize,
+    /// No reply (or connect) within this is a timeout (TCP) or a loss (UDP).
+    pub timeout: Duration,
+    pub close: CloseMode,
+    /// Ephemeral connections in flight per worker at most.
+    pub max_inflight: usize,
+    /// Local addresses to spread connections over (`--source-addrs`).
+    pub source_addrs: Vec<IpAddr>,
+    /// SO_BUSY_POLL microseconds on client sockets.
+    pub busy_poll_us: Option<u32>,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        ConnectConfig {
+            targets: Vec::new(),
+            proto: Proto::Tcp,
+            flavor: Flavor::Persistent,
+            connections: 10,
+            rate: 100.0,
+            duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
+            interval: Duration::from_secs(5),
+            message_bytes: 64,
+            timeout: Duration::from_secs(1),
+            close: CloseMode::Rst,
+            max_inflight: 10_000,
+            source_addrs: Vec::new(),
+            busy_poll_us: None,
+        }
+    }
+}
+
+impl ConnectConfig {
+    /// Closed loop: each connection sends its next request as soon as the last one is answered.
+    pub fn closed_loop(&self) -> bool {
+        self.rate == 0.0
+    }
+
+    /// File descriptors the run may hold at once, for the rlimit check.
+    pub fn fds_needed(&self, workers: usize) -> u64 {
+        let t = self.targets.len() as u64;
+        match (self.proto, self.flavor) {
+            (Proto::Udp, _) => t * workers as u64,
+            (Proto::Tcp, Flavor::Persistent) => t * self.connections as u64,
+            (Proto::Tcp, Flavor::Ephemeral) => (self.max_inflight * workers) as u64,
+        }
+    }
+}
+
+/// The instants every worker shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Traffic starts.
+    pub t0: Instant,
+    /// Measurement starts (after `--warmup`); window 0 begins here.
+    pub measure: Instant,
+    /// No request starts at or after this.
+    pub end: Instant,
+}
+
+impl Clock {
+    /// The clock of a run starting now.
+    pub fn new(cfg: &ConnectConfig, t0: Instant) -> Clock {
+        let measure = t0 + cfg.warmup;
+        Clock {
+            t0,
+            measure,
+            end: measure + cfg.duration,
+        }
+    }
+}
+
+/// Where a TCP request stands.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Non-blocking connect in progress. `intended` is the ephemeral request's slot.
+    Connecting { started: Instant, intended: Instant },
+    /// Connected, waiting for the next slot.
+    Idle,
+    /// A request is out: `sent` bytes written, `got` bytes of echo checked.
+    InFlight {
+        intended: Instant,
+        sent_at: Instant,
+        sent: usize,
+        got: usize,
+    },
+    /// Waiting to redial after a failure.
+    Backoff,
+}
+
+struct Conn {
+    stream: Option<TcpStream>,
+    target: u32,
+    /// Index of a persistent connection among its target's connections (sets its phase).
+    index: u32,
+    state: State,
+    pacer: Option<Pacer>,
+    /// Requests sent on this connection; stamped into each payload so a stale echo is caught.
+    seq: u64,
+    /// Bumped whenever a timer for this connection is superseded.
+    epoch: u32,
+    backoff: Duration,
+    ever_connected: bool,
+}
+
+/// One datagram awaiting its reply.
+#[derive(Clone, Copy)]
+struct UdpSlot {
+    intended: Instant,
+    sent_at: Instant,
+    answered: bool,
+}
+
+struct UdpFlow {
+    sock: UdpSocket,
+    pacer: Option<Pacer>,
+    /// Sequence number of `inflight[0]`.
+    base: u64,
+    next_seq: u64,
+    inflight: VecDeque<UdpSlot>,
+    max_answered: Option<u64>,
+}
+
+/// One worker of the load generator.
+pub struct Worker {
+    id: usize,
+    workers: usize,
+    registry: Registry,
+    cfg: Arc<ConnectConfig>,
+    clock: Clock,
+    conns: Slab<Conn>,
+    timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    /// Ephemeral: one schedule per target, this worker's share.
+    pacers: Vec<Pacer>,
+    inflight: usize,
+    udp: Vec<UdpFlow>,
+    stats: Vec<Stats>,
+    send_buf: Vec<u8>,
+    recv_buf: Box<[u8]>,
+    tx: Sender<Interval>,
+    seq: u64,
+    window_start: Instant,
+    next_flush: Instant,
+    cpu_mark: Duration,
+    folded: Option<Interval>,
+    next_sweep: Instant,
+    stopping: bool,
+    next_source: usize,
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Stamp a request number into the first bytes of the payload (as many as fit).
+fn stamp(buf: &mut [u8], seq: u64) {
+    let b = seq.to_le_bytes();
+    let n = buf.len().min(8);
+    buf[..n].copy_from_slice(&b[..n]);
+}
+
+fn sweep_period(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
+}
+
+impl Worker {
+    /// Worker `id` of `workers`, its share of the run set up on `registry`.
+    pub fn new(
+        id: usize,
+        workers: usize,
+        registry: &Registry,
+        cfg: Arc<ConnectConfig>,
+        clock: Clock,
+        tx: Sender<Interval>,
+    ) -> Result<Worker> {
+        let registry = registry.try_clone().map_err(Error::Poll)?;
+        let nt = cfg.targets.len();
+        let mut w = Worker {
+            id,
+            workers,
+            registry,
+            clock,
+            conns: Slab::new(),
+            timers: BinaryHeap::new(),
+            pacers: Vec::new(),
+            inflight: 0,
+            udp: Vec::new(),
+            stats: (0..nt).map(|_| Stats::new()).collect(),
+            send_buf: pattern(cfg.message_bytes),
+            recv_buf: vec![0u8; RECV_BUF_LEN.max(cfg.message_bytes.min(1 << 20))]
+                .into_boxed_slice(),
+            tx,
+            seq: 0,
+            window_start: clock.measure,
+            next_flush: clock.measure + cfg.interval,
+            cpu_mark: Duration::ZERO,
+            folded: None,
+            next_sweep: clock.t0 + sweep_period(cfg.timeout),
+            stopping: false,
+            next_source: id,
+            cfg,
+        };
+        match (w.cfg.proto, w.cfg.flavor) {
+            (Proto::Udp, _) => w.setup_udp()?,
+            (Proto::Tcp, Flavor::Ephemeral) => {
+                if !w.cfg.closed_loop() {
+                    w.pacers = (0..nt)
+                        .map(|_| {
+                            Pacer::split(w.cfg.rate, clock.t0, id, workers).with_end(clock.end)
+                        })
+                        .collect();
+                }
+            }
+            (Proto::Tcp, Flavor::Persistent) => {
+                for t in 0..nt {
+                    for c in (id..w.cfg.connections).step_by(workers) {
+                        let token = w.conns.insert(Conn {
+                            stream: None,
+                            target: t as u32,
+                            index: c as u32,
+                            state: State::Backoff,
+                            pacer: None,
+                            seq: 0,
+                            epoch: 0,
+                            backoff: MIN_BACKOFF,
+                            ever_connected: false,
+                        });
+                        w.timers.push(Reverse((clock.t0, token.0, 0)));
+                    }
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    fn setup_udp(&mut self) -> Result<()> {
+        let cfg = self.cfg.clone();
+        for (t, target) in cfg.targets.iter().enumerate() {
+            let addr = target.addr;
+            let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+                .map_err(|source| Error::Io {
+                    what: format!("cannot open a UDP socket for {}", target.name),
+                    source,
+                })?;
+            s.set_nonblocking(true).map_err(Error::Poll)?;
+            if let Some(src) = self.pick_source(addr) {
+                s.bind(&SocketAddr::new(src, 0).into())
+                    .map_err(|source| Error::Io {
+                        what: format!("cannot bind UDP source address {src}"),
+                        source,
+                    })?;
+            }
+            s.connect(&addr.into()).map_err(|source| Error::Io {
+                what: format!("cannot address {} over UDP", target.name),
+                source,
+            })?;
+            let mut sock = UdpSocket::from_std(s.into());
+            self.registry
+                .register(
+                    &mut sock,
+                    fixed_token(t),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(Error::Poll)?;
+            let pacer = (!self.cfg.closed_loop()).then(|| {
+                Pacer::split(self.cfg.rate, self.clock.t0, self.id, self.workers)
+                    .with_end(self.clock.end)
+            });
+            self.udp.push(UdpFlow {
+                sock,
+                pacer,
+                base: 0,
+                next_seq: 0,
+                inflight: VecDeque::new(),
+                max_answered: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn pick_source(&mut self, dst: SocketAddr) -> Option<IpAddr> {
+        let n = self.cfg.source_addrs.len();
+        for _ in 0..n {
+            let a = self.cfg.source_addrs[self.next_source % n];
+            self.next_source += 1;
+            if a.is_ipv4() == dst.is_ipv4() {
+                return Some(a);
+            }
+        }
+        None
+    }
+
+    /// Record a completion that happened at `now`, unless it falls in the warm-up.
+    fn record(&mut self, target: u32, intended: Instant, sent_at: Instant, now: Instant) {
+        if now < self.clock.measure {
+            return;
+        }
+        let lat = now.saturating_duration_since(intended).as_nanos() as u64;
+        let svc = now.saturating_duration_since(sent_at).as_nanos() as u64;
+        self.stats[target as usize].record(lat, svc, self.cfg.message_bytes as u64);
+    }
+
+    fn count_error(&mut self, target: u32, kind: ErrorKind, now: Instant) {
+        if now >= self.clock.measure {
+            self.stats[target as usize].error(kind);
+        }
+    }
+
+    /// Open a non-blocking TCP connection to `target`.
+    fn dial(&mut self, target: u32) -> io::Result<TcpStream> {
+        let addr = self.cfg.targets[target as usize].addr;
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_nonblocking(true)?;
+        s.set_tcp_nodelay(true)?;
+        if self.cfg.flavor == Flavor::Ephemeral && self.cfg.close == CloseMode::Rst {
+            s.set_linger(Some(Duration::ZERO))?;
+        }
+        if let Some(us) = self.cfg.busy_poll_us {
+            let _ = s.set_busy_poll(us);
+        }
+        if let Some(src) = self.pick_source(addr) {
+            // Let the kernel choose the port at connect time, per (source, destination), so
+            // many sources multiply the usable ports (ip(7), IP_BIND_ADDRESS_NO_PORT).
+            let _ = reactor::set_int_opt(&s, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+            s.bind(&SocketAddr::new(src, 0).into())?;
+        }
+        match s.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(TcpStream::from_std(s.into()))
+    }
+
+    // ---- persistent and ephemeral TCP ----
+
+    fn start_connect(&mut self, token: Token, now: Instant) {
+        let Some(c) = self.conns.get(token) else {
+            return;
+        };
+        let target = c.target;
+        match self.dial(target) {
+            Ok(mut stream) => {
+                if let Err(e) = self.registry.register(
+                    &mut stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.fail(token, ErrorKind::of(&e), now);
+                    return;
+                }
+                let c = self.conns.get_mut(token).expect("looked up above");
+                c.stream = Some(stream);
+                c.state = State::Connecting {
+                    started: now,
+                    intended: now,
+                };
+            }
+            Err(e) => self.fail(token, ErrorKind::of(&e), now),
+        }
+    }
+
+    /// Start an ephemeral request for `target` intended at `intended`.
+    fn start_ephemeral(&mut self, target: u32, intended: Instant, now: Instant) {
+        match self.dial(target) {
+            Ok(mut stream) => {
+                let token = self.conns.insert(Conn {
+                    stream: None,
+                    target,
+                    index: 0,
+                    state: State::Connecting {
+                        started: now,
+                        intended,
+                    },
+                    pacer: None,
+                    seq: 0,
+                    epoch: 0,
+                    backoff: MIN_BACKOFF,
+                    ever_connected: false,
+                });
+                if let Err(e) = self.registry.register(
+                    &mut stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.conns.remove(token);
+                    self.count_error(target, ErrorKind::of(&e), now);
+                    return;
+                }
+                self.conns.get_mut(token).expect("just inserted").stream = Some(stream);
+                self.inflight += 1;
+                if now >= self.clock.measure {
+                    self.stats[target as usize]
+                        .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
+                }
+            }
+            Err(e) => self.count_error(target, ErrorKind::of(&e), now),
+        }
+    }
+
+    /// A connection failed (or its peer misbehaved): count it, then redial (persistent) or drop
+    /// it (ephemeral).
+    fn fail(&mut self, token: Token, kind: ErrorKind, now: Instant) {
+        let Some(mut c) = self.conns.remove(token) else {
+            return;
+        };
+        if let Some(mut s) = c.stream.take() {
+            let _ = self.registry.deregister(&mut s);
+        }
+        self.count_error(c.target, kind, now);
+        if self.cfg.flavor == Flavor::Ephemeral {
+            self.inflight -= 1;
+            return;
+        }
+        if self.stopping {
+            return;
+        }
+        // A new token for the redialled connection: events of the old socket cannot reach it.
+        let until = now + c.backoff;
+        c.backoff = (c.backoff * 2).min(MAX_BACKOFF);
+        c.state = State::Backoff;
+        c.epoch = c.epoch.wrapping_add(1);
+        let epoch = c.epoch;
+        let token = self.conns.insert(c);
+        self.timers.push(Reverse((until, token.0, epoch)));
+    }
+
+    /// The connect of `token` completed at `now`.
+    fn on_connected(&mut self, token: Token, now: Instant) {
+        let cfg = self.cfg.clone();
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let State::Connecting { started, intended } = c.state else {
+            return;
+        };
+        let target = c.target;
+        if cfg.flavor == Flavor::Ephemeral {
+            if now >= self.clock.measure {
+                self.stats[target as usize]
+                    .record_connect(now.saturating_duration_since(started).as_nanos() as u64);
+            }
+            c.state = State::InFlight {
+                intended,
+                sent_at: started,
+                sent: 0,
+                got: 0,
+            };
+            self.pump(token, now, false);
+            return;
+        }
+        c.state = State::Idle;
+        c.backoff = MIN_BACKOFF;
+        if cfg.closed_loop() {
+            self.send_next(token, now);
+            return;
+        }
+        let reconnect = c.ever_connected;
+        c.ever_connected = true;
+        let pacer = c.pacer.get_or_insert_with(|| {
+            Pacer::phased(cfg.rate, now, c.index as usize, cfg.connections).with_end(self.clock.end)
+        });
+        if reconnect {
+            // Slots that fell due while the connection was down were never sent: count them.
+            let skipped = pacer.skip_to(now);
+            if now >= self.clock.measure {
+                self.stats[target as usize].not_started += skipped;
+            }
+        }
+        self.schedule(token, now);
+    }
+
+    /// Queue the next send of an idle persistent connection, or send it now if it is due.
+    fn schedule(&mut self, token: Token, now: Instant) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let Some(due) = c.pacer.as_ref().and_then(|p| p.next_due()) else {
+            return;
+        };
+        if due <= now {
+            self.send_next(token, now);
+        } else {
+            c.epoch = c.epoch.wrapping_add(1);
+            self.timers.push(Reverse((due, token.0, c.epoch)));
+        }
+    }
+
+    /// Send the next request on an idle persistent connection.
+    fn send_next(&mut self, token: Token, now: Instant) {
+        if self.stopping || now >= self.clock.end {
+            return;
+        }
+        let measure = self.clock.measure;
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let intended = match c.pacer.as_mut() {
+            Some(p) => match p.take(now) {
+                Some(t) => t,
+                None => return,
+            },
+            None => now,
+        };
+        c.seq += 1;
+        c.state = State::InFlight {
+            intended,
+            sent_at: now,
+            sent: 0,
+            got: 0,
+        };
+        if now >= measure {
+            self.stats[c.target as usize]
+                .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
+        }
+        self.pump(token, now, false);
+    }
+
+    /// Move a request forward: write what is unsent, read and check what has come back.
+    fn pump(&mut self, token: Token, now: Instant, read_closed: bool) {
+        let msg = self.cfg.message_bytes;
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let State::InFlight {
+            intended,
+            sent_at,
+            mut sent,
+            mut got,
+        } = c.state
+        else {
+            return;
+        };
+        let Some(stream) = c.stream.as_mut() else {
+            return;
+        };
+        stamp(&mut self.send_buf, c.seq);
+        let outcome: std::result::Result<bool, ErrorKind> = 'io: loop {
+            let mut progress = false;
+            while sent < msg {
+                match stream.write(&self.send_buf[sent..]) {
+                    Ok(0) => break 'io Err(ErrorKind::Reset),
+                    Ok(n) => {
+                        sent += n;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break 'io Err(ErrorKind::of(&e)),
+                }
+            }
+            while got < sent {
+                let want = (sent - got).min(self.recv_buf.len());
+                match stream.read(&mut self.recv_buf[..want]) {
+                    Ok(0) => break 'io Err(ErrorKind::ClosedEarly),
+                    Ok(n) => {
+                        if self.recv_buf[..n] != self.send_buf[got..got + n] {
+                            break 'io Err(ErrorKind::Mismatch);
+                        }
+                        got += n;
+                        progress = true;
+                        if n < want && !read_closed {
+                            // A short read drained the socket; edge-triggered epoll reports more.
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break 'io Err(ErrorKind::of(&e)),
+                }
+            }
+            if got == msg {
+                break Ok(true);
+            }
+            if !progress || sent == msg {
+                break Ok(false);
+            }
+        };
+        match outcome {
+            Err(kind) => self.fail(token, kind, now),
+            Ok(false) => {
+                c.state = State::InFlight {
+                    intended,
+                    sent_at,
+                    sent,
+                    got,
+                }
+            }
+            Ok(true) => {
+                let done = Instant::now();
+                let target = c.target;
+                c.state = State::Idle;
+                self.record(target, intended, sent_at, done);
+                if self.cfg.flavor == Flavor::Ephemeral {
+                    self.finish_ephemeral(token, done);
+                } else if self.cfg.closed_loop() {
+                    self.send_next(token, done);
+                } else {
+                    self.schedule(token, done);
+                }
+            }
+        }
+    }
+
+    fn finish_ephemeral(&mut self, token: Token, now: Instant) {
+        if let Some(mut c) = self.conns.remove(token) {
+            if let Some(mut s) = c.stream.take() {
+                let _ = self.registry.deregister(&mut s);
+            }
+            self.inflight -= 1;
+            if self.cfg.closed_loop() {
+                self.start_ephemeral(c.target, now, now);
+            } else {
+                self.run_ephemeral_pacers(now);
+            }
+        }
+    }
+
+    /// Start every ephemeral request that is due, within the in-flight limit. Returns the next
+    /// due instant, or `None` when nothing can start until a connection finishes.
+    fn run_ephemeral_pacers(&mut self, now: Instant) -> Option<Instant> {
+        if self.stopping {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        for t in 0..self.pacers.len() {
+            loop {
+                if self.inflight >= self.cfg.max_inflight {
+                    return None;
+                }
+                let Some(intended) = self.pacers[t].take(now) else {
+                    break;
+                };
+                self.start_ephemeral(t as u32, intended, now);
+            }
+            if let Some(d) = self.pacers[t].next_due() {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        next
+    }
+
+    fn on_tcp_event(&mut self, token: Token, ev: &Event, now: Instant) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        match c.state {
+            State::Connecting { .. } => {
+                let Some(stream) = c.stream.as_ref() else {
+                    return;
+                };
+                if let Ok(Some(e)) | Err(e) = stream.take_error() {
+                    self.fail(token, ErrorKind::of(&e), now);
+                    return;
+                }
+                match stream.peer_addr() {
+                    Ok(_) => self.on_connected(token, now),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        if ev.is_error() || ev.is_write_closed() {
+                            self.fail(token, ErrorKind::Refused, now);
+                        }
+                    }
+                    Err(e) => self.fail(token, ErrorKind::of(&e), now),
+                }
+            }
+            State::InFlight { .. } => self.pump(token, now, ev.is_read_closed() || ev.is_error()),
+            State::Idle => {
+                if !ev.is_readable() && !ev.is_error() {
+                    return;
+                }
+                // Nothing is owed to us: bytes now are a lying peer, EOF is a close.
+                let Some(stream) = c.stream.as_mut() else {
+                    return;
+                };
+                let mut b = [0u8; 1];
+                match stream.read(&mut b) {
+                    Ok(0) => self.fail(token, ErrorKind::ClosedEarly, now),
+                    Ok(_) => self.fail(token, ErrorKind::Mismatch, now),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => self.fail(token, ErrorKind::of(&e), now),
+                }
+            }
+            State::Backoff => {}
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, tok, epoch))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let token = Token(tok);
+            let Some(c) = self.conns.get_mut(token) else {
+                continue;
+            };
+            if c.epoch != epoch {
+                continue;
+            }
+            match c.state {
+                State::Backoff if !self.stopping && now < self.clock.end => {
+                    self.start_connect(token, now)
+                }
+                State::Idle => self.send_next(token, now),
+                _ => {}
+            }
+        }
+    }
+
+    /// Time out requests and connects older than `--timeout`; expire UDP datagrams.
+    fn sweep(&mut self, now: Instant) {
+        let timeout = self.cfg.timeout;
+        let mut expired = Vec::new();
+        for (tok, c) in self.conns.iter_mut() {
+            let since = match c.state {
+                State::Connecting { started, .. } => started,
+                State::InFlight { sent_at, .. } => sent_at,
+                _ => continue,
+            };
+            if now.saturating_duration_since(since) >= timeout {
+                expired.push(tok);
+            }
+        }
+        for tok in expired {
+            self.fail(tok, ErrorKind::Timeout, now);
+        }
+        for t in 0..self.udp.len() {
+            self.expire_udp(t, now, false);
+        }
+    }
+
+    // ---- UDP ----
+
+    fn expire_udp(&mut self, t: usize, now: Instant, all: bool) {
+        let timeout = self.cfg.timeout;
+        let measure = self.clock.measure;
+        let f = &mut self.udp[t];
+        let s = &mut self.stats[t];
+        while let Some(slot) = f.inflight.front() {
+            let old = all || now.saturating_duration_since(slot.sent_at) >= timeout;
+            if !slot.answered && !old {
+                break;
+            }
+            if !slot.answered && slot.sent_at >= measure {
+                s.lost += 1;
+            }
+            f.inflight.pop_front();
+            f.base += 1;
+        }
+    }
+
+    fn udp_send_due(&mut self, t: usize, now: Instant) {
+        if self.stopping {
+            return;
+        }
+        loop {
+            let f = &mut self.udp[t];
+            let intended = match f.pacer.as_ref() {
+                Some(p) => match p.next_due() {
+                    Some(d) if d <= now => d,
+                    _ => return,
+                },
+                None => {
+                    // Closed loop: one datagram in flight per worker per target.
+                    if now >= self.clock.end || f.inflight.iter().any(|s| !s.answered) {
+                        return;
+                    }
+                    now
+                }
+            };
+            let seq = f.next_seq;
+            let msg = self.cfg.message_bytes;
+            let buf = &mut self.send_buf[..msg];
+            buf[0..4].copy_from_slice(&UDP_MAGIC.to_le_bytes());
+            buf[4..8].copy_from_slice(&(self.id as u32).to_le_bytes());
+            buf[8..16].copy_from_slice(&seq.to_le_bytes());
+            let ts = now.saturating_duration_since(self.clock.t0).as_nanos() as u64;
+            buf[16..24].copy_from_slice(&ts.to_le_bytes());
+            match f.sock.send(buf) {
+                Ok(_) => {
+                    if let Some(p) = f.pacer.as_mut() {
+                        p.take(now);
+                    }
+                    f.next_seq += 1;
+                    f.inflight.push_back(UdpSlot {
+                        intended,
+                        sent_at: now,
+                        answered: false,
+                    });
+                    if now >= self.clock.measure {
+                        self.stats[t].record_start(now.saturating_duration_since(intended).as_nanos() as u64);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // An ICMP error from an earlier datagram surfaces here; this slot is spent.
+                    let paced = match f.pacer.as_mut() {
+                        Some(p) => p.take(now).is_some(),
+                        None => false,
+                    };
+                    self.count_error(t as u32, ErrorKind::of(&e), now);
+                    if !paced {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn udp_recv(&mut self, t: usize) {
+        let msg = self.cfg.message_bytes;
+        loop {
+            let f = &mut self.udp[t];
+            let n = match f.sock.recv(&mut self.recv_buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let now = Instant::now();
+                    self.count_error(t as u32, ErrorKind::of(&e), now);
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let b = &self.recv_buf[..n];
+            let ok_shape = n == msg
+                && b[0..4] == UDP_MAGIC.to_le_bytes()
+                && b[4..8] == (self.id as u32).to_le_bytes()
+                && b[UDP_HEADER_LEN..] == self.send_buf[UDP_HEADER_LEN..msg];
+            if !ok_shape {
+                self.count_error(t as u32, ErrorKind::Mismatch, now);
+                continue;
+            }
+            let seq = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+            let f = &mut self.udp[t];
+            if seq < f.base {
+                // Already expired and counted lost: a late reply, never a success.
+                if now >= self.clock.measure {
+                    self.stats[t].late += 1;
+                }
+                continue;
+            }
+            let idx = (seq - f.base) as usize;
+            let Some(slot) = f.inflight.get_mut(idx) else {
+                self.count_error(t as u32, ErrorKind::Mismatch, now);
+                continue;
+            };
+            if slot.answered {
+                if now >= self.clock.measure {
+                    self.stats[t].duplicate += 1;
+                }
+                continue;
+            }
+            slot.answered = true;
+            let (intended, sent_at) = (slot.intended, slot.sent_at);
+            if f.max_answered.is_some_and(|m| seq < m) {
+                if now >= self.clock.measure {
+                    self.stats[t].reordered += 1;
+                }
+            } else {
+                f.max_answered = Some(seq);
+            }
+            self.record(t as u32, intended, sent_at, now);
+            self.expire_udp(t, now, false);
+            if self.udp[t].pacer.is_none() {
+                self.udp_send_due(t, now);
+            }
+        }
+    }
+
+    // ---- reporting ----
+
+    fn flush(&mut self, upto: Instant) {
+        let cpu = thread_cpu();
+        let iv = Interval {
+            worker: self.id,
+            seq: self.seq,
+            window: upto.saturating_duration_since(self.window_start),
+            stats: self.stats.iter_mut().map(Stats::take).collect(),
+            cpu: cpu.saturating_sub(self.cpu_mark),
+            late_reports: 0,
+        };
+        self.cpu_mark = cpu;
+        self.seq += 1;
+        self.window_start = upto;
+        let iv = match self.folded.take() {
+            Some(mut prev) => {
+                for (a, b) in prev.stats.iter_mut().zip(&iv.stats) {
+                    a.merge(b);
+                }
+                prev.window += iv.window;
+                prev.cpu += iv.cpu;
+                prev.seq = iv.seq;
+                prev.late_reports += 1;
+                prev
+            }
+            None => iv,
+        };
+        match self.tx.try_send(iv) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(iv)) => self.folded = Some(iv),
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        match self.cfg.proto {
+            Proto::Udp => self
+                .udp
+                .iter()
+                .any(|f| f.inflight.iter().any(|s| !s.answered)),
+            Proto::Tcp => self.conns.tokens().iter().any(|&t| {
+                matches!(
+                    self.conns.get(t).map(|c| c.state),
+                    Some(State::InFlight { .. }) | Some(State::Connecting { .. })
+                )
+            }),
+        }
+    }
+}
+
+impl Handler for Worker {
+    fn on_event(&mut self, ev: &Event) {
+        let now = Instant::now();
+        let t = ev.token().0;
+        if t >= FIXED_BASE {
+            let i = t - FIXED_BASE;
+            if i < self.udp.len() {
+                if ev.is_readable() || ev.is_error() {
+                    self.udp_recv(i);
+                }
+                if ev.is_writable() {
+                    self.udp_send_due(i, now);
+                }
+            }
+            return;
+        }
+        self.on_tcp_event(ev.token(), ev, now);
+    }
+
+    fn on_due(&mut self, now: Instant) -> Option<Instant> {
+        self.run_timers(now);
+        let mut next = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        let mut soonest = |d: Option<Instant>| {
+            if let Some(d) = d {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        };
+        if self.cfg.proto == Proto::Tcp && self.cfg.flavor == Flavor::Ephemeral {
+            if self.cfg.closed_loop() {
+                if !self.stopping && now < self.clock.end {
+                    let want = self
+                        .cfg
+                        .max_inflight
+                        .min(self.cfg.connections.max(1) * self.cfg.targets.len());
+                    while self.inflight < want {
+                        let t = (self.inflight % self.cfg.targets.len()) as u32;
+                        let before = self.inflight;
+                        self.start_ephemeral(t, now, now);
+                        if self.inflight == before {
+                            break;
+                        }
+                    }
+                }
+            } else {
+                soonest(self.run_ephemeral_pacers(now));
+            }
+        }
+        for t in 0..self.udp.len() {
+            self.udp_send_due(t, now);
+            if !self.stopping {
+                soonest(self.udp[t].pacer.as_ref().and_then(|p| p.next_due()));
+            }
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + sweep_period(self.cfg.timeout);
+        }
+        soonest(Some(self.next_sweep));
+        if now >= self.next_flush && self.next_flush < self.clock.end {
+            let upto = self.next_flush;
+            self.flush(upto);
+            self.next_flush = upto + self.cfg.interval;
+        }
+        if self.next_flush < self.clock.end {
+            soonest(Some(self.next_flush));
+        }
+        next
+    }
+
+    fn on_stop(&mut self, now: Instant) -> Instant {
+        self.stopping = true;
+        let end = now.min(self.clock.end);
+        // Slots that were due but never sent are counted, not silently dropped.
+        if now >= self.clock.measure {
+            for (t, p) in self.pacers.iter().enumerate() {
+                self.stats[t].not_started += p.backlog(end);
+            }
+            for (t, f) in self.udp.iter().enumerate() {
+                if let Some(p) = &f.pacer {
+                    self.stats[t].not_started += p.backlog(end);
+                }
+            }
+            let mut backlog = vec![0u64; self.stats.len()];
+            for (_, c) in self.conns.iter_mut() {
+                if let Some(p) = &c.pacer {
+                    backlog[c.target as usize] += p.backlog(end);
+                }
+            }
+            for (s, b) in self.stats.iter_mut().zip(backlog) {
+                s.not_started += b;
+            }
+        }
+        now + self.cfg.timeout.min(MAX_DRAIN)
+    }
+
+    fn is_drained(&self) -> bool {
+        !self.in_flight()
+    }
+
+    fn on_exit(&mut self, now: Instant) {
+        // Requests still unanswered when the run ends are counted lost, never dropped.
+        for t in 0..self.udp.len() {
+            self.expire_udp(t, now, true);
+        }
+        let measure = self.clock.measure;
+        let mut unanswered = vec![0u64; self.stats.len()];
+        for (_, c) in self.conns.iter_mut() {
+            if let State::InFlight { sent_at, .. } = c.state {
+                if sent_at >= measure {
+                    unanswered[c.target as usize] += 1;
+                }
+            }
+        }
+        for (s, n) in self.stats.iter_mut().zip(unanswered) {
+            s.lost += n;
+        }
+        for tok in self.conns.tokens() {
+            if let Some(mut c) = self.conns.remove(tok) {
+                if let Some(mut s) = c.stream.take() {
+                    let _ = self.registry.deregister(&mut s);
+                }
+            }
+        }
+        if now >= self.clock.measure {
+            let upto = now.min(self.clock.end).max(self.window_start);
+            self.flush(upto);
+        }
+        if let Some(iv) = self.folded.take() {
+            let _ = self.tx.send_timeout(iv, Duration::from_secs(1));
+        }
+    }
+}
+
+/// Start the run: one `Worker` per planned worker, plus the reporter printing to `out`.
+/// Returns once every worker is running.
+pub struct Run {
+    workers: reactor::Workers,
+    reporter: std::thread::JoinHandle<crate::report::Summary>,
+    /// The shared instants of the run.
+    pub clock: Clock,
+}
+
+impl Run {
+    /// Start workers and reporter.
+    pub fn start<W: Write + Send + 'static>(
+        cfg: ConnectConfig,
+        report: crate::report::ReportConfig,
+        plan: &crate::affinity::Plan,
+        shutdown: &reactor::Shutdown,
+        loop_opts: reactor::LoopOptions,
+        out: W,
+    ) -> Result<Run> {
+        let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
+        let reporter = std::thread::Builder::new()
+            .name("connperf-report".into())
+            .spawn(move || crate::report::run_reporter(&report, rx, out))
+            .map_err(Error::Spawn)?;
+        let cfg = Arc::new(cfg);
+        let clock = Clock::new(&cfg, Instant::now());
+        let n = plan.workers;
+        let workers = reactor::spawn(plan, shutdown, loop_opts, |i, registry| {
+            Worker::new(i, n, registry, cfg.clone(), clock, tx.clone())
+        })?;
+        drop(tx);
+        Ok(Run {
+            workers,
+            reporter,
+            clock,
+        })
+    }
+
+    /// Wait for the workers (after shutdown) and the reporter's summary.
+    pub fn join(self) -> Result<crate::report::Summary> {
+        let r = self.workers.join();
+        let summary = self
+            .reporter
+            .join()
+            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
+        r.map(|_| summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_fits_any_message_size() {
+        let mut b = pattern(3);
+        stamp(&mut b, 0x0102_0304);
+        assert_eq!(b, vec![4, 3, 2]);
+        let mut b = pattern(10);
+        stamp(&mut b, 1);
+        assert_eq!(&b[..9], &[1, 0, 0, 0, 0, 0, 0, 0, b'i']);
+    }
+
+    #[test]
+    fn fds_needed_by_mode() {
+        let mut c = ConnectConfig {
+            targets: vec![
+                Target {
+                    name: "a".into(),
+                    addr: "127.0.0.1:1".parse().unwrap()
+                };
+                2
+            ],
+            connections: 100,
+            ..Default::default()
+        };
+        assert_eq!(c.fds_needed(2), 200);
+        c.proto = Proto::Udp;
+        assert_eq!(c.fds_needed(2), 4);
+    }
+}

@@ -1,0 +1,645 @@
+//! `connperf serve`: the echo server.
+//!
+//! Each worker owns one `SO_REUSEPORT` TCP listener and one `SO_REUSEPORT` UDP socket per listen
+//! address, so the kernel spreads connections and datagrams over the workers, plus the TCP
+//! connections it accepted. Bytes are echoed from one buffer per worker; a connection holds a
+//! buffer only while the peer is not reading its echo, and then the server stops reading that
+//! connection (backpressure), so a peer can never make it hold more than one read's worth.
+//! Leaves to others: argument parsing (`cli`), printing (`report`), the loop (`reactor`).
+
+use crate::reactor::{self, fixed_token, Handler, Slab, FIXED_BASE};
+use crate::report::{ServerCounters, ServerSnapshot};
+use crate::{Error, Result};
+use crossbeam_channel::Sender;
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Size of each worker's echo buffer: the largest UDP payload (65,527 bytes over IPv6) fits, and
+/// TCP reads of this size keep syscalls per byte low.
+const BUF_LEN: usize = 64 * 1024;
+/// Pause before retrying `accept` after EMFILE/ENFILE: the queued connection stays queued, and
+/// retrying at once would spin a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// TCP Fast Open queue length for listeners (tcp(7), TCP_FASTOPEN).
+const FASTOPEN_QLEN: libc::c_int = 256;
+
+/// Which protocols `serve` listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    Tcp,
+    Udp,
+    All,
+}
+
+impl Protocols {
+    fn tcp(self) -> bool {
+        self != Protocols::Udp
+    }
+    fn udp(self) -> bool {
+        self != Protocols::Tcp
+    }
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Addresses to listen on; port 0 picks a free port (the same for all workers and both
+    /// protocols of that address).
+    pub addrs: Vec<SocketAddr>,
+    pub protocols: Protocols,
+    /// Close connections beyond this many open at once (counted as rejected).
+    pub max_connections: Option<u64>,
+    /// Close connections idle this long.
+    pub idle_timeout: Option<Duration>,
+    /// Print counters every interval (else only at shutdown).
+    pub interval: Option<Duration>,
+    /// Listen backlog.
+    pub backlog: i32,
+    /// SO_BUSY_POLL microseconds on accepted sockets.
+    pub busy_poll_us: Option<u32>,
+    /// JSON Lines output.
+    pub jsonlines: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            addrs: vec![SocketAddr::from(([0, 0, 0, 0], 9100))],
+            protocols: Protocols::All,
+            max_connections: None,
+            idle_timeout: None,
+            interval: None,
+            backlog: 4096,
+            busy_poll_us: None,
+            jsonlines: false,
+        }
+    }
+}
+
+/// The sockets one worker will own.
+pub struct WorkerSockets {
+    listeners: Vec<TcpListener>,
+    udps: Vec<UdpSocket>,
+}
+
+/// What binding found: the bound addresses (port 0 resolved) and each worker's sockets.
+pub struct Bound {
+    /// The addresses actually bound, in `--listen-addr` order.
+    pub addrs: Vec<SocketAddr>,
+    /// One entry per worker.
+    pub sockets: Vec<WorkerSockets>,
+    /// Set when TCP_FASTOPEN could not be enabled (a warning, not an error).
+    pub fastopen_failed: Option<io::Error>,
+}
+
+fn bind_tcp(
+    addr: SocketAddr,
+    backlog: i32,
+    fastopen_failed: &mut Option<io::Error>,
+) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    if let Err(e) = reactor::set_int_opt(&s, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, FASTOPEN_QLEN) {
+        fastopen_failed.get_or_insert(e);
+    }
+    Ok(TcpListener::from_std(s.into()))
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(s.into()))
+}
+
+/// Bind every address for every worker. Port 0 is resolved by the first socket bound for that
+/// address, and the other workers and the other protocol reuse that port.
+pub fn bind(cfg: &ServeConfig, workers: usize) -> Result<Bound> {
+    let mut sockets: Vec<WorkerSockets> = (0..workers)
+        .map(|_| WorkerSockets {
+            listeners: Vec::new(),
+            udps: Vec::new(),
+        })
+        .collect();
+    let mut addrs = Vec::with_capacity(cfg.addrs.len());
+    let mut fastopen_failed = None;
+    for &want in &cfg.addrs {
+        let mut addr = want;
+        for ws in sockets.iter_mut() {
+            if cfg.protocols.tcp() {
+                let l = bind_tcp(addr, cfg.backlog, &mut fastopen_failed)
+                    .map_err(|source| Error::Bind { addr, source })?;
+                if addr.port() == 0 {
+                    addr = l
+                        .local_addr()
+                        .map_err(|source| Error::Bind { addr, source })?;
+                }
+                ws.listeners.push(l);
+            }
+            if cfg.protocols.udp() {
+                let u = bind_udp(addr).map_err(|source| Error::Bind { addr, source })?;
+                if addr.port() == 0 {
+                    addr = u
+                        .local_addr()
+                        .map_err(|source| Error::Bind { addr, source })?;
+                }
+                ws.udps.push(u);
+            }
+        }
+        addrs.push(addr);
+    }
+    Ok(Bound {
+        addrs,
+        sockets,
+        fastopen_failed,
+    })
+}
+
+/// State shared by all workers of one server, touched only on accept and close.
+#[derive(Default)]
+pub struct Shared {
+    /// Connections open across all workers (for `--max-connections`).
+    pub open: AtomicU64,
+    /// Set once the "out of file descriptors" warning has been printed.
+    fd_warned: AtomicBool,
+}
+
+struct EchoConn {
+    stream: TcpStream,
+    /// Echo bytes the peer has not taken yet; empty (and unallocated) almost always.
+    pending: Vec<u8>,
+    pending_off: usize,
+    last_active: Instant,
+}
+
+enum Step {
+    Continue,
+    Close,
+}
+
+/// One worker of the echo server.
+pub struct EchoWorker {
+    id: usize,
+    registry: Registry,
+    cfg: Arc<ServeConfig>,
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    udps: Vec<UdpSocket>,
+    udp_pending: Vec<Option<(Vec<u8>, SocketAddr)>>,
+    conns: Slab<EchoConn>,
+    buf: Box<[u8]>,
+    counters: ServerCounters,
+    tx: Sender<ServerSnapshot>,
+    seq: u64,
+    next_report: Option<Instant>,
+    accept_paused_until: Option<Instant>,
+    next_sweep: Option<Instant>,
+    stopping: bool,
+}
+
+impl EchoWorker {
+    /// A worker owning `sockets`, registered with `registry`.
+    pub fn new(
+        id: usize,
+        registry: &Registry,
+        sockets: WorkerSockets,
+        cfg: Arc<ServeConfig>,
+        shared: Arc<Shared>,
+        tx: Sender<ServerSnapshot>,
+        start: Instant,
+    ) -> Result<EchoWorker> {
+        let registry = registry.try_clone().map_err(Error::Poll)?;
+        let WorkerSockets {
+            mut listeners,
+            mut udps,
+        } = sockets;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            registry
+                .register(l, fixed_token(i), Interest::READABLE)
+                .map_err(Error::Poll)?;
+        }
+        let base = listeners.len();
+        for (j, u) in udps.iter_mut().enumerate() {
+            registry
+                .register(
+                    u,
+                    fixed_token(base + j),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(Error::Poll)?;
+        }
+        let udp_pending = (0..udps.len()).map(|_| None).collect();
+        Ok(EchoWorker {
+            id,
+            registry,
+            next_report: cfg.interval.map(|i| start + i),
+            next_sweep: cfg.idle_timeout.map(|t| start + sweep_period(t)),
+            cfg,
+            shared,
+            listeners,
+            udps,
+            udp_pending,
+            conns: Slab::new(),
+            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
+            counters: ServerCounters::default(),
+            tx,
+            seq: 0,
+            accept_paused_until: None,
+            stopping: false,
+        })
+    }
+
+    fn accept(&mut self, li: usize, now: Instant) {
+        if self.stopping || self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let res = match self.listeners.get(li) {
+                Some(l) => l.accept(),
+                None => return,
+            };
+            match res {
+                Ok((stream, _)) => {
+                    self.counters.accepted += 1;
+                    let open = self.shared.open.fetch_add(1, Ordering::Relaxed) + 1;
+                    if self.cfg.max_connections.is_some_and(|m| open > m) {
+                        self.shared.open.fetch_sub(1, Ordering::Relaxed);
+                        self.counters.rejected += 1;
+                        self.counters.closed += 1;
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    if let Some(us) = self.cfg.busy_poll_us {
+                        let _ = socket2::SockRef::from(&stream).set_busy_poll(us);
+                    }
+                    let token = self.conns.insert(EchoConn {
+                        stream,
+                        pending: Vec::new(),
+                        pending_off: 0,
+                        last_active: now,
+                    });
+                    let c = self.conns.get_mut(token).expect("just inserted");
+                    if self
+                        .registry
+                        .register(
+                            &mut c.stream,
+                            token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        self.counters.io_errors += 1;
+                        self.close(token);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE)
+                            | Some(libc::ENFILE)
+                            | Some(libc::ENOBUFS)
+                            | Some(libc::ENOMEM)
+                    ) {
+                        self.counters.accept_fd_limit += 1;
+                        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                        if !self.shared.fd_warned.swap(true, Ordering::Relaxed) {
+                            eprintln!(
+                                "connperf: warning: out of file descriptors accepting connections ({e}); \
+                                 backing off, counted as accept_fd_limit. Raise `ulimit -n` or use --max-connections"
+                            );
+                        }
+                        return;
+                    }
+                    // ECONNABORTED and friends: the connection died in the queue.
+                    self.counters.accept_errors += 1;
+                }
+            }
+        }
+    }
+
+    fn on_conn(&mut self, token: Token, ev: &Event) {
+        let read_closed = ev.is_read_closed() || ev.is_error();
+        let step = match self.conns.get_mut(token) {
+            Some(c) => echo_tcp(
+                c,
+                &mut self.buf,
+                &mut self.counters,
+                read_closed,
+                self.cfg.idle_timeout.is_some(),
+            ),
+            None => return,
+        };
+        if let Step::Close = step {
+            self.close(token);
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut c) = self.conns.remove(token) {
+            let _ = self.registry.deregister(&mut c.stream);
+            self.counters.closed += 1;
+            self.shared.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_udp(&mut self, j: usize) {
+        let (Some(sock), Some(pending)) = (self.udps.get(j), self.udp_pending.get_mut(j)) else {
+            return;
+        };
+        let c = &mut self.counters;
+        loop {
+            if let Some((data, to)) = pending.as_ref() {
+                match sock.send_to(data, *to) {
+                    Ok(_) => {
+                        c.udp_datagrams += 1;
+                        c.udp_bytes += data.len() as u64;
+                        *pending = None;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        c.io_errors += 1;
+                        *pending = None;
+                    }
+                }
+            }
+            match sock.recv_from(&mut self.buf) {
+                Ok((n, from)) => match sock.send_to(&self.buf[..n], from) {
+                    Ok(_) => {
+                        c.udp_datagrams += 1;
+                        c.udp_bytes += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Keep this one reply and stop reading until the socket drains.
+                        *pending = Some((self.buf[..n].to_vec(), from));
+                        return;
+                    }
+                    Err(_) => c.io_errors += 1,
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => c.io_errors += 1,
+            }
+        }
+    }
+
+    fn sweep_idle(&mut self, now: Instant) {
+        let Some(t) = self.cfg.idle_timeout else {
+            return;
+        };
+        let idle: Vec<Token> = self
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| now.saturating_duration_since(c.last_active) >= t)
+            .map(|(tok, _)| tok)
+            .collect();
+        for tok in idle {
+            self.counters.idle_closed += 1;
+            self.close(tok);
+        }
+    }
+
+    fn send_snapshot(&mut self, last: bool) {
+        let snap = ServerSnapshot {
+            worker: self.id,
+            seq: self.seq,
+            counters: self.counters,
+            last,
+        };
+        // The reporter never falls far behind; if it did, the next snapshot is cumulative anyway.
+        let _ = self.tx.try_send(snap);
+        self.seq += 1;
+    }
+}
+
+fn sweep_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Echo what the connection has to give. Returns `Close` when it should be closed.
+fn echo_tcp(
+    c: &mut EchoConn,
+    buf: &mut [u8],
+    counters: &mut ServerCounters,
+    read_closed: bool,
+    track_idle: bool,
+) -> Step {
+    if track_idle {
+        c.last_active = Instant::now();
+    }
+    loop {
+        // Backpressure: while echo bytes are unsent, read nothing.
+        while c.pending_off < c.pending.len() {
+            match c.stream.write(&c.pending[c.pending_off..]) {
+                Ok(0) => return Step::Close,
+                Ok(n) => {
+                    c.pending_off += n;
+                    counters.tcp_bytes += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return fail(counters, &e),
+            }
+        }
+        if !c.pending.is_empty() {
+            c.pending = Vec::new();
+            c.pending_off = 0;
+        }
+        let n = match c.stream.read(buf) {
+            Ok(0) => return Step::Close,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return fail(counters, &e),
+        };
+        counters.tcp_reads += 1;
+        let mut off = 0;
+        while off < n {
+            match c.stream.write(&buf[off..n]) {
+                Ok(0) => return Step::Close,
+                Ok(w) => {
+                    off += w;
+                    counters.tcp_bytes += w as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.pending = buf[off..n].to_vec();
+                    c.pending_off = 0;
+                    return Step::Continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return fail(counters, &e),
+            }
+        }
+        // A short read took everything the socket held; with edge-triggered epoll any later
+        // arrival (data or FIN) raises a new event, so skip the read that would say WouldBlock.
+        // If this event already carried the FIN, read on to see the end of stream.
+        if n < buf.len() && !read_closed {
+            return Step::Continue;
+        }
+    }
+}
+
+fn fail(counters: &mut ServerCounters, e: &io::Error) -> Step {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => counters.resets += 1,
+        _ => counters.io_errors += 1,
+    }
+    Step::Close
+}
+
+impl Handler for EchoWorker {
+    fn on_event(&mut self, ev: &Event) {
+        let t = ev.token().0;
+        if t >= FIXED_BASE {
+            let i = t - FIXED_BASE;
+            if i < self.listeners.len() {
+                self.accept(i, Instant::now());
+            } else {
+                self.on_udp(i - self.listeners.len());
+            }
+        } else {
+            self.on_conn(ev.token(), ev);
+        }
+    }
+
+    fn on_due(&mut self, now: Instant) -> Option<Instant> {
+        if let Some(t) = self.accept_paused_until {
+            if now >= t {
+                self.accept_paused_until = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i, now);
+                }
+            }
+        }
+        if let Some(t) = self.next_report {
+            if now >= t {
+                self.send_snapshot(false);
+                let iv = self.cfg.interval.expect("next_report implies an interval");
+                let mut next = t + iv;
+                while next <= now {
+                    next += iv;
+                }
+                self.next_report = Some(next);
+            }
+        }
+        if let Some(t) = self.next_sweep {
+            if now >= t {
+                self.sweep_idle(now);
+                self.next_sweep = self.cfg.idle_timeout.map(|i| now + sweep_period(i));
+            }
+        }
+        [self.accept_paused_until, self.next_report, self.next_sweep]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn on_stop(&mut self, now: Instant) -> Instant {
+        self.stopping = true;
+        for mut l in self.listeners.drain(..) {
+            let _ = self.registry.deregister(&mut l);
+        }
+        for tok in self.conns.tokens() {
+            self.close(tok);
+        }
+        now
+    }
+
+    fn is_drained(&self) -> bool {
+        true
+    }
+
+    fn on_exit(&mut self, _now: Instant) {
+        self.send_snapshot(true);
+    }
+}
+
+/// A running server: its bound addresses, the workers, and the reporter.
+pub struct Server {
+    /// Addresses bound, port 0 resolved.
+    pub addrs: Vec<SocketAddr>,
+    workers: reactor::Workers,
+    reporter: std::thread::JoinHandle<ServerCounters>,
+}
+
+impl Server {
+    /// Bind and start `plan.workers` workers; counters go to `out`.
+    pub fn start<W: Write + Send + 'static>(
+        cfg: ServeConfig,
+        plan: &crate::affinity::Plan,
+        shutdown: &reactor::Shutdown,
+        loop_opts: reactor::LoopOptions,
+        out: W,
+    ) -> Result<Server> {
+        let bound = bind(&cfg, plan.workers)?;
+        if let Some(e) = &bound.fastopen_failed {
+            eprintln!("connperf: warning: TCP_FASTOPEN not enabled on listeners: {e}");
+        }
+        let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
+        let workers_n = plan.workers;
+        let jsonlines = cfg.jsonlines;
+        let interval_rows = cfg.interval.is_some();
+        let reporter = std::thread::Builder::new()
+            .name("connperf-report".into())
+            .spawn(move || {
+                crate::report::run_server_reporter(workers_n, jsonlines, interval_rows, rx, out)
+            })
+            .map_err(Error::Spawn)?;
+        let cfg = Arc::new(cfg);
+        let shared = Arc::new(Shared::default());
+        let start = Instant::now();
+        let mut sockets = bound.sockets.into_iter();
+        let workers = reactor::spawn(plan, shutdown, loop_opts, |i, registry| {
+            let s = sockets.next().expect("one socket set per worker");
+            EchoWorker::new(
+                i,
+                registry,
+                s,
+                cfg.clone(),
+                shared.clone(),
+                tx.clone(),
+                start,
+            )
+        })?;
+        drop(tx);
+        Ok(Server {
+            addrs: bound.addrs,
+            workers,
+            reporter,
+        })
+    }
+
+    /// Wait for the workers (after `Shutdown::trigger`) and the reporter; returns the totals.
+    pub fn join(self) -> Result<ServerCounters> {
+        let r = self.workers.join();
+        let totals = self
+            .reporter
+            .join()
+            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
+        r.map(|_| totals)
+    }
+}

@@ -1,0 +1,91 @@
+//! connperf: a TCP/UDP connection load generator and echo server.
+//!
+//! Thread-per-core, epoll through `mio`, no async runtime. Each worker thread is pinned to a core
+//! and owns its own `mio::Poll` and its shard of the sockets; nothing is shared between workers on
+//! the hot path. Workers hand per-interval snapshots (HdrHistograms and counters) over a bounded
+//! channel to one reporter thread, which merges and prints.
+//!
+//! ```text
+//! argv ─argh─▶ cli::Args ─into_config()─▶ ConnectConfig | ServeConfig   (all validation happens here)
+//!                         │ rlimit::raise_nofile(), affinity::plan(workers)
+//!                         ▼
+//!   worker i (thread connperf-w{i}, pinned): Poll + Waker, Slab<Conn>, Pacer, Recorder
+//!                         │ every interval: Interval { worker, seq, stats, counters }
+//!                         ▼ bounded crossbeam channel (try_send only)
+//!   reporter (connperf-report): merge per seq ─▶ stdout (table | --jsonlines) ─▶ totals at end
+//! ctrl-c / --duration elapsed / test ─▶ Shutdown::trigger(): sets the flag and wakes every worker
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+pub mod affinity;
+pub mod cli;
+pub mod driver;
+pub mod echo;
+pub mod pacing;
+pub mod reactor;
+pub mod report;
+pub mod rlimit;
+
+/// Everything that can stop connperf before or while it starts work.
+///
+/// Per-connection failures never become an `Error`: they are counted by kind in the reports.
+#[derive(Debug)]
+pub enum Error {
+    /// A bad flag value, address or file: the message names it.
+    Config(String),
+    /// Binding a listening socket failed.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// Creating or driving a `mio::Poll` failed.
+    Poll(io::Error),
+    /// Pinning a worker to the core that `--cpus` asked for failed.
+    Pin { core: usize },
+    /// Reading or raising `RLIMIT_NOFILE` failed.
+    Rlimit(io::Error),
+    /// A worker thread panicked; its results are lost.
+    WorkerPanicked { id: usize },
+    /// Spawning a thread failed.
+    Spawn(io::Error),
+    /// Any other I/O failure during setup, with what was being done.
+    Io { what: String, source: io::Error },
+}
+
+impl Error {
+    /// Exit status for this error: 2 for usage and configuration mistakes, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(msg) => f.write_str(msg),
+            Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Poll(e) => write!(f, "event loop failed: {e}"),
+            Error::Pin { core } => write!(f, "cannot pin a worker to core {core}"),
+            Error::Rlimit(e) => write!(f, "cannot read or raise the open-file limit: {e}"),
+            Error::WorkerPanicked { id } => write!(f, "worker {id} panicked"),
+            Error::Spawn(e) => write!(f, "cannot start a thread: {e}"),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Poll(e) | Error::Rlimit(e) | Error::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,592 @@
+//! The event loop of one worker thread, shared by the echo server and the load generator.
+//!
+//! Owns: the `mio::Poll` turn (poll timeout from the nearest deadline, a `timerfd` for deadlines
+//! finer than epoll's milliseconds), the stop `Waker`, the generation-checked `Slab` that maps
+//! tokens to connections, the `Handler` trait that `echo` and `driver` implement, spawning and
+//! pinning the worker threads, and `Shutdown`.
+//! Leaves to others: what a connection does (`echo`, `driver`), pacing policy, output.
+
+use crate::affinity::Plan;
+use crate::{Error, Result};
+use mio::event::Event;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Token of the worker's stop waker.
+pub const WAKER: Token = Token(usize::MAX);
+/// Token of the worker's deadline timer.
+pub const TIMER: Token = Token(usize::MAX - 1);
+/// Tokens from here up (below `TIMER`) are for a handler's fixed sockets: listeners, UDP sockets.
+/// Slab tokens stay below 2^63, far under this.
+pub const FIXED_BASE: usize = usize::MAX - (1 << 20);
+
+/// Events taken per `poll`: enough to batch 1,000 busy connections in one call, small enough to
+/// stay in cache.
+const EVENTS_CAPACITY: usize = 1024;
+/// A deadline closer than this is run by polling without sleeping: arming a timer and sleeping
+/// costs more (two syscalls and a wakeup of ~50 µs on a VM) than the wait itself.
+const SPIN_BELOW: Duration = Duration::from_micros(50);
+/// Timer slack for worker threads: the default 50 µs would blur paced sends at high rates.
+const TIMER_SLACK_NS: libc::c_ulong = 1_000;
+
+/// The token of a fixed socket number `i` of a handler (listener or UDP socket).
+pub fn fixed_token(i: usize) -> Token {
+    Token(FIXED_BASE + i)
+}
+
+/// What a worker's loop drives. Implemented by `echo::EchoWorker` and `driver::Worker`.
+pub trait Handler {
+    /// A readiness event for one of the handler's sockets (never `WAKER` or `TIMER`).
+    fn on_event(&mut self, event: &Event);
+    /// Run whatever is due at `now`; return the next instant something will be due.
+    fn on_due(&mut self, now: Instant) -> Option<Instant>;
+    /// Shutdown began: stop starting new work. Returns how long to keep serving what is in flight.
+    fn on_stop(&mut self, now: Instant) -> Instant;
+    /// True when nothing is in flight any more, so the loop may end before the drain deadline.
+    fn is_drained(&self) -> bool;
+    /// The loop ended: flush final reports.
+    fn on_exit(&mut self, now: Instant);
+}
+
+/// Connections indexed by token, with a generation in each token so that an event for a freed
+/// slot can never reach the connection that reuses it.
+#[derive(Debug)]
+pub struct Slab<T> {
+    entries: Vec<Entry<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    gen: u32,
+    val: Option<T>,
+}
+
+/// Generation bits are kept below 31 so every slab token stays under 2^63 (< `FIXED_BASE`).
+const GEN_MASK: u32 = (1 << 31) - 1;
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Slab<T> {
+    /// An empty slab.
+    pub fn new() -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no entry is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Store `val` and return its token.
+    pub fn insert(&mut self, val: T) -> Token {
+        self.len += 1;
+        if let Some(idx) = self.free.pop() {
+            let e = &mut self.entries[idx as usize];
+            e.val = Some(val);
+            return encode(idx, e.gen);
+        }
+        let idx =
+            u32::try_from(self.entries.len()).expect("fewer than 2^32 connections per worker");
+        self.entries.push(Entry {
+            gen: 0,
+            val: Some(val),
+        });
+        encode(idx, 0)
+    }
+
+    /// Look up a token; `None` if the slot was freed since the token was issued.
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
+        let (idx, gen) = decode(token);
+        match self.entries.get_mut(idx) {
+            Some(e) if e.gen == gen => e.val.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// Shared lookup, as `get_mut`.
+    pub fn get(&self, token: Token) -> Option<&T> {
+        let (idx, gen) = decode(token);
+        match self.entries.get(idx) {
+            Some(e) if e.gen == gen => e.val.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Free a token's slot and return its value. The slot's generation moves on, so the old token
+    /// (and any event queued with it) no longer matches.
+    pub fn remove(&mut self, token: Token) -> Option<T> {
+        let (idx, gen) = decode(token);
+        let e = self.entries.get_mut(idx)?;
+        if e.gen != gen {
+            return None;
+        }
+        let val = e.val.take()?;
+        e.gen = (e.gen + 1) & GEN_MASK;
+        self.free.push(idx as u32);
+        self.len -= 1;
+        Some(val)
+    }
+
+    /// Tokens of all live entries.
+    pub fn tokens(&self) -> Vec<Token> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.val.is_some())
+            .map(|(i, e)| encode(i as u32, e.gen))
+            .collect()
+    }
+
+    /// Iterate over live entries with their tokens.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
+        self.entries
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, e)| e.val.as_mut().map(|v| (encode(i as u32, e.gen), v)))
+    }
+}
+
+fn encode(idx: u32, gen: u32) -> Token {
+    Token(((gen as usize) << 32) | idx as usize)
+}
+
+fn decode(token: Token) -> (usize, u32) {
+    (token.0 & 0xffff_ffff, ((token.0 >> 32) as u32) & GEN_MASK)
+}
+
+/// Stop signal shared by the ctrl-c handler, the duration timer and tests.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Default)]
+struct ShutdownInner {
+    flag: AtomicBool,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Shutdown {
+    /// A shutdown that has not been triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask every worker to stop, and wake those sleeping in `poll`.
+    pub fn trigger(&self) {
+        self.inner.flag.store(true, Ordering::Release);
+        for w in self
+            .inner
+            .wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            // A failed wake only means the eventfd is full, so a wake is already pending.
+            let _ = w.wake();
+        }
+        *self.inner.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.inner.cv.notify_all();
+    }
+
+    /// True once `trigger` ran.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.flag.load(Ordering::Acquire)
+    }
+
+    /// Wait until triggered or `timeout` passes; true if triggered.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut done = self.inner.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            done = self
+                .inner
+                .cv
+                .wait_timeout(done, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn add_waker(&self, w: Arc<Waker>) {
+        self.inner
+            .wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(w);
+        // A trigger that raced with registration must still reach this worker.
+        if self.is_triggered() {
+            let _ = self
+                .inner
+                .wakers
+                .lock()
+                .map(|v| v.iter().for_each(|w| drop(w.wake())));
+        }
+    }
+}
+
+/// A `timerfd` armed for the nearest deadline, so that deadlines finer than epoll's millisecond
+/// timeout are met (see timerfd_create(2)).
+struct Timer {
+    fd: OwnedFd,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> io::Result<Timer> {
+        // SAFETY: timerfd_create has no memory arguments; on success we own the returned fd.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Timer { fd, armed: None })
+    }
+
+    fn arm(&mut self, deadline: Instant, now: Instant) {
+        if self.armed == Some(deadline) {
+            return;
+        }
+        let d = deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: spec is a valid itimerspec on our stack; old_value may be null.
+        let rc =
+            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if rc == 0 {
+            self.armed = Some(deadline);
+        }
+    }
+
+    fn clear(&mut self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reading at most 8 bytes into an 8-byte buffer we own.
+        let _ = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        self.armed = None;
+    }
+}
+
+/// Options of the loop itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopOptions {
+    /// Never sleep in `poll` (`--spin`): lowest latency, one core at 100 %.
+    pub spin: bool,
+}
+
+/// Run one worker's loop until shutdown has been triggered and the handler has drained.
+pub fn run<H: Handler>(
+    poll: &mut Poll,
+    handler: &mut H,
+    shutdown: &Shutdown,
+    opts: LoopOptions,
+) -> io::Result<()> {
+    let mut events = Events::with_capacity(EVENTS_CAPACITY);
+    let mut timer = Timer::new()?;
+    poll.registry().register(
+        &mut SourceFd(&timer.fd.as_raw_fd()),
+        TIMER,
+        Interest::READABLE,
+    )?;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if drain_until.is_none() && shutdown.is_triggered() {
+            drain_until = Some(handler.on_stop(now));
+        }
+        let mut next = handler.on_due(now);
+        if let Some(d) = drain_until {
+            if now >= d || handler.is_drained() {
+                break;
+            }
+            next = Some(next.map_or(d, |n| n.min(d)));
+        }
+        let timeout = if opts.spin {
+            Some(Duration::ZERO)
+        } else {
+            match next {
+                None => None,
+                Some(d) if d <= now + SPIN_BELOW => Some(Duration::ZERO),
+                Some(d) => {
+                    timer.arm(d, now);
+                    None
+                }
+            }
+        };
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                TIMER => timer.clear(),
+                _ => handler.on_event(ev),
+            }
+        }
+    }
+    handler.on_exit(Instant::now());
+    Ok(())
+}
+
+/// Set an integer socket option that socket2 does not wrap (TCP_FASTOPEN,
+/// IP_BIND_ADDRESS_NO_PORT).
+pub fn set_int_opt(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads one c_int from a live stack variable of exactly that size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Running worker threads.
+pub struct Workers {
+    handles: Vec<JoinHandle<Result<()>>>,
+}
+
+/// Build one handler per worker (on this thread, so bind errors surface here), then start a
+/// thread per worker named `connperf-w{i}`, pinned as `plan` says. Returns once every worker is
+/// pinned and running; a failed pin that `--cpus` asked for stops all of them and is an error.
+pub fn spawn<H, F>(
+    plan: &Plan,
+    shutdown: &Shutdown,
+    opts: LoopOptions,
+    mut make: F,
+) -> Result<Workers>
+where
+    H: Handler + Send + 'static,
+    F: FnMut(usize, &Registry) -> Result<H>,
+{
+    let mut built = Vec::with_capacity(plan.workers);
+    for i in 0..plan.workers {
+        let poll = Poll::new().map_err(Error::Poll)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Poll)?);
+        let handler = make(i, poll.registry())?;
+        built.push((poll, waker, handler));
+    }
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<(usize, bool)>();
+    let (go_tx, go_rx) = crossbeam_channel::bounded::<bool>(plan.workers);
+    let mut handles = Vec::with_capacity(plan.workers);
+    for (i, (mut poll, waker, mut handler)) in built.into_iter().enumerate() {
+        shutdown.add_waker(waker);
+        let core = plan.core_for(i);
+        let strict = plan.strict;
+        let ready_tx = ready_tx.clone();
+        let go_rx = go_rx.clone();
+        let shutdown = shutdown.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("connperf-w{i}"))
+            .spawn(move || -> Result<()> {
+                let pinned = core.is_none_or(crate::affinity::pin_current);
+                if let (Some(c), false) = (core, pinned) {
+                    if !strict {
+                        eprintln!("connperf: warning: could not pin worker {i} to core {c}; it runs unpinned");
+                    }
+                }
+                // SAFETY: prctl(PR_SET_TIMERSLACK) takes plain integers and affects only this thread.
+                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0) };
+                let _ = ready_tx.send((i, pinned || !strict));
+                if !go_rx.recv().unwrap_or(false) {
+                    return Ok(());
+                }
+                run(&mut poll, &mut handler, &shutdown, opts).map_err(Error::Poll)
+            })
+            .map_err(Error::Spawn)?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+    let mut failed = None;
+    for _ in 0..plan.workers {
+        match ready_rx.recv() {
+            Ok((i, false)) => failed = failed.or(plan.core_for(i)),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let go = failed.is_none();
+    for _ in 0..plan.workers {
+        let _ = go_tx.send(go);
+    }
+    let workers = Workers { handles };
+    if let Some(core) = failed {
+        let _ = workers.join();
+        return Err(Error::Pin { core });
+    }
+    Ok(workers)
+}
+
+impl Workers {
+    /// Wait for every worker; the first failure wins, a panic becomes `WorkerPanicked`.
+    pub fn join(self) -> Result<()> {
+        let mut first = Ok(());
+        for (id, h) in self.handles.into_iter().enumerate() {
+            let r = h.join().unwrap_or(Err(Error::WorkerPanicked { id }));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slab_reuse_never_matches_an_old_token() {
+        let mut s = Slab::new();
+        let a = s.insert("a");
+        assert_eq!(s.get(a), Some(&"a"));
+        assert_eq!(s.remove(a), Some("a"));
+        let b = s.insert("b");
+        assert_eq!(decode(a).0, decode(b).0, "the slot is reused");
+        assert_ne!(a, b, "with a new generation");
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.get_mut(b), Some(&mut "b"));
+        assert_eq!(s.len(), 1);
+        assert!(b.0 < FIXED_BASE);
+    }
+
+    #[test]
+    fn slab_generation_wraps_within_its_bits() {
+        let mut s = Slab::new();
+        let mut t = s.insert(0u8);
+        for _ in 0..10 {
+            s.remove(t);
+            t = s.insert(1);
+        }
+        assert_eq!(decode(t).1, 10);
+        assert_eq!(s.tokens(), vec![t]);
+    }
+
+    #[test]
+    fn shutdown_wait_times_out_then_sees_trigger() {
+        let s = Shutdown::new();
+        assert!(!s.wait_timeout(Duration::from_millis(5)));
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || s2.wait_timeout(Duration::from_secs(10)));
+        s.trigger();
+        assert!(t.join().unwrap());
+        assert!(s.is_triggered());
+    }
+
+    struct Ticks {
+        due: Vec<Instant>,
+        fired: Vec<Instant>,
+        exited: bool,
+    }
+
+    impl Handler for Ticks {
+        fn on_event(&mut self, _: &Event) {}
+        fn on_due(&mut self, now: Instant) -> Option<Instant> {
+            while let Some(&d) = self.due.first() {
+                if d > now {
+                    return Some(d);
+                }
+                self.fired.push(now);
+                self.due.remove(0);
+            }
+            None
+        }
+        fn on_stop(&mut self, now: Instant) -> Instant {
+            now
+        }
+        fn is_drained(&self) -> bool {
+            true
+        }
+        fn on_exit(&mut self, _: Instant) {
+            self.exited = true;
+        }
+    }
+
+    #[test]
+    fn loop_meets_sub_millisecond_deadlines_and_stops() {
+        let start = Instant::now();
+        let due: Vec<Instant> = (1..=20)
+            .map(|k| start + Duration::from_micros(300 * k))
+            .collect();
+        let mut h = Ticks {
+            due: due.clone(),
+            fired: vec![],
+            exited: false,
+        };
+        let mut poll = Poll::new().unwrap();
+        let shutdown = Shutdown::new();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        shutdown.add_waker(waker);
+        let s2 = shutdown.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            s2.trigger();
+        });
+        run(&mut poll, &mut h, &shutdown, LoopOptions::default()).unwrap();
+        stopper.join().unwrap();
+        assert!(h.exited);
+        assert_eq!(h.fired.len(), 20);
+        for (d, f) in due.iter().zip(&h.fired) {
+            assert!(f >= d, "never early");
+        }
+    }
+}

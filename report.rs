@@ -1,0 +1,1052 @@
+//! Measurements and their output: each worker's per-target `Stats` (HdrHistograms and counters),
+//! the `Interval` message a worker sends per reporting window, the reporter thread that merges
+//! windows across workers and prints them as a table or JSON Lines, and the echo server's counters.
+//!
+//! Leaves to others: sockets and clocks (`driver`, `echo`). Everything here can be tested with
+//! made-up samples.
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest latency a histogram holds: one hour in ns. Larger samples are clamped and counted.
+pub const MAX_NS: u64 = 3_600_000_000_000;
+/// HdrHistogram precision: 3 significant digits (0.1 % relative error).
+pub const SIGFIGS: u8 = 3;
+
+/// Why a request or connection failed. Counted per kind, never fatal to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Connection refused (nothing listening, or a RST to the SYN).
+    Refused,
+    /// Connection reset by the peer.
+    Reset,
+    /// No answer within `--timeout` (connect or reply).
+    Timeout,
+    /// The peer closed (FIN) before the whole echo arrived.
+    ClosedEarly,
+    /// The echo differs from what was sent, or more bytes came than were sent.
+    Mismatch,
+    /// Network or host unreachable.
+    Unreachable,
+    /// No local address or port available (EADDRNOTAVAIL).
+    AddrNotAvail,
+    /// Out of file descriptors (EMFILE/ENFILE).
+    FdLimit,
+    /// Anything else.
+    Other,
+}
+
+/// Number of `ErrorKind`s.
+pub const ERROR_KINDS: usize = 9;
+
+impl ErrorKind {
+    /// All kinds, in report order.
+    pub const ALL: [ErrorKind; ERROR_KINDS] = [
+        ErrorKind::Refused,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::ClosedEarly,
+        ErrorKind::Mismatch,
+        ErrorKind::Unreachable,
+        ErrorKind::AddrNotAvail,
+        ErrorKind::FdLimit,
+        ErrorKind::Other,
+    ];
+
+    /// The snake_case name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ClosedEarly => "closed_early",
+            ErrorKind::Mismatch => "mismatch",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::AddrNotAvail => "addr_not_avail",
+            ErrorKind::FdLimit => "fd_limit",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Classify an I/O error.
+    pub fn of(e: &io::Error) -> ErrorKind {
+        use io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => return ErrorKind::Refused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => return ErrorKind::Reset,
+            K::TimedOut => return ErrorKind::Timeout,
+            K::AddrNotAvailable => return ErrorKind::AddrNotAvail,
+            K::UnexpectedEof => return ErrorKind::ClosedEarly,
+            _ => {}
+        }
+        match e.raw_os_error() {
+            Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) | Some(libc::ENETDOWN) => {
+                ErrorKind::Unreachable
+            }
+            Some(libc::EMFILE) | Some(libc::ENFILE) => ErrorKind::FdLimit,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, SIGFIGS).expect("constant histogram bounds are valid")
+}
+
+/// What one worker measured for one target in one window (or, merged, for many).
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Latency from the intended send time to completion, ns (coordinated omission corrected).
+    pub latency: Histogram<u64>,
+    /// Service time from the actual send to completion, ns (uncorrected).
+    pub service: Histogram<u64>,
+    /// Connect time (SYN to established), ns; ephemeral mode only.
+    pub connect: Histogram<u64>,
+    /// Requests completed with a correct echo.
+    pub completed: u64,
+    /// Payload bytes sent and echoed back by completed requests.
+    pub bytes: u64,
+    /// Failures by kind.
+    pub errors: [u64; ERROR_KINDS],
+    /// Sends that went out more than `LATE_START_NS` after their intended time.
+    pub late_starts: u64,
+    /// Largest gap between a send's intended and actual time, ns.
+    pub max_behind_ns: u64,
+    /// UDP datagrams with no reply within `--timeout`.
+    pub lost: u64,
+    /// UDP replies that came after `--timeout` (already counted lost).
+    pub late: u64,
+    /// UDP replies received twice.
+    pub duplicate: u64,
+    /// UDP replies that overtook a later request's reply.
+    pub reordered: u64,
+    /// Scheduled requests that never started (in-flight limit, or the run ended first).
+    pub not_started: u64,
+    /// Samples above `MAX_NS`, recorded as `MAX_NS`.
+    pub clamped: u64,
+}
+
+/// A send more than this behind its intended time counts as a late start.
+pub const LATE_START_NS: u64 = 1_000_000;
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    /// Empty stats.
+    pub fn new() -> Stats {
+        Stats {
+            latency: new_hist(),
+            service: new_hist(),
+            connect: new_hist(),
+            completed: 0,
+            bytes: 0,
+            errors: [0; ERROR_KINDS],
+            late_starts: 0,
+            max_behind_ns: 0,
+            lost: 0,
+            late: 0,
+            duplicate: 0,
+            reordered: 0,
+            not_started: 0,
+            clamped: 0,
+        }
+    }
+
+    /// Record one completed request.
+    pub fn record(&mut self, latency_ns: u64, service_ns: u64, bytes: u64) {
+        self.completed += 1;
+        self.bytes += bytes;
+        if latency_ns > MAX_NS {
+            self.clamped += 1;
+        }
+        self.latency.saturating_record(latency_ns.max(1));
+        self.service.saturating_record(service_ns.max(1));
+    }
+
+    /// Record how late a send went out relative to its intended time.
+    pub fn record_start(&mut self, behind_ns: u64) {
+        if behind_ns > LATE_START_NS {
+            self.late_starts += 1;
+        }
+        self.max_behind_ns = self.max_behind_ns.max(behind_ns);
+    }
+
+    /// Record a connect time.
+    pub fn record_connect(&mut self, ns: u64) {
+        self.connect.saturating_record(ns.max(1));
+    }
+
+    /// Count one failure.
+    pub fn error(&mut self, kind: ErrorKind) {
+        self.errors[kind.index()] += 1;
+    }
+
+    /// Total failures of all kinds.
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Add `other` into `self`.
+    pub fn merge(&mut self, other: &Stats) {
+        // Same bounds on both sides, so add cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.service.add(&other.service);
+        let _ = self.connect.add(&other.connect);
+        self.completed += other.completed;
+        self.bytes += other.bytes;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.late_starts += other.late_starts;
+        self.max_behind_ns = self.max_behind_ns.max(other.max_behind_ns);
+        self.lost += other.lost;
+        self.late += other.late;
+        self.duplicate += other.duplicate;
+        self.reordered += other.reordered;
+        self.not_started += other.not_started;
+        self.clamped += other.clamped;
+    }
+
+    /// Take the current window's stats, leaving empty ones in place.
+    pub fn take(&mut self) -> Stats {
+        std::mem::take(self)
+    }
+}
+
+/// One worker's report for one window, sent to the reporter.
+#[derive(Debug)]
+pub struct Interval {
+    /// The worker that measured it.
+    pub worker: usize,
+    /// Window number: window `seq` covers `[start + seq * interval, start + (seq + 1) * interval)`.
+    pub seq: u64,
+    /// How long the window really lasted (the last one is usually shorter).
+    pub window: Duration,
+    /// Per target, in target order.
+    pub stats: Vec<Stats>,
+    /// CPU time the worker thread used in the window.
+    pub cpu: Duration,
+    /// Windows this worker had to fold into this one because the channel was full.
+    pub late_reports: u64,
+}
+
+/// How the reporter prints.
+#[derive(Debug, Clone, Default)]
+pub struct ReportConfig {
+    /// Target names as the user typed them, in target order.
+    pub peers: Vec<String>,
+    /// Merge all targets into one row (`--merge-results-each-host`).
+    pub merge: bool,
+    /// JSON Lines instead of a table.
+    pub jsonlines: bool,
+    /// Print only the totals (`--show-only-results`).
+    pub show_only_results: bool,
+    /// Number of workers that send intervals.
+    pub workers: usize,
+    /// Percentiles to print besides the fixed columns (e.g. 50, 99.9).
+    pub extra_percentiles: Vec<f64>,
+    /// UDP run: print loss columns.
+    pub udp: bool,
+    /// Ephemeral run: print connect time.
+    pub ephemeral: bool,
+}
+
+/// Everything the reporter printed, for tests and for the exit summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Totals per printed row (per target, or one merged row).
+    pub totals: Vec<Stats>,
+    /// Total measured time.
+    pub elapsed: Duration,
+    /// Total worker CPU time.
+    pub cpu: Duration,
+    /// Windows folded because the reporter fell behind.
+    pub late_reports: u64,
+}
+
+/// Writes to stdout (or anything) and goes quiet after the reader went away (`| head`).
+struct Out<W: Write> {
+    w: W,
+    broken: bool,
+}
+
+impl<W: Write> Out<W> {
+    fn line(&mut self, s: &str) {
+        if self.broken {
+            return;
+        }
+        if self
+            .w
+            .write_all(s.as_bytes())
+            .and_then(|_| self.w.write_all(b"\n"))
+            .is_err()
+        {
+            self.broken = true;
+        }
+    }
+    fn flush(&mut self) {
+        if !self.broken && self.w.flush().is_err() {
+            self.broken = true;
+        }
+    }
+}
+
+struct Pending {
+    stats: Vec<Stats>,
+    window: Duration,
+    cpu: Duration,
+}
+
+/// Receive intervals until every worker has hung up; print each window once all workers have
+/// reported it (or a later one), then the totals.
+pub fn run_reporter<W: Write>(
+    cfg: &ReportConfig,
+    rx: crossbeam_channel::Receiver<Interval>,
+    out: W,
+) -> Summary {
+    let mut out = Out {
+        w: out,
+        broken: false,
+    };
+    let ntargets = cfg.peers.len();
+    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut worker_seq: Vec<Option<u64>> = vec![None; cfg.workers];
+    let mut totals: Vec<Stats> = (0..ntargets).map(|_| Stats::new()).collect();
+    let mut summary = Summary::default();
+    let mut elapsed_by_worker = vec![Duration::ZERO; cfg.workers];
+    if !cfg.jsonlines {
+        out.line(&table_header(cfg));
+        out.flush();
+    }
+    let print_upto = |pending: &mut BTreeMap<u64, Pending>, upto: Option<u64>, out: &mut Out<W>| {
+        while let Some((&seq, _)) = pending.first_key_value() {
+            if upto.is_some_and(|u| seq > u) {
+                break;
+            }
+            let p = pending.remove(&seq).expect("key just seen");
+            if !cfg.show_only_results {
+                print_rows(cfg, out, "interval", Some(seq), &p.stats, p.window, p.cpu);
+                out.flush();
+            }
+        }
+    };
+    for iv in rx.iter() {
+        summary.late_reports += iv.late_reports;
+        summary.cpu += iv.cpu;
+        if let Some(e) = elapsed_by_worker.get_mut(iv.worker) {
+            *e += iv.window;
+        }
+        for (t, s) in totals.iter_mut().zip(&iv.stats) {
+            t.merge(s);
+        }
+        let p = pending.entry(iv.seq).or_insert_with(|| Pending {
+            stats: (0..ntargets).map(|_| Stats::new()).collect(),
+            window: Duration::ZERO,
+            cpu: Duration::ZERO,
+        });
+        for (t, s) in p.stats.iter_mut().zip(&iv.stats) {
+            t.merge(s);
+        }
+        p.window = p.window.max(iv.window);
+        p.cpu += iv.cpu;
+        if let Some(w) = worker_seq.get_mut(iv.worker) {
+            *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
+        }
+        if worker_seq.iter().all(|s| s.is_some()) {
+            let done = worker_seq.iter().flatten().min().copied();
+            print_upto(&mut pending, done, &mut out);
+        }
+    }
+    print_upto(&mut pending, None, &mut out);
+    summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
+    if !cfg.jsonlines {
+        out.line("--- A result during total execution time ---");
+    }
+    let rows = print_rows(
+        cfg,
+        &mut out,
+        "total",
+        None,
+        &totals,
+        summary.elapsed,
+        summary.cpu,
+    );
+    if !cfg.jsonlines {
+        print_notes(cfg, &mut out, &rows, &summary);
+    }
+    out.flush();
+    summary.totals = rows;
+    summary
+}
+
+fn us(ns: u64) -> u64 {
+    ns / 1000
+}
+
+fn us_f(ns: f64) -> u64 {
+    (ns / 1000.0) as u64
+}
+
+fn rate(count: u64, window: Duration) -> f64 {
+    let s = window.as_secs_f64();
+    if s > 0.0 {
+        count as f64 / s
+    } else {
+        0.0
+    }
+}
+
+fn table_header(cfg: &ReportConfig) -> String {
+    let mut h = format!(
+        "{:<20} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10}",
+        "PEER",
+        "CNT",
+        "LAT_MAX(µs)",
+        "LAT_MIN(µs)",
+        "LAT_MEAN(µs)",
+        "LAT_90p(µs)",
+        "LAT_95p(µs)",
+        "LAT_99p(µs)",
+        "RATE(/s)"
+    );
+    for p in &cfg.extra_percentiles {
+        h.push_str(&format!(" {:<15}", format!("LAT_{}p(µs)", pct_label(*p))));
+    }
+    if cfg.ephemeral {
+        h.push_str(&format!(" {:<15} {:<15}", "CONN_MEAN(µs)", "CONN_99p(µs)"));
+    }
+    h.push_str(&format!(" {:<8}", "ERRORS"));
+    if cfg.udp {
+        h.push_str(&format!(" {:<8}", "LOST"));
+    }
+    h
+}
+
+/// `99.9` → `99.9`, `50` → `50`.
+fn pct_label(p: f64) -> String {
+    let s = format!("{p}");
+    s.trim_end_matches(".0").to_string()
+}
+
+/// Rows to print for one window: per target, or merged into one.
+fn rows_of(cfg: &ReportConfig, stats: &[Stats]) -> Vec<(String, Stats)> {
+    if cfg.merge && stats.len() > 1 {
+        let mut m = Stats::new();
+        for s in stats {
+            m.merge(s);
+        }
+        vec![(format!("merged({} hosts)", stats.len()), m)]
+    } else {
+        cfg.peers
+            .iter()
+            .cloned()
+            .zip(stats.iter().cloned())
+            .collect()
+    }
+}
+
+fn print_rows<W: Write>(
+    cfg: &ReportConfig,
+    out: &mut Out<W>,
+    kind: &str,
+    seq: Option<u64>,
+    stats: &[Stats],
+    window: Duration,
+    cpu: Duration,
+) -> Vec<Stats> {
+    let rows = rows_of(cfg, stats);
+    let ts = iso8601(SystemTime::now());
+    for (peer, s) in &rows {
+        if cfg.jsonlines {
+            out.line(&json_row(cfg, kind, seq, peer, s, window, cpu, &ts).to_string());
+        } else {
+            out.line(&table_row(cfg, peer, s, window));
+        }
+    }
+    rows.into_iter().map(|(_, s)| s).collect()
+}
+
+fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> String {
+    let h = &s.latency;
+    let (max, min, mean) = if s.completed == 0 {
+        (0, 0, 0.0)
+    } else {
+        (h.max(), h.min(), h.mean())
+    };
+    let q = |p: f64| {
+        if s.completed == 0 {
+            0
+        } else {
+            us(h.value_at_quantile(p / 100.0))
+        }
+    };
+    let mut r = format!(
+        "{:<20} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10.2}",
+        peer,
+        s.completed,
+        us(max),
+        us(min),
+        us_f(mean),
+        q(90.0),
+        q(95.0),
+        q(99.0),
+        rate(s.completed, window)
+    );
+    for p in &cfg.extra_percentiles {
+        r.push_str(&format!(" {:<15}", q(*p)));
+    }
+    if cfg.ephemeral {
+        let c = &s.connect;
+        let (cm, c99) = if c.is_empty() {
+            (0, 0)
+        } else {
+            (us_f(c.mean()), us(c.value_at_quantile(0.99)))
+        };
+        r.push_str(&format!(" {cm:<15} {c99:<15}"));
+    }
+    r.push_str(&format!(" {:<8}", s.error_count()));
+    if cfg.udp {
+        r.push_str(&format!(" {:<8}", s.lost));
+    }
+    r
+}
+
+fn hist_json(prefix: &str, h: &Histogram<u64>, m: &mut Map<String, Value>) {
+    let empty = h.is_empty();
+    let q = |p: f64| if empty { 0 } else { h.value_at_quantile(p) };
+    m.insert(
+        format!("{prefix}_min_us"),
+        json!(if empty { 0 } else { us(h.min()) }),
+    );
+    m.insert(
+        format!("{prefix}_mean_us"),
+        json!(if empty { 0 } else { us_f(h.mean()) }),
+    );
+    m.insert(format!("{prefix}_50p_us"), json!(us(q(0.5))));
+    m.insert(format!("{prefix}_99p_us"), json!(us(q(0.99))));
+    m.insert(
+        format!("{prefix}_max_us"),
+        json!(if empty { 0 } else { us(h.max()) }),
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn json_row(
+    cfg: &ReportConfig,
+    kind: &str,
+    seq: Option<u64>,
+    peer: &str,
+    s: &Stats,
+    window: Duration,
+    cpu: Duration,
+    ts: &str,
+) -> Value {
+    let h = &s.latency;
+    let empty = s.completed == 0;
+    let q = |p: f64| {
+        if empty {
+            0
+        } else {
+            h.value_at_quantile(p / 100.0)
+        }
+    };
+    let mut m = Map::new();
+    m.insert("peer".into(), json!(peer));
+    m.insert("count".into(), json!(s.completed));
+    m.insert(
+        "latency_max_us".into(),
+        json!(if empty { 0 } else { us(h.max()) }),
+    );
+    m.insert(
+        "latency_min_us".into(),
+        json!(if empty { 0 } else { us(h.min()) }),
+    );
+    m.insert(
+        "latency_mean_us".into(),
+        json!(if empty { 0 } else { us_f(h.mean()) }),
+    );
+    m.insert("latency_90p_us".into(), json!(us(q(90.0))));
+    m.insert("latency_95p_us".into(), json!(us(q(95.0))));
+    m.insert("latency_99p_us".into(), json!(us(q(99.0))));
+    m.insert(
+        "rate_per_sec".into(),
+        json!(round2(rate(s.completed, window))),
+    );
+    m.insert("timestamp".into(), json!(ts));
+    m.insert("kind".into(), json!(kind));
+    if let Some(seq) = seq {
+        m.insert("interval".into(), json!(seq));
+    }
+    m.insert("elapsed_sec".into(), json!(round6(window.as_secs_f64())));
+    m.insert("latency_50p_us".into(), json!(us(q(50.0))));
+    m.insert("latency_999p_us".into(), json!(us(q(99.9))));
+    for p in &cfg.extra_percentiles {
+        m.insert(
+            format!("latency_{}p_us", pct_label(*p).replace('.', "")),
+            json!(us(q(*p))),
+        );
+    }
+    let mut ns = Map::new();
+    ns.insert("min".into(), json!(if empty { 0 } else { h.min() }));
+    ns.insert(
+        "mean".into(),
+        json!(if empty { 0.0 } else { round2(h.mean()) }),
+    );
+    for (k, p) in [
+        ("p50", 50.0),
+        ("p90", 90.0),
+        ("p95", 95.0),
+        ("p99", 99.0),
+        ("p999", 99.9),
+    ] {
+        ns.insert(k.into(), json!(q(p)));
+    }
+    ns.insert("max".into(), json!(if empty { 0 } else { h.max() }));
+    m.insert("latency_ns".into(), Value::Object(ns));
+    hist_json("service", &s.service, &mut m);
+    if cfg.ephemeral {
+        m.insert("connect_count".into(), json!(s.connect.len()));
+        hist_json("connect", &s.connect, &mut m);
+    }
+    m.insert("bytes".into(), json!(s.bytes));
+    m.insert("error_count".into(), json!(s.error_count()));
+    let errors: Map<String, Value> = ErrorKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), json!(s.errors[k.index()])))
+        .collect();
+    m.insert("errors".into(), Value::Object(errors));
+    m.insert("late_starts".into(), json!(s.late_starts));
+    m.insert("max_behind_us".into(), json!(us(s.max_behind_ns)));
+    m.insert("not_started".into(), json!(s.not_started));
+    if cfg.udp {
+        m.insert("lost".into(), json!(s.lost));
+        m.insert("late".into(), json!(s.late));
+        m.insert("duplicate".into(), json!(s.duplicate));
+        m.insert("reordered".into(), json!(s.reordered));
+    }
+    m.insert("clamped".into(), json!(s.clamped));
+    m.insert("generator_cpu_sec".into(), json!(round6(cpu.as_secs_f64())));
+    Value::Object(m)
+}
+
+fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], summary: &Summary) {
+    let names: Vec<String> = rows_of(cfg, &vec![Stats::new(); cfg.peers.len()])
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    for (peer, s) in names.iter().zip(rows) {
+        if s.error_count() > 0 {
+            let kinds: Vec<String> = ErrorKind::ALL
+                .iter()
+                .filter(|k| s.errors[k.index()] > 0)
+                .map(|k| format!("{}={}", k.name(), s.errors[k.index()]))
+                .collect();
+            out.line(&format!("# {peer} errors: {}", kinds.join(" ")));
+        }
+        if cfg.udp && (s.lost + s.late + s.duplicate + s.reordered) > 0 {
+            out.line(&format!(
+                "# {peer} udp: lost={} late={} duplicate={} reordered={}",
+                s.lost, s.late, s.duplicate, s.reordered
+            ));
+        }
+        if s.late_starts > 0 || s.not_started > 0 {
+            out.line(&format!(
+                "# {peer} generator behind schedule: {} late starts (>1 ms), max {} µs behind, {} not started",
+                s.late_starts,
+                us(s.max_behind_ns),
+                s.not_started
+            ));
+        }
+    }
+    let secs = summary.elapsed.as_secs_f64();
+    if secs > 0.0 {
+        out.line(&format!(
+            "# generator cpu: {:.2} s over {:.2} s ({:.0} % of one core)",
+            summary.cpu.as_secs_f64(),
+            secs,
+            100.0 * summary.cpu.as_secs_f64() / secs
+        ));
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// `2025-01-07T10:30:00.123Z` (UTC, milliseconds).
+pub fn iso8601(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days, Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// CPU time used by the calling thread so far.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives on our stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The echo server's counters for one worker (cumulative since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    /// TCP connections accepted.
+    pub accepted: u64,
+    /// TCP connections closed (by either side, reaped or refused).
+    pub closed: u64,
+    /// Accepted connections closed at once because of `--max-connections`.
+    pub rejected: u64,
+    /// Connections closed by `--idle-timeout`.
+    pub idle_closed: u64,
+    /// TCP reads that returned data.
+    pub tcp_reads: u64,
+    /// TCP bytes echoed (written back).
+    pub tcp_bytes: u64,
+    /// UDP datagrams echoed.
+    pub udp_datagrams: u64,
+    /// UDP bytes echoed.
+    pub udp_bytes: u64,
+    /// UDP datagrams from senders that `--allow` does not admit, dropped.
+    pub udp_denied: u64,
+    /// Connections reset by the peer. Not an error: clients that close with RST (connperf's
+    /// ephemeral default) do this by design.
+    pub resets: u64,
+    /// Accept failures for lack of file descriptors (EMFILE/ENFILE); accept backs off.
+    pub accept_fd_limit: u64,
+    /// Other accept failures.
+    pub accept_errors: u64,
+    /// Other read/write errors.
+    pub io_errors: u64,
+}
+
+impl ServerCounters {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.accepted.saturating_sub(self.closed)
+    }
+
+    fn add(&mut self, o: &ServerCounters) {
+        self.accepted += o.accepted;
+        self.closed += o.closed;
+        self.rejected += o.rejected;
+        self.idle_closed += o.idle_closed;
+        self.tcp_reads += o.tcp_reads;
+        self.tcp_bytes += o.tcp_bytes;
+        self.udp_datagrams += o.udp_datagrams;
+        self.udp_bytes += o.udp_bytes;
+        self.udp_denied += o.udp_denied;
+        self.resets += o.resets;
+        self.accept_fd_limit += o.accept_fd_limit;
+        self.accept_errors += o.accept_errors;
+        self.io_errors += o.io_errors;
+    }
+
+    /// Errors of all kinds (peer resets are reported apart: see `resets`).
+    pub fn errors(&self) -> u64 {
+        self.accept_fd_limit + self.accept_errors + self.io_errors
+    }
+}
+
+/// A worker's cumulative counters at the end of window `seq`; `last` on its final message.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSnapshot {
+    pub worker: usize,
+    pub seq: u64,
+    pub counters: ServerCounters,
+    pub last: bool,
+}
+
+/// Print the echo server's counters: one line per window (if `interval_rows`), and per worker
+/// plus a total at the end. Returns the final totals.
+pub fn run_server_reporter<W: Write>(
+    workers: usize,
+    jsonlines: bool,
+    interval_rows: bool,
+    rx: crossbeam_channel::Receiver<ServerSnapshot>,
+    out: W,
+) -> ServerCounters {
+    let mut out = Out {
+        w: out,
+        broken: false,
+    };
+    let mut latest = vec![ServerCounters::default(); workers];
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut printed = ServerCounters::default();
+    for snap in rx.iter() {
+        if let Some(l) = latest.get_mut(snap.worker) {
+            *l = snap.counters;
+        }
+        if snap.last || !interval_rows {
+            continue;
+        }
+        let n = seen.entry(snap.seq).or_insert(0);
+        *n += 1;
+        if *n == workers {
+            seen.remove(&snap.seq);
+            let total = sum(&latest);
+            let delta = diff(&total, &printed);
+            printed = total;
+            out.line(&server_line(
+                jsonlines,
+                "interval",
+                &format!("{}", snap.seq),
+                &delta,
+                &total,
+            ));
+            out.flush();
+        }
+    }
+    let total = sum(&latest);
+    for (i, c) in latest.iter().enumerate() {
+        out.line(&server_line(jsonlines, "worker", &format!("w{i}"), c, c));
+    }
+    out.line(&server_line(jsonlines, "total", "total", &total, &total));
+    out.flush();
+    total
+}
+
+fn sum(cs: &[ServerCounters]) -> ServerCounters {
+    let mut t = ServerCounters::default();
+    for c in cs {
+        t.add(c);
+    }
+    t
+}
+
+fn diff(a: &ServerCounters, b: &ServerCounters) -> ServerCounters {
+    ServerCounters {
+        accepted: a.accepted - b.accepted.min(a.accepted),
+        closed: a.closed - b.closed.min(a.closed),
+        rejected: a.rejected - b.rejected.min(a.rejected),
+        idle_closed: a.idle_closed - b.idle_closed.min(a.idle_closed),
+        tcp_reads: a.tcp_reads - b.tcp_reads.min(a.tcp_reads),
+        tcp_bytes: a.tcp_bytes - b.tcp_bytes.min(a.tcp_bytes),
+        udp_datagrams: a.udp_datagrams - b.udp_datagrams.min(a.udp_datagrams),
+        udp_bytes: a.udp_bytes - b.udp_bytes.min(a.udp_bytes),
+        udp_denied: a.udp_denied - b.udp_denied.min(a.udp_denied),
+        resets: a.resets - b.resets.min(a.resets),
+        accept_fd_limit: a.accept_fd_limit - b.accept_fd_limit.min(a.accept_fd_limit),
+        accept_errors: a.accept_errors - b.accept_errors.min(a.accept_errors),
+        io_errors: a.io_errors - b.io_errors.min(a.io_errors),
+    }
+}
+
+/// `c` is what the row counts (a window's delta, or cumulative); `now` gives the open count.
+fn server_line(
+    jsonlines: bool,
+    kind: &str,
+    name: &str,
+    c: &ServerCounters,
+    now: &ServerCounters,
+) -> String {
+    if jsonlines {
+        json!({
+            "kind": kind, "name": name, "timestamp": iso8601(SystemTime::now()),
+            "accepted": c.accepted, "open": now.open(), "closed": c.closed,
+            "rejected": c.rejected, "idle_closed": c.idle_closed,
+            "tcp_reads": c.tcp_reads, "tcp_bytes": c.tcp_bytes,
+            "udp_datagrams": c.udp_datagrams, "udp_bytes": c.udp_bytes, "udp_denied": c.udp_denied,
+            "resets": c.resets,
+            "errors": { "accept_fd_limit": c.accept_fd_limit,
+                        "accept_other": c.accept_errors, "io": c.io_errors },
+        })
+        .to_string()
+    } else {
+        format!(
+            "server {kind:<8} {name:<6} accepted={} open={} closed={} rejected={} idle_closed={} \
+             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} resets={} errors={} (accept_fd_limit={} accept_other={} io={})",
+            c.accepted, now.open(), c.closed, c.rejected, c.idle_closed, c.tcp_reads, c.tcp_bytes,
+            c.udp_datagrams, c.udp_bytes, c.resets, c.errors(), c.accept_fd_limit, c.accept_errors, c.io_errors
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_formats_known_instants() {
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_736_245_800_123);
+        assert_eq!(iso8601(t), "2025-01-07T10:30:00.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(iso8601(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    fn interval(worker: usize, seq: u64, samples: &[&[u64]]) -> Interval {
+        Interval {
+            worker,
+            seq,
+            window: Duration::from_secs(1),
+            stats: samples
+                .iter()
+                .map(|xs| {
+                    let mut s = Stats::new();
+                    for &x in *xs {
+                        s.record(x, x, 10);
+                    }
+                    s
+                })
+                .collect(),
+            cpu: Duration::from_millis(10),
+            late_reports: 0,
+        }
+    }
+
+    fn run(cfg: &ReportConfig, ivs: Vec<Interval>) -> (String, Summary) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for iv in ivs {
+            tx.send(iv).unwrap();
+        }
+        drop(tx);
+        let mut buf = Vec::new();
+        let s = run_reporter(cfg, rx, &mut buf);
+        (String::from_utf8(buf).unwrap(), s)
+    }
+
+    #[test]
+    fn windows_merge_across_workers_and_rows_sum_to_totals() {
+        let cfg = ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 2,
+            jsonlines: true,
+            ..Default::default()
+        };
+        let ivs = vec![
+            interval(0, 0, &[&[1000, 2000], &[5000]]),
+            interval(1, 0, &[&[3000], &[]]),
+            interval(0, 1, &[&[4000], &[6000, 7000]]),
+            interval(1, 1, &[&[], &[8000]]),
+        ];
+        let (text, summary) = run(&cfg, ivs);
+        let rows: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 6, "{text}");
+        let count = |r: &Value| r["count"].as_u64().unwrap();
+        assert_eq!(rows[0]["peer"], "a:1");
+        assert_eq!(count(&rows[0]), 3);
+        assert_eq!(rows[0]["latency_max_us"], 3);
+        assert_eq!(count(&rows[1]), 1);
+        assert_eq!(count(&rows[2]) + count(&rows[0]), count(&rows[4]));
+        assert_eq!(count(&rows[3]) + count(&rows[1]), count(&rows[5]));
+        assert_eq!(rows[4]["kind"], "total");
+        assert_eq!(summary.totals[1].completed, 4);
+        assert_eq!(rows[5]["latency_max_us"], 8);
+        assert_eq!(rows[5]["bytes"], 40);
+    }
+
+    #[test]
+    fn merged_rows_and_table_shape() {
+        let cfg = ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 1,
+            merge: true,
+            ..Default::default()
+        };
+        let (text, summary) = run(&cfg, vec![interval(0, 0, &[&[1000], &[2000]])]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("PEER "));
+        assert!(lines[1].starts_with("merged(2 hosts)"));
+        assert_eq!(lines[2], "--- A result during total execution time ---");
+        assert!(
+            lines[3].starts_with("merged(2 hosts)     2 "),
+            "{}",
+            lines[3]
+        );
+        assert_eq!(summary.totals.len(), 1);
+    }
+
+    #[test]
+    fn show_only_results_prints_only_totals() {
+        let cfg = ReportConfig {
+            peers: vec!["a:1".into()],
+            workers: 1,
+            show_only_results: true,
+            ..Default::default()
+        };
+        let (text, _) = run(
+            &cfg,
+            vec![interval(0, 0, &[&[1000]]), interval(0, 1, &[&[1000]])],
+        );
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("a:1")).collect();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].starts_with("a:1                  2 "));
+    }
+
+    #[test]
+    fn a_window_waits_for_every_worker() {
+        let cfg = ReportConfig {
+            peers: vec!["a:1".into()],
+            workers: 2,
+            jsonlines: true,
+            ..Default::default()
+        };
+        // Worker 1 reports window 0 only after worker 0 has sent windows 0 and 1.
+        let ivs = vec![
+            interval(0, 0, &[&[1000]]),
+            interval(0, 1, &[&[1000]]),
+            interval(1, 0, &[&[1000]]),
+            interval(1, 1, &[&[1000]]),
+        ];
+        let (text, _) = run(&cfg, ivs);
+        let rows: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows[0]["interval"], 0);
+        assert_eq!(rows[0]["count"], 2);
+        assert_eq!(rows[1]["interval"], 1);
+        assert_eq!(rows[1]["count"], 2);
+    }
+
+    #[test]
+    fn io_errors_are_classified() {
+        let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(ErrorKind::of(&e), ErrorKind::Refused);
+        let e = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(ErrorKind::of(&e), ErrorKind::FdLimit);
+        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        assert_eq!(ErrorKind::of(&e), ErrorKind::Unreachable);
+        let e = io::Error::from_raw_os_error(libc::ECONNRESET);
+        assert_eq!(ErrorKind::of(&e), ErrorKind::Reset);
+    }
+}
