@@ -988,7 +988,7 @@ mod tests {
         assert!(lines[1].starts_with("merged(2 hosts)"));
         assert_eq!(lines[2], "--- A result during total execution time ---");
         assert!(
-            lines[3].starts_with("merged(2 hosts)     2 "),
+            lines[3].starts_with("merged(2 hosts)      2 "),
             "{}",
             lines[3]
         );
