@@ -552,38 +552,49 @@ impl Worker {
                 self.stats[target as usize].not_started += skipped;
             }
         }
-        self.schedule(token, now);
+        if self.next_request(token, now) {
+            self.pump(token, now, false);
+        }
     }
 
-    /// Queue the next send of an idle persistent connection, or send it now if it is due.
-    fn schedule(&mut self, token: Token, now: Instant) {
+    /// After a persistent connection became idle at `now`: begin its next request if one is due
+    /// (true: the caller pumps it), else queue a timer for it.
+    fn next_request(&mut self, token: Token, now: Instant) -> bool {
         let Some(c) = self.conns.get_mut(token) else {
-            return;
+            return false;
         };
-        let Some(due) = c.pacer.as_ref().and_then(|p| p.next_due()) else {
-            return;
-        };
-        if due <= now {
-            self.send_next(token, now);
-        } else {
-            c.epoch = c.epoch.wrapping_add(1);
-            self.timers.push(Reverse((due, token.0, c.epoch)));
+        match c.pacer.as_ref().map(|p| p.next_due()) {
+            None => self.begin(token, now),
+            Some(None) => false,
+            Some(Some(due)) if due <= now => self.begin(token, now),
+            Some(Some(due)) => {
+                c.epoch = c.epoch.wrapping_add(1);
+                self.timers.push(Reverse((due, token.0, c.epoch)));
+                false
+            }
         }
     }
 
     /// Send the next request on an idle persistent connection.
     fn send_next(&mut self, token: Token, now: Instant) {
+        if self.begin(token, now) {
+            self.pump(token, now, false);
+        }
+    }
+
+    /// Make the next request of an idle persistent connection current (no I/O yet).
+    fn begin(&mut self, token: Token, now: Instant) -> bool {
         if self.stopping || now >= self.clock.end {
-            return;
+            return false;
         }
         let measure = self.clock.measure;
         let Some(c) = self.conns.get_mut(token) else {
-            return;
+            return false;
         };
         let intended = match c.pacer.as_mut() {
             Some(p) => match p.take(now) {
                 Some(t) => t,
-                None => return,
+                None => return false,
             },
             None => now,
         };
@@ -598,15 +609,26 @@ impl Worker {
             self.stats[c.target as usize]
                 .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
         }
-        self.pump(token, now, false);
+        true
+    }
+
+    /// Drive a connection's current request, and the ones after it while they are due at once
+    /// (closed loop, or behind schedule): a loop here, never recursion.
+    fn pump(&mut self, token: Token, now: Instant, read_closed: bool) {
+        let mut now = now;
+        while let Some(done) = self.pump_once(token, now, read_closed) {
+            if !self.next_request(token, done) {
+                break;
+            }
+            now = done;
+        }
     }
 
     /// Move a request forward: write what is unsent, read and check what has come back.
-    fn pump(&mut self, token: Token, now: Instant, read_closed: bool) {
+    /// Returns the completion instant when a persistent request finished.
+    fn pump_once(&mut self, token: Token, now: Instant, read_closed: bool) -> Option<Instant> {
         let msg = self.cfg.message_bytes;
-        let Some(c) = self.conns.get_mut(token) else {
-            return;
-        };
+        let c = self.conns.get_mut(token)?;
         let State::InFlight {
             intended,
             sent_at,
@@ -614,11 +636,9 @@ impl Worker {
             mut got,
         } = c.state
         else {
-            return;
+            return None;
         };
-        let Some(stream) = c.stream.as_mut() else {
-            return;
-        };
+        let stream = c.stream.as_mut()?;
         stamp(&mut self.send_buf, c.seq);
         let outcome: std::result::Result<bool, ErrorKind> = 'io: loop {
             let mut progress = false;
@@ -678,13 +698,12 @@ impl Worker {
                 self.record(target, intended, sent_at, done);
                 if self.cfg.flavor == Flavor::Ephemeral {
                     self.finish_ephemeral(token, done);
-                } else if self.cfg.closed_loop() {
-                    self.send_next(token, done);
-                } else {
-                    self.schedule(token, done);
+                    return None;
                 }
+                return Some(done);
             }
         }
+        None
     }
 
     fn finish_ephemeral(&mut self, token: Token, now: Instant) {
@@ -996,11 +1015,11 @@ impl Worker {
                 .udp
                 .iter()
                 .any(|f| f.inflight.iter().any(|s| !s.answered)),
-            Proto::Tcp => self.conns.tokens().iter().any(|&t| {
-                matches!(
-                    self.conns.get(t).map(|c| c.state),
-                    Some(State::InFlight { .. }) | Some(State::Connecting { .. })
-                )
+            Proto::Tcp => self.conns.iter().any(|(_, c)| match c.state {
+                State::InFlight { .. } => true,
+                // A connecting ephemeral connection carries a request; a persistent one does not.
+                State::Connecting { .. } => self.cfg.flavor == Flavor::Ephemeral,
+                _ => false,
             }),
         }
     }
@@ -1036,10 +1055,9 @@ impl Handler for Worker {
         if self.cfg.proto == Proto::Tcp && self.cfg.flavor == Flavor::Ephemeral {
             if self.cfg.closed_loop() {
                 if !self.stopping && now < self.clock.end {
-                    let want = self
-                        .cfg
-                        .max_inflight
-                        .min(self.cfg.connections.max(1) * self.cfg.targets.len());
+                    let total = self.cfg.connections * self.cfg.targets.len();
+                    let share = total / self.workers + usize::from(self.id < total % self.workers);
+                    let want = self.cfg.max_inflight.min(share);
                     while self.inflight < want {
                         let t = (self.inflight % self.cfg.targets.len()) as u32;
                         let before = self.inflight;

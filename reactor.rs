@@ -159,6 +159,14 @@ impl<T> Slab<T> {
     }
 
     /// Iterate over live entries with their tokens.
+    pub fn iter(&self) -> impl Iterator<Item = (Token, &T)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.val.as_ref().map(|v| (encode(i as u32, e.gen), v)))
+    }
+
+    /// Iterate mutably over live entries with their tokens.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
         self.entries
             .iter_mut()

@@ -1,0 +1,49 @@
+# Thin wrappers around cargo; see README.md.
+CARGO ?= cargo
+BIN := target/release/connperf
+RUN_SECS ?= 5s
+
+.PHONY: build run test lint fmt bench check smoke docker clean
+
+build:
+	$(CARGO) build --release
+
+# The main job on loopback: an echo server on a free port, a paced client against it, the
+# server's final counters. Everything stops by itself.
+run: build
+	@set -e; out=$$(mktemp); \
+	$(BIN) serve -l 127.0.0.1:0 --workers 1 >"$$out" & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true; rm -f "$$out"' EXIT; \
+	for i in $$(seq 100); do grep -q 'Listening at' "$$out" && break; sleep 0.05; done; \
+	addr=$$(awk '/Listening at/ {print $$3; exit}' "$$out"); \
+	echo "== connperf connect -c 10 -r 100 -d $(RUN_SECS) -i 1s $$addr"; \
+	$(BIN) connect -c 10 -r 100 -d $(RUN_SECS) -i 1s "$$addr"; \
+	kill -TERM $$pid; wait $$pid || true; \
+	echo "== server counters"; grep '^server total' "$$out"
+
+test:
+	$(CARGO) test
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+# Loopback benchmarks against sockperf (apt-get install sockperf). One scenario:
+# make bench SCENARIO=rr1
+bench:
+	$(CARGO) bench --bench loopback -- $(SCENARIO)
+
+check: lint test
+	$(CARGO) bench --no-run
+
+smoke: build
+	$(BIN) connect -d 2s -i 1s
+
+docker:
+	docker build -t connperf .
+
+clean:
+	$(CARGO) clean
