@@ -165,6 +165,12 @@ pub struct ConnectArgs {
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
     #[argh(switch)]
     pub spin: bool,
+    /// extra percentile columns after the Go tool's (default 99.9), e.g. 50,99.9,99.99
+    #[argh(option)]
+    pub percentiles: Option<String>,
+    /// print the full latency percentile spectrum (HdrHistogram text format) at the end
+    #[argh(switch)]
+    pub latency_distribution: bool,
     /// accepted for the Go tool's scripts; has no effect (profile with `perf record`)
     #[argh(switch)]
     pub enable_pprof: bool,
@@ -416,6 +422,21 @@ pub fn parse_source_addrs(s: &str) -> std::result::Result<Vec<IpAddr>, String> {
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// `50,99.9,99.99` → percentiles, each above 0 and at most 100, in the order given.
+pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let p: f64 = part
+            .parse()
+            .map_err(|_| format!("{part:?} is not a number"))?;
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(format!("{part} is not in (0, 100]"));
+        }
+        out.push(p);
     }
     Ok(out)
 }
@@ -683,7 +704,12 @@ impl ConnectArgs {
             jsonlines: self.jsonlines,
             show_only_results: self.show_only_results,
             workers: plan.workers,
-            extra_percentiles: vec![99.9],
+            extra_percentiles: match &self.percentiles {
+                Some(p) => parse_percentiles(p)
+                    .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}")))?,
+                None => vec![99.9],
+            },
+            latency_distribution: self.latency_distribution,
             udp: proto == Proto::Udp,
             ephemeral: proto == Proto::Tcp && flavor == Flavor::Ephemeral,
         };

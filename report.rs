@@ -260,6 +260,8 @@ pub struct ReportConfig {
     pub udp: bool,
     /// Ephemeral run: print connect time.
     pub ephemeral: bool,
+    /// Print the full percentile spectrum of each total row (`--latency-distribution`).
+    pub latency_distribution: bool,
 }
 
 /// Everything the reporter printed, for tests and for the exit summary.
@@ -637,6 +639,13 @@ fn json_row(
     }
     m.insert("clamped".into(), json!(s.clamped));
     m.insert("generator_cpu_sec".into(), json!(round6(cpu.as_secs_f64())));
+    if cfg.latency_distribution && kind == "total" {
+        let spectrum: Vec<Value> = spectrum(h)
+            .into_iter()
+            .map(|(v, q, n)| json!([round6(v as f64 / 1000.0), q, n]))
+            .collect();
+        m.insert("latency_distribution".into(), Value::Array(spectrum));
+    }
     Value::Object(m)
 }
 
@@ -678,6 +687,71 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
             100.0 * summary.cpu.as_secs_f64() / secs
         ));
     }
+}
+
+/// Quantile iteration points, 5 ticks per half distance as HdrHistogram's own output uses:
+/// (value ns, percentile as a fraction, total count up to it).
+fn spectrum(h: &Histogram<u64>) -> Vec<(u64, f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_quantiles(5)
+        .map(|v| {
+            (
+                h.highest_equivalent(v.value_iterated_to()),
+                v.quantile_iterated_to(),
+                v.count_since_last_iteration(),
+            )
+        })
+        .scan(0u64, |total, (v, q, n)| {
+            *total += n;
+            Some((v, q, *total))
+        })
+        .collect()
+}
+
+/// HdrHistogram's standard percentile distribution text (as `outputPercentileDistribution`
+/// prints it, values in µs), readable by the usual HdrHistogram plotters.
+pub fn percentile_distribution(h: &Histogram<u64>) -> String {
+    let mut s = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    for (v, q, total) in spectrum(h) {
+        let us = v as f64 / 1000.0;
+        if q < 1.0 {
+            s.push_str(&format!(
+                "{us:12.3} {q:14.12} {total:10} {:14.2}\n",
+                1.0 / (1.0 - q)
+            ));
+        } else {
+            s.push_str(&format!("{us:12.3} {q:14.12} {total:10}\n"));
+        }
+    }
+    let (mean, sd, max) = if h.is_empty() {
+        (0.0, 0.0, 0.0)
+    } else {
+        (
+            h.mean() / 1000.0,
+            h.stdev() / 1000.0,
+            h.max() as f64 / 1000.0,
+        )
+    };
+    s.push_str(&format!(
+        "#[Mean    = {mean:12.3}, StdDeviation   = {sd:12.3}]\n"
+    ));
+    s.push_str(&format!(
+        "#[Max     = {max:12.3}, Total count    = {:12}]\n",
+        h.len()
+    ));
+    s.push_str(&format!(
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        sub_buckets(h.sigfig())
+    ));
+    s
+}
+
+/// HdrHistogram's sub-bucket count for a precision: the power of two covering 2 × 10^sigfig.
+fn sub_buckets(sigfig: u8) -> u64 {
+    (2 * 10u64.pow(u32::from(sigfig))).next_power_of_two()
 }
 
 fn round2(x: f64) -> f64 {
@@ -1036,6 +1110,92 @@ mod tests {
         assert_eq!(rows[0]["count"], 2);
         assert_eq!(rows[1]["interval"], 1);
         assert_eq!(rows[1]["count"], 2);
+    }
+
+    #[test]
+    fn percentiles_match_sorted_samples_within_precision() {
+        // Several workers, several windows, two targets merged: every printed percentile must
+        // match the sorted raw samples to HdrHistogram's 3-significant-digit bound.
+        let mut raw: Vec<u64> = Vec::new();
+        let mut ivs = Vec::new();
+        let mut x: u64 = 12345;
+        for seq in 0..3 {
+            for worker in 0..3 {
+                let mut per_target: Vec<Vec<u64>> = vec![vec![], vec![]];
+                for i in 0..2000 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // Log-uniform over 1 µs .. 100 ms.
+                    let v =
+                        (1000.0 * 10f64.powf((x >> 11) as f64 / (1u64 << 53) as f64 * 5.0)) as u64;
+                    per_target[i % 2].push(v);
+                    raw.push(v);
+                }
+                let refs: Vec<&[u64]> = per_target.iter().map(|v| v.as_slice()).collect();
+                ivs.push(interval(worker, seq, &refs));
+            }
+        }
+        raw.sort_unstable();
+        let cfg = ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 3,
+            merge: true,
+            jsonlines: true,
+            extra_percentiles: vec![50.0, 99.9, 99.99],
+            ..Default::default()
+        };
+        let (text, _) = run(&cfg, ivs);
+        let total: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(total["count"].as_u64().unwrap(), raw.len() as u64);
+        let ns = &total["latency_ns"];
+        for (key, p) in [
+            ("p50", 50.0),
+            ("p90", 90.0),
+            ("p95", 95.0),
+            ("p99", 99.0),
+            ("p999", 99.9),
+        ] {
+            let rank = ((p / 100.0) * raw.len() as f64).ceil() as usize;
+            let want = raw[rank.max(1) - 1] as f64;
+            let got = ns[key].as_u64().unwrap() as f64;
+            assert!(
+                (got - want).abs() <= want * 0.001 + 1.0,
+                "{key}: got {got}, sorted samples say {want}"
+            );
+        }
+        assert!(ns["max"].as_u64().unwrap() >= *raw.last().unwrap());
+        let want99_99 = raw[(0.9999 * raw.len() as f64).ceil() as usize - 1] as f64 / 1000.0;
+        let got = total["latency_9999p_us"].as_u64().unwrap() as f64;
+        assert!(
+            (got - want99_99).abs() <= want99_99 * 0.001 + 1.0,
+            "p99.99 {got} vs {want99_99}"
+        );
+    }
+
+    #[test]
+    fn distribution_text_has_hdrhistogram_shape() {
+        let mut h = new_hist();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let text = percentile_distribution(&h);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        );
+        let first: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(first[0], "1.000");
+        let last_data = lines.iter().rev().find(|l| !l.starts_with('#')).unwrap();
+        assert!(last_data.contains(" 1.000000000000 "), "{last_data}");
+        assert!(last_data.trim_end().ends_with("1000"));
+        assert!(
+            text.contains("#[Max     =     1000.447, Total count    =         1000]")
+                || text.contains("Total count    =         1000]"),
+            "{text}"
+        );
+        assert!(text.contains("SubBuckets     =         2048"));
     }
 
     #[test]
