@@ -537,7 +537,7 @@ impl Worker {
         c.state = State::Idle;
         c.backoff = MIN_BACKOFF;
         if cfg.closed_loop() {
-            self.send_next(token, now);
+            self.send_next(token, now, false);
             return;
         }
         let reconnect = c.ever_connected;
@@ -564,9 +564,10 @@ impl Worker {
             return false;
         };
         match c.pacer.as_ref().map(|p| p.next_due()) {
-            None => self.begin(token, now),
+            None => self.begin(token, now, false),
             Some(None) => false,
-            Some(Some(due)) if due <= now => self.begin(token, now),
+            // Due already: the reply came late, so this lateness is the target's, not ours.
+            Some(Some(due)) if due <= now => self.begin(token, now, false),
             Some(Some(due)) => {
                 c.epoch = c.epoch.wrapping_add(1);
                 self.timers.push(Reverse((due, token.0, c.epoch)));
@@ -576,14 +577,16 @@ impl Worker {
     }
 
     /// Send the next request on an idle persistent connection.
-    fn send_next(&mut self, token: Token, now: Instant) {
-        if self.begin(token, now) {
+    /// `from_timer`: the send was due while the connection was idle, so any lateness is the
+    /// generator's own (timer or loop lag) and is reported as such.
+    fn send_next(&mut self, token: Token, now: Instant, from_timer: bool) {
+        if self.begin(token, now, from_timer) {
             self.pump(token, now, false);
         }
     }
 
     /// Make the next request of an idle persistent connection current (no I/O yet).
-    fn begin(&mut self, token: Token, now: Instant) -> bool {
+    fn begin(&mut self, token: Token, now: Instant, from_timer: bool) -> bool {
         if self.stopping || now >= self.clock.end {
             return false;
         }
@@ -605,7 +608,7 @@ impl Worker {
             sent: 0,
             got: 0,
         };
-        if now >= measure {
+        if now >= measure && from_timer {
             self.stats[c.target as usize]
                 .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
         }
@@ -807,7 +810,7 @@ impl Worker {
                 State::Backoff if !self.stopping && now < self.clock.end => {
                     self.start_connect(token, now)
                 }
-                State::Idle => self.send_next(token, now),
+                State::Idle => self.send_next(token, now, true),
                 _ => {}
             }
         }
