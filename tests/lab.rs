@@ -1,0 +1,307 @@
+//! Accuracy on a real (namespaced) network path: known delay is reported as that delay, and UDP
+//! loss is counted exactly. Uses ../shared/lab/netlab; needs root, and skips with a message where
+//! namespaces cannot be made. All traffic stays inside the lab's own namespaces.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+
+fn netlab_path() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/lab/netlab");
+    p.exists().then_some(p)
+}
+
+/// A lab that is torn down when dropped.
+struct Lab {
+    netlab: PathBuf,
+    prefix: String,
+}
+
+impl Lab {
+    /// Bring a lab up, or explain why this test is skipped.
+    fn up(name: &str) -> Option<Lab> {
+        // SAFETY: geteuid has no arguments and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping {name}: the network lab needs root");
+            return None;
+        }
+        let Some(netlab) = netlab_path() else {
+            eprintln!("skipping {name}: ../shared/lab/netlab not found");
+            return None;
+        };
+        let check = Command::new(&netlab).arg("check").output().ok()?;
+        if check.status.code() == Some(77) {
+            eprintln!("skipping {name}: netlab check says namespaces cannot be made here");
+            return None;
+        }
+        let prefix = format!("cp{}{}", std::process::id() % 100_000, name);
+        let lab = Lab { netlab, prefix };
+        let out = lab
+            .cmd(&["up", "--hosts", "1", "-q"])
+            .output()
+            .expect("run netlab up");
+        assert!(
+            out.status.success(),
+            "netlab up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(lab)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.netlab);
+        // `--prefix` goes after the subcommand (and after HOST for exec/impair).
+        let (head, tail) = match args.first() {
+            Some(&"exec") | Some(&"impair") => args.split_at(2),
+            _ => args.split_at(1),
+        };
+        c.args(head).args(["--prefix", &self.prefix]).args(tail);
+        c
+    }
+
+    fn impair(&self, args: &[&str]) {
+        let mut a = vec!["impair", "srv1"];
+        a.extend_from_slice(args);
+        let out = self.cmd(&a).output().expect("run netlab impair");
+        assert!(
+            out.status.success(),
+            "netlab impair {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    /// Start `connperf serve` on srv1 and return it with its port.
+    fn serve(&self, proto: &str) -> (Server, u16) {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns("srv1"),
+                BIN,
+                "serve",
+                "-l",
+                "10.77.0.1:0",
+                "-p",
+                proto,
+            ])
+            .args(["--workers", "1", "--jsonlines"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = lines
+            .next()
+            .expect("server prints Listening")
+            .expect("read");
+        let port = first
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        (
+            Server {
+                child,
+                lines: Some(lines),
+            },
+            port,
+        )
+    }
+
+    /// Run `connperf connect ARGS --jsonlines` on the client host; return the total row.
+    fn connect(&self, args: &[&str]) -> Value {
+        let out = Command::new("timeout")
+            .args([
+                "30",
+                "ip",
+                "netns",
+                "exec",
+                &self.ns("cli"),
+                BIN,
+                "connect",
+                "--jsonlines",
+                "--show-only-results",
+            ])
+            .args(args)
+            .output()
+            .expect("run client");
+        assert!(
+            out.status.success(),
+            "client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let last = text
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("no output: {text}"));
+        let v: Value = serde_json::from_str(last).expect("json");
+        assert_eq!(v["kind"], "total");
+        v
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["down"]).output();
+    }
+}
+
+struct Server {
+    child: Child,
+    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
+}
+
+impl Server {
+    /// SIGTERM the server and return its final JSON total row.
+    fn stop(mut self) -> Value {
+        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut total = None;
+        for line in self.lines.take().expect("lines").map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["kind"] == "total" {
+                    total = Some(v);
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+        }
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "server exit {status:?}");
+        total.expect("server printed a total row")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn us(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+#[test]
+fn known_delay_is_reported_as_that_delay() {
+    let Some(lab) = Lab::up("delay") else { return };
+    let (server, port) = lab.serve("tcp");
+    let target = format!("10.77.0.1:{port}");
+    let run = |flavor: &str| {
+        lab.connect(&[
+            "-f",
+            flavor,
+            "-c",
+            "2",
+            "-r",
+            "100",
+            "-d",
+            "2s",
+            "--workers",
+            "1",
+            &target,
+        ])
+    };
+    let idle = run("persistent");
+    let idle_p50 = idle["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
+    assert!(
+        idle_p50 < 2000.0,
+        "idle round trip in the lab is {idle_p50} µs"
+    );
+
+    lab.impair(&["--delay", "5ms"]);
+    let delayed = run("persistent");
+    let p50 = delayed["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
+    let want = 5000.0 + idle_p50;
+    assert!(
+        (p50 - want).abs() <= 0.10 * want,
+        "p50 {p50} µs, want {want} µs ±10 % (idle {idle_p50} µs)"
+    );
+    assert_eq!(delayed["error_count"], 0);
+    assert!(delayed["count"].as_u64().unwrap() >= 390, "{delayed}");
+
+    // Ephemeral: connect is one round trip (SYN, SYN-ACK), the transaction two.
+    let eph = lab.connect(&[
+        "-f",
+        "ephemeral",
+        "-r",
+        "50",
+        "-d",
+        "2s",
+        "--workers",
+        "1",
+        &target,
+    ]);
+    let connect = us(&eph, "connect_50p_us");
+    let whole = eph["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (connect - want).abs() <= 0.15 * want,
+        "connect p50 {connect} µs, want ~{want} µs"
+    );
+    assert!(
+        (whole - 2.0 * want).abs() <= 0.15 * 2.0 * want,
+        "transaction p50 {whole} µs, want ~{} µs",
+        2.0 * want
+    );
+    assert_eq!(eph["error_count"], 0, "{eph}");
+    eprintln!(
+        "lab delay 5ms: idle p50 {idle_p50:.1} µs, persistent p50 {p50:.1} µs (want {want:.1}), \
+         ephemeral connect p50 {connect:.1} µs, transaction p50 {whole:.1} µs"
+    );
+    server.stop();
+}
+
+#[test]
+fn udp_loss_is_counted_exactly() {
+    let Some(lab) = Lab::up("loss") else { return };
+    let (server, port) = lab.serve("udp");
+    let target = format!("10.77.0.1:{port}");
+    lab.impair(&["--loss", "5%"]);
+    let total = lab.connect(&[
+        "-p",
+        "udp",
+        "-r",
+        "2000",
+        "-d",
+        "4s",
+        "--timeout",
+        "500ms",
+        "--workers",
+        "1",
+        &target,
+    ]);
+    let server_total = server.stop();
+    let echoed = server_total["udp_datagrams"].as_u64().unwrap();
+    let received = total["count"].as_u64().unwrap();
+    let lost = total["lost"].as_u64().unwrap();
+    // The impairment drops replies leaving the server: every echoed datagram either came back
+    // or is counted lost, none twice, none missing from the books.
+    assert_eq!(
+        received + lost,
+        echoed,
+        "client {total}\nserver {server_total}"
+    );
+    assert_eq!(total["duplicate"], 0);
+    assert_eq!(total["late"], 0, "no reply can be later than 500 ms here");
+    let dropped = lost as f64 / echoed as f64;
+    assert!(
+        (0.035..=0.065).contains(&dropped),
+        "impairment dropped {dropped}, asked 5 %"
+    );
+    assert!(echoed >= 7800, "sent {echoed} of 8000 scheduled");
+    eprintln!(
+        "lab loss 5%: echoed {echoed}, received {received}, counted lost {lost} ({:.2} %)",
+        100.0 * dropped
+    );
+}
