@@ -386,6 +386,14 @@ pub fn run_reporter<W: Write>(
     );
     if !cfg.jsonlines {
         print_notes(cfg, &mut out, &rows, &summary);
+        if cfg.latency_distribution {
+            for (peer, s) in rows_of(cfg, &totals) {
+                out.line(&format!(
+                    "# latency distribution of {peer} (µs, intended-time latency)"
+                ));
+                out.line(&percentile_distribution(&s.latency));
+            }
+        }
     }
     out.flush();
     summary.totals = rows;
@@ -631,8 +639,8 @@ fn json_row(
     m.insert("late_starts".into(), json!(s.late_starts));
     m.insert("max_behind_us".into(), json!(us(s.max_behind_ns)));
     m.insert("not_started".into(), json!(s.not_started));
+    m.insert("lost".into(), json!(s.lost));
     if cfg.udp {
-        m.insert("lost".into(), json!(s.lost));
         m.insert("late".into(), json!(s.late));
         m.insert("duplicate".into(), json!(s.duplicate));
         m.insert("reordered".into(), json!(s.reordered));

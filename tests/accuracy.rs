@@ -1,0 +1,366 @@
+//! Numbers you can trust, on loopback: a stalled server shows up in the percentiles (no
+//! coordinated omission), achieved rates match the schedule from 1/s to 100,000/s, counts add up
+//! between client and server, and a saturated generator says so.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+
+struct Server {
+    child: Child,
+    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
+    port: u16,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "-l", "127.0.0.1:0", "--jsonlines"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = lines.next().expect("Listening line").expect("read");
+        let port = first
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        Server {
+            child,
+            lines: Some(lines),
+            port,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then the server's final JSON total row.
+    fn stop(mut self) -> Value {
+        self.signal(libc::SIGTERM);
+        let mut total = None;
+        for line in self.lines.take().expect("lines").map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["kind"] == "total" {
+                    total = Some(v);
+                }
+            }
+        }
+        assert!(self.child.wait().expect("wait").success());
+        total.expect("server total row")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `connperf connect --jsonlines ARGS` (bounded by `limit`); return every row.
+fn connect(args: &[&str], limit: Duration) -> Vec<Value> {
+    let mut child = Command::new(BIN)
+        .arg("connect")
+        .arg("--jsonlines")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start client");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("connect {args:?} ran past {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "connect {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn total(rows: &[Value]) -> &Value {
+    let t = rows.last().expect("rows");
+    assert_eq!(t["kind"], "total", "{t}");
+    t
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+#[test]
+fn a_stalled_server_shows_up_in_the_percentiles() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let pid = server.child.id() as i32;
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        // SAFETY: signals to our own child process.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(1000));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    });
+    let rows = connect(
+        &[
+            "-c",
+            "10",
+            "-r",
+            "100",
+            "-d",
+            "3s",
+            "-i",
+            "1s",
+            "--timeout",
+            "5s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(20),
+    );
+    staller.join().unwrap();
+    let t = total(&rows);
+    let scheduled = 3000.0;
+    let count = u(t, "count") as f64;
+    assert!(
+        (count - scheduled).abs() <= 0.01 * scheduled,
+        "count {count} vs schedule {scheduled}"
+    );
+    assert_eq!(u(t, "error_count"), 0, "{t}");
+    // About a third of the requests were due during the 1 s stall and waited up to 1 s.
+    let p99 = u(t, "latency_99p_us");
+    let max = u(t, "latency_max_us");
+    assert!(p99 >= 500_000, "p99 {p99} µs hides a 1 s stall");
+    assert!((900_000..2_000_000).contains(&max), "max {max} µs");
+    let p90 = u(t, "latency_90p_us");
+    assert!(
+        p90 >= 300_000,
+        "p90 {p90} µs: a third of requests were stalled"
+    );
+    // The uncorrected service time only sees the few requests in flight at the stall.
+    let svc99 = u(t, "service_99p_us");
+    assert!(
+        svc99 * 10 < p99,
+        "service p99 {svc99} µs should be far below corrected p99 {p99} µs"
+    );
+    server.stop();
+}
+
+#[test]
+fn achieved_rate_matches_the_schedule_from_1_to_100k_per_second() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    // (args, scheduled requests)
+    let cases: [(&[&str], f64); 5] = [
+        (&["-c", "1", "-r", "1", "-d", "3s"], 3.0),
+        (
+            &["-f", "ephemeral", "-r", "0.5", "-d", "4s", "--workers", "2"],
+            2.0,
+        ),
+        (
+            &["-f", "ephemeral", "-r", "3", "-d", "2s", "--workers", "4"],
+            6.0,
+        ),
+        (
+            &["-p", "udp", "-r", "1000", "-d", "2s", "--workers", "2"],
+            2000.0,
+        ),
+        (
+            &["-p", "udp", "-r", "100000", "-d", "2s", "--workers", "2"],
+            200_000.0,
+        ),
+    ];
+    for (args, scheduled) in cases {
+        let mut a: Vec<&str> = args.to_vec();
+        a.push(&addr);
+        let rows = connect(&a, Duration::from_secs(20));
+        let t = total(&rows);
+        let count = u(t, "count") as f64;
+        let books = count + (u(t, "not_started") + u(t, "lost") + u(t, "error_count")) as f64;
+        assert!(
+            (books - scheduled).abs() <= 0.01 * scheduled + 1.0,
+            "{args:?}: books {books} vs {scheduled}: {t}"
+        );
+        let kept_up = u(t, "not_started") == 0 && u(t, "lost") == 0;
+        if kept_up {
+            assert!(
+                (count - scheduled).abs() <= 0.01 * scheduled,
+                "{args:?}: count {count} vs {scheduled}"
+            );
+            let rate = t["rate_per_sec"].as_f64().unwrap();
+            let want = scheduled / t["elapsed_sec"].as_f64().unwrap();
+            assert!(
+                (rate - want).abs() <= 0.01 * want,
+                "{args:?}: rate {rate} vs {want}"
+            );
+        } else {
+            // The machine could not keep up: the report must say so rather than hide it.
+            eprintln!("{args:?}: generator or target did not keep up: {t}");
+            assert!(u(t, "late_starts") + u(t, "not_started") + u(t, "lost") > 0);
+        }
+    }
+    server.stop();
+}
+
+#[test]
+fn client_and_server_counts_add_up_and_intervals_sum_to_totals() {
+    let server = Server::start(&["--workers", "2"]);
+    let addr = server.addr();
+    let rows = connect(
+        &[
+            "-c",
+            "20",
+            "-r",
+            "200",
+            "-d",
+            "2s",
+            "-i",
+            "500ms",
+            "--message-bytes",
+            "100",
+            "--workers",
+            "2",
+            &addr,
+        ],
+        Duration::from_secs(20),
+    );
+    let srv = server.stop();
+    let t = total(&rows);
+    let intervals: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "interval").collect();
+    assert!(intervals.len() >= 4, "{} interval rows", intervals.len());
+    let sum: u64 = intervals.iter().map(|r| u(r, "count")).sum();
+    assert_eq!(sum, u(t, "count"), "interval rows sum to the total");
+    let bytes: u64 = intervals.iter().map(|r| u(r, "bytes")).sum();
+    assert_eq!(bytes, u(t, "bytes"));
+    assert_eq!(u(t, "error_count"), 0, "{t}");
+    assert_eq!(u(t, "bytes"), 100 * u(t, "count"));
+    // Every byte the client counted was echoed by the server, exactly, and nothing else.
+    assert_eq!(
+        u(t, "bytes"),
+        u(&srv, "tcp_bytes"),
+        "client {t}\nserver {srv}"
+    );
+    assert_eq!(u(&srv, "accepted"), 20);
+}
+
+#[test]
+fn a_saturated_generator_says_so() {
+    let server = Server::start(&["--workers", "1", "-p", "udp"]);
+    let addr = server.addr();
+    // Far above what one worker can send on a 2-core machine shared with the server.
+    let rows = connect(
+        &[
+            "-p",
+            "udp",
+            "-r",
+            "5000000",
+            "-d",
+            "2s",
+            "-i",
+            "1s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(20),
+    );
+    let t = total(&rows);
+    let scheduled = 10_000_000;
+    assert!(u(t, "count") < scheduled, "{t}");
+    assert!(u(t, "late_starts") > 0, "{t}");
+    assert!(u(t, "not_started") > 0, "{t}");
+    assert!(u(t, "max_behind_us") > 10_000, "{t}");
+    assert!(t["generator_cpu_sec"].as_f64().unwrap() > 0.5, "{t}");
+    for r in rows.iter().filter(|r| r["kind"] == "interval") {
+        assert!(
+            r["generator_cpu_sec"].as_f64().unwrap() > 0.0,
+            "cpu per interval: {r}"
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn percentile_columns_and_distribution_are_printed() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let out = Command::new(BIN)
+        .args([
+            "connect",
+            "-c",
+            "2",
+            "-r",
+            "200",
+            "-d",
+            "1s",
+            "--workers",
+            "1",
+        ])
+        .args(["--percentiles", "50,99.99", "--latency-distribution", &addr])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("LAT_50p(µs)") && header.contains("LAT_99.99p(µs)"),
+        "{header}"
+    );
+    assert!(
+        text.contains("       Value     Percentile TotalCount 1/(1-Percentile)"),
+        "{text}"
+    );
+    assert!(text.contains("#[Max     ="), "{text}");
+    let rows = connect(
+        &[
+            "-c",
+            "2",
+            "-r",
+            "200",
+            "-d",
+            "1s",
+            "--workers",
+            "1",
+            "--latency-distribution",
+            &addr,
+        ],
+        Duration::from_secs(10),
+    );
+    let dist = total(&rows)["latency_distribution"]
+        .as_array()
+        .expect("distribution in JSON")
+        .clone();
+    assert!(dist.len() > 10);
+    let last = dist.last().unwrap();
+    assert_eq!(last[1].as_f64(), Some(1.0));
+    assert_eq!(last[2].as_u64(), Some(u(total(&rows), "count")));
+    server.stop();
+}
