@@ -246,6 +246,8 @@ fn client_and_server_counts_add_up_and_intervals_sum_to_totals() {
             "500ms",
             "--message-bytes",
             "100",
+            "--timeout",
+            "5s",
             "--workers",
             "2",
             &addr,
