@@ -5,7 +5,7 @@
 
 use crate::affinity::{self, Plan};
 use crate::driver::{CloseMode, ConnectConfig, Flavor, Proto, Run, Target, UDP_HEADER_LEN};
-use crate::echo::{Protocols, ServeConfig, Server};
+use crate::echo::{Cidr, Protocols, ServeConfig, Server};
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::ReportConfig;
 use crate::{rlimit, Error, Result};
@@ -91,6 +91,9 @@ pub struct ServeArgs {
     /// print counters as JSON Lines
     #[argh(switch)]
     pub jsonlines: bool,
+    /// answer only these peers: comma-separated addresses or CIDR blocks (TCP and UDP)
+    #[argh(option)]
+    pub allow: Option<String>,
 }
 
 #[derive(FromArgs, Debug, Default)]
@@ -529,6 +532,14 @@ impl ServeArgs {
             backlog,
             busy_poll_us: busy_poll(self.busy_poll)?,
             jsonlines: self.jsonlines,
+            allow: match &self.allow {
+                Some(a) => a
+                    .split(',')
+                    .map(|p| Cidr::parse(p.trim()))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::Config(format!("invalid --allow: {e}")))?,
+                None => Vec::new(),
+            },
         };
         Ok((cfg, plan, LoopOptions { spin: self.spin }))
     }

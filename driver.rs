@@ -716,7 +716,10 @@ impl Worker {
             }
             self.inflight -= 1;
             if self.cfg.closed_loop() {
-                self.start_ephemeral(c.target, now, now);
+                // Closed loop: replace the finished connection, but only inside the run.
+                if !self.stopping && now < self.clock.end {
+                    self.start_ephemeral(c.target, now, now);
+                }
             } else {
                 self.run_ephemeral_pacers(now);
             }

@@ -16,7 +16,7 @@ use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +66,64 @@ pub struct ServeConfig {
     pub busy_poll_us: Option<u32>,
     /// JSON Lines output.
     pub jsonlines: bool,
+    /// Answer only peers inside these blocks (`--allow`); empty answers everyone.
+    pub allow: Vec<Cidr>,
+}
+
+/// An address block such as `10.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `ADDR/LEN` or a bare address (a block of one).
+    pub fn parse(s: &str) -> std::result::Result<Cidr, String> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match len {
+            None => bits,
+            Some(l) => match l.trim().parse::<u8>() {
+                Ok(p) if p <= bits => p,
+                _ => return Err(format!("{s:?} has a bad prefix length (0 to {bits})")),
+            },
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// True if `ip` lies in the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let mask = |bits: u32, width: u32| -> u128 {
+            if bits == 0 {
+                0
+            } else {
+                (!0u128 << (width - bits)) & (!0u128 >> (128 - width))
+            }
+        };
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let m = mask(u32::from(self.prefix), 32);
+                (u128::from(u32::from(n)) & m) == (u128::from(u32::from(a)) & m)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let m = mask(u32::from(self.prefix), 128);
+                (u128::from(n) & m) == (u128::from(a) & m)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn allowed(allow: &[Cidr], ip: IpAddr) -> bool {
+    allow.is_empty() || allow.iter().any(|c| c.contains(ip))
 }
 
 impl Default for ServeConfig {
@@ -79,6 +137,7 @@ impl Default for ServeConfig {
             backlog: 4096,
             busy_poll_us: None,
             jsonlines: false,
+            allow: Vec::new(),
         }
     }
 }
@@ -278,7 +337,12 @@ impl EchoWorker {
                 None => return,
             };
             match res {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
+                    if !allowed(&self.cfg.allow, peer.ip()) {
+                        self.counters.denied += 1;
+                        drop(stream);
+                        continue;
+                    }
                     self.counters.accepted += 1;
                     let open = self.shared.open.fetch_add(1, Ordering::Relaxed) + 1;
                     if self.cfg.max_connections.is_some_and(|m| open > m) {
@@ -386,6 +450,7 @@ impl EchoWorker {
                 }
             }
             match sock.recv_from(&mut self.buf) {
+                Ok((_, from)) if !allowed(&self.cfg.allow, from.ip()) => c.denied += 1,
                 Ok((n, from)) => match sock.send_to(&self.buf[..n], from) {
                     Ok(_) => {
                         c.udp_datagrams += 1;
@@ -641,5 +706,28 @@ impl Server {
             .join()
             .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
         r.map(|_| totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_blocks() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let one = Cidr::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -824,8 +824,8 @@ pub struct ServerCounters {
     pub udp_datagrams: u64,
     /// UDP bytes echoed.
     pub udp_bytes: u64,
-    /// UDP datagrams from senders that `--allow` does not admit, dropped.
-    pub udp_denied: u64,
+    /// Connections and datagrams from peers that `--allow` does not admit, dropped unanswered.
+    pub denied: u64,
     /// Connections reset by the peer. Not an error: clients that close with RST (connperf's
     /// ephemeral default) do this by design.
     pub resets: u64,
@@ -852,7 +852,7 @@ impl ServerCounters {
         self.tcp_bytes += o.tcp_bytes;
         self.udp_datagrams += o.udp_datagrams;
         self.udp_bytes += o.udp_bytes;
-        self.udp_denied += o.udp_denied;
+        self.denied += o.denied;
         self.resets += o.resets;
         self.accept_fd_limit += o.accept_fd_limit;
         self.accept_errors += o.accept_errors;
@@ -941,7 +941,7 @@ fn diff(a: &ServerCounters, b: &ServerCounters) -> ServerCounters {
         tcp_bytes: a.tcp_bytes - b.tcp_bytes.min(a.tcp_bytes),
         udp_datagrams: a.udp_datagrams - b.udp_datagrams.min(a.udp_datagrams),
         udp_bytes: a.udp_bytes - b.udp_bytes.min(a.udp_bytes),
-        udp_denied: a.udp_denied - b.udp_denied.min(a.udp_denied),
+        denied: a.denied - b.denied.min(a.denied),
         resets: a.resets - b.resets.min(a.resets),
         accept_fd_limit: a.accept_fd_limit - b.accept_fd_limit.min(a.accept_fd_limit),
         accept_errors: a.accept_errors - b.accept_errors.min(a.accept_errors),
@@ -963,7 +963,7 @@ fn server_line(
             "accepted": c.accepted, "open": now.open(), "closed": c.closed,
             "rejected": c.rejected, "idle_closed": c.idle_closed,
             "tcp_reads": c.tcp_reads, "tcp_bytes": c.tcp_bytes,
-            "udp_datagrams": c.udp_datagrams, "udp_bytes": c.udp_bytes, "udp_denied": c.udp_denied,
+            "udp_datagrams": c.udp_datagrams, "udp_bytes": c.udp_bytes, "denied": c.denied,
             "resets": c.resets,
             "errors": { "accept_fd_limit": c.accept_fd_limit,
                         "accept_other": c.accept_errors, "io": c.io_errors },
@@ -972,9 +972,9 @@ fn server_line(
     } else {
         format!(
             "server {kind:<8} {name:<6} accepted={} open={} closed={} rejected={} idle_closed={} \
-             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} resets={} errors={} (accept_fd_limit={} accept_other={} io={})",
+             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} denied={} resets={} errors={} (accept_fd_limit={} accept_other={} io={})",
             c.accepted, now.open(), c.closed, c.rejected, c.idle_closed, c.tcp_reads, c.tcp_bytes,
-            c.udp_datagrams, c.udp_bytes, c.resets, c.errors(), c.accept_fd_limit, c.accept_errors, c.io_errors
+            c.udp_datagrams, c.udp_bytes, c.denied, c.resets, c.errors(), c.accept_fd_limit, c.accept_errors, c.io_errors
         )
     }
 }
