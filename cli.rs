@@ -316,6 +316,9 @@ pub fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
+    if s.starts_with('[') && s.ends_with(']') {
+        return Err(format!("address {s:?} has no port (write {s}:9100)"));
+    }
     if s.parse::<IpAddr>().is_ok() || s.matches(':').count() > 1 && !s.starts_with('[') {
         return Err(format!(
             "address {s:?} has no port, or is IPv6 without brackets (write [::1]:9100)"
@@ -493,9 +496,14 @@ impl ServeArgs {
             }
         };
         let mut addrs = Vec::new();
-        for a in self.addrs.iter().chain(&self.listen_addr) {
+        for a in &self.addrs {
             addrs.push(
                 parse_addr(a).map_err(|e| Error::Config(format!("invalid listen address: {e}")))?,
+            );
+        }
+        for a in &self.listen_addr {
+            addrs.push(
+                parse_addr(a).map_err(|e| Error::Config(format!("invalid --listen-addr: {e}")))?,
             );
         }
         if let Some(f) = &self.listen_addrs_file {

@@ -155,6 +155,17 @@ impl Clock {
     }
 }
 
+/// What an event (or the lack of one) says about a connection, for `pump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// Only writing makes sense: a new request, or a writable event.
+    Write,
+    /// Readable: read what has arrived.
+    Read,
+    /// The peer closed or the socket failed: read until the end of stream.
+    ReadClosed,
+}
+
 /// Where a TCP request stands.
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -531,7 +542,7 @@ impl Worker {
                 sent: 0,
                 got: 0,
             };
-            self.pump(token, now, false);
+            self.pump(token, now, Readiness::Write);
             return;
         }
         c.state = State::Idle;
@@ -553,7 +564,7 @@ impl Worker {
             }
         }
         if self.next_request(token, now) {
-            self.pump(token, now, false);
+            self.pump(token, now, Readiness::Write);
         }
     }
 
@@ -581,7 +592,7 @@ impl Worker {
     /// generator's own (timer or loop lag) and is reported as such.
     fn send_next(&mut self, token: Token, now: Instant, from_timer: bool) {
         if self.begin(token, now, from_timer) {
-            self.pump(token, now, false);
+            self.pump(token, now, Readiness::Write);
         }
     }
 
@@ -617,19 +628,22 @@ impl Worker {
 
     /// Drive a connection's current request, and the ones after it while they are due at once
     /// (closed loop, or behind schedule): a loop here, never recursion.
-    fn pump(&mut self, token: Token, now: Instant, read_closed: bool) {
+    fn pump(&mut self, token: Token, now: Instant, ready: Readiness) {
         let mut now = now;
-        while let Some(done) = self.pump_once(token, now, read_closed) {
+        let mut ready = ready;
+        while let Some(done) = self.pump_once(token, now, ready) {
             if !self.next_request(token, done) {
                 break;
             }
             now = done;
+            ready = Readiness::Write;
         }
     }
 
     /// Move a request forward: write what is unsent, read and check what has come back.
     /// Returns the completion instant when a persistent request finished.
-    fn pump_once(&mut self, token: Token, now: Instant, read_closed: bool) -> Option<Instant> {
+    fn pump_once(&mut self, token: Token, now: Instant, ready: Readiness) -> Option<Instant> {
+        let read_closed = ready == Readiness::ReadClosed;
         let msg = self.cfg.message_bytes;
         let c = self.conns.get_mut(token)?;
         let State::InFlight {
@@ -657,7 +671,10 @@ impl Worker {
                     Err(e) => break 'io Err(ErrorKind::of(&e)),
                 }
             }
-            while got < sent {
+            // Read only when epoll said so: right after a write the echo is almost never
+            // there yet, and edge-triggered epoll reports its arrival (saves a failed read
+            // per request).
+            while got < sent && ready != Readiness::Write {
                 let want = (sent - got).min(self.recv_buf.len());
                 match stream.read(&mut self.recv_buf[..want]) {
                     Ok(0) => break 'io Err(ErrorKind::ClosedEarly),
@@ -773,7 +790,16 @@ impl Worker {
                     Err(e) => self.fail(token, ErrorKind::of(&e), now),
                 }
             }
-            State::InFlight { .. } => self.pump(token, now, ev.is_read_closed() || ev.is_error()),
+            State::InFlight { .. } => {
+                let ready = if ev.is_read_closed() || ev.is_error() {
+                    Readiness::ReadClosed
+                } else if ev.is_readable() {
+                    Readiness::Read
+                } else {
+                    Readiness::Write
+                };
+                self.pump(token, now, ready)
+            }
             State::Idle => {
                 if !ev.is_readable() && !ev.is_error() {
                     return;

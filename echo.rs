@@ -180,7 +180,7 @@ fn bind_tcp(
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
+    // SO_REUSEPORT only: SO_REUSEADDR on UDP would let any other process bind the port too.
     s.set_reuse_port(true)?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -190,8 +190,59 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(s.into()))
 }
 
-/// Bind every address for every worker. Port 0 is resolved by the first socket bound for that
-/// address, and the other workers and the other protocol reuse that port.
+/// Fail with EADDRINUSE if another process already serves `addr`. Our own sockets use
+/// SO_REUSEPORT, which would otherwise let a second server silently share the port and take
+/// half its traffic; a socket without it cannot bind while any other socket holds the port.
+fn probe_free(addr: SocketAddr, protocols: Protocols) -> io::Result<()> {
+    if protocols.tcp() {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // SO_REUSEADDR so that TIME_WAIT leftovers of a restarted server do not count.
+        s.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.bind(&addr.into())?;
+    }
+    if protocols.udp() {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.bind(&addr.into())?;
+    }
+    Ok(())
+}
+
+/// Sockets of one address for every worker; port 0 is resolved by the first socket bound, and
+/// the other workers and the other protocol reuse that port.
+fn bind_addr(
+    cfg: &ServeConfig,
+    want: SocketAddr,
+    workers: usize,
+    fastopen_failed: &mut Option<io::Error>,
+) -> io::Result<(SocketAddr, Vec<TcpListener>, Vec<UdpSocket>)> {
+    let mut addr = want;
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+    for _ in 0..workers {
+        if cfg.protocols.tcp() {
+            let l = bind_tcp(addr, cfg.backlog, fastopen_failed)?;
+            if addr.port() == 0 {
+                addr = l.local_addr()?;
+            }
+            tcp.push(l);
+        }
+        if cfg.protocols.udp() {
+            let u = bind_udp(addr)?;
+            if addr.port() == 0 {
+                addr = u.local_addr()?;
+            }
+            udp.push(u);
+        }
+    }
+    Ok((addr, tcp, udp))
+}
+
+/// Bind every address for every worker.
 pub fn bind(cfg: &ServeConfig, workers: usize) -> Result<Bound> {
     let mut sockets: Vec<WorkerSockets> = (0..workers)
         .map(|_| WorkerSockets {
@@ -202,27 +253,23 @@ pub fn bind(cfg: &ServeConfig, workers: usize) -> Result<Bound> {
     let mut addrs = Vec::with_capacity(cfg.addrs.len());
     let mut fastopen_failed = None;
     for &want in &cfg.addrs {
-        let mut addr = want;
+        if want.port() != 0 {
+            probe_free(want, cfg.protocols).map_err(|source| Error::Bind { addr: want, source })?;
+        }
+        // Port 0 with both protocols: the free TCP port may be taken for UDP; pick another.
+        let mut tries = if want.port() == 0 { 8 } else { 1 };
+        let (addr, tcp, udp) = loop {
+            tries -= 1;
+            match bind_addr(cfg, want, workers, &mut fastopen_failed) {
+                Ok(b) => break b,
+                Err(e) if tries > 0 && e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(source) => return Err(Error::Bind { addr: want, source }),
+            }
+        };
+        let (mut tcp, mut udp) = (tcp.into_iter(), udp.into_iter());
         for ws in sockets.iter_mut() {
-            if cfg.protocols.tcp() {
-                let l = bind_tcp(addr, cfg.backlog, &mut fastopen_failed)
-                    .map_err(|source| Error::Bind { addr, source })?;
-                if addr.port() == 0 {
-                    addr = l
-                        .local_addr()
-                        .map_err(|source| Error::Bind { addr, source })?;
-                }
-                ws.listeners.push(l);
-            }
-            if cfg.protocols.udp() {
-                let u = bind_udp(addr).map_err(|source| Error::Bind { addr, source })?;
-                if addr.port() == 0 {
-                    addr = u
-                        .local_addr()
-                        .map_err(|source| Error::Bind { addr, source })?;
-                }
-                ws.udps.push(u);
-            }
+            ws.listeners.extend(tcp.next());
+            ws.udps.extend(udp.next());
         }
         addrs.push(addr);
     }

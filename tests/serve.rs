@@ -1,0 +1,1128 @@
+//! Integration tests for `connperf serve`: the echo server in-process (`echo::Server`) and the
+//! binary (`connperf serve`), over real sockets on loopback.
+//!
+//! Every socket has read/write timeouts, every wait has a deadline, every server started here is
+//! stopped here (in-process servers by `Shutdown::trigger`, child processes by their PID).
+
+use connperf::affinity::Plan;
+use connperf::echo::{Protocols, ServeConfig, Server};
+use connperf::reactor::{LoopOptions, Shutdown};
+use connperf::report::ServerCounters;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Timeout for any single socket read or write that should succeed.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a child process gets to start, or to exit after SIGTERM.
+const PROC_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: in-process server
+// ---------------------------------------------------------------------------------------------
+
+/// A `Write` that keeps what the reporter printed, for the test to read afterwards.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("reporter output is UTF-8")
+    }
+}
+
+/// An in-process echo server that is stopped when dropped, even if the test panicked.
+struct Running {
+    server: Option<Server>,
+    shutdown: Shutdown,
+    out: SharedBuf,
+}
+
+impl Running {
+    fn start(cfg: ServeConfig, workers: usize) -> Running {
+        let plan = Plan {
+            cores: vec![],
+            workers,
+            strict: false,
+        };
+        let shutdown = Shutdown::new();
+        let out = SharedBuf::default();
+        let server = Server::start(cfg, &plan, &shutdown, LoopOptions::default(), out.clone())
+            .expect("server starts");
+        Running {
+            server: Some(server),
+            shutdown,
+            out,
+        }
+    }
+
+    fn addrs(&self) -> Vec<SocketAddr> {
+        self.server.as_ref().expect("running").addrs.clone()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addrs()[0]
+    }
+
+    /// Trigger shutdown and return the reporter's final totals.
+    fn stop(mut self) -> ServerCounters {
+        self.shutdown.trigger();
+        let server = self.server.take().expect("running");
+        stop_within(server, Duration::from_secs(5))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            // Only reached when a test failed before `stop`: stop the server, bounded in time.
+            self.shutdown.trigger();
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let _ = tx.send(s.join().is_ok());
+            });
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Join a triggered server on a helper thread so a hang fails the test instead of stalling it.
+fn stop_within(server: Server, limit: Duration) -> ServerCounters {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(server.join());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(r) => r.expect("server joins without error"),
+        Err(_) => panic!("server did not stop within {limit:?} of shutdown"),
+    }
+}
+
+fn config(addrs: &[&str]) -> ServeConfig {
+    ServeConfig {
+        addrs: addrs
+            .iter()
+            .map(|a| a.parse().expect("test address"))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: clients
+// ---------------------------------------------------------------------------------------------
+
+/// Deterministic, non-repeating-looking bytes, so a reordered or shifted echo cannot match.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Write `msg` and read back exactly as many bytes; they must be the same.
+fn echo_small(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).expect("write message");
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).expect("read echo");
+    assert!(back == msg, "echo of {} bytes differs", msg.len());
+}
+
+/// Write `msg` from another thread while this one reads the echo (the server stops reading
+/// while its echo is not taken, so a single thread would deadlock on large messages).
+fn echo_big(s: &mut TcpStream, msg: Arc<Vec<u8>>) {
+    let mut w = s.try_clone().expect("clone stream");
+    let m = msg.clone();
+    let writer = thread::spawn(move || w.write_all(&m));
+    let mut back = vec![0u8; msg.len()];
+    let res = s.read_exact(&mut back);
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write message");
+    res.unwrap_or_else(|e| panic!("read echo of {} bytes: {e}", msg.len()));
+    if let Some(i) = back.iter().zip(msg.iter()).position(|(a, b)| a != b) {
+        panic!("echo of {} bytes differs first at byte {i}", msg.len());
+    }
+}
+
+/// The peer must close `s` within `within`: read gives end of stream or a reset.
+fn expect_closed(s: &mut TcpStream, within: Duration) -> Duration {
+    let start = Instant::now();
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ) => {}
+        Ok(n) => panic!("expected the server to close the connection, got {n} bytes"),
+        Err(e) => panic!(
+            "expected the server to close the connection within {within:?}, got {e} after {:?}",
+            start.elapsed()
+        ),
+    }
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    start.elapsed()
+}
+
+fn udp_client(server: SocketAddr) -> UdpSocket {
+    let local: SocketAddr = if server.is_ipv6() {
+        "[::1]:0".parse().unwrap()
+    } else {
+        "127.0.0.1:0".parse().unwrap()
+    };
+    let u = UdpSocket::bind(local).expect("bind UDP client");
+    u.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    u.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    u
+}
+
+/// Send one datagram and expect it back unchanged, from the server's address.
+fn udp_echo(u: &UdpSocket, to: SocketAddr, payload: &[u8]) {
+    let sent = u
+        .send_to(payload, to)
+        .unwrap_or_else(|e| panic!("send {} B datagram to {to}: {e}", payload.len()));
+    assert_eq!(sent, payload.len(), "datagram sent whole");
+    let mut buf = vec![0u8; 70_000];
+    let (n, from) = u
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no echo of a {} B datagram from {to}: {e}", payload.len()));
+    assert_eq!(from, to, "echo comes from the address the datagram went to");
+    assert_eq!(n, payload.len(), "echoed datagram length");
+    assert!(&buf[..n] == payload, "echoed datagram content differs");
+}
+
+/// Poll `cond` until it holds or `limit` passes.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: the binary
+// ---------------------------------------------------------------------------------------------
+
+/// A `connperf` child process; killed (by its PID) on drop if still running.
+struct Proc {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_connperf"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn connperf");
+        let out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Proc {
+            child,
+            stdout: rx,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// Read the `Listening at ADDR (...)` lines, `n` of them, and return the addresses.
+    fn listening(&mut self, n: usize) -> Vec<SocketAddr> {
+        let deadline = Instant::now() + PROC_TIMEOUT;
+        let mut addrs = Vec::new();
+        while addrs.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.stdout.recv_timeout(left) {
+                Ok(l) => l,
+                Err(e) => {
+                    let status = self.child.try_wait();
+                    panic!(
+                        "waiting for `Listening at` line {} of {n}: {e:?} (child status {status:?}, stderr {:?})",
+                        addrs.len() + 1,
+                        self.stderr_if_exited()
+                    );
+                }
+            };
+            let rest = line
+                .strip_prefix("Listening at ")
+                .unwrap_or_else(|| panic!("expected `Listening at ...`, got {line:?}"));
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .unwrap_or_else(|| panic!("no address in {line:?}"));
+            assert_ne!(addr.port(), 0, "port 0 resolved in {line:?}");
+            addrs.push(addr);
+        }
+        addrs
+    }
+
+    fn stderr_if_exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(_)) => self.stderr.take().and_then(|h| h.join().ok()),
+            _ => None,
+        }
+    }
+
+    /// Wait for the process to exit by itself within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("connperf did not exit within {limit:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM the child, wait for it, and return its status, the rest of stdout and stderr.
+    fn terminate(mut self) -> (ExitStatus, Vec<String>, String) {
+        // SAFETY: kill(2) with the PID of a child we spawned and have not reaped yet.
+        let rc = unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM): {}", io::Error::last_os_error());
+        let status = self.wait_exit(PROC_TIMEOUT);
+        let (lines, err) = self.drain();
+        (status, lines, err)
+    }
+
+    /// After exit: every remaining stdout line, and all of stderr.
+    fn drain(&mut self) -> (Vec<String>, String) {
+        let deadline = Instant::now() + PROC_TIMEOUT;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout not closed after exit"),
+            }
+        }
+        let err = self
+            .stderr
+            .take()
+            .map(|h| h.join().expect("stderr reader"))
+            .unwrap_or_default();
+        (lines, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Run connperf with arguments that must be refused: returns (status code, stdout, stderr).
+fn run_refused(args: &[&str]) -> (Option<i32>, Vec<String>, String) {
+    let mut p = Proc::spawn(args);
+    let st = p.wait_exit(PROC_TIMEOUT);
+    let (out, err) = p.drain();
+    (st.code(), out, err)
+}
+
+/// VmRSS of a process in KiB, from /proc/PID/status.
+fn vm_rss_kib(pid: libc::pid_t) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS line");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS value")
+}
+
+/// A `name=value` field of a text counter line.
+fn field(line: &str, name: &str) -> u64 {
+    let key = format!("{name}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+fn temp_path(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    std::env::temp_dir().join(format!(
+        "connperf-serve-test-{}-{tag}-{nanos}",
+        std::process::id()
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tcp_echo_is_byte_exact_from_1_byte_to_4_mib() {
+    let srv = Running::start(config(&["127.0.0.1:0"]), 2);
+    let addr = srv.addr();
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "bound {addr}");
+    let sizes = [1usize, 64, 64 << 10, 4 << 20];
+    let mut expected = 0u64;
+
+    // All sizes in turn on one connection: the stream must stay aligned between messages.
+    let mut s = tcp(addr);
+    for (i, &n) in sizes.iter().enumerate() {
+        let msg = pattern(n, i as u64 + 1);
+        if n <= 64 {
+            echo_small(&mut s, &msg);
+        } else {
+            echo_big(&mut s, Arc::new(msg));
+        }
+        expected += n as u64;
+    }
+    drop(s);
+
+    // A few bytes and the FIN together: the echo still comes back before end of stream.
+    let mut s = tcp(addr);
+    s.write_all(b"abc").unwrap();
+    s.shutdown(NetShutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back)
+        .expect("read the echo to end of stream after a half-close");
+    assert_eq!(back, b"abc");
+    expected += 3;
+    drop(s);
+
+    // 4 MiB then a half-close: the whole echo arrives, then the server closes its side.
+    let mut s = tcp(addr);
+    let msg = Arc::new(pattern(4 << 20, 99));
+    let mut w = s.try_clone().unwrap();
+    let m = msg.clone();
+    let writer = thread::spawn(move || {
+        w.write_all(&m)?;
+        w.shutdown(NetShutdown::Write)
+    });
+    let mut back = Vec::with_capacity(msg.len());
+    let res = s.read_to_end(&mut back);
+    writer
+        .join()
+        .unwrap()
+        .expect("write 4 MiB then shut down writing");
+    res.expect("read the echo to end of stream after a half-close");
+    assert_eq!(back.len(), msg.len(), "echo length before end of stream");
+    assert!(back == *msg, "4 MiB echo after half-close differs");
+    expected += msg.len() as u64;
+    drop(s);
+
+    let c = srv.stop();
+    assert_eq!(c.tcp_bytes, expected, "bytes echoed == bytes sent: {c:?}");
+    assert_eq!(c.accepted, 3, "{c:?}");
+    assert_eq!(c.errors(), 0, "{c:?}");
+}
+
+#[test]
+fn thousand_concurrent_tcp_clients_on_two_workers() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 250;
+    const ROUNDS: usize = 3;
+    const MSG: usize = 16;
+    let srv = Running::start(config(&["127.0.0.1:0"]), 2);
+    let addr = srv.addr();
+    let all_open = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let all_open = all_open.clone();
+            thread::spawn(move || {
+                let mut conns: Vec<TcpStream> = (0..PER_THREAD).map(|_| tcp(addr)).collect();
+                // All 1,000 connections are open at once from here on.
+                all_open.wait();
+                for round in 0..ROUNDS {
+                    let msgs: Vec<Vec<u8>> = (0..PER_THREAD)
+                        .map(|i| pattern(MSG, ((t * PER_THREAD + i) * ROUNDS + round) as u64))
+                        .collect();
+                    for (s, m) in conns.iter_mut().zip(&msgs) {
+                        s.write_all(m).expect("write");
+                    }
+                    for (i, (s, m)) in conns.iter_mut().zip(&msgs).enumerate() {
+                        let mut back = [0u8; MSG];
+                        s.read_exact(&mut back)
+                            .unwrap_or_else(|e| panic!("thread {t} conn {i} round {round}: {e}"));
+                        assert_eq!(&back[..], &m[..], "thread {t} conn {i} round {round}");
+                    }
+                }
+                conns.len()
+            })
+        })
+        .collect();
+    let mut clients = 0;
+    for h in handles {
+        clients += h.join().expect("client thread");
+    }
+    assert_eq!(clients, THREADS * PER_THREAD);
+
+    let out = srv.out.clone();
+    let c = srv.stop();
+    let n = (THREADS * PER_THREAD) as u64;
+    assert_eq!(c.accepted, n, "{c:?}");
+    assert_eq!(c.tcp_bytes, n * (ROUNDS * MSG) as u64, "{c:?}");
+    assert_eq!(c.closed, c.accepted, "all closed after shutdown: {c:?}");
+    assert_eq!((c.errors(), c.rejected), (0, 0), "{c:?}");
+    // SO_REUSEPORT spreads 1,000 connections over both workers (all on one: chance 2^-999).
+    let text = out.text();
+    for w in ["w0", "w1"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("server worker") && l.split_whitespace().nth(2) == Some(w))
+            .unwrap_or_else(|| panic!("no line for worker {w} in:\n{text}"));
+        assert!(field(line, "accepted") > 0, "worker {w} took none: {line}");
+    }
+}
+
+#[test]
+fn udp_datagrams_of_1_and_65507_bytes_echo_unchanged() {
+    let srv = Running::start(config(&["127.0.0.1:0"]), 2);
+    let addr = srv.addr();
+    let u = udp_client(addr);
+    udp_echo(&u, addr, &[0xA5]);
+    udp_echo(&u, addr, &pattern(65_507, 7));
+    udp_echo(&u, addr, &pattern(100, 8));
+    let c = srv.stop();
+    assert_eq!(c.udp_datagrams, 3, "{c:?}");
+    assert_eq!(c.udp_bytes, 1 + 65_507 + 100, "{c:?}");
+    assert_eq!((c.accepted, c.errors()), (0, 0), "{c:?}");
+}
+
+#[test]
+fn ipv6_loopback_echoes_tcp_and_udp() {
+    let srv = Running::start(config(&["[::1]:0"]), 2);
+    let addr = srv.addr();
+    assert!(
+        addr.is_ipv6() && addr.ip().is_loopback(),
+        "bound {addr}, want [::1]"
+    );
+    let mut s = tcp(addr);
+    echo_small(&mut s, &pattern(64, 1));
+    echo_big(&mut s, Arc::new(pattern(256 << 10, 2)));
+    drop(s);
+    let u = udp_client(addr);
+    udp_echo(&u, addr, &[1]);
+    // The largest IPv6 UDP payload: the server's buffer is documented to hold it.
+    udp_echo(&u, addr, &pattern(65_527, 3));
+    let c = srv.stop();
+    assert_eq!(c.tcp_bytes, 64 + (256 << 10), "{c:?}");
+    assert_eq!((c.udp_datagrams, c.udp_bytes), (2, 1 + 65_527), "{c:?}");
+    assert_eq!(c.errors(), 0, "{c:?}");
+}
+
+#[test]
+fn one_server_listens_on_several_addresses() {
+    let srv = Running::start(config(&["127.0.0.1:0", "127.0.0.1:0", "[::1]:0"]), 2);
+    let addrs = srv.addrs();
+    assert_eq!(addrs.len(), 3, "{addrs:?}");
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv4() && addrs[2].is_ipv6());
+    assert_ne!(addrs[0], addrs[1], "two port-0 entries get two ports");
+    for (i, &a) in addrs.iter().enumerate() {
+        assert_ne!(a.port(), 0);
+        let mut s = tcp(a);
+        echo_small(&mut s, &pattern(100, i as u64));
+        let u = udp_client(a);
+        udp_echo(&u, a, &pattern(200, i as u64));
+    }
+    let c = srv.stop();
+    assert_eq!(c.accepted, 3, "{c:?}");
+    assert_eq!((c.tcp_bytes, c.udp_bytes), (300, 600), "{c:?}");
+}
+
+#[test]
+fn protocol_selection_tcp_only_and_udp_only() {
+    // TCP only: TCP echoes; a UDP datagram gets no reply.
+    let srv = Running::start(
+        ServeConfig {
+            protocols: Protocols::Tcp,
+            ..config(&["127.0.0.1:0"])
+        },
+        2,
+    );
+    let addr = srv.addr();
+    echo_small(&mut tcp(addr), b"tcp only");
+    let u = udp_client(addr);
+    u.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    u.connect(addr).unwrap();
+    u.send(b"anyone?").expect("send datagram");
+    let mut buf = [0u8; 64];
+    match u.recv(&mut buf) {
+        Ok(n) => panic!("tcp-only server answered a UDP datagram with {n} bytes"),
+        // No reply within the timeout, or ICMP port unreachable: both mean nobody listens.
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::ConnectionRefused
+            ),
+            "unexpected UDP error {e}"
+        ),
+    }
+    let c = srv.stop();
+    assert_eq!((c.accepted, c.udp_datagrams), (1, 0), "{c:?}");
+
+    // UDP only: UDP echoes; a TCP connect is refused.
+    let srv = Running::start(
+        ServeConfig {
+            protocols: Protocols::Udp,
+            ..config(&["127.0.0.1:0"])
+        },
+        2,
+    );
+    let addr = srv.addr();
+    udp_echo(&udp_client(addr), addr, b"udp only");
+    match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+        Ok(_) => panic!("udp-only server accepted a TCP connection on {addr}"),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}"),
+    }
+    let c = srv.stop();
+    assert_eq!((c.accepted, c.udp_datagrams), (0, 1), "{c:?}");
+}
+
+#[test]
+fn max_connections_closes_the_excess_at_once_and_counts_it() {
+    let srv = Running::start(
+        ServeConfig {
+            max_connections: Some(3),
+            ..config(&["127.0.0.1:0"])
+        },
+        2,
+    );
+    let addr = srv.addr();
+    // Three connections, each proven accepted by an echo.
+    let mut kept: Vec<TcpStream> = (0..3).map(|_| tcp(addr)).collect();
+    for (i, s) in kept.iter_mut().enumerate() {
+        echo_small(s, &pattern(10, i as u64));
+    }
+    // Two more: the kernel completes the handshake, the server closes them at once.
+    let mut rejected = 0u64;
+    for _ in 0..2 {
+        let mut s = tcp(addr);
+        let took = expect_closed(&mut s, Duration::from_secs(2));
+        assert!(
+            took < Duration::from_secs(1),
+            "excess connection closed only after {took:?}"
+        );
+        rejected += 1;
+    }
+    // The three still echo.
+    for (i, s) in kept.iter_mut().enumerate() {
+        echo_small(s, &pattern(20, i as u64));
+    }
+    // Closing one frees a place: a new connection is served again (once the server saw the FIN).
+    drop(kept.pop());
+    let mut admitted = None;
+    let got_in = wait_for(Duration::from_secs(3), || {
+        let mut s = tcp(addr);
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if s.write_all(b"again").is_err() {
+            rejected += 1;
+            return false;
+        }
+        let mut back = [0u8; 5];
+        match s.read_exact(&mut back) {
+            Ok(()) => {
+                assert_eq!(&back, b"again");
+                admitted = Some(s);
+                true
+            }
+            Err(_) => {
+                rejected += 1;
+                false
+            }
+        }
+    });
+    assert!(got_in, "no connection admitted after one of three closed");
+    drop(admitted);
+    drop(kept);
+    let c = srv.stop();
+    assert_eq!(c.rejected, rejected, "server's rejected count: {c:?}");
+    assert_eq!(c.accepted, 4 + rejected, "{c:?}");
+    assert_eq!(c.closed, c.accepted, "{c:?}");
+    assert_eq!(c.errors(), 0, "{c:?}");
+}
+
+#[test]
+fn server_counters_add_up_to_the_traffic_sent() {
+    let srv = Running::start(config(&["127.0.0.1:0"]), 2);
+    let addr = srv.addr();
+    let mut tcp_sent = 0u64;
+    for i in 0..5u64 {
+        let mut s = tcp(addr);
+        for k in 0..=i {
+            let n = (1 + i * 1000 + k * 37) as usize;
+            echo_small(&mut s, &pattern(n, i * 10 + k));
+            tcp_sent += n as u64;
+        }
+        // Close after all echoes are in: the server reads end of stream, no reset.
+        s.shutdown(NetShutdown::Write).unwrap();
+        expect_closed(&mut s, Duration::from_secs(2));
+    }
+    let u = udp_client(addr);
+    let mut udp_sent = 0u64;
+    for i in 0..10u64 {
+        let n = (1 + i * 500) as usize;
+        udp_echo(&u, addr, &pattern(n, i));
+        udp_sent += n as u64;
+    }
+    let out = srv.out.clone();
+    let c = srv.stop();
+    assert_eq!(c.tcp_bytes, tcp_sent, "TCP bytes echoed == sent: {c:?}");
+    assert_eq!(c.udp_bytes, udp_sent, "UDP bytes echoed == sent: {c:?}");
+    assert_eq!(c.udp_datagrams, 10, "{c:?}");
+    assert_eq!((c.accepted, c.closed), (5, 5), "{c:?}");
+    assert!(c.tcp_reads >= 15, "at least one read per message: {c:?}");
+    assert_eq!(
+        (c.rejected, c.idle_closed, c.resets, c.errors()),
+        (0, 0, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!(c.open(), 0, "{c:?}");
+
+    // The printed lines agree with the totals returned, and the workers sum to the total.
+    let text = out.text();
+    let total = text
+        .lines()
+        .find(|l| l.starts_with("server total"))
+        .unwrap_or_else(|| panic!("no `server total` line in:\n{text}"));
+    assert_eq!(field(total, "tcp_bytes"), tcp_sent, "{total}");
+    assert_eq!(field(total, "udp_bytes"), udp_sent, "{total}");
+    assert_eq!(field(total, "accepted"), 5, "{total}");
+    let workers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("server worker"))
+        .collect();
+    assert_eq!(workers.len(), 2, "one line per worker:\n{text}");
+    let sum: u64 = workers.iter().map(|l| field(l, "tcp_bytes")).sum();
+    assert_eq!(sum, tcp_sent, "worker lines sum to the total:\n{text}");
+}
+
+#[test]
+fn idle_timeout_closes_an_idle_connection_only() {
+    let idle = Duration::from_millis(300);
+    let srv = Running::start(
+        ServeConfig {
+            idle_timeout: Some(idle),
+            ..config(&["127.0.0.1:0"])
+        },
+        2,
+    );
+    let addr = srv.addr();
+    let mut quiet = tcp(addr);
+    echo_small(&mut quiet, b"hello");
+    let quiet_since = Instant::now();
+    // Another connection keeps talking every 50 ms, past the timeout, from another thread.
+    let mut busy = tcp(addr);
+    let talker = thread::spawn(move || {
+        let until = Instant::now() + Duration::from_millis(900);
+        let mut i = 0u64;
+        while Instant::now() < until {
+            echo_small(&mut busy, &pattern(8, i));
+            i += 1;
+            thread::sleep(Duration::from_millis(50));
+        }
+        busy
+    });
+    expect_closed(&mut quiet, Duration::from_secs(3));
+    let idle_for = quiet_since.elapsed();
+    assert!(
+        idle_for >= idle - Duration::from_millis(100),
+        "closed after {idle_for:?}, before the {idle:?} idle timeout"
+    );
+    assert!(
+        idle_for < Duration::from_secs(2),
+        "closed only after {idle_for:?}"
+    );
+    let mut busy = talker.join().expect("busy connection kept echoing");
+    echo_small(&mut busy, b"still here");
+    drop(busy);
+    let c = srv.stop();
+    assert_eq!(c.idle_closed, 1, "only the quiet connection: {c:?}");
+    assert_eq!(c.errors(), 0, "{c:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn binary_serves_then_exits_0_on_sigterm_with_totals() {
+    let mut p = Proc::spawn(&["serve", "-l", "127.0.0.1:0", "--workers", "2"]);
+    let addr = p.listening(1)[0];
+    assert!(addr.ip().is_loopback());
+    let mut s = tcp(addr);
+    echo_small(&mut s, &pattern(64, 1));
+    echo_big(&mut s, Arc::new(pattern(1 << 20, 2)));
+    drop(s);
+    udp_echo(&udp_client(addr), addr, &pattern(512, 3));
+    // A connection still open at SIGTERM is closed by the server, which then exits.
+    let mut open = tcp(addr);
+    echo_small(&mut open, b"open");
+    let (status, lines, err) = p.terminate();
+    assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
+    expect_closed(&mut open, Duration::from_secs(1));
+    let total = lines
+        .iter()
+        .find(|l| l.starts_with("server total"))
+        .unwrap_or_else(|| panic!("no `server total` line in {lines:#?}"));
+    assert_eq!(field(total, "tcp_bytes"), 64 + (1 << 20) + 4, "{total}");
+    assert_eq!(field(total, "udp_bytes"), 512, "{total}");
+    assert_eq!(field(total, "accepted"), 2, "{total}");
+    assert_eq!(field(total, "open"), 0, "{total}");
+    assert_eq!(field(total, "errors"), 0, "{total}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("server worker"))
+            .count(),
+        2,
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn binary_jsonlines_prints_only_json_after_listening() {
+    let mut p = Proc::spawn(&[
+        "serve",
+        "-l",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--jsonlines",
+        "--interval",
+        "100ms",
+    ]);
+    let addr = p.listening(1)[0];
+    let mut s = tcp(addr);
+    echo_small(&mut s, &pattern(1000, 1));
+    drop(s);
+    // Let at least one interval row come out before stopping.
+    let first = p
+        .stdout
+        .recv_timeout(Duration::from_secs(3))
+        .expect("an interval row within 3 s");
+    let (status, mut lines, err) = p.terminate();
+    assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
+    lines.insert(0, first);
+    let rows: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert_eq!(rows[0]["kind"], "interval", "{:?}", lines[0]);
+    let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "worker").count(),
+        2,
+        "{kinds:?}"
+    );
+    let total = rows.last().expect("rows");
+    assert_eq!(total["kind"], "total", "last row is the total: {lines:#?}");
+    assert_eq!(total["tcp_bytes"], 1000, "{total}");
+    assert_eq!(total["accepted"], 1, "{total}");
+    assert_eq!(total["errors"]["io"], 0, "{total}");
+    let interval_bytes: u64 = rows
+        .iter()
+        .filter(|r| r["kind"] == "interval")
+        .map(|r| r["tcp_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(
+        interval_bytes <= 1000,
+        "interval deltas exceed total: {lines:#?}"
+    );
+}
+
+#[test]
+fn binary_refuses_bad_flags_with_one_line_and_status_2() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["serve", "-p", "sctp"], &["--protocol", "sctp"]),
+        (&["serve", "--cpus", "99999"], &["--cpus", "99999"]),
+        (&["serve", "-l", "127.0.0.1"], &["listen", "127.0.0.1"]),
+        (&["serve", "-l", "[::1]:99999"], &["listen", "99999"]),
+        (&["serve", "-l", "[::1]"], &["listen", "[::1]"]),
+        (&["serve", "-p", "tcp", "--workers", "0"], &["--workers"]),
+        (
+            &["serve", "--listen-addrs-file", "/nonexistent"],
+            &["--listen-addrs-file", "/nonexistent"],
+        ),
+        (&["serve", "--max-connections=-5"], &["--max-connections"]),
+        (&["serve", "--max-connections", "0"], &["--max-connections"]),
+        (&["serve", "--idle-timeout", "0"], &["--idle-timeout"]),
+        (&["serve", "--bogus"], &["--bogus"]),
+    ];
+    for (args, want) in cases {
+        let (code, out, err) = run_refused(args);
+        assert_eq!(code, Some(2), "{args:?}: exit status; stderr {err:?}");
+        let err_lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(err_lines.len(), 1, "{args:?}: one stderr line, got {err:?}");
+        let line = err_lines[0];
+        assert!(line.starts_with("connperf: "), "{args:?}: {line:?}");
+        for w in *want {
+            assert!(line.contains(w), "{args:?}: {line:?} does not name {w:?}");
+        }
+        assert!(out.is_empty(), "{args:?}: nothing on stdout, got {out:?}");
+    }
+}
+
+#[test]
+fn binary_accepts_go_camel_case_and_equals_spellings() {
+    for flag in [
+        &["--listenAddr", "127.0.0.1:0"][..],
+        &["--listen-addr=127.0.0.1:0"],
+        &[
+            "--listenAddr=127.0.0.1:0",
+            "--protocol=tcp",
+            "--maxConnections=10",
+        ],
+        &["127.0.0.1:0"],
+    ] {
+        let mut args = vec!["serve", "--workers", "1"];
+        args.extend_from_slice(flag);
+        let mut p = Proc::spawn(&args);
+        let addr = p.listening(1)[0];
+        echo_small(&mut tcp(addr), b"spelling");
+        let (status, lines, err) = p.terminate();
+        assert_eq!(status.code(), Some(0), "{args:?}: stderr {err}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("server total")),
+            "{args:?}: {lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn binary_listen_addrs_file_with_comments_binds_every_entry() {
+    let path = temp_path("addrs");
+    std::fs::write(
+        &path,
+        "# where connperf listens\n\n127.0.0.1:0   # IPv4 loopback\n  [::1]:0\n# the end\n",
+    )
+    .unwrap();
+    let mut p = Proc::spawn(&[
+        "serve",
+        "--workers",
+        "1",
+        "--listen-addrs-file",
+        path.to_str().unwrap(),
+    ]);
+    let addrs = p.listening(2);
+    let _ = std::fs::remove_file(&path);
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "{addrs:?}");
+    for (i, &a) in addrs.iter().enumerate() {
+        echo_small(&mut tcp(a), &pattern(33, i as u64));
+        udp_echo(&udp_client(a), a, &pattern(44, i as u64));
+    }
+    let (status, lines, err) = p.terminate();
+    assert_eq!(status.code(), Some(0), "stderr {err}");
+    let total = lines
+        .iter()
+        .find(|l| l.starts_with("server total"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(field(total, "tcp_bytes"), 66, "{total}");
+    assert_eq!(field(total, "udp_bytes"), 88, "{total}");
+}
+
+#[test]
+fn peer_that_never_reads_leaves_memory_bounded_and_others_served() {
+    // One worker, so the flooding peer and the well-behaved one share a loop.
+    let mut p = Proc::spawn(&["serve", "-l", "127.0.0.1:0", "-p", "tcp", "--workers", "1"]);
+    let addr = p.listening(1)[0];
+    let mut good = tcp(addr);
+    echo_small(&mut good, b"warm up");
+    let rss_before = vm_rss_kib(p.pid());
+
+    // The flood: write as much as the server will take, never read. It ends when a write
+    // blocks for 500 ms (backpressure reached us), or after 256 MiB / 4 s without that.
+    let flood = tcp(addr);
+    flood
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut w = flood.try_clone().unwrap();
+    let flooder = thread::spawn(move || {
+        let chunk = pattern(1 << 20, 5);
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let blocked = loop {
+            if sent >= 256 << 20 || start.elapsed() > Duration::from_secs(4) {
+                break false;
+            }
+            match w.write(&chunk) {
+                Ok(n) => sent += n as u64,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break true
+                }
+                Err(e) => panic!("flood write: {e}"),
+            }
+        };
+        (sent, blocked)
+    });
+
+    // Meanwhile the other client's echoes come back promptly.
+    let mut slowest = Duration::ZERO;
+    let mut i = 0u64;
+    while !flooder.is_finished() || i < 20 {
+        let t = Instant::now();
+        echo_small(&mut good, &pattern(64, 100 + i));
+        slowest = slowest.max(t.elapsed());
+        i += 1;
+        thread::sleep(Duration::from_millis(2));
+    }
+    let (sent, blocked) = flooder.join().expect("flood thread");
+    assert!(
+        blocked,
+        "the flood never blocked: {sent} bytes taken without reading any echo"
+    );
+    assert!(
+        sent < 128 << 20,
+        "the server took {sent} bytes from a peer that reads nothing"
+    );
+    // And after the flood is stuck, too.
+    for k in 0..20 {
+        let t = Instant::now();
+        echo_small(&mut good, &pattern(64, 10_000 + k));
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an echo took {slowest:?} while another peer flooded"
+    );
+    let rss_after = vm_rss_kib(p.pid());
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "server RSS grew from {rss_before} KiB to {rss_after} KiB under a flood of {sent} bytes"
+    );
+    drop(flood);
+    drop(good);
+    let (status, lines, err) = p.terminate();
+    assert_eq!(status.code(), Some(0), "stderr {err}");
+    let total = lines
+        .iter()
+        .find(|l| l.starts_with("server total"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(field(total, "accepted"), 2, "{total}");
+}
+
+#[test]
+fn binary_exits_1_naming_the_address_when_the_port_is_taken() {
+    // A plain listener (no SO_REUSEPORT) holds the port: binding it must fail, not share it.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let (code, out, err) = run_refused(&["serve", "-p", "tcp", "--workers", "1", "-l", &taken]);
+    assert_eq!(code, Some(1), "exit status; stderr {err:?}");
+    assert!(
+        err.lines().next().is_some_and(|l| l.contains(&taken)),
+        "first stderr line names {taken}: {err:?}"
+    );
+    assert!(out.is_empty(), "no `Listening` line: {out:?}");
+}
+
+#[test]
+
+fn second_server_on_a_port_in_use_fails_to_bind() {
+    let first = Running::start(config(&["127.0.0.1:0"]), 1);
+    let addr = first.addr();
+    let plan = Plan {
+        cores: vec![],
+        workers: 1,
+        strict: false,
+    };
+    let shutdown = Shutdown::new();
+    let second = Server::start(
+        ServeConfig {
+            addrs: vec![addr],
+            ..Default::default()
+        },
+        &plan,
+        &shutdown,
+        LoopOptions::default(),
+        io::sink(),
+    );
+    let joined = second.is_ok();
+    if let Ok(s) = second {
+        shutdown.trigger();
+        let _ = stop_within(s, Duration::from_secs(5));
+    }
+    first.stop();
+    assert!(
+        !joined,
+        "a second server bound {addr}, already served by a running server: the kernel now splits \
+         connections and datagrams between the two"
+    );
+}
