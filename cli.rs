@@ -159,6 +159,9 @@ pub struct ConnectArgs {
     /// ephemeral connections in flight per worker at most (default: 10000, or what the open-file limit allows)
     #[argh(option, from_str_fn(parse_count))]
     pub max_inflight: Option<u64>,
+    /// requests in flight per persistent connection (pipelining; default 1)
+    #[argh(option, from_str_fn(parse_count))]
+    pub depth: Option<u64>,
     /// local addresses to spread connections over: a list (a,b) or a CIDR (10.0.0.0/29)
     #[argh(option)]
     pub source_addrs: Option<String>,
@@ -699,6 +702,23 @@ impl ConnectArgs {
                 )));
             }
         }
+        let depth = match self.depth {
+            Some(0) => {
+                return Err(Error::Config(
+                    "invalid --depth 0: must be at least 1".into(),
+                ))
+            }
+            Some(d) if d > 4096 => {
+                return Err(Error::Config(format!("invalid --depth {d}: at most 4096")))
+            }
+            Some(d) => {
+                if proto == Proto::Udp || flavor == Flavor::Ephemeral {
+                    warnings.push("--depth has no effect outside persistent TCP; ignored".into());
+                }
+                d as usize
+            }
+            None => 1,
+        };
         let plan = plan_of(&self.cpus, self.workers)?;
         let interval = self.interval.unwrap_or(Duration::from_secs(5));
         let cfg = ConnectConfig {
@@ -714,6 +734,7 @@ impl ConnectArgs {
             timeout: self.timeout.unwrap_or(Duration::from_secs(1)),
             close,
             max_inflight,
+            depth,
             source_addrs,
             busy_poll_us: busy_poll(self.busy_poll)?,
         };

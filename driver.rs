@@ -88,6 +88,8 @@ pub struct ConnectConfig {
     pub close: CloseMode,
     /// Ephemeral connections in flight per worker at most.
     pub max_inflight: usize,
+    /// Requests in flight per persistent connection (`--depth`, pipelining).
+    pub depth: usize,
     /// Local addresses to spread connections over (`--source-addrs`).
     pub source_addrs: Vec<IpAddr>,
     /// SO_BUSY_POLL microseconds on client sockets.
@@ -109,6 +111,7 @@ impl Default for ConnectConfig {
             timeout: Duration::from_secs(1),
             close: CloseMode::Rst,
             max_inflight: 10_000,
+            depth: 1,
             source_addrs: Vec::new(),
             busy_poll_us: None,
         }
@@ -166,20 +169,22 @@ enum Readiness {
     ReadClosed,
 }
 
-/// Where a TCP request stands.
+/// One TCP request on the wire.
 #[derive(Debug, Clone, Copy)]
+struct Req {
+    intended: Instant,
+    sent_at: Instant,
+    /// Stamped into the payload, so that an echo of another request is caught.
+    seq: u64,
+}
+
+/// Where a TCP connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Non-blocking connect in progress. `intended` is the ephemeral request's slot.
     Connecting { started: Instant, intended: Instant },
-    /// Connected, waiting for the next slot.
-    Idle,
-    /// A request is out: `sent` bytes written, `got` bytes of echo checked.
-    InFlight {
-        intended: Instant,
-        sent_at: Instant,
-        sent: usize,
-        got: usize,
-    },
+    /// Connected; its requests are in `Conn::reqs`.
+    Open,
     /// Waiting to redial after a failure.
     Backoff,
 }
@@ -191,12 +196,38 @@ struct Conn {
     index: u32,
     state: State,
     pacer: Option<Pacer>,
-    /// Requests sent on this connection; stamped into each payload so a stale echo is caught.
+    /// Requests in flight, oldest first (at most `--depth`).
+    reqs: VecDeque<Req>,
+    /// Bytes written, counted from the start of `reqs[0]`.
+    out: usize,
+    /// Bytes of `reqs[0]`'s echo received and checked.
+    got: usize,
+    /// Requests sent on this connection.
     seq: u64,
-    /// Bumped whenever a timer for this connection is superseded.
-    epoch: u32,
+    /// The instant of this connection's live timer in `Worker::timers`; other entries for it
+    /// are stale.
+    armed: Option<Instant>,
     backoff: Duration,
     ever_connected: bool,
+}
+
+impl Conn {
+    fn new(target: u32, index: u32, state: State, depth: usize) -> Conn {
+        Conn {
+            stream: None,
+            target,
+            index,
+            state,
+            pacer: None,
+            reqs: VecDeque::with_capacity(depth),
+            out: 0,
+            got: 0,
+            seq: 0,
+            armed: None,
+            backoff: MIN_BACKOFF,
+            ever_connected: false,
+        }
+    }
 }
 
 /// One datagram awaiting its reply.
@@ -225,7 +256,7 @@ pub struct Worker {
     cfg: Arc<ConnectConfig>,
     clock: Clock,
     conns: Slab<Conn>,
-    timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Ephemeral: one schedule per target, this worker's share.
     pacers: Vec<Pacer>,
     inflight: usize,
@@ -310,18 +341,10 @@ impl Worker {
             (Proto::Tcp, Flavor::Persistent) => {
                 for t in 0..nt {
                     for c in (id..w.cfg.connections).step_by(workers) {
-                        let token = w.conns.insert(Conn {
-                            stream: None,
-                            target: t as u32,
-                            index: c as u32,
-                            state: State::Backoff,
-                            pacer: None,
-                            seq: 0,
-                            epoch: 0,
-                            backoff: MIN_BACKOFF,
-                            ever_connected: false,
-                        });
-                        w.timers.push(Reverse((clock.t0, token.0, 0)));
+                        let mut conn = Conn::new(t as u32, c as u32, State::Backoff, w.cfg.depth);
+                        conn.armed = Some(clock.t0);
+                        let token = w.conns.insert(conn);
+                        w.timers.push(Reverse((clock.t0, token.0)));
                     }
                 }
             }
@@ -460,20 +483,15 @@ impl Worker {
     fn start_ephemeral(&mut self, target: u32, intended: Instant, now: Instant) {
         match self.dial(target) {
             Ok(mut stream) => {
-                let token = self.conns.insert(Conn {
-                    stream: None,
+                let token = self.conns.insert(Conn::new(
                     target,
-                    index: 0,
-                    state: State::Connecting {
+                    0,
+                    State::Connecting {
                         started: now,
                         intended,
                     },
-                    pacer: None,
-                    seq: 0,
-                    epoch: 0,
-                    backoff: MIN_BACKOFF,
-                    ever_connected: false,
-                });
+                    1,
+                ));
                 if let Err(e) = self.registry.register(
                     &mut stream,
                     token,
@@ -503,7 +521,13 @@ impl Worker {
         if let Some(mut s) = c.stream.take() {
             let _ = self.registry.deregister(&mut s);
         }
-        self.count_error(c.target, kind, now);
+        // Every request in flight on the connection failed with it (a connect failure is one).
+        for _ in 0..c.reqs.len().max(1) {
+            self.count_error(c.target, kind, now);
+        }
+        c.reqs.clear();
+        c.out = 0;
+        c.got = 0;
         if self.cfg.flavor == Flavor::Ephemeral {
             self.inflight -= 1;
             return;
@@ -515,10 +539,9 @@ impl Worker {
         let until = now + c.backoff;
         c.backoff = (c.backoff * 2).min(MAX_BACKOFF);
         c.state = State::Backoff;
-        c.epoch = c.epoch.wrapping_add(1);
-        let epoch = c.epoch;
+        c.armed = Some(until);
         let token = self.conns.insert(c);
-        self.timers.push(Reverse((until, token.0, epoch)));
+        self.timers.push(Reverse((until, token.0)));
     }
 
     /// The connect of `token` completed at `now`.
@@ -530,140 +553,127 @@ impl Worker {
         let State::Connecting { started, intended } = c.state else {
             return;
         };
+        c.state = State::Open;
         let target = c.target;
         if cfg.flavor == Flavor::Ephemeral {
             if now >= self.clock.measure {
                 self.stats[target as usize]
                     .record_connect(now.saturating_duration_since(started).as_nanos() as u64);
             }
-            c.state = State::InFlight {
+            c.seq = 1;
+            c.reqs.push_back(Req {
                 intended,
                 sent_at: started,
-                sent: 0,
-                got: 0,
-            };
+                seq: 1,
+            });
             self.pump(token, now, Readiness::Write);
             return;
         }
-        c.state = State::Idle;
         c.backoff = MIN_BACKOFF;
-        if cfg.closed_loop() {
-            self.send_next(token, now, false);
-            return;
-        }
         let reconnect = c.ever_connected;
         c.ever_connected = true;
-        let pacer = c.pacer.get_or_insert_with(|| {
-            Pacer::phased(cfg.rate, now, c.index as usize, cfg.connections).with_end(self.clock.end)
-        });
-        if reconnect {
-            // Slots that fell due while the connection was down were never sent: count them.
-            let skipped = pacer.skip_to(now);
-            if now >= self.clock.measure {
-                self.stats[target as usize].not_started += skipped;
+        if !cfg.closed_loop() {
+            let pacer = c.pacer.get_or_insert_with(|| {
+                Pacer::phased(cfg.rate, now, c.index as usize, cfg.connections)
+                    .with_end(self.clock.end)
+            });
+            if reconnect {
+                // Slots that fell due while the connection was down were never sent: count them.
+                let skipped = pacer.skip_to(now);
+                if now >= self.clock.measure {
+                    self.stats[target as usize].not_started += skipped;
+                }
             }
         }
-        if self.next_request(token, now) {
+        if self.fill(token, now, false) {
             self.pump(token, now, Readiness::Write);
         }
     }
 
-    /// After a persistent connection became idle at `now`: begin its next request if one is due
-    /// (true: the caller pumps it), else queue a timer for it.
-    fn next_request(&mut self, token: Token, now: Instant) -> bool {
-        let Some(c) = self.conns.get_mut(token) else {
-            return false;
-        };
-        match c.pacer.as_ref().map(|p| p.next_due()) {
-            None => self.begin(token, now, false),
-            Some(None) => false,
-            // Due already: the reply came late, so this lateness is the target's, not ours.
-            Some(Some(due)) if due <= now => self.begin(token, now, false),
-            Some(Some(due)) => {
-                c.epoch = c.epoch.wrapping_add(1);
-                self.timers.push(Reverse((due, token.0, c.epoch)));
-                false
-            }
-        }
-    }
-
-    /// Send the next request on an idle persistent connection.
-    /// `from_timer`: the send was due while the connection was idle, so any lateness is the
-    /// generator's own (timer or loop lag) and is reported as such.
-    fn send_next(&mut self, token: Token, now: Instant, from_timer: bool) {
-        if self.begin(token, now, from_timer) {
-            self.pump(token, now, Readiness::Write);
-        }
-    }
-
-    /// Make the next request of an idle persistent connection current (no I/O yet).
-    fn begin(&mut self, token: Token, now: Instant, from_timer: bool) -> bool {
+    /// Begin every request of a persistent connection that is due and fits under `--depth`
+    /// (closed loop: fill up to the depth), and arm a timer for the next one. Returns true if
+    /// any began; the caller then pumps them out.
+    ///
+    /// `from_timer`: the connection had room when the slot fell due, so any lateness is the
+    /// generator's own (timer or loop lag) and is reported as a late start. A slot that waited
+    /// for a reply (a full pipeline) was delayed by the target, not by us.
+    fn fill(&mut self, token: Token, now: Instant, from_timer: bool) -> bool {
         if self.stopping || now >= self.clock.end {
             return false;
         }
+        let depth = self.cfg.depth;
         let measure = self.clock.measure;
         let Some(c) = self.conns.get_mut(token) else {
             return false;
         };
-        let intended = match c.pacer.as_mut() {
-            Some(p) => match p.take(now) {
-                Some(t) => t,
-                None => return false,
-            },
-            None => now,
-        };
-        c.seq += 1;
-        c.state = State::InFlight {
-            intended,
-            sent_at: now,
-            sent: 0,
-            got: 0,
-        };
-        if now >= measure && from_timer {
-            self.stats[c.target as usize]
-                .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
+        if c.state != State::Open {
+            return false;
         }
-        true
+        let mut began = false;
+        while c.reqs.len() < depth {
+            let intended = match c.pacer.as_mut() {
+                None => now,
+                Some(p) => match p.next_due() {
+                    None => break,
+                    Some(due) if due <= now => {
+                        p.take(now);
+                        due
+                    }
+                    Some(due) => {
+                        if c.armed != Some(due) {
+                            c.armed = Some(due);
+                            self.timers.push(Reverse((due, token.0)));
+                        }
+                        break;
+                    }
+                },
+            };
+            c.seq += 1;
+            c.reqs.push_back(Req {
+                intended,
+                sent_at: now,
+                seq: c.seq,
+            });
+            began = true;
+            if now >= measure && from_timer {
+                self.stats[c.target as usize]
+                    .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
+            }
+        }
+        began
     }
 
-    /// Drive a connection's current request, and the ones after it while they are due at once
-    /// (closed loop, or behind schedule): a loop here, never recursion.
+    /// Drive a connection: write its requests, read and check their echoes, and begin the
+    /// requests that completions make room for, in a loop (never recursion).
     fn pump(&mut self, token: Token, now: Instant, ready: Readiness) {
-        let mut now = now;
         let mut ready = ready;
         while let Some(done) = self.pump_once(token, now, ready) {
-            if !self.next_request(token, done) {
+            if !self.fill(token, done, false) {
                 break;
             }
-            now = done;
             ready = Readiness::Write;
         }
     }
 
-    /// Move a request forward: write what is unsent, read and check what has come back.
-    /// Returns the completion instant when a persistent request finished.
+    /// Write what is unsent and read what has come back. Returns the completion instant if
+    /// persistent requests completed.
     fn pump_once(&mut self, token: Token, now: Instant, ready: Readiness) -> Option<Instant> {
         let read_closed = ready == Readiness::ReadClosed;
         let msg = self.cfg.message_bytes;
+        let measure = self.clock.measure;
         let c = self.conns.get_mut(token)?;
-        let State::InFlight {
-            intended,
-            sent_at,
-            mut sent,
-            mut got,
-        } = c.state
-        else {
-            return None;
-        };
         let stream = c.stream.as_mut()?;
-        stamp(&mut self.send_buf, c.seq);
-        let outcome: std::result::Result<bool, ErrorKind> = 'io: loop {
+        let stats = &mut self.stats[c.target as usize];
+        let mut done: Option<Instant> = None;
+        let outcome: std::result::Result<(), ErrorKind> = 'io: loop {
             let mut progress = false;
-            while sent < msg {
-                match stream.write(&self.send_buf[sent..]) {
+            while c.out < c.reqs.len() * msg {
+                let (idx, off) = (c.out / msg, c.out % msg);
+                stamp(&mut self.send_buf, c.reqs[idx].seq);
+                match stream.write(&self.send_buf[off..]) {
                     Ok(0) => break 'io Err(ErrorKind::Reset),
                     Ok(n) => {
-                        sent += n;
+                        c.out += n;
                         progress = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -671,19 +681,57 @@ impl Worker {
                     Err(e) => break 'io Err(ErrorKind::of(&e)),
                 }
             }
-            // Read only when epoll said so: right after a write the echo is almost never
-            // there yet, and edge-triggered epoll reports its arrival (saves a failed read
-            // per request).
-            while got < sent && ready != Readiness::Write {
-                let want = (sent - got).min(self.recv_buf.len());
+            if ready == Readiness::Write {
+                // Read only when epoll said so: right after a write the echo is almost never
+                // there yet, and edge-triggered epoll reports its arrival (saves a failed read
+                // per request).
+                break Ok(());
+            }
+            if c.reqs.is_empty() {
+                // Nothing is owed to us: bytes now are a lying peer, EOF is a close.
+                let mut b = [0u8; 1];
+                match stream.read(&mut b) {
+                    Ok(0) => break 'io Err(ErrorKind::ClosedEarly),
+                    Ok(_) => break 'io Err(ErrorKind::Mismatch),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                    Err(e) => break 'io Err(ErrorKind::of(&e)),
+                }
+            }
+            while c.out > c.got {
+                let want = (c.out - c.got).min(self.recv_buf.len());
                 match stream.read(&mut self.recv_buf[..want]) {
                     Ok(0) => break 'io Err(ErrorKind::ClosedEarly),
                     Ok(n) => {
-                        if self.recv_buf[..n] != self.send_buf[got..got + n] {
-                            break 'io Err(ErrorKind::Mismatch);
-                        }
-                        got += n;
                         progress = true;
+                        // The chunk may span the ends of several pipelined requests.
+                        let mut pos = 0;
+                        while pos < n {
+                            let r = c.reqs[0];
+                            let take = (msg - c.got).min(n - pos);
+                            stamp(&mut self.send_buf, r.seq);
+                            if self.recv_buf[pos..pos + take] != self.send_buf[c.got..c.got + take]
+                            {
+                                break 'io Err(ErrorKind::Mismatch);
+                            }
+                            pos += take;
+                            c.got += take;
+                            if c.got == msg {
+                                let t = *done.get_or_insert_with(Instant::now);
+                                if t >= measure {
+                                    let lat = t.saturating_duration_since(r.intended);
+                                    let svc = t.saturating_duration_since(r.sent_at);
+                                    stats.record(
+                                        lat.as_nanos() as u64,
+                                        svc.as_nanos() as u64,
+                                        msg as u64,
+                                    );
+                                }
+                                c.reqs.pop_front();
+                                c.out -= msg;
+                                c.got = 0;
+                            }
+                        }
                         if n < want && !read_closed {
                             // A short read drained the socket; edge-triggered epoll reports more.
                             break;
@@ -694,36 +742,20 @@ impl Worker {
                     Err(e) => break 'io Err(ErrorKind::of(&e)),
                 }
             }
-            if got == msg {
-                break Ok(true);
-            }
-            if !progress || sent == msg {
-                break Ok(false);
+            if !progress || c.reqs.is_empty() {
+                break Ok(());
             }
         };
-        match outcome {
-            Err(kind) => self.fail(token, kind, now),
-            Ok(false) => {
-                c.state = State::InFlight {
-                    intended,
-                    sent_at,
-                    sent,
-                    got,
-                }
-            }
-            Ok(true) => {
-                let done = Instant::now();
-                let target = c.target;
-                c.state = State::Idle;
-                self.record(target, intended, sent_at, done);
-                if self.cfg.flavor == Flavor::Ephemeral {
-                    self.finish_ephemeral(token, done);
-                    return None;
-                }
-                return Some(done);
-            }
+        if let Err(kind) = outcome {
+            self.fail(token, kind, now);
+            return None;
         }
-        None
+        let done = done?;
+        if self.cfg.flavor == Flavor::Ephemeral {
+            self.finish_ephemeral(token, done);
+            return None;
+        }
+        Some(done)
     }
 
     fn finish_ephemeral(&mut self, token: Token, now: Instant) {
@@ -790,7 +822,7 @@ impl Worker {
                     Err(e) => self.fail(token, ErrorKind::of(&e), now),
                 }
             }
-            State::InFlight { .. } => {
+            State::Open => {
                 let ready = if ev.is_read_closed() || ev.is_error() {
                     Readiness::ReadClosed
                 } else if ev.is_readable() {
@@ -800,30 +832,12 @@ impl Worker {
                 };
                 self.pump(token, now, ready)
             }
-            State::Idle => {
-                if !ev.is_readable() && !ev.is_error() {
-                    return;
-                }
-                // Nothing is owed to us: bytes now are a lying peer, EOF is a close.
-                let Some(stream) = c.stream.as_mut() else {
-                    return;
-                };
-                let mut b = [0u8; 1];
-                match stream.read(&mut b) {
-                    Ok(0) => self.fail(token, ErrorKind::ClosedEarly, now),
-                    Ok(_) => self.fail(token, ErrorKind::Mismatch, now),
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => self.fail(token, ErrorKind::of(&e), now),
-                }
-            }
             State::Backoff => {}
         }
     }
 
     fn run_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, tok, epoch))) = self.timers.peek() {
+        while let Some(&Reverse((at, tok))) = self.timers.peek() {
             if at > now {
                 break;
             }
@@ -832,14 +846,18 @@ impl Worker {
             let Some(c) = self.conns.get_mut(token) else {
                 continue;
             };
-            if c.epoch != epoch {
+            if c.armed != Some(at) {
                 continue;
             }
-            match c.state {
+            c.armed = None;
+            let state = c.state;
+            match state {
                 State::Backoff if !self.stopping && now < self.clock.end => {
                     self.start_connect(token, now)
                 }
-                State::Idle => self.send_next(token, now, true),
+                State::Open if self.fill(token, now, true) => {
+                    self.pump(token, now, Readiness::Write);
+                }
                 _ => {}
             }
         }
@@ -850,9 +868,9 @@ impl Worker {
         let timeout = self.cfg.timeout;
         let mut expired = Vec::new();
         for (tok, c) in self.conns.iter_mut() {
-            let since = match c.state {
-                State::Connecting { started, .. } => started,
-                State::InFlight { sent_at, .. } => sent_at,
+            let since = match (c.state, c.reqs.front()) {
+                (State::Connecting { started, .. }, _) => started,
+                (State::Open, Some(r)) => r.sent_at,
                 _ => continue,
             };
             if now.saturating_duration_since(since) >= timeout {
@@ -1048,10 +1066,10 @@ impl Worker {
                 .iter()
                 .any(|f| f.inflight.iter().any(|s| !s.answered)),
             Proto::Tcp => self.conns.iter().any(|(_, c)| match c.state {
-                State::InFlight { .. } => true,
+                State::Open => !c.reqs.is_empty(),
                 // A connecting ephemeral connection carries a request; a persistent one does not.
                 State::Connecting { .. } => self.cfg.flavor == Flavor::Ephemeral,
-                _ => false,
+                State::Backoff => false,
             }),
         }
     }
@@ -1078,7 +1096,7 @@ impl Handler for Worker {
 
     fn on_due(&mut self, now: Instant) -> Option<Instant> {
         self.run_timers(now);
-        let mut next = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        let mut next = self.timers.peek().map(|Reverse((at, _))| *at);
         let mut soonest = |d: Option<Instant>| {
             if let Some(d) = d {
                 next = Some(next.map_or(d, |n| n.min(d)));
@@ -1163,11 +1181,8 @@ impl Handler for Worker {
         let measure = self.clock.measure;
         let mut unanswered = vec![0u64; self.stats.len()];
         for (_, c) in self.conns.iter_mut() {
-            if let State::InFlight { sent_at, .. } = c.state {
-                if sent_at >= measure {
-                    unanswered[c.target as usize] += 1;
-                }
-            }
+            let sent = c.reqs.iter().filter(|r| r.sent_at >= measure).count() as u64;
+            unanswered[c.target as usize] += sent;
         }
         for (s, n) in self.stats.iter_mut().zip(unanswered) {
             s.lost += n;
