@@ -208,7 +208,6 @@ struct Conn {
     /// are stale.
     armed: Option<Instant>,
     backoff: Duration,
-    ever_connected: bool,
 }
 
 impl Conn {
@@ -225,7 +224,6 @@ impl Conn {
             seq: 0,
             armed: None,
             backoff: MIN_BACKOFF,
-            ever_connected: false,
         }
     }
 }
@@ -570,19 +568,17 @@ impl Worker {
             return;
         }
         c.backoff = MIN_BACKOFF;
-        let reconnect = c.ever_connected;
-        c.ever_connected = true;
         if !cfg.closed_loop() {
+            // Every connection's schedule is anchored at the run's start, so the run schedules
+            // exactly connections x rate x duration requests. Slots that fell due before the
+            // connection was up (a slow connect, or a redial) were never sent: count them.
             let pacer = c.pacer.get_or_insert_with(|| {
-                Pacer::phased(cfg.rate, now, c.index as usize, cfg.connections)
+                Pacer::phased(cfg.rate, self.clock.t0, c.index as usize, cfg.connections)
                     .with_end(self.clock.end)
             });
-            if reconnect {
-                // Slots that fell due while the connection was down were never sent: count them.
-                let skipped = pacer.skip_to(now);
-                if now >= self.clock.measure {
-                    self.stats[target as usize].not_started += skipped;
-                }
+            let skipped = pacer.skip_to(now);
+            if now >= self.clock.measure {
+                self.stats[target as usize].not_started += skipped;
             }
         }
         if self.fill(token, now, false) {

@@ -43,9 +43,16 @@ impl Pacer {
         Pacer::new(rate_per_sec, start, worker as f64, workers.max(1) as f64)
     }
 
-    /// Connection `conn` of `conns`, each with its own `rate_per_sec`, phases spread evenly.
+    /// Connection `conn` of `conns`, each with its own `rate_per_sec`, phases spread evenly
+    /// over the first period and centred in their slices (`(conn + 0.5) / conns`), so that even
+    /// connection 0 has a moment to connect before its first slot.
     pub fn phased(rate_per_sec: f64, start: Instant, conn: usize, conns: usize) -> Pacer {
-        Pacer::new(rate_per_sec, start, conn as f64 / conns.max(1) as f64, 1.0)
+        Pacer::new(
+            rate_per_sec,
+            start,
+            (conn as f64 + 0.5) / conns.max(1) as f64,
+            1.0,
+        )
     }
 
     /// No slot is due at or after `end`.
@@ -161,7 +168,8 @@ mod tests {
         let firsts: Vec<_> = (0..4)
             .map(|c| Pacer::phased(10.0, t0, c, 4).next_due().unwrap() - t0)
             .collect();
-        assert_eq!(firsts, vec![ms(0), ms(25), ms(50), ms(75)]);
+        let us = Duration::from_micros;
+        assert_eq!(firsts, vec![us(12_500), us(37_500), us(62_500), us(87_500)]);
     }
 
     #[test]

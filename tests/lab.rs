@@ -24,6 +24,11 @@ struct Lab {
 impl Lab {
     /// Bring a lab up, or explain why this test is skipped.
     fn up(name: &str) -> Option<Lab> {
+        Lab::up_with(name, &[])
+    }
+
+    /// As `up`, with extra `netlab up` arguments.
+    fn up_with(name: &str, extra: &[&str]) -> Option<Lab> {
         // SAFETY: geteuid has no arguments and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("skipping {name}: the network lab needs root");
@@ -40,10 +45,9 @@ impl Lab {
         }
         let prefix = format!("cp{}{}", std::process::id() % 100_000, name);
         let lab = Lab { netlab, prefix };
-        let out = lab
-            .cmd(&["up", "--hosts", "1", "-q"])
-            .output()
-            .expect("run netlab up");
+        let mut args = vec!["up", "--hosts", "1", "-q"];
+        args.extend_from_slice(extra);
+        let out = lab.cmd(&args).output().expect("run netlab up");
         assert!(
             out.status.success(),
             "netlab up failed: {}",
@@ -119,6 +123,12 @@ impl Lab {
 
     /// Run `connperf connect ARGS --jsonlines` on the client host; return the total row.
     fn connect(&self, args: &[&str]) -> Value {
+        self.connect_timed(args).0
+    }
+
+    /// As `connect`, also returning how long the run took.
+    fn connect_timed(&self, args: &[&str]) -> (Value, Duration) {
+        let started = Instant::now();
         let out = Command::new("timeout")
             .args([
                 "30",
@@ -146,7 +156,7 @@ impl Lab {
             .unwrap_or_else(|| panic!("no output: {text}"));
         let v: Value = serde_json::from_str(last).expect("json");
         assert_eq!(v["kind"], "total");
-        v
+        (v, started.elapsed())
     }
 }
 
@@ -304,4 +314,107 @@ fn udp_loss_is_counted_exactly() {
         "lab loss 5%: echoed {echoed}, received {received}, counted lost {lost} ({:.2} %)",
         100.0 * dropped
     );
+}
+
+/// 500 local ports in the client namespace: far fewer than the connections asked for.
+const SMALL_PORT_RANGE: &str = "net.ipv4.ip_local_port_range=60000 60499";
+
+#[test]
+fn source_addrs_go_past_the_local_port_range() {
+    let Some(lab) = Lab::up_with(
+        "ports",
+        &["--client-ips", "4", "--sysctl", SMALL_PORT_RANGE],
+    ) else {
+        return;
+    };
+    let (server, port) = lab.serve("tcp");
+    let target = format!("10.77.0.1:{port}");
+    let conns = "1500";
+    // One source address: only 500 ports to this server, so most connections cannot exist.
+    let single = lab.connect(&[
+        "-c",
+        conns,
+        "-r",
+        "1",
+        "-d",
+        "2s",
+        "--workers",
+        "1",
+        &target,
+    ]);
+    let not_avail = single["errors"]["addr_not_avail"].as_u64().unwrap();
+    assert!(
+        not_avail >= 1000,
+        "expected EADDRNOTAVAIL for the connections past 500 ports: {single}"
+    );
+    // Four source addresses: 4 x 500 ports, enough for 1,500 connections at once.
+    let spread = lab.connect(&[
+        "-c",
+        conns,
+        "-r",
+        "1",
+        "-d",
+        "2s",
+        "--workers",
+        "1",
+        "--timeout",
+        "5s",
+        "--source-addrs",
+        "10.77.0.130,10.77.0.131,10.77.0.132,10.77.0.133",
+        &target,
+    ]);
+    assert_eq!(spread["error_count"], 0, "{spread}");
+    // 1,500 connections x 1/s x 2 s: every slot either went out or, if it fell due while its
+    // connection was still being set up, is counted as not started.
+    let count = spread["count"].as_u64().unwrap();
+    assert_eq!(
+        count + spread["not_started"].as_u64().unwrap(),
+        3000,
+        "{spread}"
+    );
+    assert!(count >= 2500, "{spread}");
+    let srv = server.stop();
+    assert!(srv["accepted"].as_u64().unwrap() >= 1500 + 500, "{srv}");
+    eprintln!(
+        "lab ports: 1 source -> {not_avail} addr_not_avail; 4 sources -> {} requests, 0 errors",
+        spread["count"]
+    );
+}
+
+#[test]
+fn ephemeral_port_exhaustion_is_counted_and_paced() {
+    let Some(lab) = Lab::up_with("tw", &["--sysctl", SMALL_PORT_RANGE]) else {
+        return;
+    };
+    let (server, port) = lab.serve("tcp");
+    let target = format!("10.77.0.1:{port}");
+    // FIN close leaves each port in TIME_WAIT for a minute: 500 ports cannot carry 2,000 in 2 s.
+    let (t, took) = lab.connect_timed(&[
+        "-f",
+        "ephemeral",
+        "--close",
+        "fin",
+        "-r",
+        "1000",
+        "-d",
+        "2s",
+        "--workers",
+        "1",
+        &target,
+    ]);
+    let not_avail = t["errors"]["addr_not_avail"].as_u64().unwrap();
+    let count = t["count"].as_u64().unwrap();
+    assert!(not_avail >= 1000, "{t}");
+    assert!(
+        (400..=520).contains(&count),
+        "about 500 ports' worth completed: {t}"
+    );
+    assert_eq!(
+        count + t["error_count"].as_u64().unwrap() + t["not_started"].as_u64().unwrap(),
+        2000,
+        "every slot is on the books: {t}"
+    );
+    assert!(took < Duration::from_secs(5), "ran {took:?}");
+    server.stop();
+    eprintln!("lab TIME_WAIT exhaustion: {count} completed, {not_avail} addr_not_avail, {took:?}");
 }
