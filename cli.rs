@@ -853,6 +853,9 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     }
     let shutdown = Shutdown::new();
     install_signals(&shutdown);
+    // The demo server stops only after the client has drained, or its closing connections
+    // would count as client errors.
+    let demo_shutdown = Shutdown::new();
     let mut demo_server = None;
     if demo {
         let scfg = ServeConfig {
@@ -872,7 +875,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         let server = Server::start(
             scfg,
             &splan,
-            &shutdown,
+            &demo_shutdown,
             LoopOptions::default(),
             std::io::sink(),
         )?;
@@ -908,16 +911,18 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         Ok(r) => r,
         Err(e) => {
             shutdown.trigger();
+            demo_shutdown.trigger();
             return Err(e);
         }
     };
     shutdown.wait_timeout(total);
     shutdown.trigger();
-    r.join()?;
+    let joined = r.join();
+    demo_shutdown.trigger();
     if let Some(s) = demo_server {
         s.join()?;
     }
-    Ok(())
+    joined.map(|_| ())
 }
 
 /// The program: parse, run, map errors to exit codes. Returns the exit status.

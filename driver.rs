@@ -946,7 +946,13 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // An ICMP error from an earlier datagram surfaces here; this slot is spent.
+                    // A pending ICMP error (port unreachable) belongs to an earlier datagram:
+                    // charge it to that one and send this slot again. Otherwise the error is this
+                    // send's own, and the slot is spent.
+                    if self.udp_icmp_error(t, &e, now) {
+                        continue;
+                    }
+                    let f = &mut self.udp[t];
                     let paced = match f.pacer.as_mut() {
                         Some(p) => p.take(now).is_some(),
                         None => false,
@@ -960,6 +966,22 @@ impl Worker {
         }
     }
 
+    /// An error reported on the UDP socket (ICMP unreachable for an earlier datagram): the
+    /// oldest unanswered datagram failed with it. It is counted once, as that error and not
+    /// also as lost. Returns false if no datagram was waiting (the error is not about one).
+    fn udp_icmp_error(&mut self, t: usize, e: &io::Error, now: Instant) -> bool {
+        let measure = self.clock.measure;
+        let Some(slot) = self.udp[t].inflight.iter_mut().find(|s| !s.answered) else {
+            return false;
+        };
+        slot.answered = true;
+        if slot.sent_at >= measure {
+            self.stats[t].error(ErrorKind::of(e));
+        }
+        self.expire_udp(t, now, false);
+        true
+    }
+
     fn udp_recv(&mut self, t: usize) {
         let msg = self.cfg.message_bytes;
         loop {
@@ -970,7 +992,9 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let now = Instant::now();
-                    self.count_error(t as u32, ErrorKind::of(&e), now);
+                    if self.udp_icmp_error(t, &e, now) && self.udp[t].pacer.is_none() {
+                        self.udp_send_due(t, now);
+                    }
                     continue;
                 }
             };

@@ -671,6 +671,12 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
                 .collect();
             out.line(&format!("# {peer} errors: {}", kinds.join(" ")));
         }
+        if !cfg.udp && s.lost > 0 {
+            out.line(&format!(
+                "# {peer} lost={}: requests sent and never answered by the end of the run",
+                s.lost
+            ));
+        }
         if cfg.udp && (s.lost + s.late + s.duplicate + s.reordered) > 0 {
             out.line(&format!(
                 "# {peer} udp: lost={} late={} duplicate={} reordered={}",
