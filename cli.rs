@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Largest message: 16 MiB. Larger would make the per-worker send buffer the memory problem.
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
@@ -41,6 +41,39 @@ pub struct Args {
 pub enum Command {
     Serve(ServeArgs),
     Connect(ConnectArgs),
+    Merge(MergeArgs),
+}
+
+#[derive(FromArgs, Debug, Default)]
+/// Combine HdrHistogram interval logs (`connect --hdr-log`) from many hosts into one report.
+#[argh(
+    subcommand,
+    name = "merge",
+    example = "connperf merge host1.hlog host2.hlog host3.hlog\nconnperf merge --merge-results-each-host --jsonlines logs/*.hlog",
+    note = "Windows are aligned by wall-clock time; percentiles come from the merged histograms,\nnever from averaging. The logs carry histograms only: errors, bytes and loss are not merged."
+)]
+pub struct MergeArgs {
+    /// interval log files written by `connperf connect --hdr-log`
+    #[argh(positional)]
+    pub files: Vec<String>,
+    /// window length to align on (default: the logs' own interval)
+    #[argh(option, short = 'i', from_str_fn(parse_duration))]
+    pub interval: Option<Duration>,
+    /// merge all targets into one row
+    #[argh(switch)]
+    pub merge_results_each_host: bool,
+    /// print only the totals
+    #[argh(switch)]
+    pub show_only_results: bool,
+    /// print JSON Lines instead of a table
+    #[argh(switch)]
+    pub jsonlines: bool,
+    /// extra percentile columns (default 99.9)
+    #[argh(option)]
+    pub percentiles: Option<String>,
+    /// print the full latency percentile spectrum at the end
+    #[argh(switch)]
+    pub latency_distribution: bool,
 }
 
 #[derive(FromArgs, Debug, Default)]
@@ -177,6 +210,15 @@ pub struct ConnectArgs {
     /// print the full latency percentile spectrum (HdrHistogram text format) at the end
     #[argh(switch)]
     pub latency_distribution: bool,
+    /// write each interval's histograms to FILE as an HdrHistogram interval log (for `connperf merge`)
+    #[argh(option)]
+    pub hdr_log: Option<String>,
+    /// KEY=VALUE stamped into JSON lines and --hdr-log tags (repeatable)
+    #[argh(option)]
+    pub label: Vec<String>,
+    /// wait until this wall-clock time (RFC 3339 or Unix seconds) before starting, so many hosts start together
+    #[argh(option)]
+    pub start_at: Option<String>,
     /// accepted for the Go tool's scripts; has no effect (profile with `perf record`)
     #[argh(switch)]
     pub enable_pprof: bool,
@@ -435,6 +477,75 @@ pub fn parse_source_addrs(s: &str) -> std::result::Result<Vec<IpAddr>, String> {
     Ok(out)
 }
 
+/// `--start-at`: Unix seconds (`1764097200`, fractions allowed) or RFC 3339
+/// (`2026-11-25T19:00:00Z`, `2026-11-25T20:00:00.5+01:00`).
+pub fn parse_start_at(s: &str) -> std::result::Result<SystemTime, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if !secs.is_finite() || !(0.0..=1e11).contains(&secs) {
+            return Err("not a plausible Unix time".into());
+        }
+        return Ok(UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    let bad = || "use RFC 3339 (2026-11-25T19:00:00Z) or Unix seconds".to_string();
+    let b = t.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num =
+        |r: std::ops::Range<usize>| t.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return Err(bad());
+    }
+    let mut rest = &t[19..];
+    let mut frac = 0f64;
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        frac = format!("0.{}", &r[..n]).parse().map_err(|_| bad())?;
+        rest = &r[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
+            let om: i64 = o[4..6].parse().map_err(|_| bad())?;
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return Err(bad()),
+    };
+    // Days from civil, Howard Hinnant's algorithm.
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    if secs < 0 {
+        return Err("is before 1970".into());
+    }
+    Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(frac))
+}
+
 /// `50,99.9,99.99` → percentiles, each above 0 and at most 100, in the order given.
 pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
     let mut out = Vec::new();
@@ -563,6 +674,10 @@ pub struct ConnectPlan {
     pub report: ReportConfig,
     pub plan: Plan,
     pub loop_opts: LoopOptions,
+    /// `--hdr-log` path.
+    pub hdr_log: Option<String>,
+    /// `--start-at`.
+    pub start_at: Option<SystemTime>,
     /// One-line notes for stderr (flags without effect in this mode, and the like).
     pub warnings: Vec<String>,
 }
@@ -752,12 +867,26 @@ impl ConnectArgs {
             latency_distribution: self.latency_distribution,
             udp: proto == Proto::Udp,
             ephemeral: proto == Proto::Tcp && flavor == Flavor::Ephemeral,
+            labels: self
+                .label
+                .iter()
+                .map(|l| crate::histlog::parse_label(l))
+                .collect::<Result<_>>()?,
+        };
+        let start_at = match &self.start_at {
+            Some(t) => Some(
+                parse_start_at(t)
+                    .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?,
+            ),
+            None => None,
         };
         Ok(ConnectPlan {
             cfg,
             report,
             plan,
             loop_opts: LoopOptions { spin: self.spin },
+            hdr_log: self.hdr_log,
+            start_at,
             warnings,
         })
     }
@@ -898,6 +1027,39 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         run.cfg.max_inflight = DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize);
     }
     check_fds(run.cfg.fds_needed(run.plan.workers))?;
+    let hdr_log = match &run.hdr_log {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
+            let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
+            Some(crate::histlog::LogWriter::new(
+                out,
+                SystemTime::now(),
+                &run.report.labels,
+            )?)
+        }
+        None => None,
+    };
+    if let Some(at) = run.start_at {
+        match at.duration_since(SystemTime::now()) {
+            Ok(wait) => {
+                eprintln!(
+                    "connperf: waiting {:.1} s for --start-at",
+                    wait.as_secs_f64()
+                );
+                if shutdown.wait_timeout(wait) {
+                    demo_shutdown.trigger();
+                    return Ok(());
+                }
+            }
+            Err(_) => {
+                demo_shutdown.trigger();
+                return Err(Error::Config(
+                    "invalid --start-at: the time is in the past".into(),
+                ));
+            }
+        }
+    }
     let total = run.cfg.warmup + run.cfg.duration;
     let r = Run::start(
         run.cfg,
@@ -906,6 +1068,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         &shutdown,
         run.loop_opts,
         std::io::BufWriter::new(std::io::stdout()),
+        hdr_log,
     );
     let r = match r {
         Ok(r) => r,
@@ -923,6 +1086,36 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         s.join()?;
     }
     joined.map(|_| ())
+}
+
+/// `connperf merge`.
+pub fn run_merge(args: MergeArgs) -> Result<()> {
+    if args.files.is_empty() {
+        return Err(Error::Config(
+            "merge needs at least one interval log file".into(),
+        ));
+    }
+    let mut entries = Vec::new();
+    for f in &args.files {
+        entries.extend(crate::histlog::read_log(Path::new(f))?);
+    }
+    let merged = crate::histlog::merge(entries, args.interval, args.merge_results_each_host);
+    if merged.windows.is_empty() {
+        return Err(Error::Config("the logs hold no intervals to merge".into()));
+    }
+    let base = ReportConfig {
+        jsonlines: args.jsonlines,
+        show_only_results: args.show_only_results,
+        extra_percentiles: match &args.percentiles {
+            Some(p) => parse_percentiles(p)
+                .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}")))?,
+            None => vec![99.9],
+        },
+        latency_distribution: args.latency_distribution,
+        ..Default::default()
+    };
+    crate::histlog::print_merged(&merged, &base, std::io::BufWriter::new(std::io::stdout()));
+    Ok(())
 }
 
 /// The program: parse, run, map errors to exit codes. Returns the exit status.
@@ -946,6 +1139,7 @@ pub fn main() -> i32 {
     let res = match args.cmd {
         Some(Command::Serve(s)) => run_serve(s),
         Some(Command::Connect(c)) => run_connect(c),
+        Some(Command::Merge(m)) => run_merge(m),
         None => {
             eprintln!("connperf: a subcommand is needed: serve or connect (see connperf --help)");
             return 2;

@@ -1224,6 +1224,9 @@ impl Handler for Worker {
     }
 }
 
+/// Where `--hdr-log` writes: an HdrHistogram interval log.
+pub type HdrLog = crate::histlog::LogWriter<Box<dyn Write + Send>>;
+
 /// Start the run: one `Worker` per planned worker, plus the reporter printing to `out`.
 /// Returns once every worker is running.
 pub struct Run {
@@ -1242,14 +1245,29 @@ impl Run {
         shutdown: &reactor::Shutdown,
         loop_opts: reactor::LoopOptions,
         out: W,
+        hdr_log: Option<HdrLog>,
     ) -> Result<Run> {
         let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
-        let reporter = std::thread::Builder::new()
-            .name("connperf-report".into())
-            .spawn(move || crate::report::run_reporter(&report, rx, out))
-            .map_err(Error::Spawn)?;
         let cfg = Arc::new(cfg);
         let clock = Clock::new(&cfg, Instant::now());
+        // Window `seq` of the log starts at the measurement start plus `seq` intervals.
+        let measure_wall = std::time::SystemTime::now() + cfg.warmup;
+        let interval = cfg.interval;
+        let reporter = std::thread::Builder::new()
+            .name("connperf-report".into())
+            .spawn(move || {
+                let mut log = hdr_log;
+                let peers = report.peers.clone();
+                crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
+                    let Some(l) = log.as_mut() else { return };
+                    let start = measure_wall + interval * seq as u32;
+                    if let Err(e) = l.write_stats(&peers, start, length, stats) {
+                        eprintln!("connperf: warning: --hdr-log stopped: {e}");
+                        log = None;
+                    }
+                })
+            })
+            .map_err(Error::Spawn)?;
         let n = plan.workers;
         let workers = reactor::spawn(plan, shutdown, loop_opts, |i, registry| {
             Worker::new(i, n, registry, cfg.clone(), clock, tx.clone())

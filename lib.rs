@@ -24,6 +24,7 @@ pub mod affinity;
 pub mod cli;
 pub mod driver;
 pub mod echo;
+pub mod histlog;
 pub mod pacing;
 pub mod reactor;
 pub mod report;

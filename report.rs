@@ -262,6 +262,8 @@ pub struct ReportConfig {
     pub ephemeral: bool,
     /// Print the full percentile spectrum of each total row (`--latency-distribution`).
     pub latency_distribution: bool,
+    /// `--label KEY=VALUE` pairs stamped into every JSON line.
+    pub labels: Vec<(String, String)>,
 }
 
 /// Everything the reporter printed, for tests and for the exit summary.
@@ -311,11 +313,13 @@ struct Pending {
 }
 
 /// Receive intervals until every worker has hung up; print each window once all workers have
-/// reported it (or a later one), then the totals.
+/// reported it (or a later one), then the totals. `on_window(seq, length, stats)` sees every
+/// finished window, printed or not (the `--hdr-log` writer).
 pub fn run_reporter<W: Write>(
     cfg: &ReportConfig,
     rx: crossbeam_channel::Receiver<Interval>,
     out: W,
+    mut on_window: impl FnMut(u64, Duration, &[Stats]),
 ) -> Summary {
     let mut out = Out {
         w: out,
@@ -331,18 +335,30 @@ pub fn run_reporter<W: Write>(
         out.line(&table_header(cfg));
         out.flush();
     }
-    let print_upto = |pending: &mut BTreeMap<u64, Pending>, upto: Option<u64>, out: &mut Out<W>| {
-        while let Some((&seq, _)) = pending.first_key_value() {
-            if upto.is_some_and(|u| seq > u) {
-                break;
+    let mut print_upto =
+        |pending: &mut BTreeMap<u64, Pending>, upto: Option<u64>, out: &mut Out<W>| {
+            while let Some((&seq, _)) = pending.first_key_value() {
+                if upto.is_some_and(|u| seq > u) {
+                    break;
+                }
+                let p = pending.remove(&seq).expect("key just seen");
+                on_window(seq, p.window, &p.stats);
+                if !cfg.show_only_results {
+                    let now = SystemTime::now();
+                    print_rows(
+                        cfg,
+                        out,
+                        "interval",
+                        Some(seq),
+                        &p.stats,
+                        p.window,
+                        p.cpu,
+                        now,
+                    );
+                    out.flush();
+                }
             }
-            let p = pending.remove(&seq).expect("key just seen");
-            if !cfg.show_only_results {
-                print_rows(cfg, out, "interval", Some(seq), &p.stats, p.window, p.cpu);
-                out.flush();
-            }
-        }
-    };
+        };
     for iv in rx.iter() {
         summary.late_reports += iv.late_reports;
         summary.cpu += iv.cpu;
@@ -383,21 +399,99 @@ pub fn run_reporter<W: Write>(
         &totals,
         summary.elapsed,
         summary.cpu,
+        SystemTime::now(),
     );
     if !cfg.jsonlines {
         print_notes(cfg, &mut out, &rows, &summary);
-        if cfg.latency_distribution {
-            for (peer, s) in rows_of(cfg, &totals) {
-                out.line(&format!(
-                    "# latency distribution of {peer} (µs, intended-time latency)"
-                ));
-                out.line(&percentile_distribution(&s.latency));
-            }
-        }
     }
+    print_distributions(cfg, &mut out, &totals);
     out.flush();
     summary.totals = rows;
     summary
+}
+
+/// With `--latency-distribution` in table mode, the spectrum of each total row.
+fn print_distributions<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, totals: &[Stats]) {
+    if cfg.jsonlines || !cfg.latency_distribution {
+        return;
+    }
+    for (peer, s) in rows_of(cfg, totals) {
+        out.line(&format!(
+            "# latency distribution of {peer} (µs, intended-time latency)"
+        ));
+        out.line(&percentile_distribution(&s.latency));
+    }
+}
+
+/// One reporting window assembled outside the reporter thread, for example merged from
+/// HdrHistogram interval logs (`histlog`).
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Window number, counted from the first window of the run.
+    pub seq: u64,
+    /// Wall-clock start of the window; the JSON `timestamp` is its end, `start + length`.
+    pub start: SystemTime,
+    /// How long the window lasted: what `rate_per_sec` divides by.
+    pub length: Duration,
+    /// Per target, in `ReportConfig::peers` order.
+    pub stats: Vec<Stats>,
+}
+
+/// Print finished windows the way `run_reporter` prints live ones: the table header (none for
+/// JSON Lines), the rows of each window unless `show_only_results`, then the totals over the
+/// summed window lengths and, with `latency_distribution`, the spectrum of each total row.
+/// Prints no notes: windows from elsewhere carry no generator CPU, and counters they lack are 0.
+pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) -> Summary {
+    let mut out = Out {
+        w: out,
+        broken: false,
+    };
+    if !cfg.jsonlines {
+        out.line(&table_header(cfg));
+    }
+    let mut totals: Vec<Stats> = (0..cfg.peers.len()).map(|_| Stats::new()).collect();
+    let mut elapsed = Duration::ZERO;
+    let mut last_end = UNIX_EPOCH;
+    for w in windows {
+        for (t, s) in totals.iter_mut().zip(&w.stats) {
+            t.merge(s);
+        }
+        elapsed += w.length;
+        let end = w.start + w.length;
+        last_end = last_end.max(end);
+        if !cfg.show_only_results {
+            print_rows(
+                cfg,
+                &mut out,
+                "interval",
+                Some(w.seq),
+                &w.stats,
+                w.length,
+                Duration::ZERO,
+                end,
+            );
+        }
+    }
+    if !cfg.jsonlines {
+        out.line("--- A result during total execution time ---");
+    }
+    let rows = print_rows(
+        cfg,
+        &mut out,
+        "total",
+        None,
+        &totals,
+        elapsed,
+        Duration::ZERO,
+        last_end,
+    );
+    print_distributions(cfg, &mut out, &totals);
+    out.flush();
+    Summary {
+        totals: rows,
+        elapsed,
+        ..Summary::default()
+    }
 }
 
 fn us(ns: u64) -> u64 {
@@ -466,6 +560,7 @@ fn rows_of(cfg: &ReportConfig, stats: &[Stats]) -> Vec<(String, Stats)> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn print_rows<W: Write>(
     cfg: &ReportConfig,
     out: &mut Out<W>,
@@ -474,9 +569,10 @@ fn print_rows<W: Write>(
     stats: &[Stats],
     window: Duration,
     cpu: Duration,
+    end: SystemTime,
 ) -> Vec<Stats> {
     let rows = rows_of(cfg, stats);
-    let ts = iso8601(SystemTime::now());
+    let ts = iso8601(end);
     for (peer, s) in &rows {
         if cfg.jsonlines {
             out.line(&json_row(cfg, kind, seq, peer, s, window, cpu, &ts).to_string());
@@ -595,6 +691,14 @@ fn json_row(
     );
     m.insert("timestamp".into(), json!(ts));
     m.insert("kind".into(), json!(kind));
+    if !cfg.labels.is_empty() {
+        let labels: Map<String, Value> = cfg
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        m.insert("labels".into(), Value::Object(labels));
+    }
     if let Some(seq) = seq {
         m.insert("interval".into(), json!(seq));
     }
@@ -1025,7 +1129,7 @@ mod tests {
         }
         drop(tx);
         let mut buf = Vec::new();
-        let s = run_reporter(cfg, rx, &mut buf);
+        let s = run_reporter(cfg, rx, &mut buf, |_, _, _| {});
         (String::from_utf8(buf).unwrap(), s)
     }
 

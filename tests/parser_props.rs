@@ -134,7 +134,7 @@ proptest! {
                         prop_assert!(!e.to_string().is_empty());
                     }
                 }
-                None => {}
+                Some(Command::Merge(_)) | None => {}
             }
         }
     }
