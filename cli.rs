@@ -1209,6 +1209,40 @@ mod tests {
     }
 
     #[test]
+    fn start_at_times() {
+        let at = |s: &str| {
+            parse_start_at(s)
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+        };
+        assert_eq!(at("1764097200"), Duration::from_secs(1_764_097_200));
+        assert_eq!(
+            at("2025-01-07T10:30:00Z"),
+            Duration::from_secs(1_736_245_800)
+        );
+        assert_eq!(
+            at("2025-01-07T11:30:00+01:00"),
+            Duration::from_secs(1_736_245_800)
+        );
+        assert_eq!(
+            at("2025-01-07T10:30:00.25Z"),
+            Duration::from_millis(1_736_245_800_250)
+        );
+        assert_eq!(at("2000-02-29T00:00:00Z"), Duration::from_secs(951_782_400));
+        for bad in [
+            "",
+            "tomorrow",
+            "2025-13-01T00:00:00Z",
+            "2025-01-07T10:30:00",
+            "2025-01-07 10:30",
+            "-5",
+        ] {
+            assert!(parse_start_at(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn addresses() {
         assert_eq!(
             parse_addr("127.0.0.1:9100").unwrap(),

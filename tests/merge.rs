@@ -1,0 +1,264 @@
+//! `connect --hdr-log`, `--label`, `--start-at` and `connperf merge`, end to end on loopback.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+
+struct Server(Child, u16);
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "-l", "127.0.0.1:0", "-p", "tcp", "--workers", "1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start server");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok());
+        Server(
+            child,
+            port.unwrap_or_else(|| panic!("no port in {first:?}")),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmp(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("connperf-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name).to_str().unwrap().to_string()
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run connperf");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn json_total(stdout: &str) -> Value {
+    let v: Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("json");
+    assert_eq!(v["kind"], "total", "{v}");
+    v
+}
+
+#[test]
+fn merging_one_log_gives_the_runs_own_totals() {
+    let server = Server::start();
+    let target = format!("127.0.0.1:{}", server.1);
+    let log = tmp("one.hlog");
+    let (code, out, err) = run(&[
+        "connect",
+        "-c",
+        "4",
+        "-r",
+        "200",
+        "-d",
+        "2s",
+        "-i",
+        "500ms",
+        "--workers",
+        "1",
+        "--jsonlines",
+        "--label",
+        "host=a",
+        "--label",
+        "run=7",
+        "--hdr-log",
+        &log,
+        &target,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for r in &rows {
+        assert_eq!(r["labels"]["host"], "a", "labels on every row: {r}");
+        assert_eq!(r["labels"]["run"], "7");
+    }
+    let own = json_total(&out);
+    let (code, merged, err) = run(&["merge", "--jsonlines", &log]);
+    assert_eq!(code, 0, "{err}");
+    let m = json_total(&merged);
+    for key in [
+        "count",
+        "latency_min_us",
+        "latency_max_us",
+        "latency_90p_us",
+        "latency_99p_us",
+        "latency_999p_us",
+    ] {
+        assert_eq!(m[key], own[key], "{key}: merged {m}\nown {own}");
+    }
+    assert_eq!(m["latency_ns"], own["latency_ns"]);
+    assert_eq!(
+        m["labels"]["host"], "a",
+        "labels come back from the log tags"
+    );
+    let intervals = merged.lines().count() - 1;
+    let own_intervals = rows.iter().filter(|r| r["kind"] == "interval").count();
+    assert_eq!(intervals, own_intervals);
+}
+
+#[test]
+fn three_hosts_merge_into_the_union_of_their_samples() {
+    let server = Server::start();
+    let target = format!("127.0.0.1:{}", server.1);
+    let logs: Vec<String> = (0..3).map(|i| tmp(&format!("host{i}.hlog"))).collect();
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.0;
+    let start = format!("{start:.3}");
+    let children: Vec<Child> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, log)| {
+            Command::new(BIN)
+                .args([
+                    "connect",
+                    "-c",
+                    "2",
+                    "-r",
+                    "100",
+                    "-d",
+                    "2s",
+                    "-i",
+                    "1s",
+                    "--workers",
+                    "1",
+                    "--jsonlines",
+                ])
+                .args([
+                    "--show-only-results",
+                    "--start-at",
+                    &start,
+                    "--label",
+                    &format!("host={i}"),
+                    "--hdr-log",
+                    log,
+                    &target,
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let began = Instant::now();
+    let mut total = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("waiting"),
+            "--start-at says it waits"
+        );
+        total += json_total(&String::from_utf8(out.stdout).unwrap())["count"]
+            .as_u64()
+            .unwrap();
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(2800),
+        "runs waited for --start-at"
+    );
+    let mut args = vec!["merge", "--jsonlines"];
+    args.extend(logs.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let m = json_total(&out);
+    assert_eq!(m["count"].as_u64().unwrap(), total, "{m}");
+    assert!(
+        m["labels"].get("host").is_none(),
+        "hosts differ, so no common host label: {m}"
+    );
+    // Aligned by wall clock: the hosts started together, so 2 s of 1 s windows, not 6.
+    assert_eq!(
+        out.lines().filter(|l| l.contains("\"interval\"")).count(),
+        2,
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_log_is_named_with_its_byte_offset() {
+    let good = tmp("good.hlog");
+    let server = Server::start();
+    let target = format!("127.0.0.1:{}", server.1);
+    let (code, _, err) = run(&[
+        "connect",
+        "-c",
+        "1",
+        "-r",
+        "50",
+        "-d",
+        "1s",
+        "--workers",
+        "1",
+        "--hdr-log",
+        &good,
+        &target,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&good).unwrap();
+    // Truncate in the middle of the last histogram line.
+    let cut = tmp("cut.hlog");
+    std::fs::write(&cut, &text[..text.len() - 20]).unwrap();
+    let last_line = text.trim_end().rfind('\n').unwrap() + 1;
+    let (code, _, err) = run(&["merge", &cut]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&cut) && err.contains(&format!("byte {last_line}")),
+        "{err}"
+    );
+    let garbage = tmp("garbage.hlog");
+    std::fs::write(&garbage, "not a log\n").unwrap();
+    let (code, _, err) = run(&["merge", &garbage]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("byte 0"), "{err}");
+    let (code, _, err) = run(&["merge"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn start_at_in_the_past_is_an_error() {
+    let (code, out, err) = run(&[
+        "connect",
+        "--start-at",
+        "2020-01-01T00:00:00Z",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        out.is_empty() && err.contains("--start-at") && err.contains("past"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["connect", "--start-at", "tomorrow", "127.0.0.1:9"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["connect", "--label", "a b", "127.0.0.1:9"]);
+    assert_eq!(code, 2, "{err}");
+}
