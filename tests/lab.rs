@@ -84,15 +84,21 @@ impl Lab {
 
     /// Start `connperf serve` on srv1 and return it with its port.
     fn serve(&self, proto: &str) -> (Server, u16) {
+        self.serve_on(1, proto)
+    }
+
+    /// Start `connperf serve` on host `srvN` (address 10.77.0.N) and return it with its port.
+    fn serve_on(&self, n: u8, proto: &str) -> (Server, u16) {
+        let listen = format!("10.77.0.{n}:0");
         let mut child = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &self.ns("srv1"),
+                &self.ns(&format!("srv{n}")),
                 BIN,
                 "serve",
                 "-l",
-                "10.77.0.1:0",
+                &listen,
                 "-p",
                 proto,
             ])
@@ -417,4 +423,116 @@ fn ephemeral_port_exhaustion_is_counted_and_paced() {
     assert!(took < Duration::from_secs(5), "ran {took:?}");
     server.stop();
     eprintln!("lab TIME_WAIT exhaustion: {count} completed, {not_avail} addr_not_avail, {took:?}");
+}
+
+#[test]
+fn three_client_hosts_against_two_servers_merge_into_one_report() {
+    let Some(lab) = Lab::up_with("merge", &["--hosts", "4"]) else {
+        return;
+    };
+    let (s1, p1) = lab.serve_on(1, "tcp");
+    let (s2, p2) = lab.serve_on(2, "tcp");
+    let targets = [format!("10.77.0.1:{p1}"), format!("10.77.0.2:{p2}")];
+    let dir = std::env::temp_dir().join(format!("connperf-labmerge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.5;
+    let start = format!("{start:.3}");
+    let hosts = ["cli", "srv3", "srv4"];
+    let children: Vec<(std::path::PathBuf, std::process::Child)> = hosts
+        .iter()
+        .map(|h| {
+            let log = dir.join(format!("{h}.hlog"));
+            let child = Command::new("timeout")
+                .args(["30", "ip", "netns", "exec", &lab.ns(h), BIN, "connect"])
+                .args([
+                    "-c",
+                    "4",
+                    "-r",
+                    "100",
+                    "-d",
+                    "2s",
+                    "-i",
+                    "1s",
+                    "--workers",
+                    "1",
+                ])
+                .args(["--jsonlines", "--show-only-results", "--start-at", &start])
+                .args([
+                    "--label",
+                    &format!("host={h}"),
+                    "--hdr-log",
+                    log.to_str().unwrap(),
+                ])
+                .args(&targets)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start client");
+            (log, child)
+        })
+        .collect();
+    // Per target, the sum of what the three clients counted.
+    let mut counted = std::collections::HashMap::<String, u64>::new();
+    let mut logs = Vec::new();
+    for (log, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            *counted
+                .entry(v["peer"].as_str().unwrap().to_string())
+                .or_default() += v["count"].as_u64().unwrap();
+        }
+        logs.push(log);
+    }
+    let merged = Command::new(BIN)
+        .args(["merge", "--jsonlines", "--show-only-results"])
+        .args(&logs)
+        .output()
+        .unwrap();
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(merged.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "one total row per server: {rows:?}");
+    for r in &rows {
+        let peer = r["peer"].as_str().unwrap();
+        assert_eq!(
+            r["count"].as_u64(),
+            counted.get(peer).copied(),
+            "{peer}: {r}"
+        );
+        // 3 hosts x 4 connections x 100/s x 2 s, less slots skipped while connecting.
+        assert!(r["count"].as_u64().unwrap() >= 2300, "{r}");
+    }
+    let both = Command::new(BIN)
+        .args([
+            "merge",
+            "--jsonlines",
+            "--show-only-results",
+            "--merge-results-each-host",
+        ])
+        .args(&logs)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(String::from_utf8(both.stdout).unwrap().trim()).unwrap();
+    assert_eq!(v["peer"], "merged(2 hosts)");
+    assert_eq!(v["count"].as_u64().unwrap(), counted.values().sum::<u64>());
+    s1.stop();
+    s2.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
