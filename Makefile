@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/connperf
 RUN_SECS ?= 5s
 
-.PHONY: build run test lint fmt bench check smoke docker clean
+.PHONY: build run test lint fmt bench soak check smoke docker clean
 
 build:
 	$(CARGO) build --release
@@ -35,6 +35,11 @@ fmt:
 # make bench SCENARIO=rr1
 bench:
 	$(CARGO) bench --bench loopback -- $(SCENARIO)
+
+# 10 minutes at 20k requests/s over 1,000 connections through a lossy network-lab path
+# (root; SOAK_SECS=60 for a short run). Not part of `make test`.
+soak:
+	$(CARGO) bench --bench soak
 
 check: lint test
 	$(CARGO) bench --no-run
