@@ -33,6 +33,10 @@ const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a stopping worker waits at most for replies in flight.
 const MAX_DRAIN: Duration = Duration::from_secs(1);
+/// Most sends (UDP datagrams, ephemeral connects) one target starts in one turn of the loop.
+/// A generator behind schedule catches up in bursts of this size and reads replies between
+/// them; one unbounded burst would overflow its own receive buffer and lose the replies.
+const SEND_BURST: usize = 64;
 /// UDP datagram header: magic, worker, sequence number, send time.
 pub const UDP_HEADER_LEN: usize = 24;
 const UDP_MAGIC: u32 = 0x4350_5544; // "CPUD"
@@ -360,6 +364,8 @@ impl Worker {
                     source,
                 })?;
             s.set_nonblocking(true).map_err(Error::Poll)?;
+            let _ = s.set_recv_buffer_size(reactor::UDP_SOCKET_BUFFER);
+            let _ = s.set_send_buffer_size(reactor::UDP_SOCKET_BUFFER);
             if let Some(src) = self.pick_source(addr) {
                 s.bind(&SocketAddr::new(src, 0).into())
                     .map_err(|source| Error::Io {
@@ -779,7 +785,7 @@ impl Worker {
         }
         let mut next: Option<Instant> = None;
         for t in 0..self.pacers.len() {
-            loop {
+            for _ in 0..SEND_BURST {
                 if self.inflight >= self.cfg.max_inflight {
                     return None;
                 }
@@ -905,7 +911,7 @@ impl Worker {
         if self.stopping {
             return;
         }
-        loop {
+        for _ in 0..SEND_BURST {
             let f = &mut self.udp[t];
             let intended = match f.pacer.as_ref() {
                 Some(p) => match p.next_due() {
