@@ -37,6 +37,10 @@ const MAX_DRAIN: Duration = Duration::from_secs(1);
 /// A generator behind schedule catches up in bursts of this size and reads replies between
 /// them; one unbounded burst would overflow its own receive buffer and lose the replies.
 const SEND_BURST: usize = 64;
+/// Most persistent connections one worker dials in one turn of the loop (see `run_timers`).
+const CONNECT_BURST: usize = 128;
+/// Most timers one worker runs in one turn of the loop.
+const TIMER_BURST: usize = 1024;
 /// UDP datagram header: magic, worker, sequence number, send time.
 pub const UDP_HEADER_LEN: usize = 24;
 const UDP_MAGIC: u32 = 0x4350_5544; // "CPUD"
@@ -838,11 +842,17 @@ impl Worker {
         }
     }
 
+    /// Run due timers: redials and paced sends. At most `CONNECT_BURST` dials and
+    /// `TIMER_BURST` timers a turn, so that thousands of connections coming up at once do not
+    /// keep the loop from reading the events of the ones already connected (which would then
+    /// time out while their replies wait unread).
     fn run_timers(&mut self, now: Instant) {
+        let (mut dials, mut budget) = (0, TIMER_BURST);
         while let Some(&Reverse((at, tok))) = self.timers.peek() {
-            if at > now {
+            if at > now || dials >= CONNECT_BURST || budget == 0 {
                 break;
             }
+            budget -= 1;
             self.timers.pop();
             let token = Token(tok);
             let Some(c) = self.conns.get_mut(token) else {
@@ -855,6 +865,7 @@ impl Worker {
             let state = c.state;
             match state {
                 State::Backoff if !self.stopping && now < self.clock.end => {
+                    dials += 1;
                     self.start_connect(token, now)
                 }
                 State::Open if self.fill(token, now, true) => {
