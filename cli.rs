@@ -57,7 +57,7 @@ pub struct MergeArgs {
     #[argh(positional)]
     pub files: Vec<String>,
     /// window length to align on (default: the logs' own interval)
-    #[argh(option, short = 'i', from_str_fn(parse_duration))]
+    #[argh(option, short = 'i', from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
     /// merge all targets into one row
     #[argh(switch)]
@@ -98,7 +98,7 @@ pub struct ServeArgs {
     #[argh(option, short = 'p', default = "String::from(\"all\")")]
     pub protocol: String,
     /// print counters every interval (e.g. 5s); default: only at shutdown
-    #[argh(option, from_str_fn(parse_duration))]
+    #[argh(option, from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
     /// close connections beyond this many open at once (counted as rejected)
     #[argh(option, from_str_fn(parse_count))]
@@ -160,7 +160,7 @@ pub struct ConnectArgs {
     #[argh(option, from_str_fn(parse_count))]
     pub message_bytes: Option<u64>,
     /// interval between reports: 5, 5s, 500ms (default 5s)
-    #[argh(option, short = 'i', from_str_fn(parse_duration))]
+    #[argh(option, short = 'i', from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
     /// print only the totals
     #[argh(switch)]
@@ -232,6 +232,15 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let d = parse_duration_zero(s)?;
     if d.is_zero() {
         return Err("must be above 0".into());
+    }
+    Ok(d)
+}
+
+/// A report interval: a duration of at least 1 ms (finer would print rows, not measurements).
+pub fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
     }
     Ok(d)
 }
@@ -1047,10 +1056,9 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
                     "connperf: waiting {:.1} s for --start-at",
                     wait.as_secs_f64()
                 );
-                if shutdown.wait_timeout(wait) {
-                    demo_shutdown.trigger();
-                    return Ok(());
-                }
+                // A signal while waiting ends the wait; the run then starts already stopped and
+                // prints its (empty) report, so scripts always get a totals row.
+                shutdown.wait_timeout(wait);
             }
             Err(_) => {
                 demo_shutdown.trigger();
@@ -1133,7 +1141,8 @@ pub fn main() -> i32 {
         }
     };
     if args.version {
-        println!("connperf {}", env!("CARGO_PKG_VERSION"));
+        // A closed stdout (`| head -0`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout(), "connperf {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
     let res = match args.cmd {

@@ -236,6 +236,42 @@ impl Conn {
     }
 }
 
+/// Retry pacing for a closed loop whose target refuses: a refusal is not an answer, so the
+/// loop waits 10 ms, doubling to 1 s, and goes back to full speed at the first answer.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    delay: Duration,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            delay: MIN_BACKOFF,
+            until: None,
+        }
+    }
+
+    /// A failure: wait. Failures during a wait (other connections of the same loop) do not
+    /// lengthen it.
+    fn failed(&mut self, now: Instant) {
+        if self.waiting(now) {
+            return;
+        }
+        self.until = Some(now + self.delay);
+        self.delay = (self.delay * 2).min(MAX_BACKOFF);
+    }
+
+    fn answered(&mut self) {
+        *self = Backoff::new();
+    }
+
+    /// True while the loop must wait; the wait ends at `self.until`.
+    fn waiting(&self, now: Instant) -> bool {
+        self.until.is_some_and(|u| now < u)
+    }
+}
+
 /// One datagram awaiting its reply.
 #[derive(Clone, Copy)]
 struct UdpSlot {
@@ -252,6 +288,8 @@ struct UdpFlow {
     next_seq: u64,
     inflight: VecDeque<UdpSlot>,
     max_answered: Option<u64>,
+    /// Closed loop only: pause after an ICMP refusal.
+    backoff: Backoff,
 }
 
 /// One worker of the load generator.
@@ -278,6 +316,9 @@ pub struct Worker {
     folded: Option<Interval>,
     next_sweep: Instant,
     stopping: bool,
+    stopped_at: Option<Instant>,
+    /// Closed-loop ephemeral: pause after a failed connection.
+    closed_backoff: Backoff,
     next_source: usize,
 }
 
@@ -330,6 +371,8 @@ impl Worker {
             folded: None,
             next_sweep: clock.t0 + sweep_period(cfg.timeout),
             stopping: false,
+            stopped_at: None,
+            closed_backoff: Backoff::new(),
             next_source: id,
             cfg,
         };
@@ -400,6 +443,7 @@ impl Worker {
                 next_seq: 0,
                 inflight: VecDeque::new(),
                 max_answered: None,
+                backoff: Backoff::new(),
             });
         }
         Ok(())
@@ -516,7 +560,12 @@ impl Worker {
                         .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
                 }
             }
-            Err(e) => self.count_error(target, ErrorKind::of(&e), now),
+            Err(e) => {
+                self.count_error(target, ErrorKind::of(&e), now);
+                if self.cfg.closed_loop() {
+                    self.closed_backoff.failed(now);
+                }
+            }
         }
     }
 
@@ -538,6 +587,9 @@ impl Worker {
         c.got = 0;
         if self.cfg.flavor == Flavor::Ephemeral {
             self.inflight -= 1;
+            if self.cfg.closed_loop() {
+                self.closed_backoff.failed(now);
+            }
             return;
         }
         if self.stopping {
@@ -771,6 +823,7 @@ impl Worker {
             }
             self.inflight -= 1;
             if self.cfg.closed_loop() {
+                self.closed_backoff.answered();
                 // Closed loop: replace the finished connection, but only inside the run.
                 if !self.stopping && now < self.clock.end {
                     self.start_ephemeral(c.target, now, now);
@@ -931,7 +984,10 @@ impl Worker {
                 },
                 None => {
                     // Closed loop: one datagram in flight per worker per target.
-                    if now >= self.clock.end || f.inflight.iter().any(|s| !s.answered) {
+                    if now >= self.clock.end
+                        || f.backoff.waiting(now)
+                        || f.inflight.iter().any(|s| !s.answered)
+                    {
                         return;
                     }
                     now
@@ -1010,7 +1066,7 @@ impl Worker {
                 Err(e) => {
                     let now = Instant::now();
                     if self.udp_icmp_error(t, &e, now) && self.udp[t].pacer.is_none() {
-                        self.udp_send_due(t, now);
+                        self.udp[t].backoff.failed(now);
                     }
                     continue;
                 }
@@ -1055,6 +1111,7 @@ impl Worker {
                 f.max_answered = Some(seq);
             }
             self.record(t as u32, intended, sent_at, now);
+            self.udp[t].backoff.answered();
             self.expire_udp(t, now, false);
             if self.udp[t].pacer.is_none() {
                 self.udp_send_due(t, now);
@@ -1094,6 +1151,12 @@ impl Worker {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(iv)) => self.folded = Some(iv),
         }
+    }
+
+    /// The end of the measured time: the scheduled end, or the stop if that came first. The
+    /// drain after a stop is not measured time (replies that arrive in it still count).
+    fn measured_end(&self) -> Instant {
+        self.stopped_at.unwrap_or(self.clock.end)
     }
 
     fn in_flight(&self) -> bool {
@@ -1141,7 +1204,9 @@ impl Handler for Worker {
         };
         if self.cfg.proto == Proto::Tcp && self.cfg.flavor == Flavor::Ephemeral {
             if self.cfg.closed_loop() {
-                if !self.stopping && now < self.clock.end {
+                if self.closed_backoff.waiting(now) {
+                    soonest(self.closed_backoff.until);
+                } else if !self.stopping && now < self.clock.end {
                     let total = self.cfg.connections * self.cfg.targets.len();
                     let share = total / self.workers + usize::from(self.id < total % self.workers);
                     let want = self.cfg.max_inflight.min(share);
@@ -1161,7 +1226,9 @@ impl Handler for Worker {
         for t in 0..self.udp.len() {
             self.udp_send_due(t, now);
             if !self.stopping {
-                soonest(self.udp[t].pacer.as_ref().and_then(|p| p.next_due()));
+                let f = &self.udp[t];
+                soonest(f.pacer.as_ref().and_then(|p| p.next_due()));
+                soonest(f.backoff.until.filter(|u| *u > now && f.pacer.is_none()));
             }
         }
         if now >= self.next_sweep {
@@ -1169,12 +1236,12 @@ impl Handler for Worker {
             self.next_sweep = now + sweep_period(self.cfg.timeout);
         }
         soonest(Some(self.next_sweep));
-        if now >= self.next_flush && self.next_flush < self.clock.end {
+        if now >= self.next_flush && self.next_flush < self.measured_end() {
             let upto = self.next_flush;
             self.flush(upto);
             self.next_flush = upto + self.cfg.interval;
         }
-        if self.next_flush < self.clock.end {
+        if self.next_flush < self.measured_end() {
             soonest(Some(self.next_flush));
         }
         next
@@ -1183,6 +1250,7 @@ impl Handler for Worker {
     fn on_stop(&mut self, now: Instant) -> Instant {
         self.stopping = true;
         let end = now.min(self.clock.end);
+        self.stopped_at = Some(end);
         // Slots that were due but never sent are counted, not silently dropped.
         if now >= self.clock.measure {
             for (t, p) in self.pacers.iter().enumerate() {
@@ -1232,7 +1300,7 @@ impl Handler for Worker {
             }
         }
         if now >= self.clock.measure {
-            let upto = now.min(self.clock.end).max(self.window_start);
+            let upto = now.min(self.measured_end()).max(self.window_start);
             self.flush(upto);
         }
         if let Some(iv) = self.folded.take() {

@@ -654,11 +654,9 @@ impl Handler for EchoWorker {
             if now >= t {
                 self.send_snapshot(false);
                 let iv = self.cfg.interval.expect("next_report implies an interval");
-                let mut next = t + iv;
-                while next <= now {
-                    next += iv;
-                }
-                self.next_report = Some(next);
+                // Skip windows missed while stalled in one step, never one by one.
+                let missed = (now - t).as_nanos() / iv.as_nanos();
+                self.next_report = Some(t + iv * (missed as u32 + 1));
             }
         }
         if let Some(t) = self.next_sweep {

@@ -1,0 +1,1880 @@
+//! Fault injection: `connperf connect` and `connperf serve` (always separate processes) against
+//! targets that refuse, never answer, reset, half-close, short-change, over-answer, corrupt, die
+//! and come back, stall under SIGSTOP, run out of descriptors, get flooded with idle sockets; the
+//! client signalled at any moment or with its stdout gone; and the command line's answer to bad
+//! input.
+//!
+//! Every row checks the same contract: the client ends within its duration plus `GRACE`, exits 0,
+//! prints its final report (the table's result line, and in a concurrent `--jsonlines` run a
+//! `"kind":"total"` row), counts every failure under a named kind, never panics, and stays small.
+//!
+//! Rules: traffic only on 127.0.0.1; port 0 wherever possible (the restart test reuses the port
+//! its first server got); every wait has a deadline; every process started here is killed by its
+//! PID in a Drop guard, so nothing outlives a failed test.
+
+use serde_json::Value;
+use socket2::SockRef;
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+/// How long past its `--duration` a client may take to end: startup, the drain of replies in
+/// flight (at most `--timeout`, capped at 1 s), and a loaded 2-core machine.
+const GRACE: Duration = Duration::from_millis(2500);
+/// Deadline for what should be quick: a server's `Listening at` line, an exit after SIGTERM.
+const PROC_TIMEOUT: Duration = Duration::from_secs(5);
+/// The error kinds every JSON row names, in the README's order.
+const KINDS: [&str; 9] = [
+    "refused",
+    "reset",
+    "timeout",
+    "closed_early",
+    "mismatch",
+    "unreachable",
+    "addr_not_avail",
+    "fd_limit",
+    "other",
+];
+/// Memory bound for any client run here, in KiB: a base plus 4 MiB per worker (one per core;
+/// each holds receive buffers and a window's histograms). Runs take about 10 MiB on 2 cores.
+fn max_client_rss_kib() -> u64 {
+    rss_bound_kib(32)
+}
+
+/// Tighter bound for runs against targets that stall: nothing may pile up while waiting.
+fn stall_rss_kib() -> u64 {
+    rss_bound_kib(16)
+}
+
+fn rss_bound_kib(base_mib: u64) -> u64 {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    (base_mib + 4 * cores) * 1024
+}
+/// The table's result line.
+const RESULT_LINE: &str = "--- A result during total execution time ---";
+/// Message size the misbehaving servers expect.
+const MSG: usize = 64;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/// A connperf child process. A waiter thread polls it every 5 ms, recording its peak RSS and
+/// reaping it, so its exit instant is known however late the test looks. Dropping it while it runs sends SIGCONT (it
+/// may be stopped) and SIGKILL to its PID.
+struct Proc {
+    child: Child,
+    label: String,
+    started: Instant,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    exit: Receiver<Exit>,
+    exited: Option<Exit>,
+}
+
+#[derive(Clone, Copy)]
+struct Exit {
+    status: ExitStatus,
+    at: Instant,
+    max_rss_kib: u64,
+}
+
+/// How a child process ended and what it printed.
+struct Outcome {
+    label: String,
+    status: ExitStatus,
+    out: Vec<String>,
+    err: String,
+    /// From spawn to exit.
+    elapsed: Duration,
+    /// Peak resident set size (VmHWM, as last seen while it ran).
+    max_rss_kib: u64,
+}
+
+/// Where a child's stdout goes.
+enum StdoutTo {
+    /// A pipe read line by line into `Proc::lines`.
+    Lines,
+    /// A pipe left in `Proc::child.stdout` for the test to read (or close).
+    Raw,
+    /// Anything else.
+    Other(Stdio),
+}
+
+fn spawn(args: &[&str], nofile: Option<u64>) -> Proc {
+    spawn_with(args, nofile, StdoutTo::Lines)
+}
+
+fn spawn_with(args: &[&str], nofile: Option<u64>, stdout: StdoutTo) -> Proc {
+    let mut cmd = Command::new(BIN);
+    let (stdio, read_lines) = match stdout {
+        StdoutTo::Lines => (Stdio::piped(), true),
+        StdoutTo::Raw => (Stdio::piped(), false),
+        StdoutTo::Other(s) => (s, false),
+    };
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(stdio)
+        .stderr(Stdio::piped());
+    if let Some(n) = nofile {
+        // SAFETY: the closure runs in the forked child before exec, where only
+        // async-signal-safe calls are allowed: it calls setrlimit(2) (async-signal-safe) on a
+        // stack value and builds an io::Error from errno (no allocation), touching no locks.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("spawn connperf");
+    let pid = child.id() as libc::pid_t;
+    let mut err = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    if read_lines {
+        let out = child.stdout.take().expect("piped stdout");
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let stderr = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let (etx, erx) = mpsc::channel();
+    thread::spawn(move || {
+        // Poll rather than block: between polls the child is not reaped, so its /proc entry is
+        // its own, and VmHWM (peak RSS of its own address space, unlike wait4's ru_maxrss, which
+        // also counts the test process it was forked from) can be read.
+        let mut peak = 0;
+        let mut status: libc::c_int = 0;
+        loop {
+            // SAFETY: waitpid on the PID of our own child, writing into a local.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+            if let Some(kib) = vm_hwm_kib(pid) {
+                peak = peak.max(kib);
+            }
+            thread::sleep(ms(5));
+        }
+        let _ = etx.send(Exit {
+            status: ExitStatus::from_raw(status),
+            at: Instant::now(),
+            max_rss_kib: peak,
+        });
+    });
+    Proc {
+        child,
+        label: args.join(" "),
+        started,
+        lines: rx,
+        stderr: Some(stderr),
+        exit: erx,
+        exited: None,
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// True once the process has exited (and been reaped).
+    fn has_exited(&mut self) -> bool {
+        if self.exited.is_none() {
+            self.exited = self.exit.try_recv().ok();
+        }
+        self.exited.is_some()
+    }
+
+    fn signal(&mut self, sig: libc::c_int) {
+        assert!(!self.has_exited(), "`connperf {}` ended early", self.label);
+        // SAFETY: kill(2) on the PID of our child, which has not been reaped (checked above).
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({sig}) {}: {}",
+            self.label,
+            io::Error::last_os_error()
+        );
+    }
+
+    /// SIGCONT + SIGKILL if still running, and wait (bounded) for the reaper.
+    fn kill(&mut self) {
+        if !self.has_exited() {
+            // SAFETY: signals to our own, not yet reaped child.
+            unsafe {
+                libc::kill(self.pid(), libc::SIGCONT);
+                libc::kill(self.pid(), libc::SIGKILL);
+            }
+            self.exited = self.exit.recv_timeout(PROC_TIMEOUT).ok();
+        }
+    }
+
+    /// The next stdout line within `limit`.
+    fn line_within(&mut self, limit: Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
+    }
+
+    /// Wait (at most `limit`) for the process to exit; then every stdout line and all of stderr.
+    fn finish(&mut self, limit: Duration) -> Outcome {
+        if self.exited.is_none() {
+            self.exited = self.exit.recv_timeout(limit).ok();
+        }
+        let Some(exit) = self.exited else {
+            self.kill();
+            let err = self
+                .stderr
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default();
+            panic!(
+                "`connperf {}` still running after {limit:?}; stderr: {err}",
+                self.label
+            );
+        };
+        let mut out = Vec::new();
+        let drain_deadline = Instant::now() + PROC_TIMEOUT;
+        loop {
+            let left = drain_deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => out.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout of {} not closed", self.label),
+            }
+        }
+        let err = self
+            .stderr
+            .take()
+            .map(|h| h.join().expect("stderr reader"))
+            .unwrap_or_default();
+        Outcome {
+            label: self.label.clone(),
+            status: exit.status,
+            out,
+            err,
+            elapsed: exit.at.saturating_duration_since(self.started),
+            max_rss_kib: exit.max_rss_kib,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Outcome {
+    /// Exit status 0, nothing panicked.
+    fn assert_clean(&self) {
+        assert!(
+            !self.err.contains("panicked"),
+            "`connperf {}` panicked: {}",
+            self.label,
+            self.err
+        );
+        assert_eq!(
+            self.status.code(),
+            Some(0),
+            "`connperf {}` exit status {:?}; stderr: {}",
+            self.label,
+            self.status,
+            self.err
+        );
+    }
+
+    fn text(&self) -> String {
+        self.out.join("\n")
+    }
+}
+
+/// Peak RSS (VmHWM) of a process in KiB; None once it has exited.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// User + system CPU seconds a live process has used, from /proc/PID/stat.
+fn cpu_secs(pid: libc::pid_t) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let rest = &s[s.rfind(')').expect("comm field") + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm)": field 3 (state) is f[0], so utime (14) is f[11] and stime (15) f[12].
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf takes an integer and has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks as f64 / hz as f64
+}
+
+/// Wait until the process runs its reporter thread (so argument parsing and signal handlers are
+/// done and the run has begun).
+fn wait_running(p: &Proc) {
+    let deadline = Instant::now() + PROC_TIMEOUT;
+    loop {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", p.pid())) {
+            let running = tasks.flatten().any(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "connperf-report")
+            });
+            if running {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`connperf {}` did not start its run",
+            p.label
+        );
+        thread::sleep(ms(2));
+    }
+}
+
+/// Sleep until `at` (no-op if it has passed).
+fn sleep_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        thread::sleep(at - now);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// connperf serve
+// ---------------------------------------------------------------------------------------------
+
+/// `connperf serve -p tcp --jsonlines` on one address; killed on drop.
+struct Server {
+    p: Proc,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(listen: &str, extra: &[&str], nofile: Option<u64>) -> Server {
+        let mut args = vec!["serve", "-l", listen, "-p", "tcp", "--jsonlines"];
+        args.extend_from_slice(extra);
+        let mut p = spawn(&args, nofile);
+        let Some(line) = p.line_within(PROC_TIMEOUT) else {
+            p.kill();
+            let o = p.finish(PROC_TIMEOUT);
+            panic!(
+                "`connperf {}` printed no Listening line: {}",
+                o.label, o.err
+            );
+        };
+        let addr = line
+            .strip_prefix("Listening at ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("expected `Listening at ADDR (...)`, got {line:?}"));
+        assert_ne!(addr.port(), 0, "{line}");
+        Server { p, addr }
+    }
+
+    fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.p.pid()
+    }
+
+    /// SIGTERM; it must exit 0 in time and print its JSON total row, which is returned.
+    fn stop(mut self) -> (Value, Outcome) {
+        self.p.signal(libc::SIGTERM);
+        let o = self.p.finish(PROC_TIMEOUT);
+        o.assert_clean();
+        let total = o
+            .out
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["kind"] == "total")
+            .unwrap_or_else(|| panic!("no server total row in {:?}", o.out));
+        (total, o)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// connperf connect: a table run and a --jsonlines run side by side
+// ---------------------------------------------------------------------------------------------
+
+struct Pair {
+    table: Outcome,
+    json: Outcome,
+    /// Every JSON row, the total last.
+    rows: Vec<Value>,
+}
+
+/// Start `connperf connect ARGS` twice at once: as a table and with `--jsonlines`.
+fn start_pair(args: &[&str], nofile: Option<u64>) -> (Proc, Proc) {
+    let mut t = vec!["connect"];
+    t.extend_from_slice(args);
+    let mut j = t.clone();
+    j.push("--jsonlines");
+    (spawn(&t, nofile), spawn(&j, nofile))
+}
+
+/// Wait for both runs and check the contract common to every row of the fault matrix.
+fn finish_pair(mut t: Proc, mut j: Proc, duration: Duration) -> Pair {
+    let limit = duration + GRACE + Duration::from_secs(10);
+    let table = t.finish(limit);
+    let json = j.finish(limit);
+    for o in [&table, &json] {
+        o.assert_clean();
+        assert!(
+            o.elapsed <= duration + GRACE,
+            "`connperf {}` took {:?} for a {duration:?} run",
+            o.label,
+            o.elapsed
+        );
+        assert!(
+            o.max_rss_kib <= max_client_rss_kib(),
+            "`connperf {}` grew to {} KiB",
+            o.label,
+            o.max_rss_kib
+        );
+    }
+    check_table(&table);
+    let rows = check_json(&json);
+    // Captured by the test harness; shown when a test fails.
+    println!(
+        "`connperf {}` ({:?}, {} KiB):\n{}",
+        table.label,
+        table.elapsed,
+        table.max_rss_kib,
+        table.text()
+    );
+    println!(
+        "`connperf {}` ({:?}, {} KiB): {}",
+        json.label,
+        json.elapsed,
+        json.max_rss_kib,
+        rows.last().expect("total")
+    );
+    Pair { table, json, rows }
+}
+
+fn run_pair(args: &[&str], duration: Duration) -> Pair {
+    let (t, j) = start_pair(args, None);
+    finish_pair(t, j, duration)
+}
+
+/// The table ends with the result line and a total row whose ERRORS equals the sum of the kinds
+/// named in the `# PEER errors:` note.
+fn check_table(o: &Outcome) {
+    let row = table_total(o);
+    let errors: u64 = row["ERRORS"].parse().expect("ERRORS column");
+    let kinds = table_error_kinds(o);
+    assert_eq!(
+        kinds.values().sum::<u64>(),
+        errors,
+        "ERRORS column vs named kinds in `{}`:\n{}",
+        o.label,
+        o.text()
+    );
+}
+
+/// The table's total row (after the result line) as column name → value.
+fn table_total(o: &Outcome) -> HashMap<String, String> {
+    let pos = o
+        .out
+        .iter()
+        .position(|l| l == RESULT_LINE)
+        .unwrap_or_else(|| panic!("no result line from `{}`:\n{}", o.label, o.text()));
+    let row = o
+        .out
+        .get(pos + 1)
+        .unwrap_or_else(|| panic!("no total row from `{}`:\n{}", o.label, o.text()));
+    table_row(&o.out[0], row)
+}
+
+/// One table row as column name → value (names from the header; no cell contains spaces).
+fn table_row(header: &str, row: &str) -> HashMap<String, String> {
+    let h: Vec<&str> = header.split_whitespace().collect();
+    let r: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(h.len(), r.len(), "row {row:?} under header {header:?}");
+    h.iter()
+        .zip(r)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The interval rows of a table (between the header and the result line).
+fn table_intervals(o: &Outcome) -> Vec<HashMap<String, String>> {
+    let pos = o
+        .out
+        .iter()
+        .position(|l| l == RESULT_LINE)
+        .expect("result line");
+    o.out[1..pos]
+        .iter()
+        .map(|r| table_row(&o.out[0], r))
+        .collect()
+}
+
+/// `# PEER errors: refused=3 timeout=2` → {refused: 3, timeout: 2}; every kind must be known.
+fn table_error_kinds(o: &Outcome) -> HashMap<String, u64> {
+    let mut m = HashMap::new();
+    for l in &o.out {
+        if let Some((_, list)) = l.split_once(" errors: ").filter(|_| l.starts_with("# ")) {
+            for kv in list.split_whitespace() {
+                let (k, v) = kv.split_once('=').expect("kind=count");
+                assert!(KINDS.contains(&k), "unknown error kind {k:?} in {l:?}");
+                m.insert(k.to_string(), v.parse().expect("count"));
+            }
+        }
+    }
+    m
+}
+
+/// Every stdout line is a JSON object naming all error kinds (summing to `error_count`); the
+/// last is the total.
+fn check_json(o: &Outcome) -> Vec<Value> {
+    let rows: Vec<Value> = o
+        .out
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("bad JSON line {l:?} from `{}`: {e}", o.label))
+        })
+        .collect();
+    let last = rows
+        .last()
+        .unwrap_or_else(|| panic!("no output from `{}`", o.label));
+    assert_eq!(last["kind"], "total", "last row of `{}`: {last}", o.label);
+    for r in &rows {
+        let errs = r["errors"].as_object().expect("errors object");
+        let mut names: Vec<&str> = errs.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut want = KINDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(names, want, "error kinds in {r}");
+        let sum: u64 = errs.values().map(|v| v.as_u64().expect("count")).sum();
+        assert_eq!(sum, u(r, "error_count"), "kinds sum to error_count: {r}");
+        assert_eq!(
+            errs["other"], 0,
+            "a failure fell into `other` in `{}`: {r}",
+            o.label
+        );
+    }
+    rows
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+impl Pair {
+    fn total(&self) -> &Value {
+        self.rows.last().expect("total row")
+    }
+
+    fn err(&self, kind: &str) -> u64 {
+        u(&self.total()["errors"], kind)
+    }
+
+    fn intervals(&self) -> Vec<&Value> {
+        self.rows
+            .iter()
+            .filter(|r| r["kind"] == "interval")
+            .collect()
+    }
+
+    fn table_kinds(&self) -> HashMap<String, u64> {
+        table_error_kinds(&self.table)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Misbehaving targets (std sockets in threads)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Accept and hold the socket: never read, never answer.
+    Hold,
+    /// Read part of a message, then close with SO_LINGER 0 (RST).
+    Reset,
+    /// Read a message, echo its first 10 bytes, then shutdown(Write) (FIN) and wait.
+    HalfClose,
+    /// Read a message, echo half of it, then stall.
+    Short,
+    /// Echo every message plus 10 bytes nobody asked for.
+    Extra,
+    /// Echo every byte flipped.
+    Flip,
+    /// A correct echo.
+    Echo,
+}
+
+/// A TCP server on 127.0.0.1:0 that treats every connection per its `Fault`. Dropping it stops
+/// accepting and closes held sockets; per-connection threads end at EOF or a 3 s socket timeout.
+struct Fake {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Fake {
+    fn start(fault: Fault) -> Fake {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (st, acc) = (stop.clone(), accepted.clone());
+        let acceptor = thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        acc.fetch_add(1, Ordering::Relaxed);
+                        let _ = s.set_nonblocking(false);
+                        if fault == Fault::Hold {
+                            held.push(s);
+                        } else {
+                            thread::spawn(move || misbehave(fault, s));
+                        }
+                    }
+                    Err(_) => thread::sleep(ms(2)),
+                }
+            }
+        });
+        Fake {
+            addr,
+            stop,
+            accepted,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Read until the peer closes (or the socket times out).
+fn drain(s: &mut TcpStream) {
+    let mut b = [0u8; 4096];
+    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+}
+
+fn misbehave(fault: Fault, mut s: TcpStream) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
+    let mut buf = [0u8; MSG];
+    match fault {
+        Fault::Hold => drain(&mut s),
+        Fault::Reset => {
+            let mut part = [0u8; 10];
+            if s.read(&mut part).is_ok() {
+                // Unread bytes plus linger 0: the close sends RST.
+                let _ = SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            }
+        }
+        Fault::HalfClose => {
+            if s.read_exact(&mut buf).is_ok() && s.write_all(&buf[..10]).is_ok() {
+                let _ = s.shutdown(NetShutdown::Write);
+                drain(&mut s);
+            }
+        }
+        Fault::Short => {
+            if s.read_exact(&mut buf).is_ok() && s.write_all(&buf[..MSG / 2]).is_ok() {
+                drain(&mut s);
+            }
+        }
+        Fault::Extra => {
+            while s.read_exact(&mut buf).is_ok() {
+                let mut v = buf.to_vec();
+                v.extend_from_slice(b"0123456789");
+                if s.write_all(&v).is_err() {
+                    break;
+                }
+            }
+        }
+        Fault::Flip | Fault::Echo => loop {
+            let n = match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if fault == Fault::Flip {
+                buf[..n].iter_mut().for_each(|b| *b ^= 0xff);
+            }
+            if s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        },
+    }
+}
+
+/// A port nothing listens on: bind 127.0.0.1:0, note the port, close it.
+fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Refused
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn refused_is_counted_in_every_mode() {
+    let addr = format!("127.0.0.1:{}", dead_port());
+    let d = Duration::from_secs(1);
+    let modes: [&[&str]; 3] = [&["-f", "persistent"], &["-f", "ephemeral"], &["-p", "udp"]];
+    let started: Vec<_> = modes
+        .iter()
+        .map(|m| {
+            let mut a = m.to_vec();
+            a.extend_from_slice(&["-d", "1s", "-i", "500ms", "--timeout", "300ms", &addr]);
+            start_pair(&a, None)
+        })
+        .collect();
+    for (m, (t, j)) in modes.iter().zip(started) {
+        let p = finish_pair(t, j, d);
+        let total = p.total();
+        assert_eq!(u(total, "count"), 0, "{m:?}: {total}");
+        if m[1] == "udp" {
+            // ICMP port unreachable surfaces as a refused send or receive; a datagram whose
+            // error never surfaced counts as lost.
+            assert!(p.err("refused") + u(total, "lost") > 0, "{m:?}: {total}");
+            assert!(
+                p.table_kinds().contains_key("refused") || p.table.text().contains("lost="),
+                "{m:?}:\n{}",
+                p.table.text()
+            );
+        } else {
+            // 10 connections redialled with backoff (persistent), 100 new ones/s (ephemeral).
+            assert!(p.err("refused") >= 10, "{m:?}: {total}");
+            assert_eq!(p.err("refused"), u(total, "error_count"), "{m:?}: {total}");
+            assert!(
+                p.table_kinds().get("refused").is_some_and(|&n| n >= 10),
+                "{m:?}:\n{}",
+                p.table.text()
+            );
+        }
+    }
+}
+
+/// Closed loop (`-r 0`) against a dead port for 1 s: every failure is counted as refused, and
+/// the generator waits between attempts instead of spinning.
+fn closed_loop_against_refused(mode: &[&str]) {
+    let addr = format!("127.0.0.1:{}", dead_port());
+    let d = Duration::from_secs(1);
+    let mut a = mode.to_vec();
+    a.extend_from_slice(&[
+        "-r",
+        "0",
+        "-d",
+        "1s",
+        "-i",
+        "500ms",
+        "--timeout",
+        "300ms",
+        &addr,
+    ]);
+    let p = run_pair(&a, d);
+    let total = p.total();
+    assert!(p.err("refused") > 0, "{mode:?}: {total}");
+    let cpu = f(total, "generator_cpu_sec");
+    assert!(
+        cpu < 0.5 * d.as_secs_f64(),
+        "{mode:?}: generator CPU {cpu} s in a {d:?} run against a dead port: {total}"
+    );
+    assert!(
+        p.err("refused") < 10_000,
+        "{mode:?}: a dead port is retried with backoff, not hammered: {total}"
+    );
+}
+
+#[test]
+fn closed_loop_persistent_against_a_refusing_target_backs_off() {
+    closed_loop_against_refused(&["-f", "persistent", "-c", "10"]);
+}
+
+#[test]
+
+fn closed_loop_ephemeral_against_a_refusing_target_backs_off() {
+    closed_loop_against_refused(&["-f", "ephemeral", "-c", "10"]);
+}
+
+#[test]
+
+fn closed_loop_udp_against_a_refusing_target_backs_off() {
+    closed_loop_against_refused(&["-p", "udp"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Accepts, never answers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_target_that_never_answers_times_out() {
+    let hold = Fake::start(Fault::Hold);
+    let addr = hold.addr();
+    let d = ms(1500);
+    let common = [
+        "-d",
+        "1500ms",
+        "-i",
+        "500ms",
+        "--timeout",
+        "300ms",
+        addr.as_str(),
+    ];
+    let flavors = ["persistent", "ephemeral"];
+    let started: Vec<_> = flavors
+        .iter()
+        .map(|fl| {
+            let mut a = vec!["-f", fl];
+            a.extend_from_slice(&common);
+            start_pair(&a, None)
+        })
+        .collect();
+    for (fl, (t, j)) in flavors.iter().zip(started) {
+        let p = finish_pair(t, j, d);
+        let total = p.total();
+        assert_eq!(u(total, "count"), 0, "{fl}: {total}");
+        assert!(p.err("timeout") >= 4, "{fl}: {total}");
+        assert_eq!(p.err("timeout"), u(total, "error_count"), "{fl}: {total}");
+        assert!(p.table_kinds().contains_key("timeout"), "{fl}");
+        for o in [&p.table, &p.json] {
+            assert!(
+                o.max_rss_kib <= stall_rss_kib(),
+                "{fl}: `connperf {}` grew to {} KiB",
+                o.label,
+                o.max_rss_kib
+            );
+        }
+    }
+    assert!(hold.accepted.load(Ordering::Relaxed) > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Server killed and restarted on the same port
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn persistent_connections_come_back_after_the_server_restarts() {
+    let first = Server::start("127.0.0.1:0", &[], None);
+    let port = first.addr.port();
+    let addr = first.addr();
+    let d = Duration::from_secs(3);
+    let (t, j) = start_pair(
+        &[
+            "-c",
+            "4",
+            "-r",
+            "100",
+            "-d",
+            "3s",
+            "-i",
+            "500ms",
+            "--timeout",
+            "300ms",
+            &addr,
+        ],
+        None,
+    );
+    let t0 = Instant::now();
+    sleep_until(t0 + ms(1000));
+    let mut first = first;
+    first.p.signal(libc::SIGKILL);
+    let killed = first.p.finish(PROC_TIMEOUT);
+    assert_eq!(killed.status.signal(), Some(libc::SIGKILL));
+    sleep_until(t0 + ms(1500));
+    let second = Server::start(&format!("127.0.0.1:{port}"), &[], None);
+    let p = finish_pair(t, j, d);
+    let (srv, _) = second.stop();
+
+    let total = p.total();
+    assert!(p.err("refused") > 0, "redials during the gap: {total}");
+    assert!(
+        p.err("closed_early") + p.err("reset") > 0,
+        "connections lost at the kill: {total}"
+    );
+    assert!(
+        u(&srv, "accepted") >= 8,
+        "both clients reconnected their 4 connections: {srv}"
+    );
+    let json: Vec<u64> = p.intervals().iter().map(|r| u(r, "count")).collect();
+    let table: Vec<u64> = table_intervals(&p.table)
+        .iter()
+        .map(|r| r["CNT"].parse().unwrap())
+        .collect();
+    for (what, c) in [("json", &json), ("table", &table)] {
+        // Windows of 500 ms: 0-1 before the kill, 2 in the gap, 3 the restart, 4-5 after.
+        assert!(c.len() >= 6, "{what}: {c:?}");
+        let before = c[1];
+        assert!(before > 100, "{what}: traffic before the kill: {c:?}");
+        assert!(c[2] < before / 2, "{what}: the gap shows: {c:?}");
+        assert!(
+            c[4] > 0 && c[5] > before / 2,
+            "{what}: traffic is back: {c:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Misbehaving servers
+// ---------------------------------------------------------------------------------------------
+
+/// Run 4 persistent connections for 1.5 s against `fault` (one request in flight each, and in a
+/// third run four pipelined with `--depth 4`): `kind` is counted, far more often than there are
+/// connections (each is recycled and fails again), still in the last window.
+fn misbehaving(fault: Fault, kind: &str, at_least: u64) {
+    let fake = Fake::start(fault);
+    let addr = fake.addr();
+    let msg = MSG.to_string();
+    let args = [
+        "-c",
+        "4",
+        "-r",
+        "100",
+        "-d",
+        "1500ms",
+        "-i",
+        "500ms",
+        "--timeout",
+        "300ms",
+        "--message-bytes",
+        &msg,
+        &addr,
+    ];
+    let d = ms(1500);
+    let (t, j) = start_pair(&args, None);
+    let mut deep_args = vec!["connect", "--jsonlines", "--depth", "4"];
+    deep_args.extend_from_slice(&args);
+    let mut deep = spawn(&deep_args, None);
+    let p = finish_pair(t, j, d);
+    let total = p.total();
+    assert!(
+        p.err(kind) >= at_least,
+        "{fault:?}: {kind} at least {at_least}: {total}"
+    );
+    let iv = p.intervals();
+    let last = iv.last().expect("interval rows");
+    assert!(
+        u(&last["errors"], kind) > 0,
+        "{fault:?}: still failing (and redialling) in the last window: {last}"
+    );
+    assert!(
+        p.table_kinds().get(kind).is_some_and(|&n| n > 0),
+        "{fault:?}: table names {kind}:\n{}",
+        p.table.text()
+    );
+
+    let o = deep.finish(d + GRACE + Duration::from_secs(10));
+    o.assert_clean();
+    assert!(o.elapsed <= d + GRACE, "--depth 4 run took {:?}", o.elapsed);
+    assert!(
+        o.max_rss_kib <= max_client_rss_kib(),
+        "{} KiB",
+        o.max_rss_kib
+    );
+    let rows = check_json(&o);
+    let deep_total = rows.last().unwrap();
+    println!("`connperf {}`: {deep_total}", o.label);
+    assert!(
+        u(&deep_total["errors"], kind) >= at_least,
+        "{fault:?} with --depth 4: {kind} at least {at_least}: {deep_total}"
+    );
+    assert!(
+        fake.accepted.load(Ordering::Relaxed) as u64 >= at_least,
+        "connections were recycled"
+    );
+}
+
+#[test]
+fn a_reset_mid_message_is_counted_and_the_connection_redialled() {
+    misbehaving(Fault::Reset, "reset", 40);
+}
+
+#[test]
+fn a_half_close_mid_message_is_closed_early() {
+    misbehaving(Fault::HalfClose, "closed_early", 40);
+}
+
+#[test]
+fn a_short_echo_then_stall_times_out() {
+    misbehaving(Fault::Short, "timeout", 9);
+}
+
+#[test]
+fn extra_bytes_after_the_echo_are_a_mismatch() {
+    misbehaving(Fault::Extra, "mismatch", 40);
+}
+
+#[test]
+fn a_corrupted_echo_is_a_mismatch() {
+    misbehaving(Fault::Flip, "mismatch", 40);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Server stopped (SIGSTOP) for longer than the run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_stopped_server_times_out_and_the_run_ends_on_time() {
+    let mut server = Server::start("127.0.0.1:0", &[], None);
+    let addr = server.addr();
+    let common = [
+        "-d",
+        "1500ms",
+        "-i",
+        "500ms",
+        "--timeout",
+        "300ms",
+        addr.as_str(),
+    ];
+    let flavors = ["persistent", "ephemeral"];
+    let t0 = Instant::now();
+    let started: Vec<_> = flavors
+        .iter()
+        .map(|fl| {
+            let mut a = vec!["-f", fl];
+            a.extend_from_slice(&common);
+            start_pair(&a, None)
+        })
+        .collect();
+    sleep_until(t0 + ms(500));
+    server.p.signal(libc::SIGSTOP);
+    for (fl, (t, j)) in flavors.iter().zip(started) {
+        let p = finish_pair(t, j, ms(1500));
+        let total = p.total();
+        assert!(u(total, "count") > 0, "{fl}: answered before the stop");
+        assert!(p.err("timeout") > 0, "{fl}: {total}");
+        assert!(p.table_kinds().contains_key("timeout"), "{fl}");
+        for o in [&p.table, &p.json] {
+            assert!(
+                o.max_rss_kib <= stall_rss_kib(),
+                "{fl}: `connperf {}` grew to {} KiB",
+                o.label,
+                o.max_rss_kib
+            );
+        }
+    }
+    server.p.signal(libc::SIGCONT);
+    server.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Out of file descriptors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_client_out_of_descriptors_warns_counts_and_does_not_spin() {
+    let server = Server::start("127.0.0.1:0", &[], None);
+    let addr = server.addr();
+    let d = Duration::from_secs(2);
+    let (t, j) = start_pair(
+        &[
+            "-c",
+            "1000",
+            "-r",
+            "10",
+            "-d",
+            "2s",
+            "-i",
+            "1s",
+            "--timeout",
+            "500ms",
+            &addr,
+        ],
+        Some(256),
+    );
+    let p = finish_pair(t, j, d);
+    for err in [&p.table.err, &p.json.err] {
+        assert!(
+            err.contains("limit is 256"),
+            "a warning names the limit: {err:?}"
+        );
+    }
+    let total = p.total();
+    assert!(p.err("fd_limit") > 0, "{total}");
+    assert!(
+        p.err("fd_limit") < 20_000,
+        "descriptor failures are retried with backoff, not in a loop: {total}"
+    );
+    assert!(
+        u(total, "count") > 1000,
+        "the connections that fit still work: {total}"
+    );
+    let cpu = f(total, "generator_cpu_sec");
+    assert!(
+        cpu < 0.5 * d.as_secs_f64(),
+        "generator CPU {cpu} s over a {d:?} run: a busy loop? {total}"
+    );
+    assert!(p.table_kinds().contains_key("fd_limit"));
+    server.stop();
+}
+
+#[test]
+fn a_server_out_of_descriptors_backs_off_and_stays_responsive() {
+    let server = Server::start("127.0.0.1:0", &[], Some(256));
+    let addr = server.addr();
+    let started = Instant::now();
+    let p = run_pair(
+        &[
+            "-c",
+            "1000",
+            "-r",
+            "10",
+            "-d",
+            "1500ms",
+            "-i",
+            "500ms",
+            "--timeout",
+            "300ms",
+            &addr,
+        ],
+        ms(1500),
+    );
+    // The server holds about 190 connections: one of the two clients may get them all.
+    let table_count: u64 = table_total(&p.table)["CNT"].parse().unwrap();
+    assert!(
+        u(p.total(), "count") + table_count > 0,
+        "the accepted connections were served"
+    );
+    // Once the flood is gone the server answers a new connection at once.
+    let mut s = TcpStream::connect_timeout(&server.addr, PROC_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(PROC_TIMEOUT)).unwrap();
+    s.write_all(b"still there?").unwrap();
+    let mut back = [0u8; 12];
+    s.read_exact(&mut back).expect("echo after the flood");
+    assert_eq!(&back, b"still there?");
+    drop(s);
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs(server.pid());
+    assert!(
+        cpu < 0.5 * wall,
+        "server CPU {cpu} s over {wall} s: a busy loop?"
+    );
+    let (total, o) = server.stop();
+    assert!(
+        u(&total["errors"], "accept_fd_limit") > 0,
+        "accept fd-limit errors counted: {total}"
+    );
+    assert!(
+        o.err.contains("out of file descriptors"),
+        "a warning names the cause: {}",
+        o.err
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Signals
+// ---------------------------------------------------------------------------------------------
+
+/// Start a pair, signal both at `at` after spawn (the table with SIGINT, the JSON run with
+/// SIGTERM), and check each printed totals and exited 0 promptly.
+fn signalled(args: &[&str], at: Duration) -> (Pair, Duration) {
+    let (mut t, mut j) = start_pair(args, None);
+    wait_running(&t);
+    wait_running(&j);
+    let when = t.started + at;
+    sleep_until(when);
+    let signalled_at = t.started.elapsed();
+    t.signal(libc::SIGINT);
+    j.signal(libc::SIGTERM);
+    // Drain is at most 1 s; a stopped run must not go on to its full --duration.
+    let p = finish_pair(t, j, signalled_at);
+    (p, signalled_at)
+}
+
+#[test]
+fn sigint_during_the_connection_ramp_up_prints_totals() {
+    let server = Server::start("127.0.0.1:0", &[], None);
+    let addr = server.addr();
+    let (p, at) = signalled(
+        &[
+            "-c",
+            "2000",
+            "-r",
+            "1",
+            "-d",
+            "5s",
+            "-i",
+            "500ms",
+            "--timeout",
+            "500ms",
+            &addr,
+        ],
+        ms(50),
+    );
+    assert!(at < Duration::from_secs(1), "signalled at {at:?}");
+    assert!(f(p.total(), "elapsed_sec") < 2.0, "{}", p.total());
+    server.stop();
+}
+
+#[test]
+fn sigint_mid_run_prints_totals_of_the_run_so_far() {
+    let server = Server::start("127.0.0.1:0", &[], None);
+    let addr = server.addr();
+    let (p, at) = signalled(
+        &["-c", "10", "-r", "100", "-d", "3s", "-i", "500ms", &addr],
+        ms(1000),
+    );
+    let total = p.total();
+    let elapsed = f(total, "elapsed_sec");
+    assert!(
+        elapsed <= at.as_secs_f64() + 0.3,
+        "totals cover the run until the signal at {at:?}: {total}"
+    );
+    assert!(u(total, "count") > 500, "{total}");
+    assert_eq!(u(total, "error_count"), 0, "{total}");
+    server.stop();
+}
+
+#[test]
+fn sigint_in_the_last_interval_prints_totals() {
+    let server = Server::start("127.0.0.1:0", &[], None);
+    let addr = server.addr();
+    let (p, _) = signalled(
+        &["-c", "10", "-r", "100", "-d", "2s", "-i", "500ms", &addr],
+        ms(1800),
+    );
+    assert!(u(p.total(), "count") > 1000, "{}", p.total());
+    assert!(p.intervals().len() >= 3, "{:?}", p.rows);
+    server.stop();
+}
+
+#[test]
+fn a_second_sigint_exits_at_once_with_130() {
+    let hold = Fake::start(Fault::Hold);
+    let addr = hold.addr();
+    let mut c = spawn(
+        &[
+            "connect",
+            "-d",
+            "10s",
+            "--timeout",
+            "10s",
+            "-i",
+            "1s",
+            &addr,
+        ],
+        None,
+    );
+    wait_running(&c);
+    sleep_until(c.started + ms(500));
+    c.signal(libc::SIGINT);
+    thread::sleep(ms(10));
+    c.signal(libc::SIGINT);
+    let second = c.started.elapsed();
+    let o = c.finish(PROC_TIMEOUT);
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "exit status {:?} (a signal death is not an exit): {}",
+        o.status,
+        o.err
+    );
+    assert!(
+        o.elapsed < second + ms(500),
+        "exited {:?} after the second SIGINT",
+        o.elapsed - second
+    );
+    assert!(!o.err.contains("panicked"), "{}", o.err);
+}
+
+#[test]
+
+fn sigint_with_replies_outstanding_reports_the_time_until_the_signal() {
+    let hold = Fake::start(Fault::Hold);
+    let addr = hold.addr();
+    let mut c = spawn(
+        &[
+            "connect",
+            "-d",
+            "5s",
+            "--timeout",
+            "10s",
+            "-i",
+            "1s",
+            "--jsonlines",
+            &addr,
+        ],
+        None,
+    );
+    wait_running(&c);
+    sleep_until(c.started + ms(500));
+    c.signal(libc::SIGINT);
+    let o = c.finish(PROC_TIMEOUT);
+    o.assert_clean();
+    let rows = check_json(&o);
+    let total = rows.last().unwrap();
+    // The run was measured for about 0.5 s; the 1 s drain for unanswered requests after the
+    // signal is not measured time (as it is not after a normal end at --duration).
+    assert!(f(total, "elapsed_sec") < 0.8, "{total}");
+    assert!(
+        rows.iter().filter(|r| r["kind"] == "interval").count() <= 1,
+        "no interval rows for windows after the stop: {rows:?}"
+    );
+}
+
+#[test]
+
+fn a_signal_while_waiting_for_start_at_still_prints_totals() {
+    let echo = Fake::start(Fault::Echo);
+    let addr = echo.addr();
+    let at = std::time::SystemTime::now() + Duration::from_secs(30);
+    let at = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .to_string();
+    let (mut t, mut j) = start_pair(&["--start-at", &at, "-d", "1s", &addr], None);
+    // Parsing is done in milliseconds; the wait for --start-at is 30 s.
+    thread::sleep(ms(500));
+    t.signal(libc::SIGINT);
+    j.signal(libc::SIGTERM);
+    let p = finish_pair(t, j, ms(500));
+    assert_eq!(u(p.total(), "count"), 0, "{}", p.total());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Stdout closed
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn stdout_closed_after_one_line_exits_quietly() {
+    let echo = Fake::start(Fault::Echo);
+    let addr = echo.addr();
+    let mut p = spawn_with(
+        &["connect", "-c", "2", "-i", "200ms", "-d", "2s", &addr],
+        None,
+        StdoutTo::Raw,
+    );
+    {
+        let mut out = BufReader::new(p.child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("first line");
+        assert!(line.starts_with("PEER"), "{line:?}");
+    } // the read end is closed here
+    let d = Duration::from_secs(2);
+    let o = p.finish(d + GRACE + Duration::from_secs(10));
+    o.assert_clean();
+    assert!(o.elapsed <= d + GRACE, "took {:?}", o.elapsed);
+    assert!(
+        o.err.trim().is_empty(),
+        "a quiet exit, got stderr {:?}",
+        o.err
+    );
+}
+
+/// A pipe whose read end is already closed: any write to the other end fails with EPIPE.
+fn closed_pipe() -> Stdio {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we pass.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(r);
+    Stdio::from(w)
+}
+
+/// Run connperf with stdout a closed pipe; with `term`, SIGTERM it once it is running.
+fn run_with_closed_stdout(args: &[&str], term: bool) -> Outcome {
+    let mut p = spawn_with(args, None, StdoutTo::Other(closed_pipe()));
+    if term {
+        wait_running(&p);
+        thread::sleep(ms(200));
+        p.signal(libc::SIGTERM);
+    }
+    p.finish(Duration::from_secs(10))
+}
+
+#[test]
+fn stdout_closed_from_the_start_is_not_an_error() {
+    let echo = Fake::start(Fault::Echo);
+    let addr = echo.addr();
+    let cases: [(&[&str], bool); 4] = [
+        (&["connect", "-d", "500ms", "-i", "100ms", &addr], false),
+        (
+            &[
+                "connect",
+                "--jsonlines",
+                "-d",
+                "500ms",
+                "-i",
+                "100ms",
+                &addr,
+            ],
+            false,
+        ),
+        (&["--help"], false),
+        (&["serve", "-l", "127.0.0.1:0", "-p", "tcp"], true),
+    ];
+    for (args, term) in cases {
+        run_with_closed_stdout(args, term).assert_clean();
+    }
+}
+
+#[test]
+
+fn version_with_stdout_closed_does_not_panic() {
+    run_with_closed_stdout(&["--version"], false).assert_clean();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Slowloris and --max-connections
+// ---------------------------------------------------------------------------------------------
+
+/// Open `n` idle TCP connections to `addr` (never sending).
+fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            TcpStream::connect_timeout(&addr, PROC_TIMEOUT)
+                .unwrap_or_else(|e| panic!("idle connection {i}: {e}"))
+        })
+        .collect()
+}
+
+/// How many of `socks` the server has closed (EOF or reset), without blocking.
+fn closed_by_peer(socks: &[TcpStream]) -> usize {
+    let mut b = [0u8; 16];
+    socks
+        .iter()
+        .filter(|s| {
+            let mut r: &TcpStream = s;
+            r.set_nonblocking(true).unwrap();
+            let got = r.read(&mut b);
+            r.set_nonblocking(false).unwrap();
+            match got {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            }
+        })
+        .count()
+}
+
+#[test]
+fn slowloris_idle_connections_do_not_hurt_an_active_client() {
+    let server = Server::start("127.0.0.1:0", &["--idle-timeout", "500ms"], None);
+    let idle = idle_connections(server.addr, 2000);
+    let addr = server.addr();
+    let p = run_pair(
+        &["-c", "4", "-r", "100", "-d", "1500ms", "-i", "500ms", &addr],
+        ms(1500),
+    );
+    let total = p.total();
+    assert_eq!(u(total, "error_count"), 0, "{total}");
+    assert!(u(total, "count") > 4 * 100, "{total}");
+    let p99 = u(total, "latency_99p_us");
+    assert!(p99 < 100_000, "p99 {p99} µs with 2,000 idle peers: {total}");
+    assert!(p.table_kinds().is_empty(), "{}", p.table.text());
+    let deadline = Instant::now() + PROC_TIMEOUT;
+    while closed_by_peer(&idle) < idle.len() && Instant::now() < deadline {
+        thread::sleep(ms(50));
+    }
+    assert_eq!(
+        closed_by_peer(&idle),
+        idle.len(),
+        "the server closed every idle connection"
+    );
+    let (srv, _) = server.stop();
+    assert!(u(&srv, "idle_closed") >= 2000, "{srv}");
+}
+
+#[test]
+fn max_connections_rejects_the_excess_without_spinning() {
+    let server = Server::start("127.0.0.1:0", &["--max-connections", "100"], None);
+    let cpu_before = cpu_secs(server.pid());
+    let socks = idle_connections(server.addr, 300);
+    let deadline = Instant::now() + PROC_TIMEOUT;
+    while closed_by_peer(&socks) < 200 && Instant::now() < deadline {
+        thread::sleep(ms(20));
+    }
+    assert_eq!(closed_by_peer(&socks), 200, "the excess is closed");
+    let mid = cpu_secs(server.pid());
+    thread::sleep(ms(500));
+    let after = cpu_secs(server.pid());
+    assert!(
+        after - mid < 0.1,
+        "server used {} s CPU in 0.5 s holding 100 idle connections",
+        after - mid
+    );
+    assert!(after - cpu_before < 0.5, "{} s", after - cpu_before);
+    let (srv, _) = server.stop();
+    assert_eq!(u(&srv, "rejected"), 200, "{srv}");
+    assert_eq!(u(&srv, "accepted"), 300, "{srv}");
+    drop(socks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------------------
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p = std::env::temp_dir().join(format!(
+            "connperf-faults-{}-{tag}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2_and_no_traffic() {
+    // A sink on one port for TCP and UDP: nothing may reach it.
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    sink.set_nonblocking(true).unwrap();
+    let target = sink.local_addr().unwrap();
+    let usink = UdpSocket::bind(target).unwrap();
+    usink.set_nonblocking(true).unwrap();
+    let t = target.to_string();
+
+    let dir = TempDir::new("bad-input");
+    let missing = dir.path().join("missing").to_str().unwrap().to_string();
+    let empty = dir.file("empty", b"");
+    let comments = dir.file("comments", b"# nothing here\n\n   \n");
+    let binary = dir.file("binary", &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1]);
+    let bad_line = dir.file(
+        "bad-line",
+        format!("# targets\n\n{t}  # ok\n{t} not-an-address\n").as_bytes(),
+    );
+    let dir_path = dir.path().to_str().unwrap().to_string();
+
+    // (arguments after `connperf`, any of these must appear in the one stderr line)
+    let flag_cases: &[(&[&str], &[&str])] = &[
+        (&["-d", "5x"], &["-d"]),
+        (&["-d", ""], &["-d"]),
+        (&["-d", "-1"], &["-d"]),
+        (&["-d", "0"], &["-d"]),
+        (&["-d", "99999999999"], &["-d"]),
+        (&["-d", "abc"], &["-d"]),
+        (&["-i", "-1"], &["-i"]),
+        (&["-i", "0"], &["-i"]),
+        (&["-i", ""], &["-i"]),
+        (&["-i", "5x"], &["-i"]),
+        (&["--timeout", "0"], &["--timeout"]),
+        (&["--timeout", "-1"], &["--timeout"]),
+        (&["--timeout", "1e999"], &["--timeout"]),
+        (&["--timeout", "10parsecs"], &["--timeout"]),
+        (&["--warmup", "-1"], &["--warmup"]),
+        (&["--warmup", "5x"], &["--warmup"]),
+        (&["-c", "0"], &["-c", "--connections"]),
+        (&["-c", ""], &["-c", "--connections"]),
+        (&["-c", "-5"], &["-c", "--connections"]),
+        (&["-c", "abc"], &["-c", "--connections"]),
+        (&["-c", "1.5"], &["-c", "--connections"]),
+        (&["-c", "99999999999999999999"], &["-c", "--connections"]),
+        (&["-c", "10000001"], &["-c", "--connections"]),
+        (&["--message-bytes", "1e9"], &["--message-bytes"]),
+        (&["--message-bytes", "0"], &["--message-bytes"]),
+        (&["--message-bytes", ""], &["--message-bytes"]),
+        (&["--message-bytes", "-5"], &["--message-bytes"]),
+        (&["--message-bytes", "16777217"], &["--message-bytes"]),
+        (
+            &["-p", "udp", "--message-bytes", "65508"],
+            &["--message-bytes"],
+        ),
+        (&["-r", "abc"], &["-r", "--rate"]),
+        (&["-r", "-1"], &["-r", "--rate"]),
+        (&["-r", ""], &["-r", "--rate"]),
+        (&["-r", "inf"], &["-r", "--rate"]),
+        (&["-r", "nan"], &["-r", "--rate"]),
+        (&["-r", "1e9"], &["-r", "--rate"]),
+        (&["--workers", "0"], &["--workers"]),
+        (&["--workers", ""], &["--workers"]),
+        (&["--workers", "-1"], &["--workers"]),
+        (&["--workers", "99999"], &["--workers"]),
+        (&["--cpus", "9999"], &["--cpus"]),
+        (&["--cpus", ""], &["--cpus"]),
+        (&["--cpus", "abc"], &["--cpus"]),
+        (&["--max-inflight", "0"], &["--max-inflight"]),
+        (&["--depth", "0"], &["--depth"]),
+        (&["--depth", "-1"], &["--depth"]),
+        (&["--depth", ""], &["--depth"]),
+        (&["--depth", "99999"], &["--depth"]),
+        (&["--max-inflight", "-1"], &["--max-inflight"]),
+        (&["--busy-poll", "99999999"], &["--busy-poll"]),
+        (&["--busy-poll", "-1"], &["--busy-poll"]),
+        (&["--close", "maybe"], &["--close"]),
+        (&["--percentiles", "101"], &["--percentiles"]),
+        (&["--percentiles", "0"], &["--percentiles"]),
+        (&["--percentiles", "abc"], &["--percentiles"]),
+        (&["--percentiles", "50,,99"], &["--percentiles"]),
+        (&["-p", "sctp"], &["--proto"]),
+        (&["-f", "sometimes"], &["--flavor"]),
+        (&["--source-addrs", "not-an-ip"], &["--source-addrs"]),
+        (&["--bogus"], &["--bogus"]),
+        (&["--bogus", "1"], &["--bogus"]),
+        (&["-Z"], &["-Z"]),
+        (&["--messageBytes=abc"], &["--message-bytes"]),
+    ];
+    let mut cases: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (args, needles) in flag_cases {
+        let mut a = vec!["connect".to_string()];
+        a.extend(own(args));
+        a.push(t.clone());
+        cases.push((a, own(needles)));
+    }
+    let other_cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["frobnicate"], vec!["frobnicate"]),
+        (vec!["frobnicate", &t], vec!["frobnicate"]),
+        (vec!["connect", "127.0.0.1"], vec!["127.0.0.1", "port"]),
+        (vec!["connect", "127.0.0.1:"], vec!["127.0.0.1:"]),
+        (vec!["connect", "127.0.0.1:70000"], vec!["65535"]),
+        (vec!["connect", "[::1]:99999"], vec!["65535"]),
+        (vec!["connect", "127.0.0.1:http"], vec!["127.0.0.1:http"]),
+        (
+            vec!["connect", "no-such-host.invalid:80"],
+            vec!["no-such-host.invalid"],
+        ),
+        (vec!["connect", "::1:9100"], vec!["::1:9100"]),
+        (vec!["connect", "[::1]"], vec!["[::1]"]),
+        (vec!["connect", ":80"], vec![":80"]),
+        (vec!["connect", ""], vec!["empty"]),
+        (vec!["connect", &t, "127.0.0.1"], vec!["127.0.0.1"]),
+        (
+            vec!["connect", "--addrs-file", &missing],
+            vec!["--addrs-file"],
+        ),
+        (
+            vec!["connect", "--addrs-file", &empty],
+            vec!["no addresses"],
+        ),
+        (
+            vec!["connect", "--addrs-file", &comments],
+            vec!["no addresses"],
+        ),
+        (
+            vec!["connect", "--addrs-file", &dir_path],
+            vec!["directory"],
+        ),
+        (vec!["connect", "--addrs-file", &binary], vec!["binary"]),
+        (vec!["connect", "--addrs-file", &bad_line], vec!["line 4"]),
+        (
+            vec!["connect", "--addrs-file", &bad_line, &t],
+            vec!["--addrs-file"],
+        ),
+        (vec!["connect", "--addrs-file"], vec!["--addrs-file"]),
+        (vec!["connect", "-c"], vec!["-c"]),
+        (vec!["serve", "-l", "127.0.0.1"], vec!["--listen-addr"]),
+        (
+            vec!["serve", "--max-connections", "0"],
+            vec!["--max-connections"],
+        ),
+        (
+            vec!["serve", "--idle-timeout", "5x"],
+            vec!["--idle-timeout"],
+        ),
+    ];
+    for (a, n) in other_cases {
+        cases.push((own(&a), own(&n)));
+    }
+
+    let mut failures = Vec::new();
+    for (args, needles) in &cases {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut p = spawn(&argv, None);
+        let o = p.finish(Duration::from_secs(10));
+        let lines: Vec<&str> = o.err.lines().collect();
+        let ok = o.status.code() == Some(2)
+            && o.out.is_empty()
+            && lines.len() == 1
+            && needles.iter().any(|n| lines[0].contains(n.as_str()));
+        if !ok {
+            failures.push(format!(
+                "{args:?}: status {:?}, stdout {:?}, stderr {:?} (wanted one line naming one of {needles:?})",
+                o.status, o.out, o.err
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} bad inputs mishandled:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        matches!(sink.accept(), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        "a refused command line reached the TCP target"
+    );
+    let mut b = [0u8; 64];
+    assert!(
+        matches!(usink.recv_from(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        "a refused command line reached the UDP target"
+    );
+}
+
+#[test]
+fn an_addrs_file_with_blank_lines_and_comments_is_valid() {
+    let echo = Fake::start(Fault::Echo);
+    let dir = TempDir::new("good-addrs");
+    let f = dir.file(
+        "addrs",
+        format!(
+            "# targets\n\n   \n{}   # the echo server\n\n# end\n",
+            echo.addr()
+        )
+        .as_bytes(),
+    );
+    let p = run_pair(
+        &["--addrs-file", "-d", "500ms", "-i", "250ms", "-c", "2", &f],
+        ms(500),
+    );
+    let total = p.total();
+    assert!(u(total, "count") > 50, "{total}");
+    assert_eq!(u(total, "error_count"), 0, "{total}");
+    assert_eq!(total["peer"], echo.addr(), "{total}");
+}
+
+#[test]
+
+fn a_nanosecond_interval_is_refused_or_harmless() {
+    let echo = Fake::start(Fault::Echo);
+    let addr = echo.addr();
+    let mut c = spawn(
+        &[
+            "connect",
+            "-i",
+            "1ns",
+            "-d",
+            "1s",
+            "-c",
+            "2",
+            "--jsonlines",
+            &addr,
+        ],
+        None,
+    );
+    let o = c.finish(Duration::from_secs(10));
+    if o.status.code() == Some(2) {
+        assert_eq!(o.err.lines().count(), 1, "{}", o.err);
+        assert!(o.err.contains("-i"), "{}", o.err);
+        return;
+    }
+    o.assert_clean();
+    let rows = check_json(&o);
+    let total = rows.last().unwrap();
+    // 2 connections × 100 req/s cost about 0.02 s of CPU with a 1 s interval; a report window per
+    // loop turn costs 20 to 50 times that.
+    let cpu = f(total, "generator_cpu_sec");
+    assert!(
+        cpu < 0.2,
+        "generator CPU {cpu} s in a 1 s run at 2 × 100 req/s ({} rows): {total}",
+        rows.len()
+    );
+}
+
+#[test]
+
+fn a_nanosecond_server_interval_is_refused_or_harmless() {
+    let mut p = spawn(
+        &[
+            "serve",
+            "-l",
+            "127.0.0.1:0",
+            "-p",
+            "tcp",
+            "--interval",
+            "1ns",
+        ],
+        None,
+    );
+    let Some(line) = p.line_within(PROC_TIMEOUT) else {
+        // Refused before listening: that is fine too, as one line naming the flag.
+        let o = p.finish(PROC_TIMEOUT);
+        assert_eq!(o.status.code(), Some(2), "{}", o.err);
+        assert_eq!(o.err.lines().count(), 1, "{}", o.err);
+        assert!(o.err.contains("--interval"), "{}", o.err);
+        return;
+    };
+    let addr: SocketAddr = line
+        .strip_prefix("Listening at ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    // The catch-up loop's cost grows with the gap it covers: give it a second to spiral.
+    thread::sleep(ms(1500));
+    let mut s = TcpStream::connect_timeout(&addr, PROC_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    s.read_exact(&mut back)
+        .expect("an echo within 2 s from a server printing counters every 1 ns");
+    p.signal(libc::SIGTERM);
+    p.finish(PROC_TIMEOUT).assert_clean();
+}
