@@ -3,74 +3,12 @@
 //! between client and server, and a saturated generator says so.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+mod common;
 
-struct Server {
-    child: Child,
-    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
-    port: u16,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "-l", "127.0.0.1:0", "--jsonlines"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start server");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let first = lines.next().expect("Listening line").expect("read");
-        let port = first
-            .split_whitespace()
-            .nth(2)
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
-        Server {
-            child,
-            lines: Some(lines),
-            port,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// SIGTERM, then the server's final JSON total row.
-    fn stop(mut self) -> Value {
-        self.signal(libc::SIGTERM);
-        let mut total = None;
-        for line in self.lines.take().expect("lines").map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["kind"] == "total" {
-                    total = Some(v);
-                }
-            }
-        }
-        assert!(self.child.wait().expect("wait").success());
-        total.expect("server total row")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Server, BIN};
 
 /// Run `connperf connect --jsonlines ARGS` (bounded by `limit`); return every row.
 fn connect(args: &[&str], limit: Duration) -> Vec<Value> {

@@ -3,22 +3,27 @@
 //! namespaces cannot be made. All traffic stays inside the lab's own namespaces.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+mod common;
+
+use common::{Server, BIN};
 
 fn netlab_path() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/lab/netlab");
     p.exists().then_some(p)
 }
 
+/// Serializes the lab tests of this binary.
+static LAB_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A lab that is torn down when dropped.
 struct Lab {
     netlab: PathBuf,
     prefix: String,
+    _guard: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Lab {
@@ -29,6 +34,9 @@ impl Lab {
 
     /// As `up`, with extra `netlab up` arguments.
     fn up_with(name: &str, extra: &[&str]) -> Option<Lab> {
+        // One lab at a time: the delay daemon is a userspace process, and two labs' traffic
+        // on two cores would show up as delay that was never asked for.
+        let guard = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: geteuid has no arguments and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("skipping {name}: the network lab needs root");
@@ -44,7 +52,11 @@ impl Lab {
             return None;
         }
         let prefix = format!("cp{}{}", std::process::id() % 100_000, name);
-        let lab = Lab { netlab, prefix };
+        let lab = Lab {
+            netlab,
+            prefix,
+            _guard: guard,
+        };
         let mut args = vec!["up", "--hosts", "1", "-q"];
         args.extend_from_slice(extra);
         let out = lab.cmd(&args).output().expect("run netlab up");
@@ -89,42 +101,13 @@ impl Lab {
 
     /// Start `connperf serve` on host `srvN` (address 10.77.0.N) and return it with its port.
     fn serve_on(&self, n: u8, proto: &str) -> (Server, u16) {
-        let listen = format!("10.77.0.{n}:0");
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns(&format!("srv{n}")),
-                BIN,
-                "serve",
-                "-l",
-                &listen,
-                "-p",
-                proto,
-            ])
-            .args(["--workers", "1", "--jsonlines"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start server");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let first = lines
-            .next()
-            .expect("server prints Listening")
-            .expect("read");
-        let port = first
-            .split_whitespace()
-            .nth(2)
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
-        (
-            Server {
-                child,
-                lines: Some(lines),
-            },
-            port,
-        )
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(&format!("srv{n}")), BIN, "serve"])
+            .args(["-l", &format!("10.77.0.{n}:0"), "-p", proto])
+            .args(["--workers", "1", "--jsonlines"]);
+        let server = Server::spawn(cmd);
+        let port = server.port;
+        (server, port)
     }
 
     /// Run `connperf connect ARGS --jsonlines` on the client host; return the total row.
@@ -169,39 +152,6 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.cmd(&["down"]).output();
-    }
-}
-
-struct Server {
-    child: Child,
-    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
-}
-
-impl Server {
-    /// SIGTERM the server and return its final JSON total row.
-    fn stop(mut self) -> Value {
-        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut total = None;
-        for line in self.lines.take().expect("lines").map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["kind"] == "total" {
-                    total = Some(v);
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not stop");
-        }
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "server exit {status:?}");
-        total.expect("server printed a total row")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,43 +1,12 @@
 //! `connect --hdr-log`, `--label`, `--start-at` and `connperf merge`, end to end on loopback.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+mod common;
 
-struct Server(Child, u16);
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "-l", "127.0.0.1:0", "-p", "tcp", "--workers", "1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start server");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .split_whitespace()
-            .nth(2)
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok());
-        Server(
-            child,
-            port.unwrap_or_else(|| panic!("no port in {first:?}")),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{json_total, Server, BIN};
 
 fn tmp(name: &str) -> String {
     let dir = std::env::temp_dir().join(format!("connperf-merge-{}", std::process::id()));
@@ -54,16 +23,10 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn json_total(stdout: &str) -> Value {
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("json");
-    assert_eq!(v["kind"], "total", "{v}");
-    v
-}
-
 #[test]
 fn merging_one_log_gives_the_runs_own_totals() {
-    let server = Server::start();
-    let target = format!("127.0.0.1:{}", server.1);
+    let server = Server::start(&["-p", "tcp", "--workers", "1"]);
+    let target = server.addr();
     let log = tmp("one.hlog");
     let (code, out, err) = run(&[
         "connect",
@@ -121,8 +84,8 @@ fn merging_one_log_gives_the_runs_own_totals() {
 
 #[test]
 fn three_hosts_merge_into_the_union_of_their_samples() {
-    let server = Server::start();
-    let target = format!("127.0.0.1:{}", server.1);
+    let server = Server::start(&["-p", "tcp", "--workers", "1"]);
+    let target = server.addr();
     let logs: Vec<String> = (0..3).map(|i| tmp(&format!("host{i}.hlog"))).collect();
     let start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -207,8 +170,8 @@ fn three_hosts_merge_into_the_union_of_their_samples() {
 #[test]
 fn a_bad_log_is_named_with_its_byte_offset() {
     let good = tmp("good.hlog");
-    let server = Server::start();
-    let target = format!("127.0.0.1:{}", server.1);
+    let server = Server::start(&["-p", "tcp", "--workers", "1"]);
+    let target = server.addr();
     let (code, _, err) = run(&[
         "connect",
         "-c",

@@ -1,0 +1,97 @@
+//! Helpers shared by the binary tests: a `connperf serve` child that is stopped by PID and
+//! whose final counters are read back, and the JSON total row of a `connect` run.
+// Each test crate uses only some of these.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+
+/// A running `connperf serve` (started with `--jsonlines`), killed on drop.
+pub struct Server {
+    pub child: Child,
+    lines: Option<Lines<BufReader<ChildStdout>>>,
+    /// The port from its `Listening at ADDR ...` line.
+    pub port: u16,
+}
+
+impl Server {
+    /// `connperf serve -l 127.0.0.1:0 --jsonlines ARGS` on loopback.
+    pub fn start(args: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "-l", "127.0.0.1:0", "--jsonlines"])
+            .args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Start a server command built by the caller (for example under `ip netns exec`); it
+    /// must pass `--jsonlines` for `stop` to find the total row.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = lines.next().expect("a Listening line").expect("read");
+        let port = first
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        Server {
+            child,
+            lines: Some(lines),
+            port,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Send `sig` to the server process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then the server's final JSON total row; it must exit 0.
+    pub fn stop(mut self) -> Value {
+        self.signal(libc::SIGTERM);
+        let mut total = None;
+        for line in self.lines.take().expect("lines").map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["kind"] == "total" {
+                    total = Some(v);
+                }
+            }
+        }
+        assert!(
+            self.child.wait().expect("wait").success(),
+            "server exit status"
+        );
+        total.expect("server printed a total row")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last line of `connect --jsonlines` output, which must be the total row.
+pub fn json_total(stdout: &str) -> Value {
+    let last = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
+    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?}: {e}"));
+    assert_eq!(v["kind"], "total", "{v}");
+    v
+}
