@@ -8,18 +8,36 @@
 //! CONNPERF_BIN=/path/to/connperf cargo bench --bench loopback
 //! ```
 //!
-//! Scenarios (all traffic on 127.0.0.1, 64-byte messages, closed loop):
+//! Scenarios (all traffic on 127.0.0.1, 64-byte messages, closed loop unless said otherwise):
 //! - `rr1`: 1 TCP connection; connperf serve/connect pinned to cores 1/0, sockperf
 //!   server/ping-pong pinned the same way with taskset.
+//! - `rr1-spin`: rr1 with `--spin` on client and server; its ratio is against rr1's (default,
+//!   non-spinning) sockperf row, run here only when rr1 is not selected.
 //! - `rr100`: 100 TCP connections, 2 client workers, 2 server workers (connperf only: sockperf
 //!   ping-pong has no multi-connection mode).
+//! - `rr1000`, `rr1000-spin`: 1,000 TCP connections, 2 client workers, 2 server workers; the
+//!   second with `--spin` on both sides (connperf only).
 //! - `udp1`: 1 UDP socket; connperf vs sockperf (UDP is sockperf's default), pinned like rr1.
+//! - `udp-multi`: UDP paced at 100,000 datagrams/s per target, 2 targets (the same 2-worker
+//!   server twice), 2 client workers: 200,000/s offered; achieved rate and datagrams lost.
 //! - `eph`: a new TCP connection per request, `-c 100`, 2 client workers (connperf only);
 //!   req/s is connections/s.
+//! - `paced50k`: `-c 100 -r 500`, 2 client workers, 2 server workers: 50,000 req/s offered;
+//!   achieved percent, p99, late starts, requests not started.
+//! - `mem19k`: one run (BENCH_RUNS does not apply), ~30 s: 19,000 connections at 1 req/s each
+//!   (`--warmup 10s -d 10s --workers 1 --timeout 5s`) against a 1-worker server. VmRSS of the
+//!   client (a 1-connection run's, then 15 s into the 19k run) and of the server (just after
+//!   start, then at the same moment); KiB per connection beyond idle for each, plus the
+//!   system-wide change in TCP buffer memory (/proc/net/sockstat) per connection.
+//! - `syscalls`: one run: 1,000 connections closed loop for 2 s, the client under
+//!   `strace -f -c`, the server under an attached `strace -f -c -p` for the same window;
+//!   syscalls per request on each side (all calls but futex, and only the read/write/recv/send/
+//!   epoll_wait family). req/s and CPU there are strace-bound: not comparable with the rest.
 //!
 //! Each scenario runs `BENCH_RUNS` times (default 3), the tools alternating run by run, and the
 //! table shows the median of each column. Client CPU seconds and max RSS come from `wait4(2)` on
-//! the client process (the whole process: all threads, start-up and shut-down included).
+//! the client process (the whole process: all threads, start-up and shut-down included). The
+//! table's last column holds each scenario's own numbers (medians too).
 //!
 //! The connperf binary: `$CONNPERF_BIN`, else `cargo build --release` is run here and
 //! `$CARGO_TARGET_DIR/release/connperf` (default `target/` under the package) is used.
@@ -39,7 +57,19 @@ use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
 
-const SCENARIOS: [&str; 4] = ["rr1", "rr100", "udp1", "eph"];
+const SCENARIOS: [&str; 11] = [
+    "rr1",
+    "rr1-spin",
+    "rr100",
+    "rr1000",
+    "rr1000-spin",
+    "udp1",
+    "udp-multi",
+    "eph",
+    "paced50k",
+    "mem19k",
+    "syscalls",
+];
 /// How long a server may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may run past its `-d`/`-t` before it is killed.
@@ -401,14 +431,39 @@ struct Sample {
     req_s: f64,
     cpu_s: f64,
     rss_kib: f64,
+    /// Client-side errors (NaN where the tool reports none).
+    errors: f64,
+    /// 99th-percentile latency, µs (NaN where unknown).
+    p99_us: f64,
     /// Informational, for the detail lines.
     note: String,
+}
+
+/// A scenario's own number, shown as `key=median` in the table's last column.
+#[derive(Debug, Clone, Copy)]
+struct Extra {
+    key: &'static str,
+    val: f64,
+    prec: usize,
 }
 
 /// What a run produced: the sample plus total requests (for requests per CPU-second).
 struct Measured {
     sample: Sample,
     requests: f64,
+    extras: Vec<Extra>,
+    /// connperf's JSON total row (Null for sockperf).
+    total: serde_json::Value,
+}
+
+impl Measured {
+    fn extra(&mut self, key: &'static str, val: f64, prec: usize) {
+        self.extras.push(Extra { key, val, prec });
+    }
+    /// A number from connperf's total row (NaN if absent).
+    fn num(&self, key: &str) -> f64 {
+        self.total[key].as_f64().unwrap_or(f64::NAN)
+    }
 }
 
 fn measured(req_s: f64, requests: f64, exit: &Exit, note: String) -> Measured {
@@ -417,9 +472,13 @@ fn measured(req_s: f64, requests: f64, exit: &Exit, note: String) -> Measured {
             req_s,
             cpu_s: exit.cpu_s,
             rss_kib: exit.maxrss_kib as f64,
+            errors: f64::NAN,
+            p99_us: f64::NAN,
             note,
         },
         requests,
+        extras: Vec::new(),
+        total: serde_json::Value::Null,
     }
 }
 
@@ -477,33 +536,51 @@ fn stop_connperf_server(mut srv: Proc) -> Res<String> {
     Ok(note)
 }
 
-/// One connperf run: server, client, totals.
-fn connperf_run(env: &Env, serve: &[&str], connect: &[&str]) -> Res<Measured> {
-    let (srv, port) = connperf_server(env, serve)?;
-    let secs = env.secs;
-    let mut argv = vec![env.bin.display().to_string(), "connect".into()];
+/// Start `connperf connect ARGS --show-only-results --jsonlines` against `targets` copies of
+/// 127.0.0.1:`port`, behind `prefix` (a wrapper such as strace) if any. Returns it with its argv.
+fn spawn_client(
+    env: &Env,
+    prefix: &[String],
+    connect: &[&str],
+    port: u16,
+    targets: usize,
+) -> Res<(Proc, Vec<String>)> {
+    let mut argv = prefix.to_vec();
+    argv.extend([env.bin.display().to_string(), "connect".into()]);
     argv.extend(s(connect));
-    argv.extend([
-        "-d".into(),
-        format!("{secs}s"),
-        "--show-only-results".into(),
-        "--jsonlines".into(),
-        format!("127.0.0.1:{port}"),
-    ]);
-    let mut cli = Proc::spawn("connperf connect", &argv)?;
-    let (exit, killed) =
-        cli.wait_or_stop(Instant::now() + Duration::from_secs(secs) + CLIENT_SLACK);
-    let server_note = stop_connperf_server(srv);
+    argv.extend(["--show-only-results".into(), "--jsonlines".into()]);
+    argv.extend((0..targets).map(|_| format!("127.0.0.1:{port}")));
+    let cli = Proc::spawn("connperf connect", &argv)?;
+    Ok((cli, argv))
+}
+
+/// Wait for a client meant to run `run_secs` (warm-up included); stopped `CLIENT_SLACK` past it.
+fn wait_client(cli: &mut Proc, run_secs: f64) -> (Exit, bool) {
+    cli.wait_or_stop(cli.started + Duration::from_secs_f64(run_secs) + CLIENT_SLACK)
+}
+
+/// Judge an ended connperf client and read its (single) JSON total row into a `Measured`.
+fn client_result(
+    cli: &Proc,
+    argv: &[String],
+    (exit, killed): (Exit, bool),
+    run_secs: f64,
+    server_note: Res<String>,
+) -> Res<Measured> {
+    let server_note = match server_note {
+        Ok(n) => n,
+        Err(e) => format!("[{e}]"),
+    };
     if killed {
         return Err(format!(
-            "connperf connect still running {CLIENT_SLACK:?} past its {secs}s: stopped ({}){}",
+            "connperf connect still running {CLIENT_SLACK:?} past its {run_secs}s: stopped ({}){}; {server_note}",
             exit.describe(),
             cli.tail()
         ));
     }
     if !exit.success() {
         return Err(format!(
-            "connperf connect failed ({}): {}{}",
+            "connperf connect failed ({}): {}{}; {server_note}",
             exit.describe(),
             argv.join(" "),
             cli.tail()
@@ -529,13 +606,19 @@ fn connperf_run(env: &Env, serve: &[&str], connect: &[&str]) -> Res<Measured> {
         total["latency_50p_us"],
         total["latency_99p_us"],
     );
-    let overrun = exit.wall.as_secs_f64() - secs as f64;
+    let overrun = exit.wall.as_secs_f64() - run_secs;
     if overrun > 0.5 {
         // Start-up takes milliseconds; the rest is the client's stop/drain phase.
-        note += &format!(" [client ran {overrun:.2}s past -d {secs}s]");
+        note += &format!(" [client ran {overrun:.2}s past its {run_secs}s]");
     }
     if let Some(lost) = total.get("lost") {
         note += &format!(" lost={lost}");
+    }
+    if num("late_starts") > 0.0 || num("not_started") > 0.0 {
+        note += &format!(
+            " [BEHIND SCHEDULE: late_starts={} not_started={} max_behind={}us]",
+            total["late_starts"], total["not_started"], total["max_behind_us"]
+        );
     }
     if errors > 0.0 {
         note += &format!(" [CLIENT ERRORS: {}]", total["errors"]);
@@ -543,14 +626,41 @@ fn connperf_run(env: &Env, serve: &[&str], connect: &[&str]) -> Res<Measured> {
     if !cli.err.is_empty() {
         note += &format!(" [stderr: {}]", cli.err.join(" | "));
     }
-    match server_note {
-        Ok(n) => note += &format!("; {n}"),
-        Err(e) => note += &format!("; [{e}]"),
-    }
+    note += &format!("; {server_note}");
     if count <= 0.0 {
         return Err(format!("connperf completed no requests: {note}"));
     }
-    Ok(measured(num("rate_per_sec"), count, &exit, note))
+    let mut m = measured(num("rate_per_sec"), count, &exit, note);
+    m.sample.errors = errors;
+    m.sample.p99_us = num("latency_99p_us");
+    m.total = total;
+    Ok(m)
+}
+
+/// One connperf run: server, client (`-d BENCH_SECS`, `targets` copies of the server's
+/// address), totals.
+fn connperf_run(env: &Env, serve: &[&str], connect: &[&str], targets: usize) -> Res<Measured> {
+    let (srv, port) = connperf_server(env, serve)?;
+    let secs = env.secs;
+    let d = format!("{secs}s");
+    let mut args = connect.to_vec();
+    args.extend(["-d", d.as_str()]);
+    let (mut cli, argv) = spawn_client(env, &[], &args, port, targets)?;
+    let ended = wait_client(&mut cli, secs as f64);
+    let server_note = stop_connperf_server(srv);
+    client_result(&cli, &argv, ended, secs as f64, server_note)
+}
+
+/// Add the paced-load numbers: achieved percent of `target` req/s, late and missed starts.
+fn paced(mut m: Measured, target: f64) -> Measured {
+    let rate = m.sample.req_s;
+    m.extra("target_per_s", target, 0);
+    m.extra("achieved_pct", rate / target * 100.0, 1);
+    for k in ["late_starts", "not_started", "max_behind_us"] {
+        let v = m.num(k);
+        m.extra(k, v, 0);
+    }
+    m
 }
 
 /// A port that was free a moment ago.
@@ -701,7 +811,287 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
         note += &format!(" valid_window={:.0}/s", vm / vs);
     }
     note += &format!("; server cpu {:.2}s", sexit.cpu_s);
-    Ok(measured(req_s, total_msgs, &exit, note))
+    let mut m = measured(req_s, total_msgs, &exit, note);
+    m.sample.p99_us = p99.parse().unwrap_or(f64::NAN);
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// mem19k: resident memory per connection.
+
+/// Connections in the `mem19k` run.
+const MEM_CONNS: u32 = 19_000;
+
+/// VmRSS of a running child, KiB.
+fn vm_rss_kib(p: &Proc) -> Res<f64> {
+    // Only while unreaped: a reaped pid may belong to someone else by now.
+    let ended = || {
+        format!(
+            "{} (pid {}) ended before its RSS sample{}",
+            p.label,
+            p.pid,
+            p.tail()
+        )
+    };
+    if p.exit.is_some() {
+        return Err(ended());
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid))
+        .map_err(|e| format!("{}: cannot read /proc/{}/status: {e}", p.label, p.pid))?;
+    // A zombie has no VmRSS line.
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(ended)
+}
+
+/// System-wide TCP sockets in use and TCP buffer memory in KiB, from /proc/net/sockstat.
+fn sockstat_tcp() -> (f64, f64) {
+    // SAFETY: sysconf has no preconditions.
+    let page_kib = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64 / 1024.0;
+    let text = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let Some(line) = text.lines().find(|l| l.starts_with("TCP:")) else {
+        return (f64::NAN, f64::NAN);
+    };
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let get = |k: &str| -> f64 {
+        f.iter()
+            .position(|w| *w == k)
+            .and_then(|i| f.get(i + 1)?.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (get("inuse"), get("mem") * page_kib)
+}
+
+/// One `mem19k` measurement: idle RSS of both sides, then RSS 15 s into 19,000 connections.
+fn mem19k_run(env: &Env) -> Res<Measured> {
+    let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "1", "-p", "tcp"])?;
+    thread::sleep(Duration::from_millis(300));
+    let srv_idle = vm_rss_kib(&srv)?;
+    // The idle client: one connection, sampled 2.5 s into a 3 s run (histograms, buffers and
+    // threads all set up by then).
+    let base = [
+        "-c",
+        "1",
+        "-r",
+        "1",
+        "--warmup",
+        "1s",
+        "-d",
+        "2s",
+        "--workers",
+        "1",
+        "--timeout",
+        "5s",
+    ];
+    let (mut b, bargv) = spawn_client(env, &[], &base, port, 1)?;
+    b.drain(b.started + Duration::from_millis(2500));
+    let cli_idle = vm_rss_kib(&b)?;
+    let ended = wait_client(&mut b, 3.0);
+    let baseline = client_result(&b, &bargv, ended, 3.0, Ok("server still up".into()))
+        .map_err(|e| format!("1-connection baseline run: {e}"))?;
+    drop(b);
+    let (inuse0, kern0) = sockstat_tcp();
+    let conns = MEM_CONNS.to_string();
+    let args = [
+        "-c",
+        conns.as_str(),
+        "-r",
+        "1",
+        "--warmup",
+        "10s",
+        "-d",
+        "10s",
+        "--workers",
+        "1",
+        "--timeout",
+        "5s",
+    ];
+    let (mut cli, argv) = spawn_client(env, &[], &args, port, 1)?;
+    cli.drain(cli.started + Duration::from_secs(15));
+    let cli_rss = vm_rss_kib(&cli)?;
+    let srv_rss = vm_rss_kib(&srv)?;
+    let (inuse1, kern1) = sockstat_tcp();
+    let ended = wait_client(&mut cli, 20.0);
+    let server_note = stop_connperf_server(srv);
+    let mut m = client_result(&cli, &argv, ended, 20.0, server_note)?;
+    let n = MEM_CONNS as f64;
+    m.sample.note += &format!(
+        "; baseline (1 conn) max_rss={} KiB cpu={:.2}s; sockstat TCP inuse {inuse0}->{inuse1}, mem {kern0:.0}->{kern1:.0} KiB (system-wide)",
+        baseline.sample.rss_kib, baseline.sample.cpu_s
+    );
+    m.extra("cli_idle_kib", cli_idle, 0);
+    m.extra("cli_19k_kib", cli_rss, 0);
+    m.extra("cli_kib_per_conn", (cli_rss - cli_idle) / n, 3);
+    m.extra("srv_idle_kib", srv_idle, 0);
+    m.extra("srv_19k_kib", srv_rss, 0);
+    m.extra("srv_kib_per_conn", (srv_rss - srv_idle) / n, 3);
+    m.extra("kern_tcp_kib_per_conn", (kern1 - kern0) / n, 3);
+    m.extra("tcp_inuse_delta", inuse1 - inuse0, 0);
+    Ok(paced(m, n))
+}
+
+// ---------------------------------------------------------------------------------------------
+// syscalls: strace -c on both sides.
+
+/// Removes its files when dropped.
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Wait until every thread of `target` is traced by `tracer`.
+fn wait_traced(target: &Proc, tracer: &mut Proc) -> Res<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let want = tracer.pid.to_string();
+    loop {
+        let traced = std::fs::read_dir(format!("/proc/{}/task", target.pid))
+            .map(|d| {
+                let mut n = 0;
+                let all = d.flatten().all(|t| {
+                    n += 1;
+                    std::fs::read_to_string(t.path().join("status")).is_ok_and(|st| {
+                        st.lines()
+                            .find_map(|l| l.strip_prefix("TracerPid:"))
+                            .is_some_and(|v| v.trim() == want)
+                    })
+                });
+                all && n > 0
+            })
+            .unwrap_or(false);
+        if traced {
+            return Ok(());
+        }
+        if let Some(e) = tracer.reap(false) {
+            tracer.drain(Instant::now() + Duration::from_secs(1));
+            return Err(format!(
+                "{} ended ({}) before attaching{}",
+                tracer.label,
+                e.describe(),
+                tracer.tail()
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} not attached to pid {} after {START_TIMEOUT:?}{}",
+                tracer.label,
+                target.pid,
+                tracer.tail()
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The rows of an `strace -c` summary: (syscall, calls), the total row left out.
+fn strace_counts(path: &Path) -> Res<Vec<(String, f64)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut rows = Vec::new();
+    for l in text.lines() {
+        // "% time  seconds  usecs/call  calls  errors  syscall"; errors may be blank.
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 5 || f[0].parse::<f64>().is_err() || f[f.len() - 1] == "total" {
+            continue;
+        }
+        let calls = f[3]
+            .parse::<f64>()
+            .map_err(|_| format!("{}: cannot read the calls in {l:?}", path.display()))?;
+        rows.push((f[f.len() - 1].to_string(), calls));
+    }
+    if rows.is_empty() {
+        return Err(format!(
+            "{} holds no strace summary: {:?}",
+            path.display(),
+            text.chars().take(300).collect::<String>()
+        ));
+    }
+    Ok(rows)
+}
+
+/// Per request: all calls but futex, the read/write/epoll_wait family alone, and a top-6 text.
+fn per_request(rows: &[(String, f64)], requests: f64) -> (f64, f64, String) {
+    const IO: [&str; 13] = [
+        "read",
+        "readv",
+        "recvfrom",
+        "recvmsg",
+        "recvmmsg",
+        "write",
+        "writev",
+        "sendto",
+        "sendmsg",
+        "sendmmsg",
+        "epoll_wait",
+        "epoll_pwait",
+        "epoll_pwait2",
+    ];
+    let sum = |f: &dyn Fn(&str) -> bool| -> f64 {
+        rows.iter()
+            .filter(|(n, _)| f(n))
+            .map(|(_, c)| c)
+            .sum::<f64>()
+    };
+    let all = sum(&|n| n != "futex") / requests;
+    let io = sum(&|n| IO.contains(&n)) / requests;
+    let mut top: Vec<&(String, f64)> = rows.iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top = top
+        .iter()
+        .take(6)
+        .map(|(n, c)| format!("{n}={:.3}", c / requests))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (all, io, top)
+}
+
+/// One `syscalls` measurement: 1,000 connections closed loop for 2 s, both sides under strace.
+fn syscalls_run(env: &Env, strace: &Path) -> Res<Measured> {
+    let tag = format!("connperf-loopback-{}", std::process::id());
+    let dir = std::env::temp_dir();
+    let files = TempFiles(vec![
+        dir.join(format!("{tag}-client.strace")),
+        dir.join(format!("{tag}-server.strace")),
+    ]);
+    let (cfile, sfile) = (
+        files.0[0].display().to_string(),
+        files.0[1].display().to_string(),
+    );
+    let st = strace.display().to_string();
+    let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"])?;
+    let spid = srv.pid.to_string();
+    let mut tracer = Proc::spawn(
+        "strace -p (server)",
+        &s(&[&st, "-f", "-c", "-o", &sfile, "-p", &spid]),
+    )?;
+    wait_traced(&srv, &mut tracer)?;
+    let prefix = s(&[&st, "-f", "-c", "-o", &cfile, "--"]);
+    let args = ["-c", "1000", "-r", "0", "--workers", "2", "-d", "2s"];
+    let (mut cli, argv) = spawn_client(env, &prefix, &args, port, 1)?;
+    let ended = wait_client(&mut cli, 2.0);
+    // SIGTERM: strace detaches from the server and writes its summary.
+    let texit = tracer.stop();
+    let server_note = stop_connperf_server(srv);
+    let mut m = client_result(&cli, &argv, ended, 2.0, server_note)?;
+    let crows = strace_counts(&files.0[0])?;
+    let srows = strace_counts(&files.0[1])
+        .map_err(|e| format!("server strace ({}): {e}{}", texit.describe(), tracer.tail()))?;
+    let (c_all, c_io, c_top) = per_request(&crows, m.requests);
+    let (s_all, s_io, s_top) = per_request(&srows, m.requests);
+    m.sample.note +=
+        &format!("; per request: client {c_top}; server {s_top} (client cpu includes strace's)");
+    m.extra("requests", m.requests, 0);
+    m.extra("cli_sys_per_req", c_all, 2);
+    m.extra("cli_io_per_req", c_io, 2);
+    m.extra("srv_sys_per_req", s_all, 2);
+    m.extra("srv_io_per_req", s_io, 2);
+    Ok(m)
 }
 
 fn strip_ansi(l: &str) -> String {
@@ -733,6 +1123,10 @@ struct Row {
     cpu_s: Vec<f64>,
     per_cpu: Vec<f64>,
     rss: Vec<f64>,
+    errors: Vec<f64>,
+    p99_us: Vec<f64>,
+    /// (key, precision, values) in first-seen order.
+    extras: Vec<(&'static str, usize, Vec<f64>)>,
     failures: Vec<String>,
 }
 
@@ -752,6 +1146,15 @@ fn median(v: &[f64]) -> f64 {
 
 type Runner<'a> = Box<dyn Fn() -> Res<Measured> + 'a>;
 
+/// `x` with `prec` decimals, or "-" when it is not a number.
+fn fmt(x: f64, prec: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.prec$}")
+    } else {
+        "-".into()
+    }
+}
+
 fn run_scenario(name: &str, tools: Vec<(&str, Runner)>, runs: usize) -> Vec<(String, Row)> {
     let mut rows: Vec<(String, Row)> = tools
         .iter()
@@ -764,23 +1167,61 @@ fn run_scenario(name: &str, tools: Vec<(&str, Runner)>, runs: usize) -> Vec<(Str
             match f() {
                 Ok(m) => {
                     let per_cpu = m.requests / m.sample.cpu_s;
+                    let extras: String = m
+                        .extras
+                        .iter()
+                        .map(|x| format!(" {}={}", x.key, fmt(x.val, x.prec)))
+                        .collect();
                     println!(
-                        "  {name:<6} {tool:<9} run {run}/{runs}: {:>10.0} req/s  cpu {:.2}s  {:>8.0} req/cpu-s  rss {:.0} KiB | {}",
-                        m.sample.req_s, m.sample.cpu_s, per_cpu, m.sample.rss_kib, m.sample.note
+                        "  {name:<11} {tool:<8} run {run}/{runs}: {:>10.0} req/s  cpu {:.2}s  {:>8.0} req/cpu-s  rss {:.0} KiB  errors {}  p99 {} us{extras} | {}",
+                        m.sample.req_s,
+                        m.sample.cpu_s,
+                        per_cpu,
+                        m.sample.rss_kib,
+                        fmt(m.sample.errors, 0),
+                        fmt(m.sample.p99_us, 0),
+                        m.sample.note
                     );
                     row.req_s.push(m.sample.req_s);
                     row.cpu_s.push(m.sample.cpu_s);
                     row.per_cpu.push(per_cpu);
                     row.rss.push(m.sample.rss_kib);
+                    row.errors.push(m.sample.errors);
+                    row.p99_us.push(m.sample.p99_us);
+                    for x in &m.extras {
+                        match row.extras.iter_mut().find(|(k, _, _)| *k == x.key) {
+                            Some((_, _, v)) => v.push(x.val),
+                            None => row.extras.push((x.key, x.prec, vec![x.val])),
+                        }
+                    }
                 }
                 Err(e) => {
-                    println!("  {name:<6} {tool:<9} run {run}/{runs}: FAILED: {e}");
+                    println!("  {name:<11} {tool:<8} run {run}/{runs}: FAILED: {e}");
                     row.failures.push(e);
                 }
             }
         }
     }
     rows
+}
+
+/// Why a scenario has no sockperf row.
+fn no_peer(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "rr100" | "rr1000" | "rr1000-spin" => {
+            "no sockperf peer (sockperf ping-pong has no multi-connection mode)"
+        }
+        "eph" => "no sockperf peer (sockperf has no connect-per-request mode)",
+        "paced50k" => {
+            "no peer (sockperf paces one socket, not 100 connections; tcpkali is not installed)"
+        }
+        "udp-multi" => {
+            "no peer (sockperf ping-pong: one socket; no multi-worker, multi-target UDP pacing)"
+        }
+        "mem19k" => "connperf only (memory per connection; 1 run: BENCH_RUNS does not apply)",
+        "syscalls" => "connperf only (1 run under strace: req/s and cpu are strace-bound)",
+        _ => return None,
+    })
 }
 
 fn loadavg() -> String {
@@ -847,34 +1288,48 @@ fn main() {
     }
     let sockperf = sockperf.filter(|_| have_taskset);
 
+    let strace = which("strace");
     let mut table: BTreeMap<usize, Vec<(String, String, Row)>> = BTreeMap::new();
+    let mut notes = Vec::new();
     let e = &env;
+    // Server and client flags per scenario, for the plain `connperf_run` ones.
+    const RR1_SERVE: [&str; 7] = ["-l", "127.0.0.1:0", "--workers", "1", "--cpus", "1", "-p"];
+    const RR1_CONNECT: [&str; 8] = ["-c", "1", "-r", "0", "--workers", "1", "--cpus", "0"];
+    const TCP2_SERVE: [&str; 6] = ["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"];
+    fn with<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<&'a str> {
+        a.iter().chain(b).copied().collect()
+    }
     for (si, &name) in selected.iter().enumerate() {
         println!("{name}: loadavg=[{}]", loadavg());
         let mut tools: Vec<(&str, Runner)> = Vec::new();
+        let mut runs = env.runs;
         match name {
             "rr1" => {
+                tools.push((
+                    "connperf",
+                    Box::new(move || connperf_run(e, &with(&RR1_SERVE, &["tcp"]), &RR1_CONNECT, 1)),
+                ));
+                if let Some(sp) = &sockperf {
+                    tools.push(("sockperf", Box::new(move || sockperf_run(e, sp, true))));
+                }
+            }
+            "rr1-spin" => {
                 tools.push((
                     "connperf",
                     Box::new(move || {
                         connperf_run(
                             e,
-                            &[
-                                "-l",
-                                "127.0.0.1:0",
-                                "--workers",
-                                "1",
-                                "--cpus",
-                                "1",
-                                "-p",
-                                "tcp",
-                            ],
-                            &["-c", "1", "-r", "0", "--workers", "1", "--cpus", "0"],
+                            &with(&RR1_SERVE, &["tcp", "--spin"]),
+                            &with(&RR1_CONNECT, &["--spin"]),
+                            1,
                         )
                     }),
                 ));
-                if let Some(sp) = &sockperf {
-                    tools.push(("sockperf", Box::new(move || sockperf_run(e, sp, true))));
+                // The peer is rr1's (default) sockperf row; run it here only without rr1.
+                if !selected.contains(&"rr1") {
+                    if let Some(sp) = &sockperf {
+                        tools.push(("sockperf", Box::new(move || sockperf_run(e, sp, true))));
+                    }
                 }
             }
             "rr100" => {
@@ -883,8 +1338,27 @@ fn main() {
                     Box::new(move || {
                         connperf_run(
                             e,
-                            &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"],
+                            &TCP2_SERVE,
                             &["-c", "100", "-r", "0", "--workers", "2"],
+                            1,
+                        )
+                    }),
+                ));
+            }
+            "rr1000" | "rr1000-spin" => {
+                let spin: &[&str] = if name == "rr1000-spin" {
+                    &["--spin"]
+                } else {
+                    &[]
+                };
+                tools.push((
+                    "connperf",
+                    Box::new(move || {
+                        connperf_run(
+                            e,
+                            &with(&TCP2_SERVE, spin),
+                            &with(&["-c", "1000", "-r", "0", "--workers", "2"], spin),
+                            1,
                         )
                     }),
                 ));
@@ -895,17 +1369,9 @@ fn main() {
                     Box::new(move || {
                         connperf_run(
                             e,
-                            &[
-                                "-l",
-                                "127.0.0.1:0",
-                                "--workers",
-                                "1",
-                                "--cpus",
-                                "1",
-                                "-p",
-                                "udp",
-                            ],
+                            &with(&RR1_SERVE, &["udp"]),
                             &["-p", "udp", "-r", "0", "--workers", "1", "--cpus", "0"],
+                            1,
                         )
                     }),
                 ));
@@ -913,21 +1379,74 @@ fn main() {
                     tools.push(("sockperf", Box::new(move || sockperf_run(e, sp, false))));
                 }
             }
+            "udp-multi" => {
+                tools.push((
+                    "connperf",
+                    Box::new(move || {
+                        let mut m = connperf_run(
+                            e,
+                            &["-l", "127.0.0.1:0", "--workers", "2", "-p", "udp"],
+                            &[
+                                "-p",
+                                "udp",
+                                "-r",
+                                "100000",
+                                "--workers",
+                                "2",
+                                "--merge-results-each-host",
+                            ],
+                            2,
+                        )?;
+                        let (count, lost) = (m.requests, m.num("lost"));
+                        m.extra("lost", lost, 0);
+                        m.extra("lost_pct", lost / (count + lost) * 100.0, 2);
+                        Ok(paced(m, 200_000.0))
+                    }),
+                ));
+            }
             "eph" => {
                 tools.push((
                     "connperf",
                     Box::new(move || {
                         connperf_run(
                             e,
-                            &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"],
+                            &TCP2_SERVE,
                             &["-f", "ephemeral", "-r", "0", "-c", "100", "--workers", "2"],
+                            1,
                         )
                     }),
                 ));
             }
+            "paced50k" => {
+                tools.push((
+                    "connperf",
+                    Box::new(move || {
+                        connperf_run(
+                            e,
+                            &TCP2_SERVE,
+                            &["-c", "100", "-r", "500", "--workers", "2"],
+                            1,
+                        )
+                        .map(|m| paced(m, 50_000.0))
+                    }),
+                ));
+            }
+            "mem19k" => {
+                runs = 1;
+                tools.push(("connperf", Box::new(move || mem19k_run(e))));
+            }
+            "syscalls" => {
+                runs = 1;
+                let Some(st) = &strace else {
+                    println!("  syscalls: strace not found: skipped");
+                    notes.push("syscalls: SKIPPED: strace not found".to_string());
+                    continue;
+                };
+                tools.push(("connperf", Box::new(move || syscalls_run(e, st))));
+            }
             _ => unreachable!("checked above"),
         }
-        let rows = run_scenario(name, tools, env.runs);
+        let rows = run_scenario(name, tools, runs);
         table.insert(
             si,
             rows.into_iter()
@@ -936,44 +1455,60 @@ fn main() {
         );
     }
 
-    let fmt = |x: f64, prec: usize| {
-        if x.is_finite() {
-            format!("{x:.prec$}")
-        } else {
-            "-".into()
-        }
-    };
     println!();
     println!(
-        "median of {} runs, {} s each (each column its own median; eph req/s = connections/s; ratio = connperf/sockperf req/s)",
+        "median of {} runs, {} s each (mem19k, syscalls: 1 run; each column its own median; eph req/s = connections/s; ratio = connperf/sockperf req/s; rr1-spin's peer is rr1's sockperf)",
         env.runs, env.secs
     );
     println!(
-        "{:<9} {:<9} {:>12} {:>13} {:>14} {:>9} {:>7}",
-        "scenario", "tool", "req/s", "client_cpu_s", "req_per_cpu_s", "rss_kib", "ratio"
+        "{:<12} {:<8} {:>10} {:>12} {:>13} {:>8} {:>6} {:>9} {:>6}  scenario-specific (medians)",
+        "scenario",
+        "tool",
+        "req/s",
+        "client_cpu_s",
+        "req_per_cpu_s",
+        "rss_kib",
+        "errors",
+        "p99_us",
+        "ratio"
     );
     let mut failed = false;
-    let mut notes = Vec::new();
+    // The sockperf medians (req/s, req per CPU-s) of each scenario that ran it.
+    let peers: BTreeMap<&str, (f64, f64)> = table
+        .values()
+        .flatten()
+        .filter(|(_, t, _)| t == "sockperf")
+        .map(|(sc, _, r)| (sc.as_str(), (median(&r.req_s), median(&r.per_cpu))))
+        .collect();
     for rows in table.values() {
-        let peer = rows
-            .iter()
-            .find(|(_, t, _)| t == "sockperf")
-            .map(|(_, _, r)| (median(&r.req_s), median(&r.per_cpu)));
         for (scenario, tool, r) in rows {
+            let peer = peers.get(scenario.as_str()).copied().or_else(|| {
+                (scenario == "rr1-spin")
+                    .then(|| peers.get("rr1").copied())
+                    .flatten()
+            });
             let req = median(&r.req_s);
             let ratio = match (tool.as_str(), peer) {
                 ("connperf", Some((p, _))) if p > 0.0 => fmt(req / p, 2),
                 _ => "-".into(),
             };
+            let extras: Vec<String> = r
+                .extras
+                .iter()
+                .map(|(k, prec, v)| format!("{k}={}", fmt(median(v), *prec)))
+                .collect();
             println!(
-                "{:<9} {:<9} {:>12} {:>13} {:>14} {:>9} {:>7}",
+                "{:<12} {:<8} {:>10} {:>12} {:>13} {:>8} {:>6} {:>9} {:>6}  {}",
                 scenario,
                 tool,
                 fmt(req, 0),
                 fmt(median(&r.cpu_s), 2),
                 fmt(median(&r.per_cpu), 0),
                 fmt(median(&r.rss), 0),
-                ratio
+                fmt(median(&r.errors), 0),
+                fmt(median(&r.p99_us), 0),
+                ratio,
+                extras.join(" ")
             );
             if tool == "connperf" {
                 if let Some((_, pc)) = peer {
@@ -984,21 +1519,47 @@ fn main() {
                         ));
                     }
                 }
+                let worst = |v: &[f64]| {
+                    v.iter()
+                        .copied()
+                        .filter(|x| x.is_finite())
+                        .fold(0.0, f64::max)
+                };
+                let errs = worst(&r.errors);
+                if errs > 0.0 {
+                    notes.push(format!(
+                        "{scenario}: client errors in some run (max {errs:.0})"
+                    ));
+                }
+                let behind: Vec<String> = r
+                    .extras
+                    .iter()
+                    .filter(|(k, _, _)| matches!(*k, "lost" | "late_starts" | "not_started"))
+                    .map(|(k, _, v)| (k, worst(v)))
+                    .filter(|(_, w)| *w > 0.0)
+                    .map(|(k, w)| format!("{k} up to {w:.0}"))
+                    .collect();
+                if !behind.is_empty() {
+                    notes.push(format!(
+                        "{scenario}: behind schedule or lost: {} (worst run)",
+                        behind.join(", ")
+                    ));
+                }
             }
             if !r.failures.is_empty() {
                 failed = true;
                 notes.push(format!(
                     "{scenario} {tool}: {} of {} runs FAILED",
                     r.failures.len(),
-                    env.runs
+                    r.failures.len() + r.req_s.len()
                 ));
             }
         }
-        if rows.len() == 1 && rows[0].0 != "udp1" && rows[0].0 != "rr1" {
-            notes.push(format!(
-                "{}: no sockperf peer (sockperf ping-pong has no multi-connection or connect-per-request mode)",
-                rows[0].0
-            ));
+        if let Some(why) = rows
+            .first()
+            .and_then(|(sc, _, _)| no_peer(sc).map(|w| (sc, w)))
+        {
+            notes.push(format!("{}: {}", why.0, why.1));
         }
     }
     for n in notes {
