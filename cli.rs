@@ -490,6 +490,9 @@ pub fn parse_source_addrs(s: &str) -> std::result::Result<Vec<IpAddr>, String> {
 /// (`2026-11-25T19:00:00Z`, `2026-11-25T20:00:00.5+01:00`).
 pub fn parse_start_at(s: &str) -> std::result::Result<SystemTime, String> {
     let t = s.trim();
+    if !t.is_ascii() {
+        return Err("use RFC 3339 (2026-11-25T19:00:00Z) or Unix seconds".into());
+    }
     if let Ok(secs) = t.parse::<f64>() {
         if !secs.is_finite() || !(0.0..=1e11).contains(&secs) {
             return Err("not a plausible Unix time".into());
@@ -564,6 +567,22 @@ pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
             .map_err(|_| format!("{part:?} is not a number"))?;
         if !(p > 0.0 && p <= 100.0) {
             return Err(format!("{part} is not in (0, 100]"));
+        }
+        // Each percentile's JSON key is `latency_{p without its dot}p_us`; one that would
+        // overwrite a fixed key of another percentile (9.9 -> latency_99p_us) is refused.
+        let key = format!("{p}").trim_end_matches(".0").replace('.', "");
+        for (fixed, fixed_key) in [
+            (50.0, "50"),
+            (90.0, "90"),
+            (95.0, "95"),
+            (99.0, "99"),
+            (99.9, "999"),
+        ] {
+            if key == fixed_key && p != fixed {
+                return Err(format!(
+                    "{part} would be printed as the p{fixed} column; use {fixed} or another value"
+                ));
+            }
         }
         out.push(p);
     }
@@ -953,7 +972,8 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
         _ => 1,
     };
     check_fds(
-        (cfg.addrs.len() * plan.workers * per_addr) as u64 + cfg.max_connections.unwrap_or(0),
+        ((cfg.addrs.len() * plan.workers * per_addr) as u64)
+            .saturating_add(cfg.max_connections.unwrap_or(0)),
     )?;
     let shutdown = Shutdown::new();
     install_signals(&shutdown);
@@ -1107,6 +1127,15 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     for f in &args.files {
         entries.extend(crate::histlog::read_log(Path::new(f))?);
     }
+    if let (Some(want), Some(longest)) = (args.interval, entries.iter().map(|e| e.duration).max()) {
+        // A logged window cannot be split: its counts would land in a shorter window and
+        // multiply the rate.
+        if want < longest {
+            return Err(Error::Config(format!(
+                "invalid --interval {want:?}: shorter than the logs' own windows ({longest:?})"
+            )));
+        }
+    }
     let merged = crate::histlog::merge(entries, args.interval, args.merge_results_each_host);
     if merged.windows.is_empty() {
         return Err(Error::Config("the logs hold no intervals to merge".into()));
@@ -1246,8 +1275,20 @@ mod tests {
             "2025-01-07T10:30:00",
             "2025-01-07 10:30",
             "-5",
+            "2025-01-07T10:30:00+0\u{e9}00",
         ] {
             assert!(parse_start_at(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn percentiles_never_collide_with_the_fixed_keys() {
+        assert_eq!(
+            parse_percentiles("50,99.9,99.99").unwrap(),
+            vec![50.0, 99.9, 99.99]
+        );
+        for bad in ["9.9", "9.5", "0", "101", "x", "99,9.9"] {
+            assert!(parse_percentiles(bad).is_err(), "{bad}");
         }
     }
 

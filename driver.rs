@@ -138,7 +138,9 @@ impl ConnectConfig {
         match (self.proto, self.flavor) {
             (Proto::Udp, _) => t * workers as u64,
             (Proto::Tcp, Flavor::Persistent) => t * self.connections as u64,
-            (Proto::Tcp, Flavor::Ephemeral) => (self.max_inflight * workers) as u64,
+            (Proto::Tcp, Flavor::Ephemeral) => {
+                (self.max_inflight as u64).saturating_mul(workers as u64)
+            }
         }
     }
 }
@@ -200,8 +202,6 @@ enum State {
 struct Conn {
     stream: Option<TcpStream>,
     target: u32,
-    /// Index of a persistent connection among its target's connections (sets its phase).
-    index: u32,
     state: State,
     pacer: Option<Pacer>,
     /// Requests in flight, oldest first (at most `--depth`).
@@ -216,14 +216,15 @@ struct Conn {
     /// are stale.
     armed: Option<Instant>,
     backoff: Duration,
+    /// Why the connection last went down: slots that fall due before it is back fail with it.
+    last_error: Option<ErrorKind>,
 }
 
 impl Conn {
-    fn new(target: u32, index: u32, state: State, depth: usize) -> Conn {
+    fn new(target: u32, state: State, depth: usize) -> Conn {
         Conn {
             stream: None,
             target,
-            index,
             state,
             pacer: None,
             reqs: VecDeque::with_capacity(depth),
@@ -232,6 +233,7 @@ impl Conn {
             seq: 0,
             armed: None,
             backoff: MIN_BACKOFF,
+            last_error: None,
         }
     }
 }
@@ -288,6 +290,10 @@ struct UdpFlow {
     next_seq: u64,
     inflight: VecDeque<UdpSlot>,
     max_answered: Option<u64>,
+    /// Slots in `inflight` still waiting for their reply.
+    unanswered: usize,
+    /// The socket's send buffer was full: wait for a writable event, do not poll for it.
+    blocked: bool,
     /// Closed loop only: pause after an ICMP refusal.
     backoff: Backoff,
 }
@@ -390,8 +396,16 @@ impl Worker {
             (Proto::Tcp, Flavor::Persistent) => {
                 for t in 0..nt {
                     for c in (id..w.cfg.connections).step_by(workers) {
-                        let mut conn = Conn::new(t as u32, c as u32, State::Backoff, w.cfg.depth);
+                        let mut conn = Conn::new(t as u32, State::Backoff, w.cfg.depth);
                         conn.armed = Some(clock.t0);
+                        // Every connection's schedule is anchored at the run's start, so the
+                        // run schedules exactly connections x rate x duration requests.
+                        if !w.cfg.closed_loop() {
+                            conn.pacer = Some(
+                                Pacer::phased(w.cfg.rate, clock.t0, c, w.cfg.connections)
+                                    .with_end(clock.end),
+                            );
+                        }
                         let token = w.conns.insert(conn);
                         w.timers.push(Reverse((clock.t0, token.0)));
                     }
@@ -443,6 +457,8 @@ impl Worker {
                 next_seq: 0,
                 inflight: VecDeque::new(),
                 max_answered: None,
+                unanswered: 0,
+                blocked: false,
                 backoff: Backoff::new(),
             });
         }
@@ -462,8 +478,10 @@ impl Worker {
     }
 
     /// Record a completion that happened at `now`, unless it falls in the warm-up.
+    /// Record a completion. Whether a request is measured is decided by its intended time, the
+    /// same rule for every outcome, so nothing from the warm-up leaks into the results.
     fn record(&mut self, target: u32, intended: Instant, sent_at: Instant, now: Instant) {
-        if now < self.clock.measure {
+        if intended < self.clock.measure {
             return;
         }
         let lat = now.saturating_duration_since(intended).as_nanos() as u64;
@@ -471,8 +489,9 @@ impl Worker {
         self.stats[target as usize].record(lat, svc, self.cfg.message_bytes as u64);
     }
 
-    fn count_error(&mut self, target: u32, kind: ErrorKind, now: Instant) {
-        if now >= self.clock.measure {
+    /// Count a failed request intended at `intended` (measured ones only).
+    fn count_error(&mut self, target: u32, kind: ErrorKind, intended: Instant) {
+        if intended >= self.clock.measure {
             self.stats[target as usize].error(kind);
         }
     }
@@ -537,7 +556,6 @@ impl Worker {
             Ok(mut stream) => {
                 let token = self.conns.insert(Conn::new(
                     target,
-                    0,
                     State::Connecting {
                         started: now,
                         intended,
@@ -550,7 +568,7 @@ impl Worker {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     self.conns.remove(token);
-                    self.count_error(target, ErrorKind::of(&e), now);
+                    self.count_error(target, ErrorKind::of(&e), intended);
                     return;
                 }
                 self.conns.get_mut(token).expect("just inserted").stream = Some(stream);
@@ -561,7 +579,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.count_error(target, ErrorKind::of(&e), now);
+                self.count_error(target, ErrorKind::of(&e), intended);
                 if self.cfg.closed_loop() {
                     self.closed_backoff.failed(now);
                 }
@@ -578,13 +596,24 @@ impl Worker {
         if let Some(mut s) = c.stream.take() {
             let _ = self.registry.deregister(&mut s);
         }
-        // Every request in flight on the connection failed with it (a connect failure is one).
-        for _ in 0..c.reqs.len().max(1) {
-            self.count_error(c.target, kind, now);
+        // Every request in flight on the connection failed with it. An ephemeral connection that
+        // fails to connect carries its request; a persistent one that fails with nothing in
+        // flight is a connection event, counted apart from requests.
+        let measured = now >= self.clock.measure;
+        let target = c.target;
+        match c.state {
+            State::Connecting { intended, .. } if self.cfg.flavor == Flavor::Ephemeral => {
+                self.count_error(target, kind, intended)
+            }
+            _ if c.reqs.is_empty() && measured => self.stats[target as usize].conn_error(kind),
+            _ => {}
         }
-        c.reqs.clear();
+        for r in std::mem::take(&mut c.reqs) {
+            self.count_error(target, kind, r.intended);
+        }
         c.out = 0;
         c.got = 0;
+        c.last_error = Some(kind);
         if self.cfg.flavor == Flavor::Ephemeral {
             self.inflight -= 1;
             if self.cfg.closed_loop() {
@@ -629,18 +658,17 @@ impl Worker {
             self.pump(token, now, Readiness::Write);
             return;
         }
-        c.backoff = MIN_BACKOFF;
-        if !cfg.closed_loop() {
-            // Every connection's schedule is anchored at the run's start, so the run schedules
-            // exactly connections x rate x duration requests. Slots that fell due before the
-            // connection was up (a slow connect, or a redial) were never sent: count them.
-            let pacer = c.pacer.get_or_insert_with(|| {
-                Pacer::phased(cfg.rate, self.clock.t0, c.index as usize, cfg.connections)
-                    .with_end(self.clock.end)
-            });
+        if let Some(pacer) = c.pacer.as_mut() {
+            // Slots that fell due before the connection was up were never sent: they fail
+            // with what kept the connection down, or, on a first slow connect, did not start.
+            // After a stop they are already on the books (`on_stop`).
             let skipped = pacer.skip_to(now);
-            if now >= self.clock.measure {
-                self.stats[target as usize].not_started += skipped;
+            if now >= self.clock.measure && !self.stopping {
+                let s = &mut self.stats[target as usize];
+                match c.last_error {
+                    Some(kind) => s.errors[kind as usize] += skipped,
+                    None => s.not_started += skipped,
+                }
             }
         }
         if self.fill(token, now, false) {
@@ -776,7 +804,10 @@ impl Worker {
                             c.got += take;
                             if c.got == msg {
                                 let t = *done.get_or_insert_with(Instant::now);
-                                if t >= measure {
+                                // An answer: the connection is healthy again.
+                                c.backoff = MIN_BACKOFF;
+                                c.last_error = None;
+                                if r.intended >= measure {
                                     let lat = t.saturating_duration_since(r.intended);
                                     let svc = t.saturating_duration_since(r.sent_at);
                                     stats.record(
@@ -800,7 +831,8 @@ impl Worker {
                     Err(e) => break 'io Err(ErrorKind::of(&e)),
                 }
             }
-            if !progress || c.reqs.is_empty() {
+            // With the peer's FIN in this event and nothing owed, read once more to see it.
+            if !progress || (c.reqs.is_empty() && !read_closed) {
                 break Ok(());
             }
         };
@@ -958,13 +990,18 @@ impl Worker {
         let measure = self.clock.measure;
         let f = &mut self.udp[t];
         let s = &mut self.stats[t];
+        // Answered slots stay until their timeout too, so that a second reply within it is
+        // seen as a duplicate; only replies after the timeout are late.
         while let Some(slot) = f.inflight.front() {
             let old = all || now.saturating_duration_since(slot.sent_at) >= timeout;
-            if !slot.answered && !old {
+            if !old {
                 break;
             }
-            if !slot.answered && slot.sent_at >= measure {
-                s.lost += 1;
+            if !slot.answered {
+                f.unanswered -= 1;
+                if slot.intended >= measure {
+                    s.lost += 1;
+                }
             }
             f.inflight.pop_front();
             f.base += 1;
@@ -984,10 +1021,7 @@ impl Worker {
                 },
                 None => {
                     // Closed loop: one datagram in flight per worker per target.
-                    if now >= self.clock.end
-                        || f.backoff.waiting(now)
-                        || f.inflight.iter().any(|s| !s.answered)
-                    {
+                    if now >= self.clock.end || f.backoff.waiting(now) || f.unanswered > 0 {
                         return;
                     }
                     now
@@ -1007,6 +1041,7 @@ impl Worker {
                         p.take(now);
                     }
                     f.next_seq += 1;
+                    f.unanswered += 1;
                     f.inflight.push_back(UdpSlot {
                         intended,
                         sent_at: now,
@@ -1016,7 +1051,10 @@ impl Worker {
                         self.stats[t].record_start(now.saturating_duration_since(intended).as_nanos() as u64);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    f.blocked = true;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // A pending ICMP error (port unreachable) belongs to an earlier datagram:
@@ -1030,7 +1068,7 @@ impl Worker {
                         Some(p) => p.take(now).is_some(),
                         None => false,
                     };
-                    self.count_error(t as u32, ErrorKind::of(&e), now);
+                    self.count_error(t as u32, ErrorKind::of(&e), intended);
                     if !paced {
                         return;
                     }
@@ -1044,11 +1082,14 @@ impl Worker {
     /// also as lost. Returns false if no datagram was waiting (the error is not about one).
     fn udp_icmp_error(&mut self, t: usize, e: &io::Error, now: Instant) -> bool {
         let measure = self.clock.measure;
-        let Some(slot) = self.udp[t].inflight.iter_mut().find(|s| !s.answered) else {
+        let f = &mut self.udp[t];
+        let Some(slot) = f.inflight.iter_mut().find(|s| !s.answered) else {
             return false;
         };
         slot.answered = true;
-        if slot.sent_at >= measure {
+        let intended = slot.intended;
+        f.unanswered -= 1;
+        if intended >= measure {
             self.stats[t].error(ErrorKind::of(e));
         }
         self.expire_udp(t, now, false);
@@ -1103,6 +1144,7 @@ impl Worker {
             }
             slot.answered = true;
             let (intended, sent_at) = (slot.intended, slot.sent_at);
+            f.unanswered -= 1;
             if f.max_answered.is_some_and(|m| seq < m) {
                 if now >= self.clock.measure {
                     self.stats[t].reordered += 1;
@@ -1161,10 +1203,7 @@ impl Worker {
 
     fn in_flight(&self) -> bool {
         match self.cfg.proto {
-            Proto::Udp => self
-                .udp
-                .iter()
-                .any(|f| f.inflight.iter().any(|s| !s.answered)),
+            Proto::Udp => self.udp.iter().any(|f| f.unanswered > 0),
             Proto::Tcp => self.conns.iter().any(|(_, c)| match c.state {
                 State::Open => !c.reqs.is_empty(),
                 // A connecting ephemeral connection carries a request; a persistent one does not.
@@ -1186,6 +1225,7 @@ impl Handler for Worker {
                     self.udp_recv(i);
                 }
                 if ev.is_writable() {
+                    self.udp[i].blocked = false;
                     self.udp_send_due(i, now);
                 }
             }
@@ -1227,7 +1267,9 @@ impl Handler for Worker {
             self.udp_send_due(t, now);
             if !self.stopping {
                 let f = &self.udp[t];
-                soonest(f.pacer.as_ref().and_then(|p| p.next_due()));
+                if !f.blocked {
+                    soonest(f.pacer.as_ref().and_then(|p| p.next_due()));
+                }
                 soonest(f.backoff.until.filter(|u| *u > now && f.pacer.is_none()));
             }
         }
@@ -1261,10 +1303,15 @@ impl Handler for Worker {
                     self.stats[t].not_started += p.backlog(end);
                 }
             }
+            // A persistent connection's remaining slots: those due while it was down fail
+            // with what brought it down; those due while it was up but busy did not start.
             let mut backlog = vec![0u64; self.stats.len()];
             for (_, c) in self.conns.iter_mut() {
-                if let Some(p) = &c.pacer {
-                    backlog[c.target as usize] += p.backlog(end);
+                let Some(p) = &c.pacer else { continue };
+                let n = p.backlog(end);
+                match (c.state, c.last_error) {
+                    (State::Open, _) | (_, None) => backlog[c.target as usize] += n,
+                    (_, Some(kind)) => self.stats[c.target as usize].errors[kind as usize] += n,
                 }
             }
             for (s, b) in self.stats.iter_mut().zip(backlog) {
@@ -1286,7 +1333,13 @@ impl Handler for Worker {
         let measure = self.clock.measure;
         let mut unanswered = vec![0u64; self.stats.len()];
         for (_, c) in self.conns.iter_mut() {
-            let sent = c.reqs.iter().filter(|r| r.sent_at >= measure).count() as u64;
+            let mut sent = c.reqs.iter().filter(|r| r.intended >= measure).count() as u64;
+            // An ephemeral connection still connecting carries its request.
+            if let State::Connecting { intended, .. } = c.state {
+                if self.cfg.flavor == Flavor::Ephemeral && intended >= measure {
+                    sent += 1;
+                }
+            }
             unanswered[c.target as usize] += sent;
         }
         for (s, n) in self.stats.iter_mut().zip(unanswered) {

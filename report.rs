@@ -113,8 +113,11 @@ pub struct Stats {
     pub completed: u64,
     /// Payload bytes sent and echoed back by completed requests.
     pub bytes: u64,
-    /// Failures by kind.
+    /// Failed requests by kind.
     pub errors: [u64; ERROR_KINDS],
+    /// Persistent connections that went down with no request in flight (refused redials, idle
+    /// closes by the peer), by kind. Not requests: the slots they cost are in `errors`.
+    pub conn_errors: [u64; ERROR_KINDS],
     /// Sends that went out more than `LATE_START_NS` after their intended time.
     pub late_starts: u64,
     /// Largest gap between a send's intended and actual time, ns.
@@ -152,6 +155,7 @@ impl Stats {
             completed: 0,
             bytes: 0,
             errors: [0; ERROR_KINDS],
+            conn_errors: [0; ERROR_KINDS],
             late_starts: 0,
             max_behind_ns: 0,
             lost: 0,
@@ -192,6 +196,11 @@ impl Stats {
         self.errors[kind.index()] += 1;
     }
 
+    /// Count one connection-level failure.
+    pub fn conn_error(&mut self, kind: ErrorKind) {
+        self.conn_errors[kind.index()] += 1;
+    }
+
     /// Total failures of all kinds.
     pub fn error_count(&self) -> u64 {
         self.errors.iter().sum()
@@ -206,6 +215,9 @@ impl Stats {
         self.completed += other.completed;
         self.bytes += other.bytes;
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        for (a, b) in self.conn_errors.iter_mut().zip(other.conn_errors) {
             *a += b;
         }
         self.late_starts += other.late_starts;
@@ -740,6 +752,11 @@ fn json_row(
         .map(|k| (k.name().to_string(), json!(s.errors[k.index()])))
         .collect();
     m.insert("errors".into(), Value::Object(errors));
+    let conn_errors: Map<String, Value> = ErrorKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), json!(s.conn_errors[k.index()])))
+        .collect();
+    m.insert("connection_errors".into(), Value::Object(conn_errors));
     m.insert("late_starts".into(), json!(s.late_starts));
     m.insert("max_behind_us".into(), json!(us(s.max_behind_ns)));
     m.insert("not_started".into(), json!(s.not_started));
@@ -774,6 +791,17 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
                 .map(|k| format!("{}={}", k.name(), s.errors[k.index()]))
                 .collect();
             out.line(&format!("# {peer} errors: {}", kinds.join(" ")));
+        }
+        if s.conn_errors.iter().any(|&n| n > 0) {
+            let kinds: Vec<String> = ErrorKind::ALL
+                .iter()
+                .filter(|k| s.conn_errors[k.index()] > 0)
+                .map(|k| format!("{}={}", k.name(), s.conn_errors[k.index()]))
+                .collect();
+            out.line(&format!(
+                "# {peer} connection errors (no request in flight): {}",
+                kinds.join(" ")
+            ));
         }
         if !cfg.udp && s.lost > 0 {
             out.line(&format!(

@@ -304,3 +304,133 @@ fn percentile_columns_and_distribution_are_printed() {
     assert_eq!(last[2].as_u64(), Some(u(total(&rows), "count")));
     server.stop();
 }
+
+#[test]
+fn duplicate_udp_replies_are_duplicates_not_late() {
+    // A UDP "echo" that answers every datagram twice.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let addr = sock.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(&buf[..n], from);
+                let _ = sock.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let rows = connect(
+        &[
+            "-p",
+            "udp",
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(10),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo.join().unwrap();
+    let t = total(&rows);
+    assert_eq!(u(t, "count"), 100, "{t}");
+    assert_eq!(
+        u(t, "duplicate"),
+        100,
+        "every second reply is a duplicate: {t}"
+    );
+    assert_eq!(u(t, "late"), 0, "{t}");
+    assert_eq!(u(t, "lost"), 0, "{t}");
+}
+
+#[test]
+fn ephemeral_requests_still_connecting_at_the_end_are_on_the_books() {
+    // A listener that never accepts, with its accept queue full: SYNs go unanswered.
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let _fill: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let target = addr.to_string();
+    let rows = connect(
+        &[
+            "-f",
+            "ephemeral",
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "--timeout",
+            "5s",
+            "--workers",
+            "1",
+            &target,
+        ],
+        Duration::from_secs(15),
+    );
+    let t = total(&rows);
+    let books = u(t, "count") + u(t, "error_count") + u(t, "lost") + u(t, "not_started");
+    assert_eq!(books, 100, "every scheduled request ends somewhere: {t}");
+}
+
+#[test]
+fn warm_up_requests_never_reach_the_results() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let pid = server.child.id() as i32;
+    // Stall the server across the end of the warm-up: requests intended during the warm-up
+    // complete after it, and must not be counted.
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signals to our own child process.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(800));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    });
+    let rows = connect(
+        &[
+            "-c",
+            "2",
+            "-r",
+            "100",
+            "--warmup",
+            "1s",
+            "-d",
+            "1s",
+            "--timeout",
+            "3s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(15),
+    );
+    staller.join().unwrap();
+    let t = total(&rows);
+    assert!(
+        u(t, "count") <= 200,
+        "only the 200 measured slots can count: {t}"
+    );
+    assert!(
+        u(t, "latency_max_us") < 300_000,
+        "no warm-up stall in the latency: {t}"
+    );
+    server.stop();
+}

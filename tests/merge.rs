@@ -225,3 +225,32 @@ fn start_at_in_the_past_is_an_error() {
     let (code, _, err) = run(&["connect", "--label", "a b", "127.0.0.1:9"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn merge_interval_shorter_than_the_logs_is_refused() {
+    let server = Server::start(&["-p", "tcp", "--workers", "1"]);
+    let target = server.addr();
+    let log = tmp("coarse.hlog");
+    let (code, _, err) = run(&[
+        "connect",
+        "-c",
+        "1",
+        "-r",
+        "50",
+        "-d",
+        "2s",
+        "-i",
+        "1s",
+        "--workers",
+        "1",
+        "--hdr-log",
+        &log,
+        &target,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["merge", "-i", "500ms", &log]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--interval"), "{err}");
+    let (code, _, err) = run(&["merge", "-i", "2s", &log]);
+    assert_eq!(code, 0, "{err}");
+}
