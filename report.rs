@@ -400,14 +400,9 @@ pub fn run_reporter<W: Write>(
     }
     print_upto(&mut pending, None, &mut out);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
-    if !cfg.jsonlines {
-        out.line("--- A result during total execution time ---");
-    }
-    let rows = print_rows(
+    let rows = print_totals(
         cfg,
         &mut out,
-        "total",
-        None,
         &totals,
         summary.elapsed,
         summary.cpu,
@@ -420,6 +415,21 @@ pub fn run_reporter<W: Write>(
     out.flush();
     summary.totals = rows;
     summary
+}
+
+/// The totals block: the Go tool's separator line (tables only) and a row per target or merged.
+fn print_totals<W: Write>(
+    cfg: &ReportConfig,
+    out: &mut Out<W>,
+    totals: &[Stats],
+    elapsed: Duration,
+    cpu: Duration,
+    end: SystemTime,
+) -> Vec<Stats> {
+    if !cfg.jsonlines {
+        out.line("--- A result during total execution time ---");
+    }
+    print_rows(cfg, out, "total", None, totals, elapsed, cpu, end)
 }
 
 /// With `--latency-distribution` in table mode, the spectrum of each total row.
@@ -484,19 +494,7 @@ pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) ->
             );
         }
     }
-    if !cfg.jsonlines {
-        out.line("--- A result during total execution time ---");
-    }
-    let rows = print_rows(
-        cfg,
-        &mut out,
-        "total",
-        None,
-        &totals,
-        elapsed,
-        Duration::ZERO,
-        last_end,
-    );
+    let rows = print_totals(cfg, &mut out, &totals, elapsed, Duration::ZERO, last_end);
     print_distributions(cfg, &mut out, &totals);
     out.flush();
     Summary {
