@@ -9,12 +9,18 @@
 //! argv ─argh─▶ cli::Args ─into_config()─▶ ConnectConfig | ServeConfig   (all validation happens here)
 //!                         │ rlimit::raise_nofile(), affinity::plan(workers)
 //!                         ▼
-//!   worker i (thread connperf-w{i}, pinned): Poll + Waker, Slab<Conn>, Pacer, Recorder
-//!                         │ every interval: Interval { worker, seq, stats, counters }
-//!                         ▼ bounded crossbeam channel (try_send only)
+//!   worker i (thread connperf-w{i}, pinned): Poll + Waker + timerfd, Slab<Conn>, Pacers,
+//!                                             Stats (HdrHistograms + counters) per target
+//!                         │ every interval: Interval { worker, seq, window, stats, cpu }
+//!                         ▼ bounded crossbeam channel (try_send only; a full channel folds)
 //!   reporter (connperf-report): merge per seq ─▶ stdout (table | --jsonlines) ─▶ totals at end
+//!                                             └▶ --hdr-log (histlog: HdrHistogram interval log)
 //! ctrl-c / --duration elapsed / test ─▶ Shutdown::trigger(): sets the flag and wakes every worker
+//!
+//! connperf merge FILE... ─histlog::read_log─▶ merge by wall-clock window ─▶ report::print_report
 //! ```
+//!
+//! `serve` runs the same workers with `echo::EchoWorker` handlers and a counters-only reporter.
 
 use std::fmt;
 use std::io;
