@@ -182,7 +182,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // SO_REUSEPORT only: SO_REUSEADDR on UDP would let any other process bind the port too.
     s.set_reuse_port(true)?;
-    // Room for bursts of datagrams between two reads (capped by net.core.[rw]mem_max).
+    // Room for bursts of datagrams between two reads (capped by net.core.rmem_max and wmem_max).
     let _ = s.set_recv_buffer_size(reactor::UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(reactor::UDP_SOCKET_BUFFER);
     if addr.is_ipv6() {

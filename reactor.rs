@@ -383,7 +383,7 @@ pub fn run<H: Handler>(
 }
 
 /// Socket buffers asked for on UDP sockets, client and server (the kernel caps them at
-/// net.core.[rw]mem_max), so a burst of datagrams is not dropped before the worker reads it.
+/// `net.core.rmem_max` and `wmem_max`), so a burst of datagrams is not dropped before the worker reads it.
 pub const UDP_SOCKET_BUFFER: usize = 4 << 20;
 
 /// Set an integer socket option that socket2 does not wrap (TCP_FASTOPEN,
