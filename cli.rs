@@ -115,6 +115,9 @@ pub struct ServeArgs {
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
     #[argh(switch)]
     pub spin: bool,
+    /// after each event, poll without sleeping this many microseconds before sleeping
+    #[argh(option, from_str_fn(parse_count))]
+    pub spin_us: Option<u64>,
     /// cores to pin workers to, e.g. 0-3,6 (worker i on the i-th core)
     #[argh(option)]
     pub cpus: Option<String>,
@@ -204,6 +207,9 @@ pub struct ConnectArgs {
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
     #[argh(switch)]
     pub spin: bool,
+    /// after each event, poll without sleeping this many microseconds before sleeping
+    #[argh(option, from_str_fn(parse_count))]
+    pub spin_us: Option<u64>,
     /// extra percentile columns after the Go tool's (default 99.9), e.g. 50,99.9,99.99
     #[argh(option)]
     pub percentiles: Option<String>,
@@ -691,7 +697,14 @@ impl ServeArgs {
                 None => Vec::new(),
             },
         };
-        Ok((cfg, plan, LoopOptions { spin: self.spin }))
+        Ok((
+            cfg,
+            plan,
+            LoopOptions {
+                spin: self.spin,
+                spin_for: Duration::from_micros(self.spin_us.unwrap_or(0)),
+            },
+        ))
     }
 }
 
@@ -912,7 +925,10 @@ impl ConnectArgs {
             cfg,
             report,
             plan,
-            loop_opts: LoopOptions { spin: self.spin },
+            loop_opts: LoopOptions {
+                spin: self.spin,
+                spin_for: Duration::from_micros(self.spin_us.unwrap_or(0)),
+            },
             hdr_log: self.hdr_log,
             start_at,
             warnings,

@@ -7,6 +7,7 @@
 //! connection (backpressure), so a peer can never make it hold more than one read's worth.
 //! Leaves to others: argument parsing (`cli`), printing (`report`), the loop (`reactor`).
 
+use crate::affinity::Plan;
 use crate::reactor::{self, fixed_token, Handler, Slab, FIXED_BASE};
 use crate::report::{ServerCounters, ServerSnapshot};
 use crate::{Error, Result};
@@ -161,11 +162,13 @@ pub struct Bound {
 fn bind_tcp(
     addr: SocketAddr,
     backlog: i32,
+    core: Option<usize>,
     fastopen_failed: &mut Option<io::Error>,
 ) -> io::Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
+    prefer_core(&s, core);
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
@@ -178,10 +181,22 @@ fn bind_tcp(
     Ok(TcpListener::from_std(s.into()))
 }
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// Ask the kernel to hand this SO_REUSEPORT socket the connections whose packets are processed
+/// on `core` (SO_INCOMING_CPU, honoured by reuseport groups since Linux 6.1): the worker pinned
+/// there then takes them, with no cross-core wakeup per request. On loopback the packets of a
+/// connection are processed on the core of the thread that sent them, so a client worker pinned
+/// to core c is served by the server worker on core c. Best effort: older kernels hash.
+fn prefer_core(s: &Socket, core: Option<usize>) {
+    if let Some(c) = core.and_then(|c| libc::c_int::try_from(c).ok()) {
+        let _ = reactor::set_int_opt(s, libc::SOL_SOCKET, libc::SO_INCOMING_CPU, c);
+    }
+}
+
+fn bind_udp(addr: SocketAddr, core: Option<usize>) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // SO_REUSEPORT only: SO_REUSEADDR on UDP would let any other process bind the port too.
     s.set_reuse_port(true)?;
+    prefer_core(&s, core);
     // Room for bursts of datagrams between two reads (capped by net.core.rmem_max and wmem_max).
     let _ = s.set_recv_buffer_size(reactor::UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(reactor::UDP_SOCKET_BUFFER);
@@ -221,21 +236,24 @@ fn probe_free(addr: SocketAddr, protocols: Protocols) -> io::Result<()> {
 fn bind_addr(
     cfg: &ServeConfig,
     want: SocketAddr,
-    workers: usize,
+    plan: &Plan,
     fastopen_failed: &mut Option<io::Error>,
 ) -> io::Result<(SocketAddr, Vec<TcpListener>, Vec<UdpSocket>)> {
     let mut addr = want;
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
-    for _ in 0..workers {
+    // With one worker there is no choice to steer.
+    let steer = plan.workers > 1;
+    for i in 0..plan.workers {
+        let core = plan.core_for(i).filter(|_| steer);
         if cfg.protocols.tcp() {
-            let l = bind_tcp(addr, cfg.backlog, fastopen_failed)?;
+            let l = bind_tcp(addr, cfg.backlog, core, fastopen_failed)?;
             if addr.port() == 0 {
                 addr = l.local_addr()?;
             }
             tcp.push(l);
         }
         if cfg.protocols.udp() {
-            let u = bind_udp(addr)?;
+            let u = bind_udp(addr, core)?;
             if addr.port() == 0 {
                 addr = u.local_addr()?;
             }
@@ -246,8 +264,8 @@ fn bind_addr(
 }
 
 /// Bind every address for every worker.
-pub fn bind(cfg: &ServeConfig, workers: usize) -> Result<Bound> {
-    let mut sockets: Vec<WorkerSockets> = (0..workers)
+pub fn bind(cfg: &ServeConfig, plan: &Plan) -> Result<Bound> {
+    let mut sockets: Vec<WorkerSockets> = (0..plan.workers)
         .map(|_| WorkerSockets {
             listeners: Vec::new(),
             udps: Vec::new(),
@@ -263,7 +281,7 @@ pub fn bind(cfg: &ServeConfig, workers: usize) -> Result<Bound> {
         let mut tries = if want.port() == 0 { 8 } else { 1 };
         let (addr, tcp, udp) = loop {
             tries -= 1;
-            match bind_addr(cfg, want, workers, &mut fastopen_failed) {
+            match bind_addr(cfg, want, plan, &mut fastopen_failed) {
                 Ok(b) => break b,
                 Err(e) if tries > 0 && e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(source) => return Err(Error::Bind { addr: want, source }),
@@ -471,8 +489,9 @@ impl EchoWorker {
     }
 
     fn close(&mut self, token: Token) {
-        if let Some(mut c) = self.conns.remove(token) {
-            let _ = self.registry.deregister(&mut c.stream);
+        // Dropping the connection closes its socket, which takes it out of the epoll set: no
+        // deregister call needed (nothing here dups descriptors or forks).
+        if self.conns.remove(token).is_some() {
             self.counters.closed += 1;
             self.shared.open.fetch_sub(1, Ordering::Relaxed);
         }
@@ -708,7 +727,7 @@ impl Server {
         loop_opts: reactor::LoopOptions,
         out: W,
     ) -> Result<Server> {
-        let bound = bind(&cfg, plan.workers)?;
+        let bound = bind(&cfg, plan)?;
         if let Some(e) = &bound.fastopen_failed {
             eprintln!("connperf: warning: TCP_FASTOPEN not enabled on listeners: {e}");
         }

@@ -323,6 +323,9 @@ impl Timer {
 pub struct LoopOptions {
     /// Never sleep in `poll` (`--spin`): lowest latency, one core at 100 %.
     pub spin: bool,
+    /// After the last event, keep polling without sleeping this long before sleeping
+    /// (`--spin-us`): a reply that comes back within it costs no wakeup.
+    pub spin_for: Duration,
 }
 
 /// Run one worker's loop until shutdown has been triggered and the handler has drained.
@@ -340,6 +343,8 @@ pub fn run<H: Handler>(
         Interest::READABLE,
     )?;
     let mut drain_until: Option<Instant> = None;
+    // Polling without sleeping goes on until here (`spin_for` after the last event).
+    let mut spin_until = Instant::now();
     loop {
         let now = Instant::now();
         if drain_until.is_none() && shutdown.is_triggered() {
@@ -352,7 +357,7 @@ pub fn run<H: Handler>(
             }
             next = Some(next.map_or(d, |n| n.min(d)));
         }
-        let timeout = if opts.spin {
+        let timeout = if opts.spin || now < spin_until {
             Some(Duration::ZERO)
         } else {
             match next {
@@ -369,6 +374,9 @@ pub fn run<H: Handler>(
                 continue;
             }
             return Err(e);
+        }
+        if !opts.spin_for.is_zero() && !events.is_empty() {
+            spin_until = Instant::now() + opts.spin_for;
         }
         for ev in events.iter() {
             match ev.token() {

@@ -1126,3 +1126,115 @@ fn second_server_on_a_port_in_use_fails_to_bind() {
          connections and datagrams between the two"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Core steering and adaptive spinning (the `connperf serve` binary)
+// ---------------------------------------------------------------------------------------------
+
+mod common;
+
+use common::Server as ServeProc;
+
+/// Pin the calling thread to `core`.
+fn pin_thread(core: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) acts on the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "pin test thread to core {core}"
+        );
+    }
+}
+
+/// The running kernel's (major, minor) version.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = release
+        .split(['.', '-'])
+        .map(|x| x.trim().parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn connections_are_served_by_the_worker_on_the_core_they_come_from() {
+    let cores = connperf::affinity::available_cores();
+    if cores.len() < 2 || kernel_version() < (6, 1) {
+        eprintln!(
+            "skipping: needs 2 cores and Linux 6.1+ (SO_INCOMING_CPU in reuseport groups); \
+             have {} cores, kernel {:?}",
+            cores.len(),
+            kernel_version()
+        );
+        return;
+    }
+    let (c0, c1) = (cores[0], cores[1]);
+    let list = format!("{c0},{c1}");
+    let server = ServeProc::start(&["-p", "tcp", "--cpus", &list]);
+    let addr: SocketAddr = server.addr().parse().unwrap();
+    // On loopback a SYN is processed on the core of the thread that sends it; the listener of
+    // the worker pinned there must take the connection.
+    let dial = |core: usize, n: usize| {
+        thread::spawn(move || {
+            pin_thread(core);
+            (0..n)
+                .map(|i| {
+                    let mut s = tcp(addr);
+                    echo_small(&mut s, &pattern(64, i as u64));
+                    s
+                })
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .expect("dialer")
+    };
+    let from_c1 = dial(c1, 12);
+    let from_c0 = dial(c0, 5);
+    let rows = server.stop_rows();
+    let accepted = |name: &str| {
+        rows.iter()
+            .rev()
+            .find(|v| v["kind"] == "worker" && v["name"] == name)
+            .and_then(|v| v["accepted"].as_u64())
+            .unwrap_or_else(|| panic!("no row for worker {name}: {rows:#?}"))
+    };
+    assert_eq!(
+        (accepted("w0"), accepted("w1")),
+        (5, 12),
+        "worker 0 is on core {c0}, worker 1 on core {c1}"
+    );
+    drop((from_c0, from_c1));
+}
+
+#[test]
+fn spin_us_polls_after_traffic_and_sleeps_when_idle() {
+    // A 1.5 s window makes the difference plain even on a busy machine, where the spinning
+    // worker gets only part of a core.
+    let server = ServeProc::start(&["-p", "tcp", "--workers", "1", "--spin-us", "1500000"]);
+    let addr: SocketAddr = server.addr().parse().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let idle = server.cpu_time();
+    assert!(
+        idle < Duration::from_millis(150),
+        "idle server used {idle:?}"
+    );
+    let mut s = tcp(addr);
+    echo_small(&mut s, b"wake");
+    thread::sleep(Duration::from_millis(1600));
+    let after = server.cpu_time();
+    assert!(
+        after >= idle + Duration::from_millis(100),
+        "no spinning after traffic: {idle:?} then {after:?}"
+    );
+    // The window has passed: the worker sleeps again.
+    thread::sleep(Duration::from_millis(800));
+    let later = server.cpu_time();
+    assert!(
+        later <= after + Duration::from_millis(100),
+        "still spinning 1.6-2.4 s after the last event: {after:?} then {later:?}"
+    );
+    drop(s);
+    server.stop();
+}

@@ -62,21 +62,42 @@ impl Server {
     }
 
     /// SIGTERM, then the server's final JSON total row; it must exit 0.
-    pub fn stop(mut self) -> Value {
+    pub fn stop(self) -> Value {
+        let rows = self.stop_rows();
+        let total = rows.iter().rev().find(|v| v["kind"] == "total");
+        total.cloned().expect("server printed a total row")
+    }
+
+    /// SIGTERM, then every JSON row the server printed; it must exit 0.
+    pub fn stop_rows(mut self) -> Vec<Value> {
         self.signal(libc::SIGTERM);
-        let mut total = None;
-        for line in self.lines.take().expect("lines").map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["kind"] == "total" {
-                    total = Some(v);
-                }
-            }
-        }
+        let rows = self
+            .lines
+            .take()
+            .expect("lines")
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .collect();
         assert!(
             self.child.wait().expect("wait").success(),
             "server exit status"
         );
-        total.expect("server printed a total row")
+        rows
+    }
+
+    /// CPU time the server has used so far (user + system), from /proc.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("read /proc/PID/stat");
+        // Fields after the parenthesized name: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // SAFETY: sysconf has no memory arguments.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        std::time::Duration::from_millis((f[11] + f[12]) * 1000 / hz)
     }
 }
 
