@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Default `--spin-us`: long enough to catch a loopback or LAN reply (15–60 µs here) without a
+/// wakeup, short enough that the adaptive window gives it up quickly when traffic is sparse.
+pub const DEFAULT_SPIN_US: u64 = 100;
+
 /// Largest message: 16 MiB. Larger would make the per-worker send buffer the memory problem.
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// Default ephemeral connections in flight per worker, lowered to fit the open-file limit.
@@ -115,7 +119,7 @@ pub struct ServeArgs {
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
     #[argh(switch)]
     pub spin: bool,
-    /// after each event, poll without sleeping this many microseconds before sleeping
+    /// after an event, poll up to USECS for the next before sleeping (adaptive; default 100; 0 = off)
     #[argh(option, from_str_fn(parse_count))]
     pub spin_us: Option<u64>,
     /// cores to pin workers to, e.g. 0-3,6 (worker i on the i-th core)
@@ -207,7 +211,7 @@ pub struct ConnectArgs {
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
     #[argh(switch)]
     pub spin: bool,
-    /// after each event, poll without sleeping this many microseconds before sleeping
+    /// after an event, poll up to USECS for the next before sleeping (adaptive; default 100; 0 = off)
     #[argh(option, from_str_fn(parse_count))]
     pub spin_us: Option<u64>,
     /// extra percentile columns after the Go tool's (default 99.9), e.g. 50,99.9,99.99
@@ -702,7 +706,7 @@ impl ServeArgs {
             plan,
             LoopOptions {
                 spin: self.spin,
-                spin_for: Duration::from_micros(self.spin_us.unwrap_or(0)),
+                spin_for: Duration::from_micros(self.spin_us.unwrap_or(DEFAULT_SPIN_US)),
             },
         ))
     }
@@ -927,7 +931,7 @@ impl ConnectArgs {
             plan,
             loop_opts: LoopOptions {
                 spin: self.spin,
-                spin_for: Duration::from_micros(self.spin_us.unwrap_or(0)),
+                spin_for: Duration::from_micros(self.spin_us.unwrap_or(DEFAULT_SPIN_US)),
             },
             hdr_log: self.hdr_log,
             start_at,

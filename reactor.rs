@@ -323,9 +323,51 @@ impl Timer {
 pub struct LoopOptions {
     /// Never sleep in `poll` (`--spin`): lowest latency, one core at 100 %.
     pub spin: bool,
-    /// After the last event, keep polling without sleeping this long before sleeping
-    /// (`--spin-us`): a reply that comes back within it costs no wakeup.
+    /// The most a worker polls without sleeping after an event before it sleeps (`--spin-us`):
+    /// a reply that comes back within the window costs no wakeup. The window adapts (see
+    /// [`SpinWindow`]), so sparse traffic costs no spinning.
     pub spin_for: Duration,
+}
+
+/// An adaptive poll-before-sleep window, after the guest halt-polling of Linux
+/// (`cpuidle-haltpoll`): waking a sleeping thread costs tens of microseconds on a VM, more than a
+/// short spin. After each event the worker polls without sleeping for `window`. When it slept
+/// instead and the next event came within `max`, spinning would have caught it: the window
+/// grows. When it slept longer than `max`, spinning was wasted: the window halves, down to none,
+/// so a worker whose events come far apart does not spin at all.
+#[derive(Debug, Clone, Copy)]
+pub struct SpinWindow {
+    max: Duration,
+    window: Duration,
+}
+
+/// The smallest window worth spinning; below it the window is zero.
+const SPIN_MIN: Duration = Duration::from_micros(4);
+
+impl SpinWindow {
+    /// A window of at most `max` (zero: never spin), starting full.
+    pub fn new(max: Duration) -> SpinWindow {
+        SpinWindow { max, window: max }
+    }
+
+    /// The current window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The worker slept `slept` and was woken by an event.
+    pub fn woke_after(&mut self, slept: Duration) {
+        if self.max.is_zero() {
+            return;
+        }
+        self.window = if slept <= self.max {
+            (self.window * 2).clamp(SPIN_MIN, self.max)
+        } else if self.window / 2 < SPIN_MIN {
+            Duration::ZERO
+        } else {
+            self.window / 2
+        };
+    }
 }
 
 /// Run one worker's loop until shutdown has been triggered and the handler has drained.
@@ -343,7 +385,8 @@ pub fn run<H: Handler>(
         Interest::READABLE,
     )?;
     let mut drain_until: Option<Instant> = None;
-    // Polling without sleeping goes on until here (`spin_for` after the last event).
+    // Polling without sleeping goes on until here (the spin window after the last event).
+    let mut spin = SpinWindow::new(opts.spin_for);
     let mut spin_until = Instant::now();
     loop {
         let now = Instant::now();
@@ -369,6 +412,7 @@ pub fn run<H: Handler>(
                 }
             }
         };
+        let polled = Instant::now();
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -376,7 +420,11 @@ pub fn run<H: Handler>(
             return Err(e);
         }
         if !opts.spin_for.is_zero() && !events.is_empty() {
-            spin_until = Instant::now() + opts.spin_for;
+            let woke = Instant::now();
+            if timeout != Some(Duration::ZERO) {
+                spin.woke_after(woke - polled);
+            }
+            spin_until = woke + spin.window();
         }
         for ev in events.iter() {
             match ev.token() {
@@ -511,6 +559,29 @@ impl Workers {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spin_window_grows_on_short_sleeps_and_vanishes_on_long_ones() {
+        let us = Duration::from_micros;
+        let mut w = SpinWindow::new(us(100));
+        assert_eq!(w.window(), us(100));
+        // Events far apart: every sleep is longer than the window could cover.
+        for _ in 0..6 {
+            w.woke_after(us(5_000));
+        }
+        assert_eq!(w.window(), Duration::ZERO);
+        // Events close together again: the window comes back, up to its maximum.
+        w.woke_after(us(20));
+        assert_eq!(w.window(), SPIN_MIN);
+        for _ in 0..10 {
+            w.woke_after(us(20));
+        }
+        assert_eq!(w.window(), us(100));
+        // Zero means never spin, whatever happens.
+        let mut off = SpinWindow::new(Duration::ZERO);
+        off.woke_after(us(1));
+        assert_eq!(off.window(), Duration::ZERO);
+    }
+
     use super::*;
 
     #[test]

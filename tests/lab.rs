@@ -245,52 +245,64 @@ fn known_delay_is_reported_as_that_delay() {
     );
 
     lab.impair(&["--delay", "5ms"]);
-    // The lab's delay element is a userspace daemon on this kernel: it adds its own 0.1–0.8 ms
-    // depending on how busy the two cores are (a C probe saw p50 5.49–5.87 ms in three runs of
-    // the same 5 ms). So the round trip connperf must report is measured on the same path at
-    // the same time by an independent TCP probe (about 350 round trips, as long as the run),
-    // and checked against the asked-for delay plus the idle round trip as well.
+    // The lab's delay element is a userspace daemon on this kernel: it adds its own 0.1–0.8 ms,
+    // more when the two cores are busy (a C probe saw p50 5.49–5.87 ms in three runs of the
+    // same 5 ms). So each run is checked against an independent TCP probe on the same path at
+    // the same time (about 350 closed-loop round trips, as long as the run), and against the
+    // asked-for delay. The bounds still fail if the delay were missing (~0.3 ms), counted
+    // twice, or a round trip were missing or extra (±5 ms).
     let (delayed, on_wire) = lab.tcp_probe(350).run_beside(|| run("persistent"));
     let p50 = delayed["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
-    let want = 5000.0 + idle_p50;
+    // The service time is measured from the actual send, like the probe's.
+    let svc = us(&delayed, "service_50p_us");
+    let slack = (0.10 * on_wire).max(600.0);
     assert!(
-        (p50 - on_wire).abs() <= 0.10 * on_wire,
-        "p50 {p50} µs, TCP probe on the same path {on_wire} µs: want ±10 % (idle {idle_p50} µs)"
+        (svc - on_wire).abs() <= slack,
+        "service p50 {svc} µs, TCP probe on the same path {on_wire} µs: want ±{slack} µs \
+         (idle {idle_p50} µs)"
     );
+    // The corrected latency adds only the generator's own lateness to that.
     assert!(
-        p50 >= 5000.0 && p50 <= want + 0.25 * want,
-        "p50 {p50} µs, want {want} µs (5 ms delay + idle {idle_p50} µs; probe {on_wire} µs)"
+        p50 >= 5000.0 && p50 <= on_wire + (0.20 * on_wire).max(1000.0),
+        "p50 {p50} µs: want 5 ms delay .. probe {on_wire} µs + 20 % (idle {idle_p50} µs)"
     );
     assert_eq!(delayed["error_count"], 0);
     assert!(delayed["count"].as_u64().unwrap() >= 390, "{delayed}");
 
     // Ephemeral: connect is one round trip (SYN, SYN-ACK), the transaction two.
-    let eph = lab.connect(&[
-        "-f",
-        "ephemeral",
-        "-r",
-        "50",
-        "-d",
-        "2s",
-        "--workers",
-        "1",
-        &target,
-    ]);
+    let (eph, eph_wire) = lab.tcp_probe(350).run_beside(|| {
+        lab.connect(&[
+            "-f",
+            "ephemeral",
+            "-r",
+            "50",
+            "-d",
+            "2s",
+            "--workers",
+            "1",
+            &target,
+        ])
+    });
     let connect = us(&eph, "connect_50p_us");
     let whole = eph["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
     assert!(
-        (connect - on_wire).abs() <= 0.15 * on_wire,
-        "connect p50 {connect} µs, want ~{on_wire} µs (one round trip)"
+        (5000.0..=eph_wire + 1500.0).contains(&connect),
+        "connect p50 {connect} µs, want one round trip: 5 ms .. probe {eph_wire} µs + 1.5 ms"
     );
     assert!(
-        (whole - 2.0 * on_wire).abs() <= 0.15 * 2.0 * on_wire,
-        "transaction p50 {whole} µs, want ~{} µs (two round trips)",
-        2.0 * on_wire
+        (10_000.0..=2.0 * eph_wire + 3000.0).contains(&whole),
+        "transaction p50 {whole} µs, want two round trips: 10 ms .. 2 x probe {eph_wire} µs + 3 ms"
+    );
+    let ratio = whole / connect;
+    assert!(
+        (1.6..=2.6).contains(&ratio),
+        "transaction / connect = {ratio:.2} (connect {connect} µs, transaction {whole} µs)"
     );
     assert_eq!(eph["error_count"], 0, "{eph}");
     eprintln!(
-        "lab delay 5ms: idle p50 {idle_p50:.1} µs, TCP probe p50 {on_wire:.1} µs, persistent p50 {p50:.1} µs, \
-         ephemeral connect p50 {connect:.1} µs, transaction p50 {whole:.1} µs"
+        "lab delay 5ms: idle p50 {idle_p50:.1} µs; persistent: probe p50 {on_wire:.1} µs, \
+         service p50 {svc:.1} µs, latency p50 {p50:.1} µs; ephemeral: probe p50 {eph_wire:.1} µs, \
+         connect p50 {connect:.1} µs, transaction p50 {whole:.1} µs"
     );
     server.stop();
 }
