@@ -400,7 +400,14 @@ pub fn run<H: Handler>(
             }
             next = Some(next.map_or(d, |n| n.min(d)));
         }
-        let timeout = if opts.spin || now < spin_until {
+        let spinning = !opts.spin && now < spin_until;
+        if spinning && events.is_empty() {
+            // Nothing came on the last poll: let another thread that wants this core (say, the
+            // other end of a loopback test) run first. With none, this returns at once.
+            // SAFETY: sched_yield has no arguments and cannot fail on Linux.
+            unsafe { libc::sched_yield() };
+        }
+        let timeout = if opts.spin || spinning {
             Some(Duration::ZERO)
         } else {
             match next {
