@@ -33,6 +33,9 @@
 //!   `strace -f -c`, the server under an attached `strace -f -c -p` for the same window;
 //!   syscalls per request on each side (all calls but futex, and only the read/write/recv/send/
 //!   epoll_wait family). req/s and CPU there are strace-bound: not comparable with the rest.
+//!   Then the same run at full speed with every syscall of each side counted by
+//!   `perf stat -e raw_syscalls:sys_enter` (`*_full_speed`; skipped without `perf`), which
+//!   does not slow the processes down the way strace's stop per call does.
 //!
 //! Each scenario runs `BENCH_RUNS` times (default 3), the tools alternating run by run, and the
 //! table shows the median of each column. Client CPU seconds and max RSS come from `wait4(2)` on
@@ -1091,7 +1094,68 @@ fn syscalls_run(env: &Env, strace: &Path) -> Res<Measured> {
     m.extra("cli_io_per_req", c_io, 2);
     m.extra("srv_sys_per_req", s_all, 2);
     m.extra("srv_io_per_req", s_io, 2);
+    // strace slows both sides ~15x, so 1,000 connection setups and idle polls weigh on a few
+    // thousand requests. The kernel's own syscall tracepoint counts at full speed.
+    match which("perf").map(|p| syscalls_full_speed(env, &p)) {
+        Some(Ok((c, s))) => {
+            m.extra("cli_sys_per_req_full_speed", c, 2);
+            m.extra("srv_sys_per_req_full_speed", s, 2);
+        }
+        Some(Err(e)) => m.sample.note += &format!("; full-speed count failed: {e}"),
+        None => m.sample.note += "; perf not found: no full-speed count",
+    }
     Ok(m)
+}
+
+/// The first field of `perf stat -x,` output for `raw_syscalls:sys_enter`.
+fn perf_count(path: &Path) -> Res<f64> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .find(|l| l.contains("raw_syscalls:sys_enter"))
+        .and_then(|l| l.split(',').next()?.trim().parse().ok())
+        .ok_or_else(|| format!("{} holds no syscall count: {text:?}", path.display()))
+}
+
+/// The syscalls scenario at full speed: every syscall of both processes counted by
+/// `perf stat -e raw_syscalls:sys_enter` (a kernel tracepoint: no stop per call, unlike
+/// strace). Returns (client, server) syscalls per request, everything included.
+fn syscalls_full_speed(env: &Env, perf: &Path) -> Res<(f64, f64)> {
+    let tag = format!("connperf-loopback-{}", std::process::id());
+    let dir = std::env::temp_dir();
+    let files = TempFiles(vec![
+        dir.join(format!("{tag}-client.perf")),
+        dir.join(format!("{tag}-server.perf")),
+    ]);
+    let (cfile, sfile) = (
+        files.0[0].display().to_string(),
+        files.0[1].display().to_string(),
+    );
+    let pf = perf.display().to_string();
+    let ev = "raw_syscalls:sys_enter";
+    let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"])?;
+    let spid = srv.pid.to_string();
+    // Counts the server for as long as `sleep` runs: the client's run and its start and end.
+    let mut counter = Proc::spawn(
+        "perf stat -p (server)",
+        &s(&[
+            &pf, "stat", "-x,", "-e", ev, "-o", &sfile, "-p", &spid, "--", "sleep", "3",
+        ]),
+    )?;
+    let prefix = s(&[&pf, "stat", "-x,", "-e", ev, "-o", &cfile, "--"]);
+    let args = ["-c", "1000", "-r", "0", "--workers", "2", "-d", "2s"];
+    let (mut cli, argv) = spawn_client(env, &prefix, &args, port, 1)?;
+    let ended = wait_client(&mut cli, 2.0);
+    let counted = counter.wait_or_stop(Instant::now() + Duration::from_secs(5));
+    let server_note = stop_connperf_server(srv);
+    let m = client_result(&cli, &argv, ended, 2.0, server_note)?;
+    if counted.1 {
+        return Err(format!("perf stat -p did not end{}", counter.tail()));
+    }
+    let requests = m.requests.max(1.0);
+    Ok((
+        perf_count(&files.0[0])? / requests,
+        perf_count(&files.0[1])? / requests,
+    ))
 }
 
 fn strip_ansi(l: &str) -> String {
