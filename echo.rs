@@ -16,8 +16,10 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -323,6 +325,182 @@ enum Step {
     Close,
 }
 
+/// Datagrams taken and answered per `recvmmsg` / `sendmmsg` call.
+const UDP_BATCH: usize = 32;
+/// Room per datagram: the largest UDP payload (65,507 bytes) fits, so none is truncated.
+const UDP_SLOT: usize = 64 * 1024;
+
+/// Buffers for reading and answering a batch of datagrams with one syscall each way. The
+/// slots are allocated zeroed and become resident only as far as datagrams fill them.
+struct UdpBatch {
+    data: Vec<u8>,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_storage>,
+    addr_lens: Vec<libc::socklen_t>,
+    /// How many datagrams the last `recv` read.
+    read: usize,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers in `iovs` and `msgs` point only into this value's own heap buffers
+// (which do not move when the value does) and are rebuilt before every syscall that reads them.
+unsafe impl Send for UdpBatch {}
+
+impl UdpBatch {
+    fn new(n: usize) -> UdpBatch {
+        UdpBatch {
+            data: vec![0; n * UDP_SLOT],
+            lens: vec![0; n],
+            // SAFETY: sockaddr_storage is plain data; all zeroes is a valid (empty) value.
+            addrs: vec![unsafe { std::mem::zeroed() }; n],
+            addr_lens: vec![0; n],
+            read: 0,
+            iovs: Vec::with_capacity(n),
+            msgs: Vec::with_capacity(n),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Point `msgs[k]` at slot `slots[k]`'s data (`len` bytes) and address.
+    fn build(&mut self, slots: std::ops::Range<usize>, recv: bool) {
+        self.iovs.clear();
+        self.msgs.clear();
+        let base = self.data.as_mut_ptr();
+        for i in slots.clone() {
+            let len = if recv { UDP_SLOT } else { self.lens[i] };
+            self.iovs.push(libc::iovec {
+                // SAFETY: slot i lies inside `data` (i < capacity).
+                iov_base: unsafe { base.add(i * UDP_SLOT) }.cast(),
+                iov_len: len,
+            });
+        }
+        for (k, i) in slots.enumerate() {
+            // SAFETY: mmsghdr is plain data; the fields that matter are set below.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            m.msg_hdr.msg_namelen = if recv {
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t
+            } else {
+                self.addr_lens[i]
+            };
+            m.msg_hdr.msg_iov = &mut self.iovs[k];
+            m.msg_hdr.msg_iovlen = 1;
+            self.msgs.push(m);
+        }
+    }
+
+    /// Read up to a batch of datagrams; returns how many.
+    fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        let n = self.capacity();
+        self.build(0..n, true);
+        // SAFETY: msgs holds n headers whose name and iov pointers point into our own
+        // buffers, which outlive the call; the kernel writes at most the lengths given.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = r as usize;
+        for k in 0..r {
+            self.lens[k] = self.msgs[k].msg_len as usize;
+            self.addr_lens[k] = self.msgs[k].msg_hdr.msg_namelen;
+        }
+        self.read = r;
+        Ok(r)
+    }
+
+    /// The sender of datagram `i`.
+    fn from(&self, i: usize) -> Option<SocketAddr> {
+        let st = &self.addrs[i];
+        let len = self.addr_lens[i] as usize;
+        match st.ss_family as libc::c_int {
+            libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the kernel wrote a sockaddr_in here (family and length say so).
+                let a =
+                    unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+            }
+            libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: the kernel wrote a sockaddr_in6 here (family and length say so).
+                let a =
+                    unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                    ip,
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// Keep, in order at the front, the datagrams just read whose sender passes `ok`; returns
+    /// how many were kept (all of them unless `--allow` is set).
+    fn keep(&mut self, ok: impl Fn(SocketAddr) -> bool) -> usize {
+        let mut kept = 0;
+        for i in 0..self.read {
+            if !self.from(i).is_some_and(&ok) {
+                continue;
+            }
+            if kept != i {
+                let len = self.lens[i];
+                self.data
+                    .copy_within(i * UDP_SLOT..i * UDP_SLOT + len, kept * UDP_SLOT);
+                self.lens[kept] = len;
+                self.addrs[kept] = self.addrs[i];
+                self.addr_lens[kept] = self.addr_lens[i];
+            }
+            kept += 1;
+        }
+        kept
+    }
+
+    /// Send datagrams `from..to` back to their senders; returns how many the kernel took.
+    fn send(&mut self, fd: RawFd, from: usize, to: usize) -> io::Result<usize> {
+        self.build(from..to, false);
+        // SAFETY: as in `recv`; the kernel only reads the buffers here.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                (to - from) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
+    /// Bytes in datagrams `from..to`.
+    fn bytes(&self, from: usize, to: usize) -> u64 {
+        self.lens[from..to].iter().map(|&l| l as u64).sum()
+    }
+
+    /// Copies of datagrams `from..to` with their senders, to send later.
+    fn take(&self, from: usize, to: usize) -> impl Iterator<Item = (Vec<u8>, SocketAddr)> + '_ {
+        (from..to).filter_map(move |i| {
+            let data = self.data[i * UDP_SLOT..i * UDP_SLOT + self.lens[i]].to_vec();
+            Some((data, self.from(i)?))
+        })
+    }
+}
+
 /// One worker of the echo server.
 pub struct EchoWorker {
     id: usize,
@@ -331,7 +509,10 @@ pub struct EchoWorker {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
     udps: Vec<UdpSocket>,
-    udp_pending: Vec<Option<(Vec<u8>, SocketAddr)>>,
+    /// Replies the kernel would not take yet (send buffer full), per UDP socket; at most one
+    /// batch, as the socket is not read again until they are gone.
+    udp_pending: Vec<VecDeque<(Vec<u8>, SocketAddr)>>,
+    udp_batch: UdpBatch,
     conns: Slab<EchoConn>,
     buf: Box<[u8]>,
     counters: ServerCounters,
@@ -374,7 +555,8 @@ impl EchoWorker {
                 )
                 .map_err(Error::Poll)?;
         }
-        let udp_pending = (0..udps.len()).map(|_| None).collect();
+        let udp_pending = (0..udps.len()).map(|_| VecDeque::new()).collect();
+        let udp_batch = UdpBatch::new(if udps.is_empty() { 0 } else { UDP_BATCH });
         Ok(EchoWorker {
             id,
             registry,
@@ -385,6 +567,7 @@ impl EchoWorker {
             listeners,
             udps,
             udp_pending,
+            udp_batch,
             conns: Slab::new(),
             buf: vec![0u8; BUF_LEN].into_boxed_slice(),
             counters: ServerCounters::default(),
@@ -497,44 +680,66 @@ impl EchoWorker {
         }
     }
 
+    /// Echo every datagram waiting on UDP socket `j`: up to `UDP_BATCH` read by one
+    /// `recvmmsg` and answered by one `sendmmsg`, until the socket has no more.
     fn on_udp(&mut self, j: usize) {
         let (Some(sock), Some(pending)) = (self.udps.get(j), self.udp_pending.get_mut(j)) else {
             return;
         };
         let c = &mut self.counters;
+        let fd = sock.as_raw_fd();
         loop {
-            if let Some((data, to)) = pending.as_ref() {
+            // Replies held back by a full send buffer go first, in order.
+            while let Some((data, to)) = pending.front() {
                 match sock.send_to(data, *to) {
                     Ok(_) => {
                         c.udp_datagrams += 1;
                         c.udp_bytes += data.len() as u64;
-                        *pending = None;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => c.io_errors += 1,
+                }
+                pending.pop_front();
+            }
+            let n = match self.udp_batch.recv(fd) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // A socket error (an ICMP error for an earlier reply) is reported once.
+                    c.io_errors += 1;
+                    continue;
+                }
+            };
+            let allow = &self.cfg.allow;
+            let kept = self.udp_batch.keep(|from| allowed(allow, from.ip()));
+            c.denied += (n - kept) as u64;
+            let mut sent = 0;
+            while sent < kept {
+                match self.udp_batch.send(fd, sent, kept) {
+                    Ok(m) => {
+                        c.udp_datagrams += m as u64;
+                        c.udp_bytes += self.udp_batch.bytes(sent, sent + m);
+                        sent += m;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Keep the unsent replies and stop reading until the socket drains.
+                        pending.extend(self.udp_batch.take(sent, kept));
+                        return;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
+                        // sendmmsg failed on reply `sent`: count it, go on with the rest.
                         c.io_errors += 1;
-                        *pending = None;
+                        sent += 1;
                     }
                 }
             }
-            match sock.recv_from(&mut self.buf) {
-                Ok((_, from)) if !allowed(&self.cfg.allow, from.ip()) => c.denied += 1,
-                Ok((n, from)) => match sock.send_to(&self.buf[..n], from) {
-                    Ok(_) => {
-                        c.udp_datagrams += 1;
-                        c.udp_bytes += n as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Keep this one reply and stop reading until the socket drains.
-                        *pending = Some((self.buf[..n].to_vec(), from));
-                        return;
-                    }
-                    Err(_) => c.io_errors += 1,
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => c.io_errors += 1,
+            if n < self.udp_batch.capacity() {
+                // Fewer than asked for: the queue was empty. A datagram arriving later raises
+                // a new event.
+                return;
             }
         }
     }

@@ -1238,3 +1238,49 @@ fn spin_us_polls_after_traffic_and_sleeps_when_idle() {
     drop(s);
     server.stop();
 }
+
+#[test]
+fn udp_bursts_from_several_senders_come_back_to_each_and_denied_ones_do_not() {
+    let server = ServeProc::start(&["-p", "udp", "--workers", "1", "--allow", "127.0.0.1/32"]);
+    let addr: SocketAddr = server.addr().parse().unwrap();
+    // Three senders fire 100 datagrams each before reading any: the server reads and answers
+    // them in batches, and each reply must reach its own sender, whole and in order.
+    let payload = |who: usize, k: usize| -> Vec<u8> {
+        let len = 1 + (k * 37 + who * 11) % 1400;
+        (0..len).map(|i| (i + k * 3 + who * 101) as u8).collect()
+    };
+    let senders: Vec<UdpSocket> = (0..3).map(|_| udp_client(addr)).collect();
+    for k in 0..100 {
+        for (who, u) in senders.iter().enumerate() {
+            u.send_to(&payload(who, k), addr).expect("send");
+        }
+    }
+    let mut buf = vec![0u8; 70_000];
+    for (who, u) in senders.iter().enumerate() {
+        for k in 0..100 {
+            let (n, from) = u
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("sender {who}: reply {k} missing: {e}"));
+            assert_eq!(from, addr);
+            assert!(
+                buf[..n] == payload(who, k)[..],
+                "sender {who}: reply {k} differs"
+            );
+        }
+    }
+    // A sender outside --allow gets nothing back, and is counted.
+    let outsider = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    outsider
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    for k in 0..10 {
+        outsider.send_to(&payload(9, k), addr).expect("send");
+    }
+    assert!(
+        outsider.recv_from(&mut buf).is_err(),
+        "denied sender got a reply"
+    );
+    let total = server.stop();
+    assert_eq!(total["udp_datagrams"], 300, "{total}");
+    assert_eq!(total["denied"], 10, "{total}");
+}
