@@ -1,5 +1,5 @@
-//! Loopback benchmark: the release `connperf` binary against itself, and beside `sockperf`
-//! where sockperf has a matching mode.
+//! Loopback benchmark: the release `connperf` binary against itself, and beside a peer where
+//! one has a matching mode: `sockperf` (rr1, udp1) or `c-epoll` (rr100, rr1000, eph).
 //!
 //! ```text
 //! cargo bench --bench loopback                 # every scenario
@@ -13,15 +13,16 @@
 //!   server/ping-pong pinned the same way with taskset.
 //! - `rr1-spin`: rr1 with `--spin` on client and server; its ratio is against rr1's (default,
 //!   non-spinning) sockperf row, run here only when rr1 is not selected.
-//! - `rr100`: 100 TCP connections, 2 client workers, 2 server workers (connperf only: sockperf
-//!   ping-pong has no multi-connection mode).
+//! - `rr100`: 100 TCP connections, 2 client workers, 2 server workers; c-epoll `rr` with 100
+//!   flows beside it (sockperf ping-pong has no multi-connection mode).
 //! - `rr1000`, `rr1000-spin`: 1,000 TCP connections, 2 client workers, 2 server workers; the
-//!   second with `--spin` on both sides (connperf only).
+//!   second with `--spin` on both sides. c-epoll `rr` with 1,000 flows beside the first only.
 //! - `udp1`: 1 UDP socket; connperf vs sockperf (UDP is sockperf's default), pinned like rr1.
 //! - `udp-multi`: UDP paced at 100,000 datagrams/s per target, 2 targets (the same 2-worker
 //!   server twice), 2 client workers: 200,000/s offered; achieved rate and datagrams lost.
-//! - `eph`: a new TCP connection per request, `-c 100`, 2 client workers (connperf only);
-//!   req/s is connections/s.
+//! - `eph`: a new TCP connection per request, closed loop, `-c 100` (100 in flight, 50 per
+//!   worker), 2 client workers, RST close; req/s is connections/s. c-epoll `crr` with 100 in
+//!   flight beside it.
 //! - `paced50k`: `-c 100 -r 500`, 2 client workers, 2 server workers: 50,000 req/s offered;
 //!   achieved percent, p99, late starts, requests not started.
 //! - `mem19k`: one run (BENCH_RUNS does not apply), ~30 s: 19,000 connections at 1 req/s each
@@ -36,6 +37,18 @@
 //!   Then the same run at full speed with every syscall of each side counted by
 //!   `perf stat -e raw_syscalls:sys_enter` (`*_full_speed`; skipped without `perf`), which
 //!   does not slow the processes down the way strace's stop per call does.
+//!
+//! The c-epoll peer, `benches/peers/tcp_rr_flows.c`, is the "any epoll program" floor: what
+//! neper's tcp_rr and tcp_crr do (neither neper nor tcpkali installs here), in ~340 lines of C,
+//! level-triggered epoll per thread, no io_uring, no busy polling. Its 2-thread server (one
+//! SO_REUSEPORT listener and epoll per thread, echo) against its 2-thread client, peer against
+//! peer like sockperf against sockperf: `rr` keeps N connections with one 64-byte request in
+//! flight each; `crr` keeps N connections in flight, each non-blocking connect, send 64 B on
+//! writable, read the echo, close with SO_LINGER {1, 0} (RST, like connperf's default). It counts
+//! round trips completed inside `BENCH_SECS` (started once every connection is up) and has no
+//! latency histogram (its note gives the mean from Little's law). It is compiled once per bench
+//! process with `cc -O2 -Wall -pthread` into a temp directory removed at the end; without `cc`
+//! (or if the build fails) its rows are skipped with a note.
 //!
 //! Each scenario runs `BENCH_RUNS` times (default 3), the tools alternating run by run, and the
 //! table shows the median of each column. Client CPU seconds and max RSS come from `wait4(2)` on
@@ -691,6 +704,21 @@ fn udp_bound(port: u16) -> bool {
         .unwrap_or(false)
 }
 
+/// Why a peer's client run does not count: it hung (and was stopped) or failed.
+fn peer_failed(label: &str, killed: bool, exit: &Exit, argv: &[String], cli: &Proc) -> String {
+    let how = if killed {
+        "hung and was stopped"
+    } else {
+        "failed"
+    };
+    format!(
+        "{label} {how} ({}): {}{}",
+        exit.describe(),
+        argv.join(" "),
+        cli.tail()
+    )
+}
+
 fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
     let port = free_port(!tcp)?;
     let ps = port.to_string();
@@ -746,16 +774,12 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
         cli.wait_or_stop(Instant::now() + Duration::from_secs(secs) + CLIENT_SLACK);
     let sexit = srv.stop();
     if killed || !exit.success() {
-        return Err(format!(
-            "sockperf ping-pong {} ({}): {}{}",
-            if killed {
-                "hung and was stopped"
-            } else {
-                "failed"
-            },
-            exit.describe(),
-            argv.join(" "),
-            cli.tail()
+        return Err(peer_failed(
+            "sockperf ping-pong",
+            killed,
+            &exit,
+            &argv,
+            &cli,
         ));
     }
     let text: Vec<String> = cli
@@ -816,6 +840,148 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
     note += &format!("; server cpu {:.2}s", sexit.cpu_s);
     let mut m = measured(req_s, total_msgs, &exit, note);
     m.sample.p99_us = p99.parse().unwrap_or(f64::NAN);
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The c-epoll peer: benches/peers/tcp_rr_flows.c, neper tcp_rr/tcp_crr in plain C and epoll.
+
+/// Scenarios with a c-epoll row.
+const C_PEER_SCENARIOS: [&str; 3] = ["rr100", "rr1000", "eph"];
+
+/// The c-epoll peer's binary, in a temp directory of its own that is removed on drop.
+struct CPeer {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Drop for CPeer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Compile the peer with `cc -O2 -Wall -pthread` into a fresh temp directory.
+fn build_c_peer(cc: &Path) -> Res<CPeer> {
+    let src = manifest_dir().join("benches/peers/tcp_rr_flows.c");
+    let dir = std::env::temp_dir().join(format!("connperf-loopback-{}-peer", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let peer = CPeer {
+        bin: dir.join("tcp_rr_flows"),
+        dir,
+    };
+    let argv = vec![
+        cc.display().to_string(),
+        "-O2".into(),
+        "-Wall".into(),
+        "-pthread".into(),
+        "-o".into(),
+        peer.bin.display().to_string(),
+        src.display().to_string(),
+    ];
+    let mut p = Proc::spawn("cc", &argv)?;
+    let (exit, killed) = p.wait_or_stop(Instant::now() + Duration::from_secs(120));
+    if killed || !exit.success() || !peer.bin.is_file() {
+        return Err(format!(
+            "`{}` failed ({}){}",
+            argv.join(" "),
+            exit.describe(),
+            p.tail()
+        ));
+    }
+    if !p.err.is_empty() {
+        println!(
+            "loopback: cc warnings for {}:\n  {}",
+            src.display(),
+            p.err.join("\n  ")
+        );
+    }
+    Ok(peer)
+}
+
+/// One c-epoll run, peer against peer: its 2-thread server, then its 2-thread client in `mode`
+/// `rr` (`count` persistent connections, one request in flight each) or `crr` (`count`
+/// connections in flight, one request each, RST close), 64 B messages, `BENCH_SECS`.
+fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32) -> Res<Measured> {
+    let bin = peer.bin.display().to_string();
+    let mut srv = Proc::spawn("c-epoll server", &s(&[&bin, "server", "0", "2"]))?;
+    // "listening port=PORT threads=2"
+    let line = srv.wait_line("listening port=", Instant::now() + START_TIMEOUT)?;
+    let port: u16 = line["listening port=".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("c-epoll server: cannot read the port from {line:?}"))?;
+    let secs = env.secs;
+    let argv = s(&[
+        &bin,
+        mode,
+        "127.0.0.1",
+        &port.to_string(),
+        "2",
+        &count.to_string(),
+        &secs.to_string(),
+        &MSG_BYTES.to_string(),
+    ]);
+    let mut cli = Proc::spawn(&format!("c-epoll {mode}"), &argv)?;
+    let (exit, killed) = wait_client(&mut cli, secs as f64);
+    // The server only ends when stopped: ended already means it died during the run.
+    let died = srv.reap(false).map(|e| e.describe());
+    let sexit = srv.stop();
+    if let Some(how) = died {
+        return Err(format!(
+            "c-epoll server ended during the run ({how}){}",
+            srv.tail()
+        ));
+    }
+    if killed || !exit.success() {
+        return Err(peer_failed(
+            &format!("c-epoll {mode}"),
+            killed,
+            &exit,
+            &argv,
+            &cli,
+        ));
+    }
+    // "requests=N seconds=S errors=E cpu_user=U cpu_sys=S"
+    let line = cli
+        .out
+        .iter()
+        .find(|l| l.starts_with("requests="))
+        .cloned()
+        .ok_or_else(|| format!("c-epoll {mode} printed no requests= line{}", cli.tail()))?;
+    let field = |k: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k).and_then(|v| v.parse().ok()))
+            .unwrap_or(f64::NAN)
+    };
+    let (requests, window, errors) = (field("requests="), field("seconds="), field("errors="));
+    if !(requests > 0.0 && window > 0.0) {
+        return Err(format!("c-epoll {mode} completed no requests: {line}"));
+    }
+    let req_s = requests / window;
+    // Closed loop: mean latency = requests in flight / rate (Little's law).
+    let mut note = format!(
+        "requests={requests} errors={errors} proc_cpu={:.2}s (user {:.2} sys {:.2}) wall={:.2}s lat_mean~{:.0}us (in flight/rate)",
+        exit.cpu_s,
+        exit.utime_s,
+        exit.stime_s,
+        exit.wall.as_secs_f64(),
+        f64::from(count) / req_s * 1e6
+    );
+    let overrun = exit.wall.as_secs_f64() - secs as f64;
+    if overrun > 0.5 {
+        note += &format!(" [client ran {overrun:.2}s past its {secs}s]");
+    }
+    if errors > 0.0 {
+        note += " [CLIENT ERRORS]";
+    }
+    if !cli.err.is_empty() {
+        note += &format!(" [stderr: {}]", cli.err.join(" | "));
+    }
+    note += &format!("; server cpu {:.2}s", sexit.cpu_s);
+    let mut m = measured(req_s, requests, &exit, note);
+    m.sample.errors = errors;
     Ok(m)
 }
 
@@ -1269,21 +1435,26 @@ fn run_scenario(name: &str, tools: Vec<(&str, Runner)>, runs: usize) -> Vec<(Str
     rows
 }
 
-/// Why a scenario has no sockperf row.
-fn no_peer(name: &str) -> Option<&'static str> {
+/// Why a scenario has no peer row (or, with `c_peer_missing`, why the c-epoll one is missing).
+fn no_peer(name: &str, c_peer_missing: Option<&str>) -> Option<String> {
+    let c_missing =
+        |base: &str| c_peer_missing.map(|why| format!("{base}; c-epoll peer skipped: {why}"));
     Some(match name {
-        "rr100" | "rr1000" | "rr1000-spin" => {
-            "no sockperf peer (sockperf ping-pong has no multi-connection mode)"
+        "rr100" | "rr1000" => {
+            return c_missing("no sockperf peer (sockperf ping-pong has no multi-connection mode)")
         }
-        "eph" => "no sockperf peer (sockperf has no connect-per-request mode)",
+        "eph" => return c_missing("no sockperf peer (sockperf has no connect-per-request mode)"),
+        "rr1000-spin" => {
+            "no peer (sockperf ping-pong has no multi-connection mode; c-epoll does not spin: its floor is rr1000's row)".into()
+        }
         "paced50k" => {
-            "no peer (sockperf paces one socket, not 100 connections; tcpkali is not installed)"
+            "no peer (sockperf paces one socket, not 100 connections; tcpkali is not installed)".into()
         }
         "udp-multi" => {
-            "no peer (sockperf ping-pong: one socket; no multi-worker, multi-target UDP pacing)"
+            "no peer (sockperf ping-pong: one socket; no multi-worker, multi-target UDP pacing)".into()
         }
-        "mem19k" => "connperf only (memory per connection; 1 run: BENCH_RUNS does not apply)",
-        "syscalls" => "connperf only (1 run under strace: req/s and cpu are strace-bound)",
+        "mem19k" => "connperf only (memory per connection; 1 run: BENCH_RUNS does not apply)".into(),
+        "syscalls" => "connperf only (1 run under strace: req/s and cpu are strace-bound)".into(),
         _ => return None,
     })
 }
@@ -1334,8 +1505,18 @@ fn main() {
     let sockperf = which("sockperf");
     let have_taskset = which("taskset").is_some();
     let t0 = Instant::now();
+    // The c-epoll peer, compiled once if a scenario that runs it is selected. Err: why not.
+    let c_peer_build: Result<CPeer, String> =
+        if selected.iter().any(|n| C_PEER_SCENARIOS.contains(n)) {
+            match which("cc") {
+                Some(cc) => build_c_peer(&cc).map_err(|e| format!("build failed: {e}")),
+                None => Err("no C compiler (cc) found".into()),
+            }
+        } else {
+            Err("not needed".into())
+        };
     println!(
-        "loopback: connperf={} runs={} secs={} cores={} sockperf={} loadavg=[{}]",
+        "loopback: connperf={} runs={} secs={} cores={} sockperf={} c-epoll={} loadavg=[{}]",
         env.bin.display(),
         env.runs,
         env.secs,
@@ -1345,8 +1526,14 @@ fn main() {
             .map_or("not found (peer rows skipped)".into(), |p| p
                 .display()
                 .to_string()),
+        match &c_peer_build {
+            Ok(p) => p.bin.display().to_string(),
+            Err(e) => format!("{e} (peer rows skipped)"),
+        },
         loadavg()
     );
+    let c_peer_missing = c_peer_build.as_ref().err().map(String::as_str);
+    let c_peer = c_peer_build.as_ref().ok();
     if sockperf.is_some() && !have_taskset {
         println!("loopback: taskset not found: sockperf rows skipped");
     }
@@ -1408,6 +1595,9 @@ fn main() {
                         )
                     }),
                 ));
+                if let Some(cp) = c_peer {
+                    tools.push(("c-epoll", Box::new(move || c_peer_run(e, cp, "rr", 100))));
+                }
             }
             "rr1000" | "rr1000-spin" => {
                 let spin: &[&str] = if name == "rr1000-spin" {
@@ -1426,6 +1616,9 @@ fn main() {
                         )
                     }),
                 ));
+                if let (Some(cp), "rr1000") = (c_peer, name) {
+                    tools.push(("c-epoll", Box::new(move || c_peer_run(e, cp, "rr", 1000))));
+                }
             }
             "udp1" => {
                 tools.push((
@@ -1480,6 +1673,9 @@ fn main() {
                         )
                     }),
                 ));
+                if let Some(cp) = c_peer {
+                    tools.push(("c-epoll", Box::new(move || c_peer_run(e, cp, "crr", 100))));
+                }
             }
             "paced50k" => {
                 tools.push((
@@ -1521,7 +1717,7 @@ fn main() {
 
     println!();
     println!(
-        "median of {} runs, {} s each (mem19k, syscalls: 1 run; each column its own median; eph req/s = connections/s; ratio = connperf/sockperf req/s; rr1-spin's peer is rr1's sockperf)",
+        "median of {} runs, {} s each (mem19k, syscalls: 1 run; each column its own median; eph req/s = connections/s; ratio = connperf/peer req/s, the peer being sockperf (rr1, udp1) or c-epoll (rr100, rr1000, eph); rr1-spin's peer is rr1's sockperf)",
         env.runs, env.secs
     );
     println!(
@@ -1537,12 +1733,18 @@ fn main() {
         "ratio"
     );
     let mut failed = false;
-    // The sockperf medians (req/s, req per CPU-s) of each scenario that ran it.
-    let peers: BTreeMap<&str, (f64, f64)> = table
+    // The peer's (sockperf or c-epoll: whatever is not connperf) name and medians (req/s, req
+    // per CPU-s) in each scenario that ran one.
+    let peers: BTreeMap<&str, (&str, f64, f64)> = table
         .values()
         .flatten()
-        .filter(|(_, t, _)| t == "sockperf")
-        .map(|(sc, _, r)| (sc.as_str(), (median(&r.req_s), median(&r.per_cpu))))
+        .filter(|(_, t, _)| t != "connperf")
+        .map(|(sc, t, r)| {
+            (
+                sc.as_str(),
+                (t.as_str(), median(&r.req_s), median(&r.per_cpu)),
+            )
+        })
         .collect();
     for rows in table.values() {
         for (scenario, tool, r) in rows {
@@ -1553,7 +1755,7 @@ fn main() {
             });
             let req = median(&r.req_s);
             let ratio = match (tool.as_str(), peer) {
-                ("connperf", Some((p, _))) if p > 0.0 => fmt(req / p, 2),
+                ("connperf", Some((_, p, _))) if p > 0.0 => fmt(req / p, 2),
                 _ => "-".into(),
             };
             let extras: Vec<String> = r
@@ -1574,26 +1776,31 @@ fn main() {
                 ratio,
                 extras.join(" ")
             );
+            let worst = |v: &[f64]| {
+                v.iter()
+                    .copied()
+                    .filter(|x| x.is_finite())
+                    .fold(0.0, f64::max)
+            };
+            let errs = worst(&r.errors);
+            if errs > 0.0 {
+                let who = if tool == "connperf" {
+                    String::new()
+                } else {
+                    format!(" {tool}")
+                };
+                notes.push(format!(
+                    "{scenario}{who}: client errors in some run (max {errs:.0})"
+                ));
+            }
             if tool == "connperf" {
-                if let Some((_, pc)) = peer {
+                if let Some((pt, _, pc)) = peer {
                     if pc > 0.0 {
                         notes.push(format!(
-                            "{scenario}: connperf/sockperf req_per_cpu_s = {}",
+                            "{scenario}: connperf/{pt} req_per_cpu_s = {}",
                             fmt(median(&r.per_cpu) / pc, 2)
                         ));
                     }
-                }
-                let worst = |v: &[f64]| {
-                    v.iter()
-                        .copied()
-                        .filter(|x| x.is_finite())
-                        .fold(0.0, f64::max)
-                };
-                let errs = worst(&r.errors);
-                if errs > 0.0 {
-                    notes.push(format!(
-                        "{scenario}: client errors in some run (max {errs:.0})"
-                    ));
                 }
                 let behind: Vec<String> = r
                     .extras
@@ -1621,7 +1828,7 @@ fn main() {
         }
         if let Some(why) = rows
             .first()
-            .and_then(|(sc, _, _)| no_peer(sc).map(|w| (sc, w)))
+            .and_then(|(sc, _, _)| no_peer(sc, c_peer_missing).map(|w| (sc, w)))
         {
             notes.push(format!("{}: {}", why.0, why.1));
         }
@@ -1634,6 +1841,8 @@ fn main() {
         t0.elapsed().as_secs_f64(),
         loadavg()
     );
+    // exit() runs no destructors: remove the peer's temp directory first.
+    drop(c_peer_build);
     if failed {
         std::process::exit(1);
     }
