@@ -307,6 +307,10 @@ pub struct Worker {
     clock: Clock,
     conns: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections whose (re)dial time has come, dialled `CONNECT_BURST` a turn in order. A
+    /// queue apart from `timers`, so that a long ramp (and connects made slow by the kernel's
+    /// port search near a full port range) never holds up the sends of connections already up.
+    dial_queue: VecDeque<Token>,
     /// Ephemeral: one schedule per target, this worker's share.
     pacers: Vec<Pacer>,
     inflight: usize,
@@ -319,6 +323,8 @@ pub struct Worker {
     window_start: Instant,
     next_flush: Instant,
     cpu_mark: Duration,
+    /// True until the first turn of the loop after the warm-up.
+    warming: bool,
     folded: Option<Interval>,
     next_sweep: Instant,
     stopping: bool,
@@ -326,6 +332,7 @@ pub struct Worker {
     /// Closed-loop ephemeral: pause after a failed connection.
     closed_backoff: Backoff,
     next_source: usize,
+    ports: PortWindows,
 }
 
 /// Whether a connection whose non-blocking connect just returned is already established. On
@@ -334,6 +341,77 @@ pub struct Worker {
 /// epoll; elsewhere this is false and the writable event says when.
 fn established(stream: &TcpStream) -> bool {
     stream.peer_addr().is_ok()
+}
+
+/// IP_LOCAL_PORT_RANGE (linux/in.h; Linux 6.3+): a per-socket part of the local port range.
+const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+/// Ports per window.
+const PORT_WINDOW: u32 = 256;
+
+/// Each worker's walk through the local port range in windows of `PORT_WINDOW` ports. The
+/// kernel picks a connect's local port by scanning the range for one free for the
+/// destination; with most of the range in use (thousands of connections to one target) each
+/// connect scans thousands of ports, and a 19,000-connection ramp took minutes of kernel CPU.
+/// Limited to a window, the scan is short; a full window moves the worker to the next.
+/// Off for ranges under 8 windows and on kernels without the option.
+struct PortWindows {
+    lo: u32,
+    hi: u32,
+    next: u32,
+    on: bool,
+}
+
+impl PortWindows {
+    fn new(worker: usize, workers: usize) -> PortWindows {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace().map(|x| x.parse::<u32>().ok());
+                Some((it.next()??, it.next()??))
+            });
+        let Some((lo, hi)) = range.filter(|(lo, hi)| hi >= lo && *hi <= 65_535) else {
+            return PortWindows {
+                lo: 0,
+                hi: 0,
+                next: 0,
+                on: false,
+            };
+        };
+        let windows = (hi - lo + 1) / PORT_WINDOW;
+        // Workers start spread over the range, so they do not scan each other's windows.
+        let first = (worker as u64 * u64::from(windows) / workers.max(1) as u64) as u32;
+        PortWindows {
+            lo,
+            hi,
+            next: lo + first * PORT_WINDOW,
+            on: windows >= 8,
+        }
+    }
+
+    fn windows(&self) -> u32 {
+        (self.hi - self.lo + 1) / PORT_WINDOW
+    }
+
+    /// Limit `s` to the current window; false if off (or the kernel refused: then off).
+    fn narrow(&mut self, s: &Socket) -> bool {
+        if !self.on {
+            return false;
+        }
+        let top = (self.next + PORT_WINDOW - 1).min(self.hi);
+        let value = (self.next | (top << 16)) as libc::c_int;
+        if reactor::set_int_opt(s, libc::IPPROTO_IP, IP_LOCAL_PORT_RANGE, value).is_err() {
+            self.on = false;
+            return false;
+        }
+        true
+    }
+
+    fn advance(&mut self) {
+        self.next += PORT_WINDOW;
+        if self.next + PORT_WINDOW - 1 > self.hi {
+            self.next = self.lo;
+        }
+    }
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -370,6 +448,7 @@ impl Worker {
             clock,
             conns: Slab::new(),
             timers: BinaryHeap::new(),
+            dial_queue: VecDeque::new(),
             pacers: Vec::new(),
             inflight: 0,
             udp: Vec::new(),
@@ -382,12 +461,14 @@ impl Worker {
             window_start: clock.measure,
             next_flush: clock.measure + cfg.interval,
             cpu_mark: Duration::ZERO,
+            warming: true,
             folded: None,
             next_sweep: clock.t0 + sweep_period(cfg.timeout),
             stopping: false,
             stopped_at: None,
             closed_backoff: Backoff::new(),
             next_source: id,
+            ports: PortWindows::new(id, workers),
             cfg,
         };
         match (w.cfg.proto, w.cfg.flavor) {
@@ -507,31 +588,46 @@ impl Worker {
     /// Open a non-blocking TCP connection to `target`.
     fn dial(&mut self, target: u32) -> io::Result<TcpStream> {
         let addr = self.cfg.targets[target as usize].addr;
-        // Non-blocking from the start (SOCK_NONBLOCK): no fcntl pair per connection.
-        let s = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking(),
-            Some(Protocol::TCP),
-        )?;
-        s.set_tcp_nodelay(true)?;
-        if self.cfg.flavor == Flavor::Ephemeral && self.cfg.close == CloseMode::Rst {
-            s.set_linger(Some(Duration::ZERO))?;
+        let mut tries = 0;
+        loop {
+            // Non-blocking from the start (SOCK_NONBLOCK): no fcntl pair per connection.
+            let s = Socket::new(
+                Domain::for_address(addr),
+                Type::STREAM.nonblocking(),
+                Some(Protocol::TCP),
+            )?;
+            s.set_tcp_nodelay(true)?;
+            if self.cfg.flavor == Flavor::Ephemeral && self.cfg.close == CloseMode::Rst {
+                s.set_linger(Some(Duration::ZERO))?;
+            }
+            if let Some(us) = self.cfg.busy_poll_us {
+                let _ = s.set_busy_poll(us);
+            }
+            if let Some(src) = self.pick_source(addr) {
+                // Let the kernel choose the port at connect time, per (source, destination),
+                // so many sources multiply the usable ports (ip(7), IP_BIND_ADDRESS_NO_PORT).
+                let _ =
+                    reactor::set_int_opt(&s, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+                s.bind(&SocketAddr::new(src, 0).into())?;
+            }
+            let windowed = self.ports.narrow(&s);
+            match s.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e)
+                    if windowed
+                        && e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+                        && tries < self.ports.windows() =>
+                {
+                    // This window is used up: the next one.
+                    tries += 1;
+                    self.ports.advance();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            return Ok(TcpStream::from_std(s.into()));
         }
-        if let Some(us) = self.cfg.busy_poll_us {
-            let _ = s.set_busy_poll(us);
-        }
-        if let Some(src) = self.pick_source(addr) {
-            // Let the kernel choose the port at connect time, per (source, destination), so
-            // many sources multiply the usable ports (ip(7), IP_BIND_ADDRESS_NO_PORT).
-            let _ = reactor::set_int_opt(&s, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
-            s.bind(&SocketAddr::new(src, 0).into())?;
-        }
-        match s.connect(&addr.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(TcpStream::from_std(s.into()))
     }
 
     // ---- persistent and ephemeral TCP ----
@@ -947,9 +1043,9 @@ impl Worker {
     /// keep the loop from reading the events of the ones already connected (which would then
     /// time out while their replies wait unread).
     fn run_timers(&mut self, now: Instant) {
-        let (mut dials, mut budget) = (0, TIMER_BURST);
+        let mut budget = TIMER_BURST;
         while let Some(&Reverse((at, tok))) = self.timers.peek() {
-            if at > now || dials >= CONNECT_BURST || budget == 0 {
+            if at > now || budget == 0 {
                 break;
             }
             budget -= 1;
@@ -965,13 +1061,26 @@ impl Worker {
             let state = c.state;
             match state {
                 State::Backoff if !self.stopping && now < self.clock.end => {
-                    dials += 1;
-                    self.start_connect(token, now)
+                    self.dial_queue.push_back(token);
                 }
                 State::Open if self.fill(token, now, true) => {
                     self.pump(token, now, Readiness::Write);
                 }
                 _ => {}
+            }
+        }
+        let mut dials = 0;
+        while dials < CONNECT_BURST && !self.stopping && now < self.clock.end {
+            let Some(token) = self.dial_queue.pop_front() else {
+                break;
+            };
+            if self
+                .conns
+                .get(token)
+                .is_some_and(|c| c.state == State::Backoff)
+            {
+                dials += 1;
+                self.start_connect(token, now);
             }
         }
     }
@@ -1250,8 +1359,16 @@ impl Handler for Worker {
     }
 
     fn on_due(&mut self, now: Instant) -> Option<Instant> {
+        if self.warming && now >= self.clock.measure {
+            // The warm-up is over: its CPU time is not the measured period's.
+            self.warming = false;
+            self.cpu_mark = thread_cpu();
+        }
         self.run_timers(now);
         let mut next = self.timers.peek().map(|Reverse((at, _))| *at);
+        if !self.dial_queue.is_empty() && !self.stopping && now < self.clock.end {
+            next = Some(now);
+        }
         let mut soonest = |d: Option<Instant>| {
             if let Some(d) = d {
                 next = Some(next.map_or(d, |n| n.min(d)));

@@ -443,3 +443,35 @@ fn warm_up_requests_never_reach_the_results() {
     );
     server.stop();
 }
+
+#[test]
+fn generator_cpu_covers_the_measured_period_only() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    // A closed loop keeps the one worker busy through the warm-up too; none of that CPU may
+    // be charged to the measured second.
+    let rows = connect(
+        &[
+            "-c",
+            "1",
+            "-r",
+            "0",
+            "--warmup",
+            "2s",
+            "-d",
+            "1s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(20),
+    );
+    let t = total(&rows);
+    let cpu = t["generator_cpu_sec"].as_f64().unwrap();
+    let secs = t["elapsed_sec"].as_f64().unwrap();
+    assert!(
+        cpu > 0.0 && cpu <= secs * 1.05,
+        "one worker used {cpu} s of CPU in a {secs} s measured period: {t}"
+    );
+    server.stop();
+}

@@ -455,6 +455,53 @@ fn ephemeral_port_exhaustion_is_counted_and_paced() {
 }
 
 #[test]
+fn connections_fill_a_port_range_to_one_target_without_loss() {
+    // 2,048 ports: 8 windows of 256, so connperf walks the range window by window. 1,900
+    // connections to one server port fill 93 % of it.
+    let Some(lab) = Lab::up_with(
+        "ports",
+        &["--sysctl", "net.ipv4.ip_local_port_range=40000 42047"],
+    ) else {
+        return;
+    };
+    let (server, port) = lab.serve("tcp");
+    let target = format!("10.77.0.1:{port}");
+    let (t, took) = lab.connect_timed(&[
+        "-c",
+        "1900",
+        "-r",
+        "2",
+        "--warmup",
+        "3s",
+        "-d",
+        "2s",
+        "--workers",
+        "2",
+        &target,
+    ]);
+    assert_eq!(t["error_count"], 0, "{t}");
+    let conn_errors: u64 = t["connection_errors"]
+        .as_object()
+        .expect("connection_errors")
+        .values()
+        .map(|v| v.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(conn_errors, 0, "{t}");
+    // 1,900 connections x 2/s x 2 s, each answered or (a few, at the very end of the run on
+    // a busy machine) not started; none lost.
+    let (count, not_started) = (
+        t["count"].as_u64().unwrap(),
+        t["not_started"].as_u64().unwrap(),
+    );
+    assert_eq!(count + not_started, 7600, "{t}");
+    assert!(not_started <= 40, "{t}");
+    assert_eq!(t["lost"], 0, "{t}");
+    let srv = server.stop();
+    assert_eq!(srv["accepted"], 1900, "{srv}");
+    eprintln!("lab port range 93 % full: {count} of 7,600 answered in {took:?}");
+}
+
+#[test]
 fn three_client_hosts_against_two_servers_merge_into_one_report() {
     let Some(lab) = Lab::up_with("merge", &["--hosts", "4"]) else {
         return;
