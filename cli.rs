@@ -634,6 +634,17 @@ fn busy_poll(v: Option<u64>) -> Result<Option<u32>> {
     }
 }
 
+/// `--spin-us`, at most a second (a longer window would only burn a core).
+fn spin_for(v: Option<u64>) -> Result<Duration> {
+    match v {
+        Some(n) if n > 1_000_000 => Err(Error::Config(format!(
+            "invalid --spin-us {n}: at most 1000000 µs"
+        ))),
+        Some(n) => Ok(Duration::from_micros(n)),
+        None => Ok(Duration::from_micros(DEFAULT_SPIN_US)),
+    }
+}
+
 impl ServeArgs {
     /// Validate into a `ServeConfig` and a worker plan.
     pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
@@ -706,7 +717,7 @@ impl ServeArgs {
             plan,
             LoopOptions {
                 spin: self.spin,
-                spin_for: Duration::from_micros(self.spin_us.unwrap_or(DEFAULT_SPIN_US)),
+                spin_for: spin_for(self.spin_us)?,
             },
         ))
     }
@@ -931,7 +942,7 @@ impl ConnectArgs {
             plan,
             loop_opts: LoopOptions {
                 spin: self.spin,
-                spin_for: Duration::from_micros(self.spin_us.unwrap_or(DEFAULT_SPIN_US)),
+                spin_for: spin_for(self.spin_us)?,
             },
             hdr_log: self.hdr_log,
             start_at,

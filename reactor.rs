@@ -341,6 +341,12 @@ pub struct SpinWindow {
     window: Duration,
 }
 
+/// A `sched_yield` that took longer than this ran another thread (it costs ~1 µs otherwise).
+const SHARED_CORE: Duration = Duration::from_micros(20);
+/// That many such yields in a row mean the core is shared. One alone is not enough: on a VM
+/// about 1 yield in 3,000 takes longer than `SHARED_CORE` with nothing else to run.
+const SHARED_AFTER: u32 = 3;
+
 /// The smallest window worth spinning; below it the window is zero.
 const SPIN_MIN: Duration = Duration::from_micros(4);
 
@@ -388,6 +394,8 @@ pub fn run<H: Handler>(
     // Polling without sleeping goes on until here (the spin window after the last event).
     let mut spin = SpinWindow::new(opts.spin_for);
     let mut spin_until = Instant::now();
+    // Yields in a row that ran another thread.
+    let mut long_yields = 0;
     loop {
         let now = Instant::now();
         if drain_until.is_none() && shutdown.is_triggered() {
@@ -400,12 +408,25 @@ pub fn run<H: Handler>(
             }
             next = Some(next.map_or(d, |n| n.min(d)));
         }
-        let spinning = !opts.spin && now < spin_until;
+        let mut spinning = !opts.spin && now < spin_until;
         if spinning && events.is_empty() {
             // Nothing came on the last poll: let another thread that wants this core (say, the
             // other end of a loopback test) run first. With none, this returns at once.
+            let before = Instant::now();
             // SAFETY: sched_yield has no arguments and cannot fail on Linux.
             unsafe { libc::sched_yield() };
+            if before.elapsed() <= SHARED_CORE {
+                long_yields = 0;
+            } else {
+                long_yields += 1;
+                if long_yields >= SHARED_AFTER {
+                    // Other threads keep running here: the core is shared, and spinning would
+                    // only trade it back and forth. Sleep until the next event instead.
+                    long_yields = 0;
+                    spin_until = now;
+                    spinning = false;
+                }
+            }
         }
         let timeout = if opts.spin || spinning {
             Some(Duration::ZERO)

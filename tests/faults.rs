@@ -1676,6 +1676,9 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
         (&["--max-inflight", "-1"], &["--max-inflight"]),
         (&["--busy-poll", "99999999"], &["--busy-poll"]),
         (&["--busy-poll", "-1"], &["--busy-poll"]),
+        (&["--spin-us", "99999999"], &["--spin-us"]),
+        (&["--spin-us", "-1"], &["--spin-us"]),
+        (&["--spin-us", "1e3"], &["--spin-us"]),
         (&["--close", "maybe"], &["--close"]),
         (&["--percentiles", "101"], &["--percentiles"]),
         (&["--percentiles", "0"], &["--percentiles"]),
@@ -1747,6 +1750,7 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
             vec!["serve", "--idle-timeout", "5x"],
             vec!["--idle-timeout"],
         ),
+        (vec!["serve", "--spin-us", "2000000"], vec!["--spin-us"]),
     ];
     for (a, n) in other_cases {
         cases.push((own(&a), own(&n)));
