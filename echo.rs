@@ -422,30 +422,14 @@ impl UdpBatch {
 
     /// The sender of datagram `i`.
     fn from(&self, i: usize) -> Option<SocketAddr> {
-        let st = &self.addrs[i];
-        let len = self.addr_lens[i] as usize;
-        match st.ss_family as libc::c_int {
-            libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
-                // SAFETY: the kernel wrote a sockaddr_in here (family and length say so).
-                let a =
-                    unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
-            }
-            libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
-                // SAFETY: the kernel wrote a sockaddr_in6 here (family and length say so).
-                let a =
-                    unsafe { &*(st as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
-                    ip,
-                    u16::from_be(a.sin6_port),
-                    a.sin6_flowinfo,
-                    a.sin6_scope_id,
-                )))
-            }
-            _ => None,
-        }
+        let mut storage = socket2::SockAddrStorage::zeroed();
+        // SAFETY: sockaddr_storage is this platform's own address type, and recvmmsg filled
+        // `addrs[i]` and its length `addr_lens[i]`.
+        let addr = unsafe {
+            *storage.view_as::<libc::sockaddr_storage>() = self.addrs[i];
+            socket2::SockAddr::new(storage, self.addr_lens[i])
+        };
+        addr.as_socket()
     }
 
     /// Keep, in order at the front, the datagrams just read whose sender passes `ok`; returns

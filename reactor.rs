@@ -587,6 +587,8 @@ impl Workers {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn spin_window_grows_on_short_sleeps_and_vanishes_on_long_ones() {
         let us = Duration::from_micros;
@@ -609,8 +611,6 @@ mod tests {
         off.woke_after(us(1));
         assert_eq!(off.window(), Duration::ZERO);
     }
-
-    use super::*;
 
     #[test]
     fn slab_reuse_never_matches_an_old_token() {

@@ -164,6 +164,16 @@ static int send_rest(int ep, int fd, const char *msg) {
     return 0;
 }
 
+/* Read what has come of fd's echo: 1 when all SIZE bytes are in, 0 when more is to come,
+ * -1 when the connection failed or closed. */
+static int read_echo(int fd, char *buf) {
+    struct conn *k = &C[fd];
+    ssize_t r = read(fd, buf, SIZE - k->got);
+    if (r < 0 && errno == EAGAIN) return 0;
+    if (r <= 0) return -1;
+    return (k->got += r) == SIZE;
+}
+
 static void *rr(void *arg) {
     struct targ *a = arg;
     int nf = COUNT / T + (a->id < COUNT % T), one = 1;
@@ -201,10 +211,9 @@ static void *rr(void *arg) {
                 if (send_rest(ep, fd, msg)) goto fail;
                 continue;
             }
-            ssize_t r = read(fd, buf, SIZE - k->got);
-            if (r < 0 && errno == EAGAIN) continue;
-            if (r <= 0) goto fail;
-            if ((k->got += r) < SIZE) continue;
+            int got = read_echo(fd, buf);
+            if (got < 0) goto fail;
+            if (got == 0) continue;
             a->n++;
             k->got = k->sent = 0;
             if (send_rest(ep, fd, msg) == 0) continue;
@@ -261,10 +270,9 @@ static void *crr(void *arg) {
                 if ((k->sent += w) == SIZE) ep_ctl(ep, EPOLL_CTL_MOD, fd, EPOLLIN);
                 continue;
             }
-            ssize_t r = read(fd, buf, SIZE - k->got);
-            if (r < 0 && errno == EAGAIN) continue;
-            if (r <= 0) goto fail;
-            if ((k->got += r) < SIZE) continue;
+            int got = read_echo(fd, buf);
+            if (got < 0) goto fail;
+            if (got == 0) continue;
             a->n++;
             close(fd); /* SO_LINGER {1, 0}: RST, no TIME_WAIT */
             inflight--;
