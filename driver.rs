@@ -335,14 +335,6 @@ pub struct Worker {
     ports: PortWindows,
 }
 
-/// Whether a connection whose non-blocking connect just returned is already established. On
-/// loopback and other local paths the handshake completes inside `connect` (it returns
-/// EINPROGRESS all the same), so the request can go out now instead of after a trip through
-/// epoll; elsewhere this is false and the writable event says when.
-fn established(stream: &TcpStream) -> bool {
-    stream.peer_addr().is_ok()
-}
-
 /// IP_LOCAL_PORT_RANGE (linux/in.h; Linux 6.3+): a per-socket part of the local port range.
 const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
 /// Ports per window.
@@ -596,9 +588,15 @@ impl Worker {
                 Type::STREAM.nonblocking(),
                 Some(Protocol::TCP),
             )?;
-            s.set_tcp_nodelay(true)?;
-            if self.cfg.flavor == Flavor::Ephemeral && self.cfg.close == CloseMode::Rst {
-                s.set_linger(Some(Duration::ZERO))?;
+            if self.cfg.flavor == Flavor::Ephemeral {
+                // One write per connection: Linux's Nagle (Minshall's variant) holds back a
+                // small segment only while an earlier small one is unacknowledged, so the
+                // request's tail is never held and TCP_NODELAY would be a wasted syscall.
+                if self.cfg.close == CloseMode::Rst {
+                    s.set_linger(Some(Duration::ZERO))?;
+                }
+            } else {
+                s.set_tcp_nodelay(true)?;
             }
             if let Some(us) = self.cfg.busy_poll_us {
                 let _ = s.set_busy_poll(us);
@@ -610,7 +608,13 @@ impl Worker {
                     reactor::set_int_opt(&s, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
                 s.bind(&SocketAddr::new(src, 0).into())?;
             }
-            let windowed = self.ports.narrow(&s);
+            // Closed by RST, an ephemeral connection frees its port at once (no TIME_WAIT):
+            // with few in flight the kernel's scan for a free port stays short, and the
+            // connect saves the setsockopt of a window.
+            let few = self.cfg.flavor == Flavor::Ephemeral
+                && self.cfg.close == CloseMode::Rst
+                && self.conns.len() < PORT_WINDOW as usize / 2;
+            let windowed = !few && self.ports.narrow(&s);
             match s.connect(&addr.into()) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -647,16 +651,14 @@ impl Worker {
                     self.fail(token, ErrorKind::of(&e), now);
                     return;
                 }
-                let up = established(&stream);
+                // The writable event says when the connection is up (on loopback, at the
+                // next poll: the handshake finished inside `connect`).
                 let c = self.conns.get_mut(token).expect("looked up above");
                 c.stream = Some(stream);
                 c.state = State::Connecting {
                     started: now,
                     intended: now,
                 };
-                if up {
-                    self.on_connected(token, Instant::now());
-                }
             }
             Err(e) => self.fail(token, ErrorKind::of(&e), now),
         }
@@ -683,15 +685,20 @@ impl Worker {
                     self.count_error(target, ErrorKind::of(&e), intended);
                     return;
                 }
-                let up = established(&stream);
                 self.conns.get_mut(token).expect("just inserted").stream = Some(stream);
                 self.inflight += 1;
                 if now >= self.clock.measure {
                     self.stats[target as usize]
                         .record_start(now.saturating_duration_since(intended).as_nanos() as u64);
                 }
-                if up {
-                    self.on_connected(token, Instant::now());
+                // On loopback and other local paths the handshake finishes inside `connect`
+                // (which says EINPROGRESS all the same): send the request now. A connection
+                // still on its way refuses the write with EAGAIN and its writable event says
+                // when; a refused one fails it with the reason. No syscall only to ask.
+                match self.write_first(token) {
+                    Ok(sent) => self.on_connected(token, Instant::now(), sent),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => self.fail(token, ErrorKind::of(&e), now),
                 }
             }
             Err(e) => {
@@ -749,8 +756,26 @@ impl Worker {
         self.timers.push(Reverse((until, token.0)));
     }
 
-    /// The connect of `token` completed at `now`.
-    fn on_connected(&mut self, token: Token, now: Instant) {
+    /// Write an ephemeral connection's request (sequence 1) once; how much went out.
+    fn write_first(&mut self, token: Token) -> io::Result<usize> {
+        let msg = self.cfg.message_bytes;
+        let stream = self
+            .conns
+            .get_mut(token)
+            .and_then(|c| c.stream.as_mut())
+            .ok_or(io::ErrorKind::NotConnected)?;
+        stamp(&mut self.send_buf, 1);
+        loop {
+            match stream.write(&self.send_buf[..msg]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The connect of `token` completed at `now`; `sent` bytes of an ephemeral request
+    /// already went out with the first write.
+    fn on_connected(&mut self, token: Token, now: Instant, sent: usize) {
         let cfg = self.cfg.clone();
         let Some(c) = self.conns.get_mut(token) else {
             return;
@@ -771,7 +796,10 @@ impl Worker {
                 sent_at: started,
                 seq: 1,
             });
-            self.pump(token, now, Readiness::Write);
+            c.out = sent;
+            if sent < self.cfg.message_bytes {
+                self.pump(token, now, Readiness::Write);
+            }
             return;
         }
         if let Some(pacer) = c.pacer.as_mut() {
@@ -1021,7 +1049,7 @@ impl Worker {
                     };
                     self.fail(token, kind, now);
                 } else if ev.is_writable() || ev.is_readable() {
-                    self.on_connected(token, now);
+                    self.on_connected(token, now, 0);
                 }
             }
             State::Open => {

@@ -163,7 +163,7 @@ pub struct Bound {
 
 fn bind_tcp(
     addr: SocketAddr,
-    backlog: i32,
+    cfg: &ServeConfig,
     core: Option<usize>,
     fastopen_failed: &mut Option<io::Error>,
 ) -> io::Result<TcpListener> {
@@ -171,12 +171,17 @@ fn bind_tcp(
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     prefer_core(&s, core);
+    // Accepted connections inherit these from the listener: no setsockopt per accept.
+    s.set_tcp_nodelay(true)?;
+    if let Some(us) = cfg.busy_poll_us {
+        let _ = s.set_busy_poll(us);
+    }
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    s.listen(backlog)?;
+    s.listen(cfg.backlog)?;
     if let Err(e) = reactor::set_int_opt(&s, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, FASTOPEN_QLEN) {
         fastopen_failed.get_or_insert(e);
     }
@@ -248,7 +253,7 @@ fn bind_addr(
     for i in 0..plan.workers {
         let core = plan.core_for(i).filter(|_| steer);
         if cfg.protocols.tcp() {
-            let l = bind_tcp(addr, cfg.backlog, core, fastopen_failed)?;
+            let l = bind_tcp(addr, cfg, core, fastopen_failed)?;
             if addr.port() == 0 {
                 addr = l.local_addr()?;
             }
@@ -586,10 +591,6 @@ impl EchoWorker {
                         self.counters.closed += 1;
                         drop(stream);
                         continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    if let Some(us) = self.cfg.busy_poll_us {
-                        let _ = socket2::SockRef::from(&stream).set_busy_poll(us);
                     }
                     let token = self.conns.insert(EchoConn {
                         stream,
@@ -968,6 +969,34 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Accepted connections get TCP_NODELAY (and SO_BUSY_POLL) from the listener, not from a
+    /// setsockopt per accept: the echo of a message written in pieces must not wait on Nagle.
+    #[test]
+    fn accepted_connections_inherit_listener_options() {
+        let cfg = ServeConfig {
+            busy_poll_us: Some(7),
+            ..ServeConfig::default()
+        };
+        let mut failed = None;
+        let l = bind_tcp("127.0.0.1:0".parse().unwrap(), &cfg, None, &mut failed).unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (a, _) = loop {
+            match l.accept() {
+                Ok(x) => break x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        let a = socket2::SockRef::from(&a);
+        assert!(a.tcp_nodelay().unwrap(), "TCP_NODELAY not inherited");
+        // Raising SO_BUSY_POLL needs CAP_NET_ADMIN; without it the listener kept 0 as well.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(a.busy_poll().unwrap(), 7, "SO_BUSY_POLL not inherited");
+        }
+    }
 
     #[test]
     fn cidr_blocks() {
