@@ -29,8 +29,9 @@ pub const FIXED_BASE: usize = usize::MAX - (1 << 20);
 /// Events taken per `poll`: enough to batch 1,000 busy connections in one call, small enough to
 /// stay in cache.
 const EVENTS_CAPACITY: usize = 1024;
-/// A deadline closer than this is run by polling without sleeping: arming a timer and sleeping
-/// costs more (two syscalls and a wakeup of ~50 µs on a VM) than the wait itself.
+/// A deadline closer than this is waited out by polling without sleeping: arming a timer and
+/// sleeping costs more (two syscalls and a wakeup of ~50 µs on a VM) than the wait itself. Not
+/// with `--spin-us 0`, and not on a shared core (see `Contention`).
 const SPIN_BELOW: Duration = Duration::from_micros(50);
 /// Timer slack for worker threads: the default 50 µs would blur paced sends at high rates.
 const TIMER_SLACK_NS: libc::c_ulong = 1_000;
@@ -310,10 +311,10 @@ impl Timer {
         }
     }
 
-    fn clear(&mut self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading at most 8 bytes into an 8-byte buffer we own.
-        let _ = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    /// The timer went off. Its expiration count is left unread: every expiry wakes the fd's
+    /// waiters, so the edge-triggered registration reports the next one all the same, and
+    /// the next `arm` resets the count. One syscall fewer per timed wake-up.
+    fn fired(&mut self) {
         self.armed = None;
     }
 }
@@ -325,7 +326,8 @@ pub struct LoopOptions {
     pub spin: bool,
     /// The most a worker polls without sleeping after an event before it sleeps (`--spin-us`):
     /// a reply that comes back within the window costs no wakeup. The window adapts (see
-    /// [`SpinWindow`]), so sparse traffic costs no spinning.
+    /// [`SpinWindow`]), so sparse traffic costs no spinning. Zero: never spin, not even to wait
+    /// out a deadline a few microseconds away.
     pub spin_for: Duration,
 }
 
@@ -341,11 +343,86 @@ pub struct SpinWindow {
     window: Duration,
 }
 
-/// A `sched_yield` that took longer than this ran another thread (it costs ~1 µs otherwise).
-const SHARED_CORE: Duration = Duration::from_micros(20);
-/// That many such yields in a row mean the core is shared. One alone is not enough: on a VM
-/// about 1 yield in 3,000 takes longer than `SHARED_CORE` with nothing else to run.
-const SHARED_AFTER: u32 = 3;
+/// Whether another thread wants this worker's core, from the worker's own run delay: the time
+/// it spent runnable but waiting for the CPU (`/proc/thread-self/schedstat`, second field). A
+/// worker that spins on a core another thread needs takes that thread's time, and the
+/// scheduler hands the core over only at the end of a slice (milliseconds): spinning then adds
+/// latency instead of removing it. `sched_yield` cannot tell: under EEVDF it returns at once
+/// when the other thread has had more than its share, and that is the thread kept waiting.
+/// So while a worker spins it reads its run delay every `PROBE_EVERY`; if it waited for the
+/// core more than 1/8 of that time, the core is shared and the worker does not spin for
+/// `backoff` (10 ms, doubling up to 1 s while the sharing lasts).
+struct Contention {
+    /// `/proc/thread-self/schedstat` of the worker thread (None: not readable; never shared).
+    file: Option<std::fs::File>,
+    /// Run delay (ns) and time at the last probe.
+    last: Option<(u64, Instant)>,
+    /// No spinning before this.
+    until: Instant,
+    backoff: Duration,
+}
+
+const PROBE_EVERY: Duration = Duration::from_micros(500);
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+impl Contention {
+    /// For the calling thread.
+    fn new(now: Instant) -> Contention {
+        Contention {
+            file: std::fs::File::open("/proc/thread-self/schedstat").ok(),
+            last: None,
+            until: now,
+            backoff: BACKOFF_MIN,
+        }
+    }
+
+    /// The thread's run delay so far, ns.
+    fn run_delay(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 96];
+        let n = self.file.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        text.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// May the worker spin at `now`? Probes the run delay when due.
+    fn may_spin(&mut self, now: Instant) -> bool {
+        if now < self.until {
+            return false;
+        }
+        match self.last {
+            Some((_, at)) if now.saturating_duration_since(at) < PROBE_EVERY => return true,
+            _ => {}
+        }
+        let Some(delay) = self.run_delay() else {
+            return true;
+        };
+        let shared = match self.last {
+            Some((before, at)) => {
+                let waited = Duration::from_nanos(delay.saturating_sub(before));
+                waited * 8 > now.saturating_duration_since(at)
+            }
+            None => false,
+        };
+        self.last = Some((delay, now));
+        if shared {
+            self.until = now + self.backoff;
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            self.last = None;
+            false
+        } else {
+            self.backoff = BACKOFF_MIN;
+            true
+        }
+    }
+
+    /// The worker sleeps: the next spin starts a fresh probe interval, so that a long sleep
+    /// does not dilute the next one.
+    fn slept(&mut self) {
+        self.last = None;
+    }
+}
 
 /// The smallest window worth spinning; below it the window is zero.
 const SPIN_MIN: Duration = Duration::from_micros(4);
@@ -394,8 +471,7 @@ pub fn run<H: Handler>(
     // Polling without sleeping goes on until here (the spin window after the last event).
     let mut spin = SpinWindow::new(opts.spin_for);
     let mut spin_until = Instant::now();
-    // Yields in a row that ran another thread.
-    let mut long_yields = 0;
+    let mut contention = Contention::new(spin_until);
     loop {
         let now = Instant::now();
         if drain_until.is_none() && shutdown.is_triggered() {
@@ -408,38 +484,34 @@ pub fn run<H: Handler>(
             }
             next = Some(next.map_or(d, |n| n.min(d)));
         }
-        let mut spinning = !opts.spin && now < spin_until;
+        // Spinning: the window after an event, or waiting out a deadline closer than
+        // SPIN_BELOW; neither with `--spin-us 0`, nor on a core another thread needs.
+        let near = next.is_some_and(|d| d <= now + SPIN_BELOW);
+        let spinning = !opts.spin
+            && !opts.spin_for.is_zero()
+            && (now < spin_until || near)
+            && contention.may_spin(now);
         if spinning && events.is_empty() {
             // Nothing came on the last poll: let another thread that wants this core (say, the
             // other end of a loopback test) run first. With none, this returns at once.
-            let before = Instant::now();
             // SAFETY: sched_yield has no arguments and cannot fail on Linux.
             unsafe { libc::sched_yield() };
-            if before.elapsed() <= SHARED_CORE {
-                long_yields = 0;
-            } else {
-                long_yields += 1;
-                if long_yields >= SHARED_AFTER {
-                    // Other threads keep running here: the core is shared, and spinning would
-                    // only trade it back and forth. Sleep until the next event instead.
-                    long_yields = 0;
-                    spin_until = now;
-                    spinning = false;
-                }
-            }
         }
         let timeout = if opts.spin || spinning {
             Some(Duration::ZERO)
         } else {
             match next {
                 None => None,
-                Some(d) if d <= now + SPIN_BELOW => Some(Duration::ZERO),
+                Some(d) if d <= now => Some(Duration::ZERO),
                 Some(d) => {
                     timer.arm(d, now);
                     None
                 }
             }
         };
+        if timeout != Some(Duration::ZERO) {
+            contention.slept();
+        }
         let polled = Instant::now();
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -457,7 +529,7 @@ pub fn run<H: Handler>(
         for ev in events.iter() {
             match ev.token() {
                 WAKER => {}
-                TIMER => timer.clear(),
+                TIMER => timer.fired(),
                 _ => handler.on_event(ev),
             }
         }
@@ -610,6 +682,48 @@ mod tests {
         let mut off = SpinWindow::new(Duration::ZERO);
         off.woke_after(us(1));
         assert_eq!(off.window(), Duration::ZERO);
+    }
+
+    /// Two busy threads on one core: the one probing its run delay finds the core shared and
+    /// stops spinning for a back-off; alone again, it spins.
+    #[test]
+    fn contention_is_seen_when_another_thread_holds_the_core() {
+        use std::sync::atomic::AtomicBool;
+        if Contention::new(Instant::now()).run_delay().is_none() {
+            eprintln!("skipped: /proc/thread-self/schedstat is not readable on this kernel");
+            return;
+        }
+        let core = crate::affinity::available_cores()
+            .into_iter()
+            .next()
+            .unwrap_or(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                crate::affinity::pin_current(core);
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        let prober = std::thread::spawn(move || {
+            crate::affinity::pin_current(core);
+            let start = Instant::now();
+            let mut c = Contention::new(start);
+            // Busy for up to 2 s (at least 4 slices of sharing on any scheduler).
+            while start.elapsed() < Duration::from_secs(2) {
+                if !c.may_spin(Instant::now()) {
+                    return Some(c.until.saturating_duration_since(Instant::now()));
+                }
+            }
+            None
+        });
+        let backoff = prober.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        let backoff = backoff.expect("a core shared with a busy thread was never seen as shared");
+        assert!(backoff <= BACKOFF_MIN, "first back-off {backoff:?}");
     }
 
     #[test]

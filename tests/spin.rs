@@ -1,7 +1,8 @@
 //! The adaptive spin of the worker loop (`--spin-us`), seen from outside: CPU time of a real
 //! `connperf serve`. A test binary of its own, so that no other test shares the cores while it
 //! runs: a spinning worker that finds its core shared stops spinning (by design), which would
-//! make the check below meaningless.
+//! make the check below meaningless. If something else kept the server's core busy all the
+//! same, the test says so and skips the check.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,11 +20,44 @@ fn echo_small(s: &mut TcpStream, msg: &[u8]) {
     assert_eq!(back, msg);
 }
 
+/// Busy time of `core` so far (all threads, from /proc/stat: everything but idle and iowait).
+fn core_busy(core: usize) -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&format!("cpu{core}")))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy: u64 = v.iter().sum::<u64>() - v.get(3)? - v.get(4)?;
+    // SAFETY: sysconf has no memory arguments.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_millis(busy * 1000 / hz))
+}
+
+/// The first core this process may run on.
+fn first_core() -> usize {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            if let Some(c) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) {
+                return c;
+            }
+        }
+    }
+    0
+}
+
 #[test]
 fn spin_us_polls_after_traffic_and_sleeps_when_idle() {
     // A 1 s window (the most allowed) makes the difference plain even on a busy machine, where
     // the spinning worker gets only part of a core.
-    let server = ServeProc::start(&["-p", "tcp", "--workers", "1", "--spin-us", "1000000"]);
+    let core = first_core();
+    let cpus = core.to_string();
+    let server = ServeProc::start(&["-p", "tcp", "--cpus", &cpus, "--spin-us", "1000000"]);
     let addr = server.addr();
     thread::sleep(Duration::from_millis(500));
     let idle = server.cpu_time();
@@ -33,13 +67,27 @@ fn spin_us_polls_after_traffic_and_sleeps_when_idle() {
     );
     let mut s = TcpStream::connect(&addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let busy_before = core_busy(core);
     echo_small(&mut s, b"wake");
     thread::sleep(Duration::from_millis(1100));
     let after = server.cpu_time();
-    assert!(
-        after >= idle + Duration::from_millis(100),
-        "no spinning after traffic: {idle:?} then {after:?}"
-    );
+    if after < idle + Duration::from_millis(100) {
+        // Not spinning: fine only if the core was shared (busy with other threads), where the
+        // worker stops spinning by design.
+        let others = busy_before
+            .zip(core_busy(core))
+            .map(|(b, a)| a.saturating_sub(b).saturating_sub(after - idle));
+        if others.is_some_and(|o| o >= Duration::from_millis(300)) {
+            eprintln!(
+                "skipped: core {core} was busy with other threads for {others:?} of 1.1 s, so the \
+                 worker rightly did not spin"
+            );
+            drop(s);
+            server.stop();
+            return;
+        }
+        panic!("no spinning after traffic: {idle:?} then {after:?} (others on core {core}: {others:?})");
+    }
     // The window has passed: the worker sleeps again.
     thread::sleep(Duration::from_millis(800));
     let later = server.cpu_time();
