@@ -1,5 +1,5 @@
 //! Loopback benchmark: the release `connperf` binary against itself, and beside a peer where
-//! one has a matching mode: `sockperf` (rr1, udp1) or `c-epoll` (rr100, rr1000, eph).
+//! one has a matching mode: `sockperf` (rr1, udp1) or `c-epoll` (rr100, rr1000, eph, paced50k).
 //!
 //! ```text
 //! cargo bench --bench loopback                 # every scenario
@@ -24,7 +24,11 @@
 //!   worker), 2 client workers, RST close; req/s is connections/s. c-epoll `crr` with 100 in
 //!   flight beside it.
 //! - `paced50k`: `-c 100 -r 500`, 2 client workers, 2 server workers: 50,000 req/s offered;
-//!   achieved percent, p99, late starts, requests not started.
+//!   achieved percent, p99, late starts, requests not started. c-epoll `paced` beside it:
+//!   tcpkali-style pacing (100 connections at 500/s each, open loop, millisecond timer
+//!   wake-ups as libev's, a late flow catching up at once). Both rows give p99 from the moment
+//!   a request was due (the p99 column: connperf's latency) and from its send (`send_p99_us`:
+//!   what tcpkali reports; connperf's service time).
 //! - `mem19k`: one run (BENCH_RUNS does not apply), ~30 s: 19,000 connections at 1 req/s each
 //!   (`--warmup 10s -d 10s --workers 1 --timeout 5s`) against a 1-worker server. VmRSS of the
 //!   client (a 1-connection run's, then 15 s into the 19k run) and of the server (just after
@@ -39,7 +43,8 @@
 //!   does not slow the processes down the way strace's stop per call does.
 //!
 //! The c-epoll peer, `benches/peers/tcp_rr_flows.c`, is the "any epoll program" floor: what
-//! neper's tcp_rr and tcp_crr do (neither neper nor tcpkali installs here), in ~340 lines of C,
+//! neper's tcp_rr and tcp_crr and tcpkali's `--message-rate` do (neither neper nor tcpkali
+//! installs here), in ~480 lines of C,
 //! level-triggered epoll per thread, no io_uring, no busy polling. Its 2-thread server (one
 //! SO_REUSEPORT listener and epoll per thread, echo) against its 2-thread client, peer against
 //! peer like sockperf against sockperf: `rr` keeps N connections with one 64-byte request in
@@ -844,10 +849,11 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The c-epoll peer: benches/peers/tcp_rr_flows.c, neper tcp_rr/tcp_crr in plain C and epoll.
+// The c-epoll peer: benches/peers/tcp_rr_flows.c, neper tcp_rr/tcp_crr and tcpkali-style
+// pacing in plain C and epoll.
 
 /// Scenarios with a c-epoll row.
-const C_PEER_SCENARIOS: [&str; 3] = ["rr100", "rr1000", "eph"];
+const C_PEER_SCENARIOS: [&str; 4] = ["rr100", "rr1000", "eph", "paced50k"];
 
 /// The c-epoll peer's binary, in a temp directory of its own that is removed on drop.
 struct CPeer {
@@ -900,9 +906,11 @@ fn build_c_peer(cc: &Path) -> Res<CPeer> {
 }
 
 /// One c-epoll run, peer against peer: its 2-thread server, then its 2-thread client in `mode`
-/// `rr` (`count` persistent connections, one request in flight each) or `crr` (`count`
-/// connections in flight, one request each, RST close), 64 B messages, `BENCH_SECS`.
-fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32) -> Res<Measured> {
+/// `rr` (`count` persistent connections, one request in flight each), `crr` (`count`
+/// connections in flight, one request each, RST close) or `paced` (`count` persistent
+/// connections sending `rate` requests/s each whatever the replies), 64 B messages,
+/// `BENCH_SECS`.
+fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32, rate: Option<u32>) -> Res<Measured> {
     let bin = peer.bin.display().to_string();
     let mut srv = Proc::spawn("c-epoll server", &s(&[&bin, "server", "0", "2"]))?;
     // "listening port=PORT threads=2"
@@ -913,7 +921,7 @@ fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32) -> Res<Measured> 
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| format!("c-epoll server: cannot read the port from {line:?}"))?;
     let secs = env.secs;
-    let argv = s(&[
+    let mut argv = s(&[
         &bin,
         mode,
         "127.0.0.1",
@@ -923,6 +931,7 @@ fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32) -> Res<Measured> 
         &secs.to_string(),
         &MSG_BYTES.to_string(),
     ]);
+    argv.extend(rate.map(|r| r.to_string()));
     let mut cli = Proc::spawn(&format!("c-epoll {mode}"), &argv)?;
     let (exit, killed) = wait_client(&mut cli, secs as f64);
     // The server only ends when stopped: ended already means it died during the run.
@@ -960,15 +969,29 @@ fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32) -> Res<Measured> 
         return Err(format!("c-epoll {mode} completed no requests: {line}"));
     }
     let req_s = requests / window;
-    // Closed loop: mean latency = requests in flight / rate (Little's law).
     let mut note = format!(
-        "requests={requests} errors={errors} proc_cpu={:.2}s (user {:.2} sys {:.2}) wall={:.2}s lat_mean~{:.0}us (in flight/rate)",
+        "requests={requests} errors={errors} proc_cpu={:.2}s (user {:.2} sys {:.2}) wall={:.2}s",
         exit.cpu_s,
         exit.utime_s,
         exit.stime_s,
         exit.wall.as_secs_f64(),
-        f64::from(count) / req_s * 1e6
     );
+    if rate.is_some() {
+        note += &format!(
+            " p50={}us p99={}us p99.9={}us max={}us (from send) p99={}us (from due)",
+            field("p50_us="),
+            field("p99_us="),
+            field("p999_us="),
+            field("max_us="),
+            field("due_p99_us=")
+        );
+    } else {
+        // Closed loop: mean latency = requests in flight / rate (Little's law).
+        note += &format!(
+            " lat_mean~{:.0}us (in flight/rate)",
+            f64::from(count) / req_s * 1e6
+        );
+    }
     let overrun = exit.wall.as_secs_f64() - secs as f64;
     if overrun > 0.5 {
         note += &format!(" [client ran {overrun:.2}s past its {secs}s]");
@@ -982,6 +1005,11 @@ fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32) -> Res<Measured> 
     note += &format!("; server cpu {:.2}s", sexit.cpu_s);
     let mut m = measured(req_s, requests, &exit, note);
     m.sample.errors = errors;
+    if rate.is_some() {
+        // The same columns as connperf's paced rows: p99 from the due time, and from the send.
+        m.sample.p99_us = field("due_p99_us=");
+        m.extra("send_p99_us", field("p99_us="), 0);
+    }
     Ok(m)
 }
 
@@ -1448,7 +1476,7 @@ fn no_peer(name: &str, c_peer_missing: Option<&str>) -> Option<String> {
             "no peer (sockperf ping-pong has no multi-connection mode; c-epoll does not spin: its floor is rr1000's row)".into()
         }
         "paced50k" => {
-            "no peer (sockperf paces one socket, not 100 connections; tcpkali is not installed)".into()
+            return c_missing("no sockperf peer (sockperf paces one socket, not 100 connections); tcpkali is not installed: c-epoll paces like it")
         }
         "udp-multi" => {
             "no peer (sockperf ping-pong: one socket; no multi-worker, multi-target UDP pacing)".into()
@@ -1596,7 +1624,10 @@ fn main() {
                     }),
                 ));
                 if let Some(cp) = c_peer {
-                    tools.push(("c-epoll", Box::new(move || c_peer_run(e, cp, "rr", 100))));
+                    tools.push((
+                        "c-epoll",
+                        Box::new(move || c_peer_run(e, cp, "rr", 100, None)),
+                    ));
                 }
             }
             "rr1000" | "rr1000-spin" => {
@@ -1617,7 +1648,10 @@ fn main() {
                     }),
                 ));
                 if let (Some(cp), "rr1000") = (c_peer, name) {
-                    tools.push(("c-epoll", Box::new(move || c_peer_run(e, cp, "rr", 1000))));
+                    tools.push((
+                        "c-epoll",
+                        Box::new(move || c_peer_run(e, cp, "rr", 1000, None)),
+                    ));
                 }
             }
             "udp1" => {
@@ -1674,7 +1708,10 @@ fn main() {
                     }),
                 ));
                 if let Some(cp) = c_peer {
-                    tools.push(("c-epoll", Box::new(move || c_peer_run(e, cp, "crr", 100))));
+                    tools.push((
+                        "c-epoll",
+                        Box::new(move || c_peer_run(e, cp, "crr", 100, None)),
+                    ));
                 }
             }
             "paced50k" => {
@@ -1687,9 +1724,26 @@ fn main() {
                             &["-c", "100", "-r", "500", "--workers", "2"],
                             1,
                         )
-                        .map(|m| paced(m, 50_000.0))
+                        .map(|mut m| {
+                            let send_p99 = m.num("service_99p_us");
+                            m.extra("send_p99_us", send_p99, 0);
+                            paced(m, 50_000.0)
+                        })
                     }),
                 ));
+                if let Some(cp) = c_peer {
+                    tools.push((
+                        "c-epoll",
+                        Box::new(move || {
+                            c_peer_run(e, cp, "paced", 100, Some(500)).map(|mut m| {
+                                let rate = m.sample.req_s;
+                                m.extra("target_per_s", 50_000.0, 0);
+                                m.extra("achieved_pct", rate / 50_000.0 * 100.0, 1);
+                                m
+                            })
+                        }),
+                    ));
+                }
             }
             "mem19k" => {
                 runs = 1;
@@ -1717,7 +1771,7 @@ fn main() {
 
     println!();
     println!(
-        "median of {} runs, {} s each (mem19k, syscalls: 1 run; each column its own median; eph req/s = connections/s; ratio = connperf/peer req/s, the peer being sockperf (rr1, udp1) or c-epoll (rr100, rr1000, eph); rr1-spin's peer is rr1's sockperf)",
+        "median of {} runs, {} s each (mem19k, syscalls: 1 run; each column its own median; eph req/s = connections/s; ratio = connperf/peer req/s, the peer being sockperf (rr1, udp1) or c-epoll (rr100, rr1000, eph, paced50k); rr1-spin's peer is rr1's sockperf)",
         env.runs, env.secs
     );
     println!(

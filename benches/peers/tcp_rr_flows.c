@@ -6,10 +6,14 @@
  *   server PORT THREADS                           echo server (PORT 0: any); "listening port=N"
  *   rr  HOST PORT THREADS FLOWS SECONDS SIZE      FLOWS connections, 1 request in flight each
  *   crr HOST PORT THREADS INFLIGHT SECONDS SIZE   a connection per request, RST close
+ *   paced HOST PORT THREADS FLOWS SECONDS SIZE RATE
+ *                                     FLOWS connections, RATE requests/s each (tcpkali-style)
  *
- * Clients print "requests=N seconds=S errors=E cpu_user=U cpu_sys=S": N round trips (rr) or
- * transactions (crr) completed inside each thread's SECONDS-long window, which starts once every
- * thread is ready (rr: all its connections established).
+ * Clients print "requests=N seconds=S errors=E cpu_user=U cpu_sys=S": N round trips (rr, paced)
+ * or transactions (crr) completed inside each thread's SECONDS-long window, which starts once
+ * every thread is ready (rr, paced: all its connections established). paced adds latency
+ * percentiles: "p50_us= p99_us= p999_us= max_us=" from each request's send to its echo, and
+ * "due_p99_us=" from the moment it was due.
  *
  * Build: cc -O2 -Wall -pthread -o tcp_rr_flows tcp_rr_flows.c
  */
@@ -17,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -37,17 +42,24 @@
 struct conn {
     int sent, got; /* client: bytes of the current request sent, of its echo received */
     int out;       /* client (rr): registered for EPOLLOUT instead of EPOLLIN */
+    int flow;      /* client (paced): index of the flow in its thread */
     char *pend;    /* server: echo bytes the socket did not take yet */
     int plen, poff;
 };
 
 static struct conn *C;
 static long NFD;
-static int T, SIZE, SECS, COUNT; /* COUNT: FLOWS (rr) or INFLIGHT (crr) */
+static int T, SIZE, SECS, COUNT, RATE; /* COUNT: FLOWS (rr, paced) or INFLIGHT (crr) */
 static struct sockaddr_in ADDR;
 static pthread_barrier_t BAR;
 
-struct targ { pthread_t tid; int id, lfd; long n, errors; };
+struct targ {
+    pthread_t tid;
+    int id, lfd;
+    long n, errors;
+    double *lat, *late; /* paced: send->echo and due->echo latencies, seconds */
+    long nlat;
+};
 
 static void die(const char *what) { perror(what); exit(1); }
 
@@ -64,6 +76,12 @@ static void ep_ctl(int ep, int op, int fd, unsigned ev) {
 
 /* Milliseconds to wait for events before `end`, at least 1 (no spinning on the deadline). */
 static int wait_ms(double end, double t) { return (int)((end - t) * 1000) + 1; }
+
+/* ceil for x >= 0 (no libm). */
+static long ceil_pos(double x) {
+    long i = (long)x;
+    return i + (x > i);
+}
 
 /* ---- server: read, write the same bytes back ---- */
 
@@ -174,26 +192,29 @@ static int read_echo(int fd, char *buf) {
     return (k->got += r) == SIZE;
 }
 
+/* A connected, non-blocking, TCP_NODELAY socket registered for EPOLLIN. */
+static int dial(int ep) {
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    if (fd >= NFD) die("too many descriptors");
+    if (connect(fd, (struct sockaddr *)&ADDR, sizeof ADDR)) die("connect");
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
+        fcntl(fd, F_SETFL, O_NONBLOCK))
+        die("socket setup");
+    C[fd] = (struct conn){ 0 };
+    ep_ctl(ep, EPOLL_CTL_ADD, fd, EPOLLIN);
+    return fd;
+}
+
 static void *rr(void *arg) {
     struct targ *a = arg;
-    int nf = COUNT / T + (a->id < COUNT % T), one = 1;
+    int nf = COUNT / T + (a->id < COUNT % T);
     int ep = epoll_create1(0), *fds = calloc(nf, sizeof *fds);
     char *msg = malloc(SIZE), *buf = malloc(SIZE);
     struct epoll_event ev[MAXEV];
     if (ep < 0 || !fds || !msg || !buf) die("rr setup");
     memset(msg, 'x', SIZE);
-    for (int i = 0; i < nf; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0) die("socket");
-        if (fd >= NFD) die("too many descriptors");
-        if (connect(fd, (struct sockaddr *)&ADDR, sizeof ADDR)) die("connect");
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
-            fcntl(fd, F_SETFL, O_NONBLOCK))
-            die("socket setup");
-        C[fd] = (struct conn){ 0 };
-        ep_ctl(ep, EPOLL_CTL_ADD, fd, EPOLLIN);
-        fds[i] = fd;
-    }
+    for (int i = 0; i < nf; i++) fds[i] = dial(ep);
     pthread_barrier_wait(&BAR);
     double end = now_s() + SECS;
     for (int i = 0; i < nf; i++)
@@ -286,6 +307,113 @@ static void *crr(void *arg) {
     return NULL;
 }
 
+/* ---- paced: persistent connections on a schedule (tcpkali --message-rate) ---- */
+
+/* Each flow sends RATE requests/s whatever the replies (open loop, as tcpkali does), the flows'
+ * schedules spread evenly over the first period. The thread wakes on an epoll_wait timeout in
+ * whole milliseconds, rounded up, as libev (tcpkali's event loop) does; a flow that fell behind
+ * sends everything due at once, as tcpkali's token bucket does. */
+
+#define RING 256 /* requests in flight per flow */
+
+struct flow {
+    int fd;
+    double due;
+    double sent[RING], slot[RING]; /* send time and due time of the requests in flight */
+    unsigned head, tail;
+};
+
+static void *paced(void *arg) {
+    struct targ *a = arg;
+    int nf = COUNT / T + (a->id < COUNT % T), ep = epoll_create1(0);
+    /* This thread's flows are flows first, first + T, ... of all COUNT. */
+    struct flow *f = calloc(nf, sizeof *f);
+    char *msg = malloc(SIZE), *buf = malloc(SRV_BUF);
+    long cap = (long)RATE * nf * (SECS + 1) + 1024;
+    a->lat = malloc(cap * sizeof *a->lat);
+    a->late = malloc(cap * sizeof *a->late);
+    struct epoll_event ev[MAXEV];
+    if (ep < 0 || !f || !msg || !buf || !a->lat || !a->late) die("paced setup");
+    memset(msg, 'x', SIZE);
+    for (int i = 0; i < nf; i++) {
+        f[i].fd = dial(ep);
+        C[f[i].fd].flow = i;
+    }
+    double period = 1.0 / RATE;
+    pthread_barrier_wait(&BAR);
+    double start = now_s(), end = start + SECS;
+    for (int i = 0; i < nf; i++) f[i].due = start + period * (a->id + (double)i * T) / COUNT;
+    for (;;) {
+        double t = now_s(), next = end;
+        if (t >= end) break;
+        for (int i = 0; i < nf; i++) {
+            struct flow *g = &f[i];
+            for (; g->fd >= 0 && g->due <= t; g->due += period) {
+                if (g->tail - g->head == RING || write(g->fd, msg, SIZE) != SIZE) {
+                    a->errors++; /* a full pipeline or a full socket: the slot is lost */
+                    continue;
+                }
+                g->sent[g->tail % RING] = now_s();
+                g->slot[g->tail % RING] = g->due;
+                g->tail++;
+            }
+            if (g->fd >= 0 && g->due < next) next = g->due;
+        }
+        int n = epoll_wait(ep, ev, MAXEV, (int)ceil_pos((next - t) * 1000));
+        if (n < 0 && errno != EINTR) die("epoll_wait");
+        t = now_s();
+        if (t >= end) break;
+        for (int i = 0; i < n; i++) {
+            int fd = ev[i].data.fd;
+            struct flow *g = &f[C[fd].flow];
+            ssize_t r = read(fd, buf, SRV_BUF);
+            if (r < 0 && errno == EAGAIN) continue;
+            if (r <= 0) { /* a failed flow is not replaced */
+                a->errors++;
+                close(fd);
+                g->fd = -1;
+                continue;
+            }
+            for (C[fd].got += r; C[fd].got >= SIZE && g->head != g->tail; C[fd].got -= SIZE) {
+                unsigned k = g->head++ % RING;
+                a->n++;
+                if (a->nlat < cap) {
+                    a->lat[a->nlat] = t - g->sent[k];
+                    a->late[a->nlat++] = t - g->slot[k];
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* The q-quantile of n sorted values, microseconds. */
+static double pct_us(const double *v, long n, double q) {
+    if (n == 0) return NAN;
+    long i = ceil_pos(q * n) - 1;
+    return v[i < 0 ? 0 : i] * 1e6;
+}
+
+/* All threads' latencies of `which` (0: from the send, 1: from the due time), sorted. */
+static double *gather(struct targ *a, int which, long *n) {
+    *n = 0;
+    for (int i = 0; i < T; i++) *n += a[i].nlat;
+    double *v = malloc((*n + 1) * sizeof *v);
+    if (!v) die("malloc");
+    long k = 0;
+    for (int i = 0; i < T; i++) {
+        memcpy(v + k, which ? a[i].late : a[i].lat, a[i].nlat * sizeof *v);
+        k += a[i].nlat;
+    }
+    qsort(v, *n, sizeof *v, cmp_double);
+    return v;
+}
+
 /* ---- main ---- */
 
 static int num(const char *s, int min) {
@@ -301,7 +429,8 @@ static int num(const char *s, int min) {
 static void usage(void) {
     fprintf(stderr, "usage: tcp_rr_flows server PORT THREADS\n"
                     "       tcp_rr_flows rr HOST PORT THREADS FLOWS SECONDS SIZE\n"
-                    "       tcp_rr_flows crr HOST PORT THREADS INFLIGHT SECONDS SIZE\n");
+                    "       tcp_rr_flows crr HOST PORT THREADS INFLIGHT SECONDS SIZE\n"
+                    "       tcp_rr_flows paced HOST PORT THREADS FLOWS SECONDS SIZE RATE\n");
     exit(2);
 }
 
@@ -321,8 +450,12 @@ int main(int argc, char **argv) {
         T = num(argv[3], 1);
         return run_server(num(argv[2], 0));
     }
-    int isrr = argc == 8 && strcmp(argv[1], "rr") == 0;
-    if (!isrr && !(argc == 8 && strcmp(argv[1], "crr") == 0)) usage();
+    void *(*body)(void *) = NULL;
+    if (argc == 8 && strcmp(argv[1], "rr") == 0) body = rr;
+    if (argc == 8 && strcmp(argv[1], "crr") == 0) body = crr;
+    if (argc == 9 && strcmp(argv[1], "paced") == 0) body = paced;
+    if (!body) usage();
+    if (body == paced) RATE = num(argv[8], 1);
     if (inet_pton(AF_INET, argv[2], &ADDR.sin_addr) != 1) usage();
     ADDR.sin_port = htons(num(argv[3], 1));
     T = num(argv[4], 1);
@@ -334,7 +467,7 @@ int main(int argc, char **argv) {
     if (!a || pthread_barrier_init(&BAR, NULL, T)) die("setup");
     for (int i = 0; i < T; i++) {
         a[i].id = i;
-        if (pthread_create(&a[i].tid, NULL, isrr ? rr : crr, &a[i])) die("pthread_create");
+        if (pthread_create(&a[i].tid, NULL, body, &a[i])) die("pthread_create");
     }
     long n = 0, errors = 0;
     for (int i = 0; i < T; i++) {
@@ -344,8 +477,19 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("requests=%ld seconds=%d errors=%ld cpu_user=%.3f cpu_sys=%.3f\n", n, SECS, errors,
+    printf("requests=%ld seconds=%d errors=%ld cpu_user=%.3f cpu_sys=%.3f", n, SECS, errors,
            ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
            ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+    if (body == paced) {
+        long nl;
+        double *v = gather(a, 0, &nl);
+        printf(" p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f", pct_us(v, nl, 0.5),
+               pct_us(v, nl, 0.99), pct_us(v, nl, 0.999), pct_us(v, nl, 1.0));
+        free(v);
+        v = gather(a, 1, &nl);
+        printf(" due_p99_us=%.1f", pct_us(v, nl, 0.99));
+        free(v);
+    }
+    printf("\n");
     return 0;
 }
