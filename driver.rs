@@ -1265,31 +1265,40 @@ impl Worker {
                 }
             };
             let now = Instant::now();
+            let measured = now >= self.clock.measure;
             let b = &self.recv_buf[..n];
-            let ok_shape = n == msg
+            // A reply is ours if its header is: then it answers one request, whose echo is
+            // right or a mismatch. Anything else answers nothing (a stray datagram): counting it
+            // as a failed request would count that request twice, once more when it is lost.
+            let ours = n >= UDP_HEADER_LEN
                 && b[0..4] == UDP_MAGIC.to_le_bytes()
-                && b[4..8] == (self.id as u32).to_le_bytes()
-                && b[UDP_HEADER_LEN..] == self.send_buf[UDP_HEADER_LEN..msg];
-            if !ok_shape {
-                self.count_error(t as u32, ErrorKind::Mismatch, now);
+                && b[4..8] == (self.id as u32).to_le_bytes();
+            if !ours {
+                if measured {
+                    self.stats[t].stray += 1;
+                }
                 continue;
             }
+            let intact = n == msg && b[UDP_HEADER_LEN..] == self.send_buf[UDP_HEADER_LEN..msg];
             let seq = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
             let f = &mut self.udp[t];
             if seq < f.base {
                 // Already expired and counted lost: a late reply, never a success.
-                if now >= self.clock.measure {
+                if measured {
                     self.stats[t].late += 1;
                 }
                 continue;
             }
             let idx = (seq - f.base) as usize;
             let Some(slot) = f.inflight.get_mut(idx) else {
-                self.count_error(t as u32, ErrorKind::Mismatch, now);
+                // A sequence number not sent yet.
+                if measured {
+                    self.stats[t].stray += 1;
+                }
                 continue;
             };
             if slot.answered {
-                if now >= self.clock.measure {
+                if measured {
                     self.stats[t].duplicate += 1;
                 }
                 continue;
@@ -1297,6 +1306,15 @@ impl Worker {
             slot.answered = true;
             let (intended, sent_at) = (slot.intended, slot.sent_at);
             f.unanswered -= 1;
+            if !intact {
+                // Answered, wrongly: the request failed with a mismatch.
+                self.count_error(t as u32, ErrorKind::Mismatch, intended);
+                self.expire_udp(t, now, false);
+                if self.udp[t].pacer.is_none() {
+                    self.udp_send_due(t, now);
+                }
+                continue;
+            }
             if f.max_answered.is_some_and(|m| seq < m) {
                 if now >= self.clock.measure {
                     self.stats[t].reordered += 1;

@@ -130,6 +130,10 @@ pub struct Stats {
     pub duplicate: u64,
     /// UDP replies that overtook a later request's reply.
     pub reordered: u64,
+    /// UDP datagrams that answered no request of this run: too short, or a header that is not
+    /// ours (magic, worker, sequence). Events, not requests: the request they might have
+    /// answered is still lost or answered.
+    pub stray: u64,
     /// Scheduled requests that never started (in-flight limit, or the run ended first).
     pub not_started: u64,
     /// Samples above `MAX_NS`, recorded as `MAX_NS`.
@@ -162,6 +166,7 @@ impl Stats {
             late: 0,
             duplicate: 0,
             reordered: 0,
+            stray: 0,
             not_started: 0,
             clamped: 0,
         }
@@ -226,6 +231,7 @@ impl Stats {
         self.late += other.late;
         self.duplicate += other.duplicate;
         self.reordered += other.reordered;
+        self.stray += other.stray;
         self.not_started += other.not_started;
         self.clamped += other.clamped;
     }
@@ -762,6 +768,7 @@ fn json_row(
     if cfg.udp {
         m.insert("late".into(), json!(s.late));
         m.insert("duplicate".into(), json!(s.duplicate));
+        m.insert("stray".into(), json!(s.stray));
         m.insert("reordered".into(), json!(s.reordered));
     }
     m.insert("clamped".into(), json!(s.clamped));
@@ -807,10 +814,10 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
                 s.lost
             ));
         }
-        if cfg.udp && (s.lost + s.late + s.duplicate + s.reordered) > 0 {
+        if cfg.udp && (s.lost + s.late + s.duplicate + s.reordered + s.stray) > 0 {
             out.line(&format!(
-                "# {peer} udp: lost={} late={} duplicate={} reordered={}",
-                s.lost, s.late, s.duplicate, s.reordered
+                "# {peer} udp: lost={} late={} duplicate={} reordered={} stray={}",
+                s.lost, s.late, s.duplicate, s.reordered, s.stray
             ));
         }
         if s.late_starts > 0 || s.not_started > 0 {

@@ -360,6 +360,61 @@ fn duplicate_udp_replies_are_duplicates_not_late() {
 }
 
 #[test]
+fn udp_garbage_is_stray_and_a_corrupted_echo_fails_its_request_once() {
+    // A UDP "echo" that follows every reply with 3 bytes of garbage and corrupts the last
+    // payload byte of every 10th reply.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let addr = sock.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut k = 0u64;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                k += 1;
+                if k.is_multiple_of(10) {
+                    buf[n - 1] ^= 0xff;
+                }
+                let _ = sock.send_to(&buf[..n], from);
+                let _ = sock.send_to(b"xyz", from);
+            }
+        }
+    });
+    let rows = connect(
+        &[
+            "-p",
+            "udp",
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(10),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo.join().unwrap();
+    let t = total(&rows);
+    let mismatch = t["errors"]["mismatch"].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(mismatch, 10, "every 10th echo is corrupted: {t}");
+    assert_eq!(u(t, "count"), 90, "{t}");
+    assert_eq!(
+        u(t, "lost"),
+        0,
+        "a corrupted echo still answered its request: {t}"
+    );
+    assert_eq!(u(t, "stray"), 100, "one garbage datagram per request: {t}");
+    assert_eq!(u(t, "duplicate"), 0, "{t}");
+    let books = u(t, "count") + u(t, "error_count") + u(t, "lost") + u(t, "not_started");
+    assert_eq!(books, 100, "every scheduled request ends once: {t}");
+}
+
+#[test]
 fn ephemeral_requests_still_connecting_at_the_end_are_on_the_books() {
     // A listener that never accepts, with its accept queue full: SYNs go unanswered.
     let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
