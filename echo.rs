@@ -328,7 +328,15 @@ struct EchoConn {
 enum Step {
     Continue,
     Close,
+    /// The read budget ran out with data still waiting: come back next loop turn.
+    More,
 }
+
+/// Full reads (of `BUF_LEN`) one TCP connection gets per turn of the loop, and full batches
+/// one UDP socket gets: a peer that streams without pause then cannot hold the worker, and
+/// the other connections on it, its timers and its reports go on. The rest waits one turn.
+const TCP_READ_BUDGET: usize = 16;
+const UDP_BATCH_BUDGET: usize = 8;
 
 /// Datagrams taken and answered per `recvmmsg` / `sendmmsg` call.
 const UDP_BATCH: usize = 32;
@@ -502,6 +510,8 @@ pub struct EchoWorker {
     /// batch, as the socket is not read again until they are gone.
     udp_pending: Vec<VecDeque<(Vec<u8>, SocketAddr)>>,
     udp_batch: UdpBatch,
+    /// Connections and UDP sockets whose budget ran out this turn with data waiting.
+    more: Vec<Token>,
     conns: Slab<EchoConn>,
     buf: Box<[u8]>,
     counters: ServerCounters,
@@ -557,6 +567,7 @@ impl EchoWorker {
             udps,
             udp_pending,
             udp_batch,
+            more: Vec::new(),
             conns: Slab::new(),
             buf: vec![0u8; BUF_LEN].into_boxed_slice(),
             counters: ServerCounters::default(),
@@ -639,8 +650,7 @@ impl EchoWorker {
         }
     }
 
-    fn on_conn(&mut self, token: Token, ev: &Event) {
-        let read_closed = ev.is_read_closed() || ev.is_error();
+    fn on_conn(&mut self, token: Token, read_closed: bool) {
         let step = match self.conns.get_mut(token) {
             Some(c) => echo_tcp(
                 c,
@@ -651,8 +661,32 @@ impl EchoWorker {
             ),
             None => return,
         };
-        if let Step::Close = step {
-            self.close(token);
+        match step {
+            Step::Continue => {}
+            Step::Close => self.close(token),
+            Step::More => self.more.push(token),
+        }
+    }
+
+    /// Give the connections and sockets whose budget ran out last turn their next turn.
+    fn serve_more(&mut self) {
+        for token in std::mem::take(&mut self.more) {
+            self.on_ready(token, false);
+        }
+    }
+
+    /// Serve what is ready on `token`.
+    fn on_ready(&mut self, token: Token, read_closed: bool) {
+        let t = token.0;
+        if t >= FIXED_BASE {
+            let i = t - FIXED_BASE;
+            if i < self.listeners.len() {
+                self.accept(i, Instant::now());
+            } else if self.on_udp(i - self.listeners.len()) {
+                self.more.push(token);
+            }
+        } else {
+            self.on_conn(token, read_closed);
         }
     }
 
@@ -665,15 +699,16 @@ impl EchoWorker {
         }
     }
 
-    /// Echo every datagram waiting on UDP socket `j`: up to `UDP_BATCH` read by one
-    /// `recvmmsg` and answered by one `sendmmsg`, until the socket has no more.
-    fn on_udp(&mut self, j: usize) {
+    /// Echo the datagrams waiting on UDP socket `j`: up to `UDP_BATCH` read by one `recvmmsg`
+    /// and answered by one `sendmmsg`, until the socket has no more or `UDP_BATCH_BUDGET`
+    /// full batches went by (then true: more may be waiting).
+    fn on_udp(&mut self, j: usize) -> bool {
         let (Some(sock), Some(pending)) = (self.udps.get(j), self.udp_pending.get_mut(j)) else {
-            return;
+            return false;
         };
         let c = &mut self.counters;
         let fd = sock.as_raw_fd();
-        loop {
+        for _ in 0..UDP_BATCH_BUDGET {
             // Replies held back by a full send buffer go first, in order.
             while let Some((data, to)) = pending.front() {
                 match sock.send_to(data, *to) {
@@ -681,7 +716,7 @@ impl EchoWorker {
                         c.udp_datagrams += 1;
                         c.udp_bytes += data.len() as u64;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => c.io_errors += 1,
                 }
@@ -689,7 +724,7 @@ impl EchoWorker {
             }
             let n = match self.udp_batch.recv(fd) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     // A socket error (an ICMP error for an earlier reply) is reported once.
@@ -711,7 +746,7 @@ impl EchoWorker {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Keep the unsent replies and stop reading until the socket drains.
                         pending.extend(self.udp_batch.take(sent, kept));
-                        return;
+                        return false;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
@@ -724,9 +759,10 @@ impl EchoWorker {
             if n < self.udp_batch.capacity() {
                 // Fewer than asked for: the queue was empty. A datagram arriving later raises
                 // a new event.
-                return;
+                return false;
             }
         }
+        true
     }
 
     fn sweep_idle(&mut self, now: Instant) {
@@ -773,7 +809,7 @@ fn echo_tcp(
     if track_idle {
         c.last_active = Instant::now();
     }
-    loop {
+    for _ in 0..TCP_READ_BUDGET {
         // Backpressure: while echo bytes are unsent, read nothing.
         while c.pending_off < c.pending.len() {
             match c.stream.write(&c.pending[c.pending_off..]) {
@@ -823,6 +859,7 @@ fn echo_tcp(
             return Step::Continue;
         }
     }
+    Step::More
 }
 
 fn fail(counters: &mut ServerCounters, e: &io::Error) -> Step {
@@ -837,17 +874,7 @@ fn fail(counters: &mut ServerCounters, e: &io::Error) -> Step {
 
 impl Handler for EchoWorker {
     fn on_event(&mut self, ev: &Event) {
-        let t = ev.token().0;
-        if t >= FIXED_BASE {
-            let i = t - FIXED_BASE;
-            if i < self.listeners.len() {
-                self.accept(i, Instant::now());
-            } else {
-                self.on_udp(i - self.listeners.len());
-            }
-        } else {
-            self.on_conn(ev.token(), ev);
-        }
+        self.on_ready(ev.token(), ev.is_read_closed() || ev.is_error());
     }
 
     fn on_due(&mut self, now: Instant) -> Option<Instant> {
@@ -874,10 +901,17 @@ impl Handler for EchoWorker {
                 self.next_sweep = self.cfg.idle_timeout.map(|i| now + sweep_period(i));
             }
         }
-        [self.accept_paused_until, self.next_report, self.next_sweep]
-            .into_iter()
-            .flatten()
-            .min()
+        self.serve_more();
+        let again = (!self.more.is_empty()).then_some(now);
+        [
+            self.accept_paused_until,
+            self.next_report,
+            self.next_sweep,
+            again,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn on_stop(&mut self, now: Instant) -> Instant {

@@ -427,6 +427,66 @@ fn temp_path(tag: &str) -> std::path::PathBuf {
 // In-process tests
 // ---------------------------------------------------------------------------------------------
 
+/// One connection streaming without pause cannot hold a worker: another connection on the
+/// same worker still gets its echoes promptly (the per-turn read budget).
+#[test]
+fn a_streaming_connection_does_not_starve_the_others_on_its_worker() {
+    let srv = Running::start(config(&["127.0.0.1:0"]), 1);
+    let addr = srv.addr();
+    let stream = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    stream.set_send_buffer_size(4 << 20).unwrap();
+    stream.set_recv_buffer_size(4 << 20).unwrap();
+    stream.connect(&addr.into()).unwrap();
+    let stream: TcpStream = stream.into();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut w, mut r) = (stream.try_clone().unwrap(), stream);
+    let (s1, s2) = (stop.clone(), stop.clone());
+    let writer = thread::spawn(move || {
+        let chunk = vec![7u8; 1 << 20];
+        while !s1.load(std::sync::atomic::Ordering::Relaxed) {
+            if w.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown(NetShutdown::Write);
+    });
+    let reader = thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if s2.load(std::sync::atomic::Ordering::Relaxed) && total > (64 << 20) {
+                break;
+            }
+        }
+        total
+    });
+    thread::sleep(Duration::from_millis(300));
+    let mut p = tcp(addr);
+    let mut worst = Duration::ZERO;
+    let mut pings = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        echo_small(&mut p, b"ping");
+        worst = worst.max(t.elapsed());
+        pings += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let streamed = reader.join().unwrap();
+    eprintln!("streamed {streamed} B, {pings} pings, worst {worst:?}");
+    assert!(streamed > 64 << 20, "the stream did not flow: {streamed} B");
+    assert!(
+        worst < Duration::from_millis(100),
+        "a ping waited {worst:?} behind the streaming connection ({pings} pings)"
+    );
+    srv.stop();
+}
+
 #[test]
 fn tcp_echo_is_byte_exact_from_1_byte_to_4_mib() {
     let srv = Running::start(config(&["127.0.0.1:0"]), 2);
