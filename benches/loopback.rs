@@ -1,5 +1,7 @@
 //! Loopback benchmark: the release `connperf` binary against itself, and beside a peer where
-//! one has a matching mode: `sockperf` (rr1, udp1) or `c-epoll` (rr100, rr1000, eph, paced50k).
+//! one has a matching mode: `sockperf` (rr1, udp1) or `c-epoll` (rr100, rr1000, eph, paced50k),
+//! and neper's `tcp_rr` / `tcp_crr` (rr1, rr1000, eph) where the user has built neper (not
+//! packaged by Debian): `NEPER_DIR=/path/to/neper`, or `tcp_rr` and `tcp_crr` on PATH.
 //!
 //! ```text
 //! cargo bench --bench loopback                 # every scenario
@@ -1014,6 +1016,144 @@ fn c_peer_run(env: &Env, peer: &CPeer, mode: &str, count: u32, rate: Option<u32>
 }
 
 // ---------------------------------------------------------------------------------------------
+// neper (github.com/google/neper), when installed: not packaged by Debian, so only where the
+// user built it. `NEPER_DIR` names the directory with `tcp_rr` and `tcp_crr`; else PATH.
+
+/// neper's `tcp_rr` and `tcp_crr`.
+struct Neper {
+    rr: PathBuf,
+    crr: PathBuf,
+}
+
+fn find_neper() -> Option<Neper> {
+    if let Some(dir) = std::env::var_os("NEPER_DIR") {
+        let dir = PathBuf::from(dir);
+        let (rr, crr) = (dir.join("tcp_rr"), dir.join("tcp_crr"));
+        return (rr.is_file() && crr.is_file()).then_some(Neper { rr, crr });
+    }
+    Some(Neper {
+        rr: which("tcp_rr")?,
+        crr: which("tcp_crr")?,
+    })
+}
+
+/// One neper run, neper against neper as its README runs it: `tcp_rr` (`crr` false) or
+/// `tcp_crr` with `flows` flows on `threads` threads, 64 B each way, `BENCH_SECS`; `pin`
+/// puts server and client on cores 1 and 0 with taskset (rr1). req/s is neper's
+/// `throughput=`; client CPU comes from wait4 like every other row.
+fn neper_run(
+    env: &Env,
+    neper: &Neper,
+    crr: bool,
+    flows: u32,
+    threads: u32,
+    pin: bool,
+) -> Res<Measured> {
+    let bin = if crr { &neper.crr } else { &neper.rr };
+    let name = if crr { "tcp_crr" } else { "tcp_rr" };
+    let (ctrl, data) = (free_port(false)?, free_port(false)?);
+    let secs = env.secs;
+    let common = s(&[
+        "-F",
+        &flows.to_string(),
+        "-T",
+        &threads.to_string(),
+        "-l",
+        &secs.to_string(),
+        "-Q",
+        &MSG_BYTES.to_string(),
+        "-R",
+        &MSG_BYTES.to_string(),
+        "-C",
+        &ctrl.to_string(),
+        "-P",
+        &data.to_string(),
+    ]);
+    let taskset = |core: &str| -> Vec<String> {
+        if pin {
+            s(&["taskset", "-c", core])
+        } else {
+            Vec::new()
+        }
+    };
+    let mut argv = taskset("1");
+    argv.push(bin.display().to_string());
+    argv.extend(common.iter().cloned());
+    let mut srv = Proc::spawn(&format!("neper {name} server"), &argv)?;
+    // Ready when its control port listens (read from /proc/net/tcp: a probe connection would
+    // count as neper's client).
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !listening(ctrl) {
+        if let Some(e) = srv.reap(false) {
+            return Err(format!(
+                "neper {name} server ended ({}) before listening{}",
+                e.describe(),
+                srv.tail()
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "neper {name} server not listening on {ctrl}{}",
+                srv.tail()
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut argv = taskset("0");
+    argv.push(bin.display().to_string());
+    argv.extend(s(&["-c", "-H", "127.0.0.1"]));
+    argv.extend(common);
+    let mut cli = Proc::spawn(&format!("neper {name}"), &argv)?;
+    let (exit, killed) =
+        cli.wait_or_stop(Instant::now() + Duration::from_secs(secs) + CLIENT_SLACK);
+    // The server ends with the run; stop it if it has not.
+    let sexit = srv.stop();
+    if killed || !exit.success() {
+        return Err(peer_failed(
+            &format!("neper {name}"),
+            killed,
+            &exit,
+            &argv,
+            &cli,
+        ));
+    }
+    let field = |k: &str| -> f64 {
+        cli.out
+            .iter()
+            .find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(f64::NAN)
+    };
+    let (req_s, n) = (field("throughput="), field("num_transactions="));
+    if req_s.is_nan() || req_s <= 0.0 {
+        return Err(format!("neper {name} printed no throughput{}", cli.tail()));
+    }
+    let note = format!(
+        "num_transactions={n} throughput={req_s} latency_mean={:.0}us proc_cpu={:.2}s (user {:.2} sys {:.2}) wall={:.2}s; server cpu {:.2}s",
+        field("latency_mean=") * 1e6,
+        exit.cpu_s,
+        exit.utime_s,
+        exit.stime_s,
+        exit.wall.as_secs_f64(),
+        sexit.cpu_s
+    );
+    Ok(measured(req_s, n, &exit, note))
+}
+
+/// Does a socket listen on 127.0.0.1:port (or any address) now? From /proc/net/tcp.
+fn listening(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .map(|t| {
+            t.lines().skip(1).any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // f[1]: local address, f[3]: state (0A: LISTEN).
+                f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+            })
+        })
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------------
 // mem19k: resident memory per connection.
 
 /// Connections in the `mem19k` run.
@@ -1568,6 +1708,15 @@ fn main() {
     let sockperf = sockperf.filter(|_| have_taskset);
 
     let strace = which("strace");
+    let neper = find_neper();
+    println!(
+        "loopback: neper={}",
+        neper.as_ref().map_or(
+            "not found (set NEPER_DIR to a neper build, or put tcp_rr and tcp_crr on PATH)".into(),
+            |n| n.rr.display().to_string()
+        )
+    );
+    let neper = neper.as_ref();
     let mut table: BTreeMap<usize, Vec<(String, String, Row)>> = BTreeMap::new();
     let mut notes = Vec::new();
     let e = &env;
@@ -1590,6 +1739,12 @@ fn main() {
                 ));
                 if let Some(sp) = &sockperf {
                     tools.push(("sockperf", Box::new(move || sockperf_run(e, sp, true))));
+                }
+                if let (Some(np), true) = (neper, have_taskset) {
+                    tools.push((
+                        "neper",
+                        Box::new(move || neper_run(e, np, false, 1, 1, true)),
+                    ));
                 }
             }
             "rr1-spin" => {
@@ -1653,6 +1808,12 @@ fn main() {
                         Box::new(move || c_peer_run(e, cp, "rr", 1000, None)),
                     ));
                 }
+                if let (Some(np), "rr1000") = (neper, name) {
+                    tools.push((
+                        "neper",
+                        Box::new(move || neper_run(e, np, false, 1000, 2, false)),
+                    ));
+                }
             }
             "udp1" => {
                 tools.push((
@@ -1711,6 +1872,12 @@ fn main() {
                     tools.push((
                         "c-epoll",
                         Box::new(move || c_peer_run(e, cp, "crr", 100, None)),
+                    ));
+                }
+                if let Some(np) = neper {
+                    tools.push((
+                        "neper",
+                        Box::new(move || neper_run(e, np, true, 100, 2, false)),
                     ));
                 }
             }
@@ -1789,24 +1956,22 @@ fn main() {
     let mut failed = false;
     // The peer's (sockperf or c-epoll: whatever is not connperf) name and medians (req/s, req
     // per CPU-s) in each scenario that ran one.
-    let peers: BTreeMap<&str, (&str, f64, f64)> = table
-        .values()
-        .flatten()
-        .filter(|(_, t, _)| t != "connperf")
-        .map(|(sc, t, r)| {
-            (
-                sc.as_str(),
-                (t.as_str(), median(&r.req_s), median(&r.per_cpu)),
-            )
-        })
-        .collect();
+    // Several peers in one scenario: the ratio column is against the first (sockperf or
+    // c-epoll), the notes give every one.
+    let mut peers: BTreeMap<&str, Vec<(&str, f64, f64)>> = BTreeMap::new();
+    for (sc, t, r) in table.values().flatten().filter(|(_, t, _)| t != "connperf") {
+        peers.entry(sc.as_str()).or_default().push((
+            t.as_str(),
+            median(&r.req_s),
+            median(&r.per_cpu),
+        ));
+    }
     for rows in table.values() {
         for (scenario, tool, r) in rows {
-            let peer = peers.get(scenario.as_str()).copied().or_else(|| {
-                (scenario == "rr1-spin")
-                    .then(|| peers.get("rr1").copied())
-                    .flatten()
-            });
+            let all = peers
+                .get(scenario.as_str())
+                .or_else(|| (scenario == "rr1-spin").then(|| peers.get("rr1")).flatten());
+            let peer = all.and_then(|v| v.first()).copied();
             let req = median(&r.req_s);
             let ratio = match (tool.as_str(), peer) {
                 ("connperf", Some((_, p, _))) if p > 0.0 => fmt(req / p, 2),
@@ -1848,10 +2013,11 @@ fn main() {
                 ));
             }
             if tool == "connperf" {
-                if let Some((pt, _, pc)) = peer {
-                    if pc > 0.0 {
+                for &(pt, pr, pc) in all.into_iter().flatten() {
+                    if pc > 0.0 && pr > 0.0 {
                         notes.push(format!(
-                            "{scenario}: connperf/{pt} req_per_cpu_s = {}",
+                            "{scenario}: connperf/{pt} req/s = {}, req_per_cpu_s = {}",
+                            fmt(req / pr, 2),
                             fmt(median(&r.per_cpu) / pc, 2)
                         ));
                     }
