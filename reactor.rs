@@ -350,8 +350,10 @@ pub struct SpinWindow {
 /// latency instead of removing it. `sched_yield` cannot tell: under EEVDF it returns at once
 /// when the other thread has had more than its share, and that is the thread kept waiting.
 /// So while a worker spins it reads its run delay every `PROBE_EVERY`; if it waited for the
-/// core more than 1/8 of that time, the core is shared and the worker does not spin for
-/// `backoff` (10 ms, doubling up to 1 s while the sharing lasts).
+/// core more than a quarter of that time (slices given to another thread, not a short
+/// wake-up), the core is shared: the worker stops spinning, sleeps
+/// until its next event or deadline, and does not spin again for `backoff` (10 ms, doubling up
+/// to 1 s while the sharing lasts).
 struct Contention {
     /// `/proc/thread-self/schedstat` of the worker thread (None: not readable; never shared).
     file: Option<std::fs::File>,
@@ -362,7 +364,7 @@ struct Contention {
     backoff: Duration,
 }
 
-const PROBE_EVERY: Duration = Duration::from_micros(500);
+const PROBE_EVERY: Duration = Duration::from_millis(8);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -401,7 +403,7 @@ impl Contention {
         let shared = match self.last {
             Some((before, at)) => {
                 let waited = Duration::from_nanos(delay.saturating_sub(before));
-                waited * 8 > now.saturating_duration_since(at)
+                waited * 4 > now.saturating_duration_since(at)
             }
             None => false,
         };

@@ -59,6 +59,19 @@ fn spin_us_polls_after_traffic_and_sleeps_when_idle() {
     let cpus = core.to_string();
     let server = ServeProc::start(&["-p", "tcp", "--cpus", &cpus, "--spin-us", "1000000"]);
     let addr = server.addr();
+    // This thread (the client) now stays off the server's core when there is another (after
+    // the spawn: the server inherits nothing of it): a client woken on the server's core would
+    // make the server see its core shared.
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_CLR(core, &mut set);
+            if (0..libc::CPU_SETSIZE as usize).any(|c| libc::CPU_ISSET(c, &set)) {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+        }
+    }
     thread::sleep(Duration::from_millis(500));
     let idle = server.cpu_time();
     assert!(
