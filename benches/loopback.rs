@@ -162,7 +162,15 @@ fn pump<R: Read + Send + 'static>(r: R, is_err: bool, tx: Sender<(bool, String)>
 
 impl Proc {
     fn spawn(label: &str, argv: &[String]) -> Res<Proc> {
+        Proc::spawn_in(label, argv, None)
+    }
+
+    /// `spawn`, in directory `dir` if given (for tools that write files where they run).
+    fn spawn_in(label: &str, argv: &[String], dir: Option<&Path>) -> Res<Proc> {
         let mut cmd = Command::new(&argv[0]);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1052,6 +1060,27 @@ fn neper_run(
     let bin = if crr { &neper.crr } else { &neper.rr };
     let name = if crr { "tcp_crr" } else { "tcp_rr" };
     let (ctrl, data) = (free_port(false)?, free_port(false)?);
+    // neper writes a log file per process where it runs (even with --nolog): a directory of
+    // its own, removed afterwards.
+    let dir = std::env::temp_dir().join(format!(
+        "connperf-loopback-{}-neper-{ctrl}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let r = neper_in(env, bin, name, &dir, [ctrl, data], [flows, threads], pin);
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn neper_in(
+    env: &Env,
+    bin: &Path,
+    name: &str,
+    dir: &Path,
+    [ctrl, data]: [u16; 2],
+    [flows, threads]: [u32; 2],
+    pin: bool,
+) -> Res<Measured> {
     let secs = env.secs;
     let common = s(&[
         "-F",
@@ -1079,7 +1108,7 @@ fn neper_run(
     let mut argv = taskset("1");
     argv.push(bin.display().to_string());
     argv.extend(common.iter().cloned());
-    let mut srv = Proc::spawn(&format!("neper {name} server"), &argv)?;
+    let mut srv = Proc::spawn_in(&format!("neper {name} server"), &argv, Some(dir))?;
     // Ready when its control port listens (read from /proc/net/tcp: a probe connection would
     // count as neper's client).
     let deadline = Instant::now() + START_TIMEOUT;
@@ -1103,7 +1132,7 @@ fn neper_run(
     argv.push(bin.display().to_string());
     argv.extend(s(&["-c", "-H", "127.0.0.1"]));
     argv.extend(common);
-    let mut cli = Proc::spawn(&format!("neper {name}"), &argv)?;
+    let mut cli = Proc::spawn_in(&format!("neper {name}"), &argv, Some(dir))?;
     let (exit, killed) =
         cli.wait_or_stop(Instant::now() + Duration::from_secs(secs) + CLIENT_SLACK);
     // The server ends with the run; stop it if it has not.
