@@ -335,6 +335,10 @@ pub struct Worker {
     ports: PortWindows,
 }
 
+/// Requests up to this size fit a fresh socket's send buffer (tcp_wmem's default is 16 KiB)
+/// and go out in one write.
+const ONE_WRITE_BYTES: usize = 8 * 1024;
+
 /// IP_LOCAL_PORT_RANGE (linux/in.h; Linux 6.3+): a per-socket part of the local port range.
 const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
 /// Ports per window.
@@ -588,15 +592,17 @@ impl Worker {
                 Type::STREAM.nonblocking(),
                 Some(Protocol::TCP),
             )?;
-            if self.cfg.flavor == Flavor::Ephemeral {
-                // One write per connection: Linux's Nagle (Minshall's variant) holds back a
-                // small segment only while an earlier small one is unacknowledged, so the
-                // request's tail is never held and TCP_NODELAY would be a wasted syscall.
-                if self.cfg.close == CloseMode::Rst {
-                    s.set_linger(Some(Duration::ZERO))?;
-                }
-            } else {
+            // An ephemeral request goes out in one write: Linux's Nagle (Minshall's variant)
+            // holds back a small segment only while an earlier small one is unacknowledged,
+            // so its tail is never held and TCP_NODELAY would be a wasted syscall. Only a
+            // request bigger than a fresh socket's send buffer takes several writes.
+            let one_write =
+                self.cfg.flavor == Flavor::Ephemeral && self.cfg.message_bytes <= ONE_WRITE_BYTES;
+            if !one_write {
                 s.set_tcp_nodelay(true)?;
+            }
+            if self.cfg.flavor == Flavor::Ephemeral && self.cfg.close == CloseMode::Rst {
+                s.set_linger(Some(Duration::ZERO))?;
             }
             if let Some(us) = self.cfg.busy_poll_us {
                 let _ = s.set_busy_poll(us);
@@ -695,8 +701,11 @@ impl Worker {
                 // (which says EINPROGRESS all the same): send the request now. A connection
                 // still on its way refuses the write with EAGAIN and its writable event says
                 // when; a refused one fails it with the reason. No syscall only to ask.
+                // Connected as `connect` returned, before the write (on loopback the write
+                // also runs the server's receive path: not part of the connect time).
+                let up = Instant::now();
                 match self.write_first(token) {
-                    Ok(sent) => self.on_connected(token, Instant::now(), sent),
+                    Ok(sent) => self.on_connected(token, up, sent),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => self.fail(token, ErrorKind::of(&e), now),
                 }

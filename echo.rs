@@ -323,6 +323,9 @@ struct EchoConn {
     pending: Vec<u8>,
     pending_off: usize,
     last_active: Instant,
+    /// An event said the peer closed its side (FIN): read on to the end of stream, also in a
+    /// later turn if the read budget ran out first (edge-triggered epoll says it only once).
+    peer_closed: bool,
 }
 
 enum Step {
@@ -608,6 +611,7 @@ impl EchoWorker {
                         pending: Vec::new(),
                         pending_off: 0,
                         last_active: now,
+                        peer_closed: false,
                     });
                     let c = self.conns.get_mut(token).expect("just inserted");
                     if self
@@ -670,13 +674,21 @@ impl EchoWorker {
 
     /// Give the connections and sockets whose budget ran out last turn their next turn.
     fn serve_more(&mut self) {
-        for token in std::mem::take(&mut self.more) {
+        let queued = std::mem::take(&mut self.more);
+        for token in queued {
             self.on_ready(token, false);
         }
     }
 
-    /// Serve what is ready on `token`.
+    /// Serve what is ready on `token`, unless it already waits in `more` for its next turn
+    /// (serving it now too would give it two budgets in one turn).
     fn on_ready(&mut self, token: Token, read_closed: bool) {
+        if self.more.contains(&token) {
+            if let Some(c) = self.conns.get_mut(token) {
+                c.peer_closed |= read_closed;
+            }
+            return;
+        }
         let t = token.0;
         if t >= FIXED_BASE {
             let i = t - FIXED_BASE;
@@ -809,6 +821,8 @@ fn echo_tcp(
     if track_idle {
         c.last_active = Instant::now();
     }
+    c.peer_closed |= read_closed;
+    let read_closed = c.peer_closed;
     for _ in 0..TCP_READ_BUDGET {
         // Backpressure: while echo bytes are unsent, read nothing.
         while c.pending_off < c.pending.len() {

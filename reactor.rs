@@ -400,21 +400,22 @@ impl Contention {
         let Some(delay) = self.run_delay() else {
             return true;
         };
-        let shared = match self.last {
-            Some((before, at)) => {
-                let waited = Duration::from_nanos(delay.saturating_sub(before));
-                waited * 4 > now.saturating_duration_since(at)
-            }
-            None => false,
-        };
+        let shared = self.last.map(|(before, at)| {
+            let waited = Duration::from_nanos(delay.saturating_sub(before));
+            waited * 4 > now.saturating_duration_since(at)
+        });
         self.last = Some((delay, now));
-        if shared {
+        if shared == Some(true) {
             self.until = now + self.backoff;
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             self.last = None;
             false
         } else {
-            self.backoff = BACKOFF_MIN;
+            // Only a span measured free of sharing ends the back-off's doubling; the first
+            // reading after a sleep or a back-off compares nothing.
+            if shared == Some(false) {
+                self.backoff = BACKOFF_MIN;
+            }
             true
         }
     }

@@ -349,11 +349,23 @@ static void *paced(void *arg) {
         for (int i = 0; i < nf; i++) {
             struct flow *g = &f[i];
             for (; g->fd >= 0 && g->due <= t; g->due += period) {
-                if (g->tail - g->head == RING || write(g->fd, msg, SIZE) != SIZE) {
-                    a->errors++; /* a full pipeline or a full socket: the slot is lost */
+                if (g->tail - g->head == RING) {
+                    a->errors++; /* a full pipeline: the slot is lost */
                     continue;
                 }
-                g->sent[g->tail % RING] = now_s();
+                double sent = now_s(); /* before the write, as connperf stamps its sends */
+                ssize_t w = write(g->fd, msg, SIZE);
+                if (w < 0 && errno == EAGAIN) {
+                    a->errors++; /* a full socket: the slot is lost */
+                    continue;
+                }
+                if (w != SIZE) { /* failed, or sent in part: the echo stream would be off */
+                    a->errors++;
+                    close(g->fd);
+                    g->fd = -1;
+                    break;
+                }
+                g->sent[g->tail % RING] = sent;
                 g->slot[g->tail % RING] = g->due;
                 g->tail++;
             }
