@@ -314,55 +314,9 @@ fn percentile_columns_and_distribution_are_printed() {
     server.stop();
 }
 
-#[test]
-fn duplicate_udp_replies_are_duplicates_not_late() {
-    // A UDP "echo" that answers every datagram twice.
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let addr = sock.local_addr().unwrap().to_string();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let echo = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                let _ = sock.send_to(&buf[..n], from);
-                let _ = sock.send_to(&buf[..n], from);
-            }
-        }
-    });
-    let rows = connect(
-        &[
-            "-p",
-            "udp",
-            "-r",
-            "100",
-            "-d",
-            "1s",
-            "--workers",
-            "1",
-            &addr,
-        ],
-        Duration::from_secs(10),
-    );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    echo.join().unwrap();
-    let t = total(&rows);
-    assert_eq!(u(t, "count"), 100, "{t}");
-    assert_eq!(
-        u(t, "duplicate"),
-        100,
-        "every second reply is a duplicate: {t}"
-    );
-    assert_eq!(u(t, "late"), 0, "{t}");
-    assert_eq!(u(t, "lost"), 0, "{t}");
-}
-
-#[test]
-fn udp_garbage_is_stray_and_a_corrupted_echo_fails_its_request_once() {
-    // A UDP "echo" that follows every reply with 3 bytes of garbage and corrupts the last
-    // payload byte of every 10th reply.
+/// Run `-p udp -r 100 -d 1s --workers 1` against a fake UDP echo that answers the k-th
+/// datagram (from 1) with what `reply(k, datagram)` returns; the run's total row.
+fn against_fake_udp_echo(reply: fn(u64, &[u8]) -> Vec<Vec<u8>>) -> Value {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -375,11 +329,9 @@ fn udp_garbage_is_stray_and_a_corrupted_echo_fails_its_request_once() {
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok((n, from)) = sock.recv_from(&mut buf) {
                 k += 1;
-                if k.is_multiple_of(10) {
-                    buf[n - 1] ^= 0xff;
+                for d in reply(k, &buf[..n]) {
+                    let _ = sock.send_to(&d, from);
                 }
-                let _ = sock.send_to(&buf[..n], from);
-                let _ = sock.send_to(b"xyz", from);
             }
         }
     });
@@ -399,7 +351,34 @@ fn udp_garbage_is_stray_and_a_corrupted_echo_fails_its_request_once() {
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     echo.join().unwrap();
-    let t = total(&rows);
+    total(&rows).clone()
+}
+
+#[test]
+fn duplicate_udp_replies_are_duplicates_not_late() {
+    // Every datagram answered twice.
+    let t = &against_fake_udp_echo(|_, d| vec![d.to_vec(), d.to_vec()]);
+    assert_eq!(u(t, "count"), 100, "{t}");
+    assert_eq!(
+        u(t, "duplicate"),
+        100,
+        "every second reply is a duplicate: {t}"
+    );
+    assert_eq!(u(t, "late"), 0, "{t}");
+    assert_eq!(u(t, "lost"), 0, "{t}");
+}
+
+#[test]
+fn udp_garbage_is_stray_and_a_corrupted_echo_fails_its_request_once() {
+    // Every reply followed by 3 bytes of garbage; the last payload byte of every 10th reply
+    // corrupted.
+    let t = &against_fake_udp_echo(|k, d| {
+        let mut echo = d.to_vec();
+        if k.is_multiple_of(10) {
+            *echo.last_mut().unwrap() ^= 0xff;
+        }
+        vec![echo, b"xyz".to_vec()]
+    });
     let mismatch = t["errors"]["mismatch"].as_u64().unwrap_or(u64::MAX);
     assert_eq!(mismatch, 10, "every 10th echo is corrupted: {t}");
     assert_eq!(u(t, "count"), 90, "{t}");
