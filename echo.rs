@@ -654,13 +654,12 @@ impl EchoWorker {
         }
     }
 
-    fn on_conn(&mut self, token: Token, read_closed: bool) {
+    fn on_conn(&mut self, token: Token) {
         let step = match self.conns.get_mut(token) {
             Some(c) => echo_tcp(
                 c,
                 &mut self.buf,
                 &mut self.counters,
-                read_closed,
                 self.cfg.idle_timeout.is_some(),
             ),
             None => return,
@@ -681,15 +680,18 @@ impl EchoWorker {
     }
 
     /// Serve what is ready on `token`, unless it already waits in `more` for its next turn
-    /// (serving it now too would give it two budgets in one turn).
+    /// (serving it now too would give it two budgets in one turn). `read_closed`: the event
+    /// said the peer closed its side, which a connection remembers either way.
     fn on_ready(&mut self, token: Token, read_closed: bool) {
-        if self.more.contains(&token) {
+        let t = token.0;
+        if read_closed && t < FIXED_BASE {
             if let Some(c) = self.conns.get_mut(token) {
-                c.peer_closed |= read_closed;
+                c.peer_closed = true;
             }
+        }
+        if self.more.contains(&token) {
             return;
         }
-        let t = token.0;
         if t >= FIXED_BASE {
             let i = t - FIXED_BASE;
             if i < self.listeners.len() {
@@ -698,7 +700,7 @@ impl EchoWorker {
                 self.more.push(token);
             }
         } else {
-            self.on_conn(token, read_closed);
+            self.on_conn(token);
         }
     }
 
@@ -815,14 +817,11 @@ fn echo_tcp(
     c: &mut EchoConn,
     buf: &mut [u8],
     counters: &mut ServerCounters,
-    read_closed: bool,
     track_idle: bool,
 ) -> Step {
     if track_idle {
         c.last_active = Instant::now();
     }
-    c.peer_closed |= read_closed;
-    let read_closed = c.peer_closed;
     for _ in 0..TCP_READ_BUDGET {
         // Backpressure: while echo bytes are unsent, read nothing.
         while c.pending_off < c.pending.len() {
@@ -868,8 +867,8 @@ fn echo_tcp(
         }
         // A short read took everything the socket held; with edge-triggered epoll any later
         // arrival (data or FIN) raises a new event, so skip the read that would say WouldBlock.
-        // If this event already carried the FIN, read on to see the end of stream.
-        if n < buf.len() && !read_closed {
+        // If an event already carried the FIN, read on to see the end of stream.
+        if n < buf.len() && !c.peer_closed {
             return Step::Continue;
         }
     }
