@@ -592,16 +592,16 @@ impl Worker {
                 Type::STREAM.nonblocking(),
                 Some(Protocol::TCP),
             )?;
+            let ephemeral = self.cfg.flavor == Flavor::Ephemeral;
+            let rst = ephemeral && self.cfg.close == CloseMode::Rst;
             // An ephemeral request goes out in one write: Linux's Nagle (Minshall's variant)
             // holds back a small segment only while an earlier small one is unacknowledged,
             // so its tail is never held and TCP_NODELAY would be a wasted syscall. Only a
             // request bigger than a fresh socket's send buffer takes several writes.
-            let one_write =
-                self.cfg.flavor == Flavor::Ephemeral && self.cfg.message_bytes <= ONE_WRITE_BYTES;
-            if !one_write {
+            if !(ephemeral && self.cfg.message_bytes <= ONE_WRITE_BYTES) {
                 s.set_tcp_nodelay(true)?;
             }
-            if self.cfg.flavor == Flavor::Ephemeral && self.cfg.close == CloseMode::Rst {
+            if rst {
                 s.set_linger(Some(Duration::ZERO))?;
             }
             if let Some(us) = self.cfg.busy_poll_us {
@@ -617,9 +617,7 @@ impl Worker {
             // Closed by RST, an ephemeral connection frees its port at once (no TIME_WAIT):
             // with few in flight the kernel's scan for a free port stays short, and the
             // connect saves the setsockopt of a window.
-            let few = self.cfg.flavor == Flavor::Ephemeral
-                && self.cfg.close == CloseMode::Rst
-                && self.conns.len() < PORT_WINDOW as usize / 2;
+            let few = rst && self.conns.len() < PORT_WINDOW as usize / 2;
             let windowed = !few && self.ports.narrow(&s);
             match s.connect(&addr.into()) {
                 Ok(()) => {}
@@ -700,9 +698,9 @@ impl Worker {
                 // On loopback and other local paths the handshake finishes inside `connect`
                 // (which says EINPROGRESS all the same): send the request now. A connection
                 // still on its way refuses the write with EAGAIN and its writable event says
-                // when; a refused one fails it with the reason. No syscall only to ask.
-                // Connected as `connect` returned, before the write (on loopback the write
-                // also runs the server's receive path: not part of the connect time).
+                // when; a refused one fails it with the reason. No syscall only to ask. The
+                // connect time ends before the write, which on loopback also runs the
+                // server's receive path.
                 let up = Instant::now();
                 match self.write_first(token) {
                     Ok(sent) => self.on_connected(token, up, sent),
@@ -1315,24 +1313,20 @@ impl Worker {
             slot.answered = true;
             let (intended, sent_at) = (slot.intended, slot.sent_at);
             f.unanswered -= 1;
-            if !intact {
+            if intact {
+                if f.max_answered.is_some_and(|m| seq < m) {
+                    if measured {
+                        self.stats[t].reordered += 1;
+                    }
+                } else {
+                    f.max_answered = Some(seq);
+                }
+                self.record(t as u32, intended, sent_at, now);
+                self.udp[t].backoff.answered();
+            } else {
                 // Answered, wrongly: the request failed with a mismatch.
                 self.count_error(t as u32, ErrorKind::Mismatch, intended);
-                self.expire_udp(t, now, false);
-                if self.udp[t].pacer.is_none() {
-                    self.udp_send_due(t, now);
-                }
-                continue;
             }
-            if f.max_answered.is_some_and(|m| seq < m) {
-                if now >= self.clock.measure {
-                    self.stats[t].reordered += 1;
-                }
-            } else {
-                f.max_answered = Some(seq);
-            }
-            self.record(t as u32, intended, sent_at, now);
-            self.udp[t].backoff.answered();
             self.expire_udp(t, now, false);
             if self.udp[t].pacer.is_none() {
                 self.udp_send_due(t, now);
