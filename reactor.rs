@@ -343,6 +343,35 @@ pub struct SpinWindow {
     window: Duration,
 }
 
+/// The smallest window worth spinning; below it the window is zero.
+const SPIN_MIN: Duration = Duration::from_micros(4);
+
+impl SpinWindow {
+    /// A window of at most `max` (zero: never spin), starting full.
+    pub fn new(max: Duration) -> SpinWindow {
+        SpinWindow { max, window: max }
+    }
+
+    /// The current window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The worker slept `slept` and was woken by an event.
+    pub fn woke_after(&mut self, slept: Duration) {
+        if self.max.is_zero() {
+            return;
+        }
+        self.window = if slept <= self.max {
+            (self.window * 2).clamp(SPIN_MIN, self.max)
+        } else if self.window / 2 < SPIN_MIN {
+            Duration::ZERO
+        } else {
+            self.window / 2
+        };
+    }
+}
+
 /// Whether another thread wants this worker's core, from the worker's own run delay: the time
 /// it spent runnable but waiting for the CPU (`/proc/thread-self/schedstat`, second field). A
 /// worker that spins on a core another thread needs takes that thread's time, and the
@@ -427,35 +456,6 @@ impl Contention {
     }
 }
 
-/// The smallest window worth spinning; below it the window is zero.
-const SPIN_MIN: Duration = Duration::from_micros(4);
-
-impl SpinWindow {
-    /// A window of at most `max` (zero: never spin), starting full.
-    pub fn new(max: Duration) -> SpinWindow {
-        SpinWindow { max, window: max }
-    }
-
-    /// The current window.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    /// The worker slept `slept` and was woken by an event.
-    pub fn woke_after(&mut self, slept: Duration) {
-        if self.max.is_zero() {
-            return;
-        }
-        self.window = if slept <= self.max {
-            (self.window * 2).clamp(SPIN_MIN, self.max)
-        } else if self.window / 2 < SPIN_MIN {
-            Duration::ZERO
-        } else {
-            self.window / 2
-        };
-    }
-}
-
 /// Run one worker's loop until shutdown has been triggered and the handler has drained.
 pub fn run<H: Handler>(
     poll: &mut Poll,
@@ -512,7 +512,8 @@ pub fn run<H: Handler>(
                 }
             }
         };
-        if timeout != Some(Duration::ZERO) {
+        let sleeps = timeout != Some(Duration::ZERO);
+        if sleeps {
             contention.slept();
         }
         let polled = Instant::now();
@@ -524,7 +525,7 @@ pub fn run<H: Handler>(
         }
         if !opts.spin_for.is_zero() && !events.is_empty() {
             let woke = Instant::now();
-            if timeout != Some(Duration::ZERO) {
+            if sleeps {
                 spin.woke_after(woke - polled);
             }
             spin_until = woke + spin.window();

@@ -37,25 +37,14 @@ fn core_busy(core: usize) -> Option<Duration> {
     Some(Duration::from_millis(busy * 1000 / hz))
 }
 
-/// The first core this process may run on.
-fn first_core() -> usize {
-    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            if let Some(c) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) {
-                return c;
-            }
-        }
-    }
-    0
-}
-
 #[test]
 fn spin_us_polls_after_traffic_and_sleeps_when_idle() {
     // A 1 s window (the most allowed) makes the difference plain even on a busy machine, where
     // the spinning worker gets only part of a core.
-    let core = first_core();
+    let core = connperf::affinity::available_cores()
+        .into_iter()
+        .next()
+        .unwrap_or(0);
     let cpus = core.to_string();
     let server = ServeProc::start(&["-p", "tcp", "--cpus", &cpus, "--spin-us", "1000000"]);
     let addr = server.addr();
