@@ -270,6 +270,32 @@ impl Proc {
         }
     }
 
+    /// Wait until `ready()` (polled every 20 ms) says the server this is can be used, for at
+    /// most `START_TIMEOUT`; `what` names it in the error if it ends or never gets ready.
+    fn wait_ready(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> Res<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !ready() {
+            if let Some(e) = self.reap(false) {
+                self.drain(Instant::now() + Duration::from_secs(1));
+                return Err(format!(
+                    "{} ended ({}) before {what}{}",
+                    self.label,
+                    e.describe(),
+                    self.tail()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} not {what} after {START_TIMEOUT:?}{}",
+                    self.label,
+                    self.tail()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Wait for a stdout line starting with `prefix`.
     fn wait_line(&mut self, prefix: &str, deadline: Instant) -> Res<String> {
         let mut seen = 0;
@@ -745,33 +771,14 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
     argv.extend(s(&["-i", "127.0.0.1", "-p", &ps]));
     let mut srv = Proc::spawn("sockperf server", &argv)?;
     // Ready when it accepts a connection (TCP) or has bound its socket (UDP).
-    let deadline = Instant::now() + START_TIMEOUT;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    loop {
-        let ready = if tcp {
+    srv.wait_ready(&format!("listening on {port}"), || {
+        if tcp {
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
         } else {
             udp_bound(port)
-        };
-        if ready {
-            break;
         }
-        if let Some(e) = srv.reap(false) {
-            srv.drain(Instant::now() + Duration::from_secs(1));
-            return Err(format!(
-                "sockperf server ended ({}) before listening on {port}{}",
-                e.describe(),
-                srv.tail()
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "sockperf server not listening on {port} after {START_TIMEOUT:?}{}",
-                srv.tail()
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    })?;
     let secs = env.secs;
     let mut argv = s(&["taskset", "-c", "0", &sp, "ping-pong"]);
     if tcp {
@@ -1111,23 +1118,7 @@ fn neper_in(
     let mut srv = Proc::spawn_in(&format!("neper {name} server"), &argv, Some(dir))?;
     // Ready when its control port listens (read from /proc/net/tcp: a probe connection would
     // count as neper's client).
-    let deadline = Instant::now() + START_TIMEOUT;
-    while !listening(ctrl) {
-        if let Some(e) = srv.reap(false) {
-            return Err(format!(
-                "neper {name} server ended ({}) before listening{}",
-                e.describe(),
-                srv.tail()
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "neper {name} server not listening on {ctrl}{}",
-                srv.tail()
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    srv.wait_ready(&format!("listening on {ctrl}"), || listening(ctrl))?;
     let mut argv = taskset("0");
     argv.push(bin.display().to_string());
     argv.extend(s(&["-c", "-H", "127.0.0.1"]));
