@@ -270,15 +270,16 @@ impl Proc {
         }
     }
 
-    /// Wait until `ready()` (polled every 20 ms) says the server this is can be used, for at
-    /// most `START_TIMEOUT`; `what` names it in the error if it ends or never gets ready.
+    /// Wait until `ready()` (polled every 20 ms) says this process is `what` (listening on a
+    /// port, attached to a process), for at most `START_TIMEOUT`; an error if it ends first or
+    /// never gets there.
     fn wait_ready(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> Res<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         while !ready() {
             if let Some(e) = self.reap(false) {
                 self.drain(Instant::now() + Duration::from_secs(1));
                 return Err(format!(
-                    "{} ended ({}) before {what}{}",
+                    "{} ended ({}) before it was {what}{}",
                     self.label,
                     e.describe(),
                     self.tail()
@@ -1305,10 +1306,10 @@ impl Drop for TempFiles {
 
 /// Wait until every thread of `target` is traced by `tracer`.
 fn wait_traced(target: &Proc, tracer: &mut Proc) -> Res<()> {
-    let deadline = Instant::now() + START_TIMEOUT;
     let want = tracer.pid.to_string();
-    loop {
-        let traced = std::fs::read_dir(format!("/proc/{}/task", target.pid))
+    let task = format!("/proc/{}/task", target.pid);
+    tracer.wait_ready(&format!("attached to pid {}", target.pid), || {
+        std::fs::read_dir(&task)
             .map(|d| {
                 let mut n = 0;
                 let all = d.flatten().all(|t| {
@@ -1321,29 +1322,8 @@ fn wait_traced(target: &Proc, tracer: &mut Proc) -> Res<()> {
                 });
                 all && n > 0
             })
-            .unwrap_or(false);
-        if traced {
-            return Ok(());
-        }
-        if let Some(e) = tracer.reap(false) {
-            tracer.drain(Instant::now() + Duration::from_secs(1));
-            return Err(format!(
-                "{} ended ({}) before attaching{}",
-                tracer.label,
-                e.describe(),
-                tracer.tail()
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "{} not attached to pid {} after {START_TIMEOUT:?}{}",
-                tracer.label,
-                target.pid,
-                tracer.tail()
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+            .unwrap_or(false)
+    })
 }
 
 /// The rows of an `strace -c` summary: (syscall, calls), the total row left out.
