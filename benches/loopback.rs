@@ -1296,6 +1296,24 @@ fn mem19k_run(env: &Env) -> Res<Measured> {
 /// Removes its files when dropped.
 struct TempFiles(Vec<PathBuf>);
 
+impl TempFiles {
+    /// A client's and a server's output file, `*-client.EXT` and `*-server.EXT` in the temp
+    /// directory, with their paths as strings for a command line.
+    fn client_server(ext: &str) -> (TempFiles, String, String) {
+        let tag = format!("connperf-loopback-{}", std::process::id());
+        let dir = std::env::temp_dir();
+        let files = TempFiles(vec![
+            dir.join(format!("{tag}-client.{ext}")),
+            dir.join(format!("{tag}-server.{ext}")),
+        ]);
+        let (c, s) = (
+            files.0[0].display().to_string(),
+            files.0[1].display().to_string(),
+        );
+        (files, c, s)
+    }
+}
+
 impl Drop for TempFiles {
     fn drop(&mut self) {
         for p in &self.0 {
@@ -1390,16 +1408,7 @@ fn per_request(rows: &[(String, f64)], requests: f64) -> (f64, f64, String) {
 
 /// One `syscalls` measurement: 1,000 connections closed loop for 2 s, both sides under strace.
 fn syscalls_run(env: &Env, strace: &Path) -> Res<Measured> {
-    let tag = format!("connperf-loopback-{}", std::process::id());
-    let dir = std::env::temp_dir();
-    let files = TempFiles(vec![
-        dir.join(format!("{tag}-client.strace")),
-        dir.join(format!("{tag}-server.strace")),
-    ]);
-    let (cfile, sfile) = (
-        files.0[0].display().to_string(),
-        files.0[1].display().to_string(),
-    );
+    let (files, cfile, sfile) = TempFiles::client_server("strace");
     let st = strace.display().to_string();
     let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"])?;
     let spid = srv.pid.to_string();
@@ -1454,16 +1463,7 @@ fn perf_count(path: &Path) -> Res<f64> {
 /// `perf stat -e raw_syscalls:sys_enter` (a kernel tracepoint: no stop per call, unlike
 /// strace). Returns (client, server) syscalls per request, everything included.
 fn syscalls_full_speed(env: &Env, perf: &Path) -> Res<(f64, f64)> {
-    let tag = format!("connperf-loopback-{}", std::process::id());
-    let dir = std::env::temp_dir();
-    let files = TempFiles(vec![
-        dir.join(format!("{tag}-client.perf")),
-        dir.join(format!("{tag}-server.perf")),
-    ]);
-    let (cfile, sfile) = (
-        files.0[0].display().to_string(),
-        files.0[1].display().to_string(),
-    );
+    let (files, cfile, sfile) = TempFiles::client_server("perf");
     let pf = perf.display().to_string();
     let ev = "raw_syscalls:sys_enter";
     let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"])?;
