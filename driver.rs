@@ -12,7 +12,7 @@
 
 use crate::pacing::Pacer;
 use crate::reactor::{self, fixed_token, Handler, Slab, FIXED_BASE};
-use crate::report::{thread_cpu, ErrorKind, Interval, Stats};
+use crate::report::{thread_cpu, Failure, Interval, Stats};
 use crate::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use mio::event::Event;
@@ -217,7 +217,7 @@ struct Conn {
     armed: Option<Instant>,
     backoff: Duration,
     /// Why the connection last went down: slots that fall due before it is back fail with it.
-    last_error: Option<ErrorKind>,
+    last_error: Option<Failure>,
 }
 
 impl Conn {
@@ -575,7 +575,7 @@ impl Worker {
     }
 
     /// Count a failed request intended at `intended` (measured ones only).
-    fn count_error(&mut self, target: u32, kind: ErrorKind, intended: Instant) {
+    fn count_error(&mut self, target: u32, kind: Failure, intended: Instant) {
         if intended >= self.clock.measure {
             self.stats[target as usize].error(kind);
         }
@@ -652,7 +652,7 @@ impl Worker {
                     token,
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
-                    self.fail(token, ErrorKind::of(&e), now);
+                    self.fail(token, Failure::of(&e), now);
                     return;
                 }
                 // The writable event says when the connection is up (on loopback, at the
@@ -664,7 +664,7 @@ impl Worker {
                     intended: now,
                 };
             }
-            Err(e) => self.fail(token, ErrorKind::of(&e), now),
+            Err(e) => self.fail(token, Failure::of(&e), now),
         }
     }
 
@@ -686,7 +686,7 @@ impl Worker {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     self.conns.remove(token);
-                    self.count_error(target, ErrorKind::of(&e), intended);
+                    self.count_error(target, Failure::of(&e), intended);
                     return;
                 }
                 self.conns.get_mut(token).expect("just inserted").stream = Some(stream);
@@ -705,11 +705,11 @@ impl Worker {
                 match self.write_first(token) {
                     Ok(sent) => self.on_connected(token, up, sent),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => self.fail(token, ErrorKind::of(&e), now),
+                    Err(e) => self.fail(token, Failure::of(&e), now),
                 }
             }
             Err(e) => {
-                self.count_error(target, ErrorKind::of(&e), intended);
+                self.count_error(target, Failure::of(&e), intended);
                 if self.cfg.closed_loop() {
                     self.closed_backoff.failed(now);
                 }
@@ -719,7 +719,7 @@ impl Worker {
 
     /// A connection failed (or its peer misbehaved): count it, then redial (persistent) or drop
     /// it (ephemeral).
-    fn fail(&mut self, token: Token, kind: ErrorKind, now: Instant) {
+    fn fail(&mut self, token: Token, kind: Failure, now: Instant) {
         let Some(mut c) = self.conns.remove(token) else {
             return;
         };
@@ -902,20 +902,20 @@ impl Worker {
         let stream = c.stream.as_mut()?;
         let stats = &mut self.stats[c.target as usize];
         let mut done: Option<Instant> = None;
-        let outcome: std::result::Result<(), ErrorKind> = 'io: loop {
+        let outcome: std::result::Result<(), Failure> = 'io: loop {
             let mut progress = false;
             while c.out < c.reqs.len() * msg {
                 let (idx, off) = (c.out / msg, c.out % msg);
                 stamp(&mut self.send_buf, c.reqs[idx].seq);
                 match stream.write(&self.send_buf[off..]) {
-                    Ok(0) => break 'io Err(ErrorKind::Reset),
+                    Ok(0) => break 'io Err(Failure::Reset),
                     Ok(n) => {
                         c.out += n;
                         progress = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break 'io Err(ErrorKind::of(&e)),
+                    Err(e) => break 'io Err(Failure::of(&e)),
                 }
             }
             if ready == Readiness::Write {
@@ -928,17 +928,17 @@ impl Worker {
                 // Nothing is owed to us: bytes now are a lying peer, EOF is a close.
                 let mut b = [0u8; 1];
                 match stream.read(&mut b) {
-                    Ok(0) => break 'io Err(ErrorKind::ClosedEarly),
-                    Ok(_) => break 'io Err(ErrorKind::Mismatch),
+                    Ok(0) => break 'io Err(Failure::ClosedEarly),
+                    Ok(_) => break 'io Err(Failure::Mismatch),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                    Err(e) => break 'io Err(ErrorKind::of(&e)),
+                    Err(e) => break 'io Err(Failure::of(&e)),
                 }
             }
             while c.out > c.got {
                 let want = (c.out - c.got).min(self.recv_buf.len());
                 match stream.read(&mut self.recv_buf[..want]) {
-                    Ok(0) => break 'io Err(ErrorKind::ClosedEarly),
+                    Ok(0) => break 'io Err(Failure::ClosedEarly),
                     Ok(n) => {
                         progress = true;
                         // The chunk may span the ends of several pipelined requests.
@@ -949,7 +949,7 @@ impl Worker {
                             stamp(&mut self.send_buf, r.seq);
                             if self.recv_buf[pos..pos + take] != self.send_buf[c.got..c.got + take]
                             {
-                                break 'io Err(ErrorKind::Mismatch);
+                                break 'io Err(Failure::Mismatch);
                             }
                             pos += take;
                             c.got += take;
@@ -979,7 +979,7 @@ impl Worker {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break 'io Err(ErrorKind::of(&e)),
+                    Err(e) => break 'io Err(Failure::of(&e)),
                 }
             }
             // With the peer's FIN in this event and nothing owed, read once more to see it.
@@ -1051,8 +1051,8 @@ impl Worker {
                 let failed = ev.is_error() || !ev.is_writable() && ev.is_write_closed();
                 if failed {
                     let kind = match c.stream.as_ref().map(|s| s.take_error()) {
-                        Some(Ok(Some(e)) | Err(e)) => ErrorKind::of(&e),
-                        _ => ErrorKind::Refused,
+                        Some(Ok(Some(e)) | Err(e)) => Failure::of(&e),
+                        _ => Failure::Refused,
                     };
                     self.fail(token, kind, now);
                 } else if ev.is_writable() || ev.is_readable() {
@@ -1135,7 +1135,7 @@ impl Worker {
             }
         }
         for tok in expired {
-            self.fail(tok, ErrorKind::Timeout, now);
+            self.fail(tok, Failure::Timeout, now);
         }
         for t in 0..self.udp.len() {
             self.expire_udp(t, now, false);
@@ -1227,7 +1227,7 @@ impl Worker {
                         Some(p) => p.take(now).is_some(),
                         None => false,
                     };
-                    self.count_error(t as u32, ErrorKind::of(&e), intended);
+                    self.count_error(t as u32, Failure::of(&e), intended);
                     if !paced {
                         return;
                     }
@@ -1249,7 +1249,7 @@ impl Worker {
         let intended = slot.intended;
         f.unanswered -= 1;
         if intended >= measure {
-            self.stats[t].error(ErrorKind::of(e));
+            self.stats[t].error(Failure::of(e));
         }
         self.expire_udp(t, now, false);
         true
@@ -1325,7 +1325,7 @@ impl Worker {
                 self.udp[t].backoff.answered();
             } else {
                 // Answered, wrongly: the request failed with a mismatch.
-                self.count_error(t as u32, ErrorKind::Mismatch, intended);
+                self.count_error(t as u32, Failure::Mismatch, intended);
             }
             self.expire_udp(t, now, false);
             if self.udp[t].pacer.is_none() {

@@ -16,9 +16,10 @@ pub const MAX_NS: u64 = 3_600_000_000_000;
 /// HdrHistogram precision: 3 significant digits (0.1 % relative error).
 pub const SIGFIGS: u8 = 3;
 
-/// Why a request or connection failed. Counted per kind, never fatal to the run.
+/// Why a request or connection failed (a kind of failure, not an `io::ErrorKind`). Counted per
+/// kind, never fatal to the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub enum Failure {
     /// Connection refused (nothing listening, or a RST to the SYN).
     Refused,
     /// Connection reset by the peer.
@@ -39,55 +40,55 @@ pub enum ErrorKind {
     Other,
 }
 
-/// Number of `ErrorKind`s.
+/// Number of `Failure`s.
 pub const ERROR_KINDS: usize = 9;
 
-impl ErrorKind {
+impl Failure {
     /// All kinds, in report order.
-    pub const ALL: [ErrorKind; ERROR_KINDS] = [
-        ErrorKind::Refused,
-        ErrorKind::Reset,
-        ErrorKind::Timeout,
-        ErrorKind::ClosedEarly,
-        ErrorKind::Mismatch,
-        ErrorKind::Unreachable,
-        ErrorKind::AddrNotAvail,
-        ErrorKind::FdLimit,
-        ErrorKind::Other,
+    pub const ALL: [Failure; ERROR_KINDS] = [
+        Failure::Refused,
+        Failure::Reset,
+        Failure::Timeout,
+        Failure::ClosedEarly,
+        Failure::Mismatch,
+        Failure::Unreachable,
+        Failure::AddrNotAvail,
+        Failure::FdLimit,
+        Failure::Other,
     ];
 
     /// The snake_case name used in output.
     pub fn name(self) -> &'static str {
         match self {
-            ErrorKind::Refused => "refused",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ClosedEarly => "closed_early",
-            ErrorKind::Mismatch => "mismatch",
-            ErrorKind::Unreachable => "unreachable",
-            ErrorKind::AddrNotAvail => "addr_not_avail",
-            ErrorKind::FdLimit => "fd_limit",
-            ErrorKind::Other => "other",
+            Failure::Refused => "refused",
+            Failure::Reset => "reset",
+            Failure::Timeout => "timeout",
+            Failure::ClosedEarly => "closed_early",
+            Failure::Mismatch => "mismatch",
+            Failure::Unreachable => "unreachable",
+            Failure::AddrNotAvail => "addr_not_avail",
+            Failure::FdLimit => "fd_limit",
+            Failure::Other => "other",
         }
     }
 
     /// Classify an I/O error.
-    pub fn of(e: &io::Error) -> ErrorKind {
+    pub fn of(e: &io::Error) -> Failure {
         use io::ErrorKind as K;
         match e.kind() {
-            K::ConnectionRefused => return ErrorKind::Refused,
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => return ErrorKind::Reset,
-            K::TimedOut => return ErrorKind::Timeout,
-            K::AddrNotAvailable => return ErrorKind::AddrNotAvail,
-            K::UnexpectedEof => return ErrorKind::ClosedEarly,
+            K::ConnectionRefused => return Failure::Refused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => return Failure::Reset,
+            K::TimedOut => return Failure::Timeout,
+            K::AddrNotAvailable => return Failure::AddrNotAvail,
+            K::UnexpectedEof => return Failure::ClosedEarly,
             _ => {}
         }
         match e.raw_os_error() {
             Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) | Some(libc::ENETDOWN) => {
-                ErrorKind::Unreachable
+                Failure::Unreachable
             }
-            Some(libc::EMFILE) | Some(libc::ENFILE) => ErrorKind::FdLimit,
-            _ => ErrorKind::Other,
+            Some(libc::EMFILE) | Some(libc::ENFILE) => Failure::FdLimit,
+            _ => Failure::Other,
         }
     }
 
@@ -197,12 +198,12 @@ impl Stats {
     }
 
     /// Count one failure.
-    pub fn error(&mut self, kind: ErrorKind) {
+    pub fn error(&mut self, kind: Failure) {
         self.errors[kind.index()] += 1;
     }
 
     /// Count one connection-level failure.
-    pub fn conn_error(&mut self, kind: ErrorKind) {
+    pub fn conn_error(&mut self, kind: Failure) {
         self.conn_errors[kind.index()] += 1;
     }
 
@@ -751,12 +752,12 @@ fn json_row(
     }
     m.insert("bytes".into(), json!(s.bytes));
     m.insert("error_count".into(), json!(s.error_count()));
-    let errors: Map<String, Value> = ErrorKind::ALL
+    let errors: Map<String, Value> = Failure::ALL
         .iter()
         .map(|k| (k.name().to_string(), json!(s.errors[k.index()])))
         .collect();
     m.insert("errors".into(), Value::Object(errors));
-    let conn_errors: Map<String, Value> = ErrorKind::ALL
+    let conn_errors: Map<String, Value> = Failure::ALL
         .iter()
         .map(|k| (k.name().to_string(), json!(s.conn_errors[k.index()])))
         .collect();
@@ -790,7 +791,7 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
         .collect();
     for (peer, s) in names.iter().zip(rows) {
         if s.error_count() > 0 {
-            let kinds: Vec<String> = ErrorKind::ALL
+            let kinds: Vec<String> = Failure::ALL
                 .iter()
                 .filter(|k| s.errors[k.index()] > 0)
                 .map(|k| format!("{}={}", k.name(), s.errors[k.index()]))
@@ -798,7 +799,7 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
             out.line(&format!("# {peer} errors: {}", kinds.join(" ")));
         }
         if s.conn_errors.iter().any(|&n| n > 0) {
-            let kinds: Vec<String> = ErrorKind::ALL
+            let kinds: Vec<String> = Failure::ALL
                 .iter()
                 .filter(|k| s.conn_errors[k.index()] > 0)
                 .map(|k| format!("{}={}", k.name(), s.conn_errors[k.index()]))
@@ -1352,12 +1353,12 @@ mod tests {
     #[test]
     fn io_errors_are_classified() {
         let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-        assert_eq!(ErrorKind::of(&e), ErrorKind::Refused);
+        assert_eq!(Failure::of(&e), Failure::Refused);
         let e = io::Error::from_raw_os_error(libc::EMFILE);
-        assert_eq!(ErrorKind::of(&e), ErrorKind::FdLimit);
+        assert_eq!(Failure::of(&e), Failure::FdLimit);
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
-        assert_eq!(ErrorKind::of(&e), ErrorKind::Unreachable);
+        assert_eq!(Failure::of(&e), Failure::Unreachable);
         let e = io::Error::from_raw_os_error(libc::ECONNRESET);
-        assert_eq!(ErrorKind::of(&e), ErrorKind::Reset);
+        assert_eq!(Failure::of(&e), Failure::Reset);
     }
 }
