@@ -13,6 +13,7 @@
 use crate::pacing::Pacer;
 use crate::reactor::{self, fixed_token, Handler, Slab, FIXED_BASE};
 use crate::report::{thread_cpu, Failure, Interval, Stats};
+use crate::sockopt;
 use crate::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use mio::event::Event;
@@ -339,8 +340,6 @@ pub struct Worker {
 /// and go out in one write.
 const ONE_WRITE_BYTES: usize = 8 * 1024;
 
-/// IP_LOCAL_PORT_RANGE (linux/in.h; Linux 6.3+): a per-socket part of the local port range.
-const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
 /// Ports per window.
 const PORT_WINDOW: u32 = 256;
 
@@ -394,8 +393,7 @@ impl PortWindows {
             return false;
         }
         let top = (self.next + PORT_WINDOW - 1).min(self.hi);
-        let value = (self.next | (top << 16)) as libc::c_int;
-        if reactor::set_int_opt(s, libc::IPPROTO_IP, IP_LOCAL_PORT_RANGE, value).is_err() {
+        if sockopt::set_local_port_range(s, self.next as u16, top as u16).is_err() {
             self.on = false;
             return false;
         }
@@ -510,8 +508,8 @@ impl Worker {
                     source,
                 })?;
             s.set_nonblocking(true).map_err(Error::Poll)?;
-            let _ = s.set_recv_buffer_size(reactor::UDP_SOCKET_BUFFER);
-            let _ = s.set_send_buffer_size(reactor::UDP_SOCKET_BUFFER);
+            let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
+            let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
             if let Some(src) = self.pick_source(addr) {
                 s.bind(&SocketAddr::new(src, 0).into())
                     .map_err(|source| Error::Io {
@@ -610,8 +608,7 @@ impl Worker {
             if let Some(src) = self.pick_source(addr) {
                 // Let the kernel choose the port at connect time, per (source, destination),
                 // so many sources multiply the usable ports (ip(7), IP_BIND_ADDRESS_NO_PORT).
-                let _ =
-                    reactor::set_int_opt(&s, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+                let _ = sockopt::set_bind_address_no_port(&s);
                 s.bind(&SocketAddr::new(src, 0).into())?;
             }
             // Closed by RST, an ephemeral connection frees its port at once (no TIME_WAIT):

@@ -10,6 +10,7 @@
 use crate::affinity::Plan;
 use crate::reactor::{self, fixed_token, Handler, Slab, FIXED_BASE};
 use crate::report::{ServerCounters, ServerSnapshot};
+use crate::sockopt;
 use crate::{Error, Result};
 use crossbeam_channel::Sender;
 use mio::event::Event;
@@ -182,7 +183,7 @@ fn bind_tcp(
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(cfg.backlog)?;
-    if let Err(e) = reactor::set_int_opt(&s, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, FASTOPEN_QLEN) {
+    if let Err(e) = sockopt::set_tcp_fastopen(&s, FASTOPEN_QLEN) {
         fastopen_failed.get_or_insert(e);
     }
     Ok(TcpListener::from_std(s.into()))
@@ -194,8 +195,8 @@ fn bind_tcp(
 /// connection are processed on the core of the thread that sent them, so a client worker pinned
 /// to core c is served by the server worker on core c. Best effort: older kernels hash.
 fn prefer_core(s: &Socket, core: Option<usize>) {
-    if let Some(c) = core.and_then(|c| libc::c_int::try_from(c).ok()) {
-        let _ = reactor::set_int_opt(s, libc::SOL_SOCKET, libc::SO_INCOMING_CPU, c);
+    if let Some(c) = core {
+        let _ = s.set_cpu_affinity(c);
     }
 }
 
@@ -205,8 +206,8 @@ fn bind_udp(addr: SocketAddr, core: Option<usize>) -> io::Result<UdpSocket> {
     s.set_reuse_port(true)?;
     prefer_core(&s, core);
     // Room for bursts of datagrams between two reads (capped by net.core.rmem_max and wmem_max).
-    let _ = s.set_recv_buffer_size(reactor::UDP_SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(reactor::UDP_SOCKET_BUFFER);
+    let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }

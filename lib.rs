@@ -35,6 +35,7 @@ pub mod pacing;
 pub mod reactor;
 pub mod report;
 pub mod rlimit;
+pub mod sockopt;
 
 /// Everything that can stop connperf before or while it starts work.
 ///

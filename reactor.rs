@@ -497,8 +497,7 @@ pub fn run<H: Handler>(
         if spinning && events.is_empty() {
             // Nothing came on the last poll: let another thread that wants this core (say, the
             // other end of a loopback test) run first. With none, this returns at once.
-            // SAFETY: sched_yield has no arguments and cannot fail on Linux.
-            unsafe { libc::sched_yield() };
+            std::thread::yield_now();
         }
         let timeout = if opts.spin || spinning {
             Some(Duration::ZERO)
@@ -540,35 +539,6 @@ pub fn run<H: Handler>(
     }
     handler.on_exit(Instant::now());
     Ok(())
-}
-
-/// Socket buffers asked for on UDP sockets, client and server (the kernel caps them at
-/// `net.core.rmem_max` and `wmem_max`), so a burst of datagrams is not dropped before the worker reads it.
-pub const UDP_SOCKET_BUFFER: usize = 4 << 20;
-
-/// Set an integer socket option that socket2 does not wrap (TCP_FASTOPEN,
-/// IP_BIND_ADDRESS_NO_PORT).
-pub fn set_int_opt(
-    fd: &impl AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: setsockopt reads one c_int from a live stack variable of exactly that size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Running worker threads.
