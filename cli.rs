@@ -4,7 +4,7 @@
 //! Leaves to others: the loop (`reactor`), the sockets (`echo`, `driver`), output (`report`).
 
 use crate::affinity::{self, Plan};
-use crate::driver::{CloseMode, ConnectConfig, Flavor, Proto, Run, Target, UDP_HEADER_LEN};
+use crate::driver::{CloseMode, ConnectConfig, Mode, Run, Target, UDP_HEADER_LEN};
 use crate::echo::{Cidr, Protocols, ServeConfig, Server};
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::ReportConfig;
@@ -25,6 +25,20 @@ pub const DEFAULT_SPIN_US: u64 = 100;
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// Default ephemeral connections in flight per worker, lowered to fit the open-file limit.
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+
+/// `--proto`: TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// `--flavor`: how TCP connections are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Persistent,
+    Ephemeral,
+}
 
 #[derive(FromArgs, Debug)]
 /// connperf: TCP/UDP connection load generator and echo server (thread-per-core, epoll).
@@ -892,20 +906,27 @@ impl ConnectArgs {
         };
         let plan = plan_of(&self.cpus, self.workers)?;
         let interval = self.interval.unwrap_or(Duration::from_secs(5));
+        let mode = match (proto, flavor) {
+            (Proto::Udp, _) => Mode::Udp,
+            (Proto::Tcp, Flavor::Persistent) => Mode::Persistent {
+                connections: connections as usize,
+                depth,
+            },
+            (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
+                close,
+                max_inflight,
+                concurrency: connections as usize,
+            },
+        };
         let cfg = ConnectConfig {
             targets,
-            proto,
-            flavor,
-            connections: connections as usize,
+            mode,
             rate,
             duration: self.duration.unwrap_or(Duration::from_secs(10)),
             warmup: self.warmup.unwrap_or(Duration::ZERO),
             interval,
             message_bytes,
             timeout: self.timeout.unwrap_or(Duration::from_secs(1)),
-            close,
-            max_inflight,
-            depth,
             source_addrs,
             busy_poll_us: busy_poll(self.busy_poll)?,
         };
@@ -1049,7 +1070,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     if demo {
         let scfg = ServeConfig {
             addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            protocols: if run.cfg.proto == Proto::Udp {
+            protocols: if run.cfg.mode == Mode::Udp {
                 Protocols::Udp
             } else {
                 Protocols::Tcp
@@ -1079,12 +1100,14 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         run.report.peers = vec![addr.to_string()];
         demo_server = Some(server);
     }
-    if run.cfg.max_inflight == DEFAULT_MAX_INFLIGHT && !explicit_inflight {
-        // Fit the default under the open-file limit, so a dead target fills the in-flight
-        // window rather than the descriptor table.
-        let lim = rlimit::raise_nofile()?;
-        let per_worker = lim.soft.saturating_sub(rlimit::SLACK_FDS) / run.plan.workers as u64;
-        run.cfg.max_inflight = DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize);
+    if let Mode::Ephemeral { max_inflight, .. } = &mut run.cfg.mode {
+        if !explicit_inflight {
+            // Fit the default under the open-file limit, so a dead target fills the in-flight
+            // window rather than the descriptor table.
+            let lim = rlimit::raise_nofile()?;
+            let per_worker = lim.soft.saturating_sub(rlimit::SLACK_FDS) / run.plan.workers as u64;
+            *max_inflight = DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize);
+        }
     }
     check_fds(run.cfg.fds_needed(run.plan.workers))?;
     let hdr_log = match &run.hdr_log {
@@ -1410,7 +1433,7 @@ mod tests {
             "127.0.0.1:2",
         ])
         .unwrap();
-        assert_eq!(p.cfg.proto, Proto::Udp);
+        assert_eq!(p.cfg.mode, Mode::Udp);
         assert_eq!(p.cfg.rate, 0.5);
         assert_eq!(p.cfg.duration, Duration::from_secs(3));
         assert_eq!(p.cfg.interval, Duration::from_millis(500));

@@ -46,20 +46,6 @@ const TIMER_BURST: usize = 1024;
 pub const UDP_HEADER_LEN: usize = 24;
 const UDP_MAGIC: u32 = 0x4350_5544; // "CPUD"
 
-/// TCP or UDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-/// How TCP connections are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Persistent,
-    Ephemeral,
-}
-
 /// How an ephemeral connection is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseMode {
@@ -77,14 +63,33 @@ pub struct Target {
     pub addr: SocketAddr,
 }
 
+/// What kind of traffic a run sends, with the settings only that kind has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Long-lived TCP connections, each paced on its own.
+    Persistent {
+        /// Connections per target.
+        connections: usize,
+        /// Requests in flight per connection (`--depth`, pipelining).
+        depth: usize,
+    },
+    /// A new TCP connection per request.
+    Ephemeral {
+        close: CloseMode,
+        /// Connections in flight per worker at most.
+        max_inflight: usize,
+        /// Closed loop: connections kept in flight per target (`-c`).
+        concurrency: usize,
+    },
+    /// Datagrams over one connected UDP socket per worker per target.
+    Udp,
+}
+
 /// Everything `connect` needs, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectConfig {
     pub targets: Vec<Target>,
-    pub proto: Proto,
-    pub flavor: Flavor,
-    /// Persistent connections per target.
-    pub connections: usize,
+    pub mode: Mode,
     /// Requests per second: per connection (persistent) or per target (ephemeral, UDP); 0 means
     /// closed loop.
     pub rate: f64,
@@ -94,11 +99,6 @@ pub struct ConnectConfig {
     pub message_bytes: usize,
     /// No reply (or connect) within this is a timeout (TCP) or a loss (UDP).
     pub timeout: Duration,
-    pub close: CloseMode,
-    /// Ephemeral connections in flight per worker at most.
-    pub max_inflight: usize,
-    /// Requests in flight per persistent connection (`--depth`, pipelining).
-    pub depth: usize,
     /// Local addresses to spread connections over (`--source-addrs`).
     pub source_addrs: Vec<IpAddr>,
     /// SO_BUSY_POLL microseconds on client sockets.
@@ -109,18 +109,16 @@ impl Default for ConnectConfig {
     fn default() -> Self {
         ConnectConfig {
             targets: Vec::new(),
-            proto: Proto::Tcp,
-            flavor: Flavor::Persistent,
-            connections: 10,
+            mode: Mode::Persistent {
+                connections: 10,
+                depth: 1,
+            },
             rate: 100.0,
             duration: Duration::from_secs(10),
             warmup: Duration::ZERO,
             interval: Duration::from_secs(5),
             message_bytes: 64,
             timeout: Duration::from_secs(1),
-            close: CloseMode::Rst,
-            max_inflight: 10_000,
-            depth: 1,
             source_addrs: Vec::new(),
             busy_poll_us: None,
         }
@@ -133,14 +131,19 @@ impl ConnectConfig {
         self.rate == 0.0
     }
 
+    /// A new TCP connection per request.
+    pub fn ephemeral(&self) -> bool {
+        matches!(self.mode, Mode::Ephemeral { .. })
+    }
+
     /// File descriptors the run may hold at once, for the rlimit check.
     pub fn fds_needed(&self, workers: usize) -> u64 {
         let t = self.targets.len() as u64;
-        match (self.proto, self.flavor) {
-            (Proto::Udp, _) => t * workers as u64,
-            (Proto::Tcp, Flavor::Persistent) => t * self.connections as u64,
-            (Proto::Tcp, Flavor::Ephemeral) => {
-                (self.max_inflight as u64).saturating_mul(workers as u64)
+        match self.mode {
+            Mode::Udp => t * workers as u64,
+            Mode::Persistent { connections, .. } => t * connections as u64,
+            Mode::Ephemeral { max_inflight, .. } => {
+                (max_inflight as u64).saturating_mul(workers as u64)
             }
         }
     }
@@ -465,9 +468,9 @@ impl Worker {
             ports: PortWindows::new(id, workers),
             cfg,
         };
-        match (w.cfg.proto, w.cfg.flavor) {
-            (Proto::Udp, _) => w.setup_udp()?,
-            (Proto::Tcp, Flavor::Ephemeral) => {
+        match w.cfg.mode {
+            Mode::Udp => w.setup_udp()?,
+            Mode::Ephemeral { .. } => {
                 if !w.cfg.closed_loop() {
                     w.pacers = (0..nt)
                         .map(|_| {
@@ -476,16 +479,16 @@ impl Worker {
                         .collect();
                 }
             }
-            (Proto::Tcp, Flavor::Persistent) => {
+            Mode::Persistent { connections, depth } => {
                 for t in 0..nt {
-                    for c in (id..w.cfg.connections).step_by(workers) {
-                        let mut conn = Conn::new(t as u32, State::Backoff, w.cfg.depth);
+                    for c in (id..connections).step_by(workers) {
+                        let mut conn = Conn::new(t as u32, State::Backoff, depth);
                         conn.armed = Some(clock.t0);
                         // Every connection's schedule is anchored at the run's start, so the
                         // run schedules exactly connections x rate x duration requests.
                         if !w.cfg.closed_loop() {
                             conn.pacer = Some(
-                                Pacer::phased(w.cfg.rate, clock.t0, c, w.cfg.connections)
+                                Pacer::phased(w.cfg.rate, clock.t0, c, connections)
                                     .with_end(clock.end),
                             );
                         }
@@ -590,8 +593,14 @@ impl Worker {
                 Type::STREAM.nonblocking(),
                 Some(Protocol::TCP),
             )?;
-            let ephemeral = self.cfg.flavor == Flavor::Ephemeral;
-            let rst = ephemeral && self.cfg.close == CloseMode::Rst;
+            let ephemeral = self.cfg.ephemeral();
+            let rst = matches!(
+                self.cfg.mode,
+                Mode::Ephemeral {
+                    close: CloseMode::Rst,
+                    ..
+                }
+            );
             // An ephemeral request goes out in one write: Linux's Nagle (Minshall's variant)
             // holds back a small segment only while an earlier small one is unacknowledged,
             // so its tail is never held and TCP_NODELAY would be a wasted syscall. Only a
@@ -729,7 +738,7 @@ impl Worker {
         let measured = now >= self.clock.measure;
         let target = c.target;
         match c.state {
-            State::Connecting { intended, .. } if self.cfg.flavor == Flavor::Ephemeral => {
+            State::Connecting { intended, .. } if self.cfg.ephemeral() => {
                 self.count_error(target, kind, intended)
             }
             _ if c.reqs.is_empty() && measured => self.stats[target as usize].conn_error(kind),
@@ -741,7 +750,7 @@ impl Worker {
         c.out = 0;
         c.got = 0;
         c.last_error = Some(kind);
-        if self.cfg.flavor == Flavor::Ephemeral {
+        if self.cfg.ephemeral() {
             self.inflight -= 1;
             if self.cfg.closed_loop() {
                 self.closed_backoff.failed(now);
@@ -789,7 +798,7 @@ impl Worker {
         };
         c.state = State::Open;
         let target = c.target;
-        if cfg.flavor == Flavor::Ephemeral {
+        if cfg.ephemeral() {
             if now >= self.clock.measure {
                 self.stats[target as usize]
                     .record_connect(now.saturating_duration_since(started).as_nanos() as u64);
@@ -835,7 +844,9 @@ impl Worker {
         if self.stopping || now >= self.clock.end {
             return false;
         }
-        let depth = self.cfg.depth;
+        let Mode::Persistent { depth, .. } = self.cfg.mode else {
+            return false;
+        };
         let measure = self.clock.measure;
         let Some(c) = self.conns.get_mut(token) else {
             return false;
@@ -989,7 +1000,7 @@ impl Worker {
             return None;
         }
         let done = done?;
-        if self.cfg.flavor == Flavor::Ephemeral {
+        if self.cfg.ephemeral() {
             self.finish_ephemeral(token, done);
             return None;
         }
@@ -1018,10 +1029,13 @@ impl Worker {
         if self.stopping {
             return None;
         }
+        let Mode::Ephemeral { max_inflight, .. } = self.cfg.mode else {
+            return None;
+        };
         let mut next: Option<Instant> = None;
         for t in 0..self.pacers.len() {
             for _ in 0..SEND_BURST {
-                if self.inflight >= self.cfg.max_inflight {
+                if self.inflight >= max_inflight {
                     return None;
                 }
                 let Some(intended) = self.pacers[t].take(now) else {
@@ -1372,12 +1386,12 @@ impl Worker {
     }
 
     fn in_flight(&self) -> bool {
-        match self.cfg.proto {
-            Proto::Udp => self.udp.iter().any(|f| f.unanswered > 0),
-            Proto::Tcp => self.conns.iter().any(|(_, c)| match c.state {
+        match self.cfg.mode {
+            Mode::Udp => self.udp.iter().any(|f| f.unanswered > 0),
+            _ => self.conns.iter().any(|(_, c)| match c.state {
                 State::Open => !c.reqs.is_empty(),
                 // A connecting ephemeral connection carries a request; a persistent one does not.
-                State::Connecting { .. } => self.cfg.flavor == Flavor::Ephemeral,
+                State::Connecting { .. } => self.cfg.ephemeral(),
                 State::Backoff => false,
             }),
         }
@@ -1420,14 +1434,19 @@ impl Handler for Worker {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
         };
-        if self.cfg.proto == Proto::Tcp && self.cfg.flavor == Flavor::Ephemeral {
+        if let Mode::Ephemeral {
+            max_inflight,
+            concurrency,
+            ..
+        } = self.cfg.mode
+        {
             if self.cfg.closed_loop() {
                 if self.closed_backoff.waiting(now) {
                     soonest(self.closed_backoff.until);
                 } else if !self.stopping && now < self.clock.end {
-                    let total = self.cfg.connections * self.cfg.targets.len();
+                    let total = concurrency * self.cfg.targets.len();
                     let share = total / self.workers + usize::from(self.id < total % self.workers);
-                    let want = self.cfg.max_inflight.min(share);
+                    let want = max_inflight.min(share);
                     while self.inflight < want {
                         let t = (self.inflight % self.cfg.targets.len()) as u32;
                         let before = self.inflight;
@@ -1514,7 +1533,7 @@ impl Handler for Worker {
             let mut sent = c.reqs.iter().filter(|r| r.intended >= measure).count() as u64;
             // An ephemeral connection still connecting carries its request.
             if let State::Connecting { intended, .. } = c.state {
-                if self.cfg.flavor == Flavor::Ephemeral && intended >= measure {
+                if self.cfg.ephemeral() && intended >= measure {
                     sent += 1;
                 }
             }
@@ -1627,11 +1646,14 @@ mod tests {
                 };
                 2
             ],
-            connections: 100,
+            mode: Mode::Persistent {
+                connections: 100,
+                depth: 1,
+            },
             ..Default::default()
         };
         assert_eq!(c.fds_needed(2), 200);
-        c.proto = Proto::Udp;
+        c.mode = Mode::Udp;
         assert_eq!(c.fds_needed(2), 4);
     }
 }
