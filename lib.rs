@@ -28,14 +28,19 @@ use std::net::SocketAddr;
 
 pub mod affinity;
 pub mod cli;
+mod client;
 pub mod driver;
 pub mod echo;
+mod ephemeral;
 pub mod histlog;
 pub mod pacing;
+mod persistent;
 pub mod reactor;
 pub mod report;
 pub mod rlimit;
 pub mod sockopt;
+mod tcp_conn;
+mod udp_client;
 
 /// Everything that can stop connperf before or while it starts work.
 ///

@@ -1,0 +1,347 @@
+//! The part of a `connect` worker that every mode shares: its configuration and clock, the
+//! per-target `Stats`, the message buffers, recording and counting by intended time, interval
+//! flushing to the reporter, and the start and end of the measured period.
+//!
+//! Leaves to others: sockets and connection state (`persistent`, `ephemeral`, `udp_client`,
+//! `tcp_conn`), the loop (`reactor`), printing (`report`).
+
+use crate::driver::{Clock, ConnectConfig};
+use crate::report::{thread_cpu, Failure, Interval, Stats};
+use crate::{Error, Result};
+use crossbeam_channel::{Sender, TrySendError};
+use mio::Registry;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Receive buffer per worker: echoes are read and checked in chunks of this size.
+const RECV_BUF_LEN: usize = 64 * 1024;
+/// First retry delay after a failure (a redial, or a closed loop's pause); doubles up to
+/// `MAX_BACKOFF`.
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(10);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a stopping worker waits at most for replies in flight.
+const MAX_DRAIN: Duration = Duration::from_secs(1);
+/// Most sends (UDP datagrams, ephemeral connects) one target starts in one turn of the loop.
+/// A generator behind schedule catches up in bursts of this size and reads replies between
+/// them; one unbounded burst would overflow its own receive buffer and lose the replies.
+pub(crate) const SEND_BURST: usize = 64;
+
+/// The shared core of one `connect` worker.
+pub(crate) struct Client {
+    pub id: usize,
+    pub workers: usize,
+    pub registry: Registry,
+    pub cfg: Arc<ConnectConfig>,
+    pub clock: Clock,
+    /// One per target, for the current window.
+    pub stats: Vec<Stats>,
+    /// The request payload, `--message-bytes` long; modes stamp their header into it.
+    pub send_buf: Vec<u8>,
+    pub recv_buf: Box<[u8]>,
+    /// Set by `stop`: no request starts any more.
+    pub stopping: bool,
+    tx: Sender<Interval>,
+    /// Number of the current report window.
+    window_seq: u64,
+    window_start: Instant,
+    next_flush: Instant,
+    cpu_mark: Duration,
+    /// True until the first turn of the loop after the warm-up.
+    warming: bool,
+    /// A window the reporter's full channel refused, folded into the next.
+    folded: Option<Interval>,
+    next_sweep: Instant,
+    stopped_at: Option<Instant>,
+}
+
+impl Client {
+    /// The core of worker `id` of `workers`.
+    pub fn new(
+        id: usize,
+        workers: usize,
+        registry: &Registry,
+        cfg: Arc<ConnectConfig>,
+        clock: Clock,
+        tx: Sender<Interval>,
+    ) -> Result<Client> {
+        Ok(Client {
+            id,
+            workers,
+            registry: registry.try_clone().map_err(Error::Poll)?,
+            clock,
+            stats: (0..cfg.targets.len()).map(|_| Stats::new()).collect(),
+            send_buf: pattern(cfg.message_bytes),
+            recv_buf: vec![0u8; RECV_BUF_LEN.max(cfg.message_bytes.min(1 << 20))]
+                .into_boxed_slice(),
+            stopping: false,
+            tx,
+            window_seq: 0,
+            window_start: clock.measure,
+            next_flush: clock.measure + cfg.interval,
+            cpu_mark: Duration::ZERO,
+            warming: true,
+            folded: None,
+            next_sweep: clock.t0 + sweep_period(cfg.timeout),
+            stopped_at: None,
+            cfg,
+        })
+    }
+
+    /// Requests may still start: not stopped, and the schedule has not ended.
+    pub fn running(&self, now: Instant) -> bool {
+        !self.stopping && now < self.clock.end
+    }
+
+    /// Whether an event at `at` belongs to the measured period (after the warm-up).
+    pub fn measured(&self, at: Instant) -> bool {
+        at >= self.clock.measure
+    }
+
+    /// Record a completion at `now`. Whether a request is measured is decided by its intended
+    /// time, the same rule for every outcome, so nothing from the warm-up leaks into the results.
+    pub fn record(&mut self, target: u32, intended: Instant, sent_at: Instant, now: Instant) {
+        if !self.measured(intended) {
+            return;
+        }
+        let latency = now.saturating_duration_since(intended).as_nanos() as u64;
+        let service = now.saturating_duration_since(sent_at).as_nanos() as u64;
+        self.stats[target as usize].record(latency, service, self.cfg.message_bytes as u64);
+    }
+
+    /// Count a failed request intended at `intended` (measured ones only).
+    pub fn count_error(&mut self, target: u32, kind: Failure, intended: Instant) {
+        if self.measured(intended) {
+            self.stats[target as usize].error(kind);
+        }
+    }
+
+    /// A request intended at `intended` went out at `now`: how far behind schedule.
+    pub fn record_start(&mut self, target: u32, intended: Instant, now: Instant) {
+        if self.measured(now) {
+            let behind = now.saturating_duration_since(intended).as_nanos() as u64;
+            self.stats[target as usize].record_start(behind);
+        }
+    }
+
+    /// Start of a loop turn: once the warm-up is over, its CPU time is not the measured
+    /// period's.
+    pub fn begin_turn(&mut self, now: Instant) {
+        if self.warming && self.measured(now) {
+            self.warming = false;
+            self.cpu_mark = thread_cpu();
+        }
+    }
+
+    /// True (once per sweep period) when timeouts are to be checked.
+    pub fn sweep_due(&mut self, now: Instant) -> bool {
+        if now < self.next_sweep {
+            return false;
+        }
+        self.next_sweep = now + sweep_period(self.cfg.timeout);
+        true
+    }
+
+    /// Send the window that ended, if one did. Returns the next deadline of the core: the next
+    /// sweep or window end.
+    pub fn end_turn(&mut self, now: Instant) -> Instant {
+        if now >= self.next_flush && self.next_flush < self.measured_end() {
+            let upto = self.next_flush;
+            self.flush(upto);
+            self.next_flush = upto + self.cfg.interval;
+        }
+        if self.next_flush < self.measured_end() {
+            self.next_sweep.min(self.next_flush)
+        } else {
+            self.next_sweep
+        }
+    }
+
+    /// Stop starting requests. Returns the end of the measured period (the stop, or the
+    /// scheduled end if that came first).
+    pub fn stop(&mut self, now: Instant) -> Instant {
+        self.stopping = true;
+        let end = now.min(self.clock.end);
+        self.stopped_at = Some(end);
+        end
+    }
+
+    /// How long a stopping worker waits for replies in flight.
+    pub fn drain_deadline(&self, now: Instant) -> Instant {
+        now + self.cfg.timeout.min(MAX_DRAIN)
+    }
+
+    /// The last window, and any folded one, to the reporter.
+    pub fn finish(&mut self, now: Instant) {
+        if self.measured(now) {
+            let upto = now.min(self.measured_end()).max(self.window_start);
+            self.flush(upto);
+        }
+        if let Some(iv) = self.folded.take() {
+            let _ = self.tx.send_timeout(iv, Duration::from_secs(1));
+        }
+    }
+
+    /// The end of the measured time: the scheduled end, or the stop if that came first. The
+    /// drain after a stop is not measured time (replies that arrive in it still count).
+    fn measured_end(&self) -> Instant {
+        self.stopped_at.unwrap_or(self.clock.end)
+    }
+
+    /// Hand the window ending at `upto` to the reporter; on a full channel, fold it into the
+    /// next (the worker never blocks).
+    fn flush(&mut self, upto: Instant) {
+        let cpu = thread_cpu();
+        let iv = Interval {
+            worker: self.id,
+            seq: self.window_seq,
+            window: upto.saturating_duration_since(self.window_start),
+            stats: self.stats.iter_mut().map(Stats::take).collect(),
+            cpu: cpu.saturating_sub(self.cpu_mark),
+            late_reports: 0,
+        };
+        self.cpu_mark = cpu;
+        self.window_seq += 1;
+        self.window_start = upto;
+        let iv = match self.folded.take() {
+            Some(mut prev) => {
+                for (a, b) in prev.stats.iter_mut().zip(&iv.stats) {
+                    a.merge(b);
+                }
+                prev.window += iv.window;
+                prev.cpu += iv.cpu;
+                prev.seq = iv.seq;
+                prev.late_reports += 1;
+                prev
+            }
+            None => iv,
+        };
+        match self.tx.try_send(iv) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(iv)) => self.folded = Some(iv),
+        }
+    }
+}
+
+/// `--source-addrs`, taken in turn: each worker starts at its own index, so workers spread
+/// over the addresses.
+pub(crate) struct Sources {
+    addrs: Vec<IpAddr>,
+    next: usize,
+}
+
+impl Sources {
+    /// Worker `id`'s walk through `addrs`.
+    pub fn new(addrs: &[IpAddr], id: usize) -> Sources {
+        Sources {
+            addrs: addrs.to_vec(),
+            next: id,
+        }
+    }
+
+    /// The next source address of `dst`'s family, if any was given.
+    pub fn pick(&mut self, dst: SocketAddr) -> Option<IpAddr> {
+        let n = self.addrs.len();
+        for _ in 0..n {
+            let a = self.addrs[self.next % n];
+            self.next += 1;
+            if a.is_ipv4() == dst.is_ipv4() {
+                return Some(a);
+            }
+        }
+        None
+    }
+}
+
+/// Retry pacing for a closed loop whose target refuses: a refusal is not an answer, so the
+/// loop waits 10 ms, doubling to 1 s, and goes back to full speed at the first answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    delay: Duration,
+    /// The end of the current wait.
+    pub until: Option<Instant>,
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff {
+            delay: MIN_BACKOFF,
+            until: None,
+        }
+    }
+
+    /// A failure: wait. Failures during a wait (other connections of the same loop) do not
+    /// lengthen it.
+    pub fn failed(&mut self, now: Instant) {
+        if self.waiting(now) {
+            return;
+        }
+        self.until = Some(now + self.delay);
+        self.delay = (self.delay * 2).min(MAX_BACKOFF);
+    }
+
+    pub fn answered(&mut self) {
+        *self = Backoff::new();
+    }
+
+    /// True while the loop must wait; the wait ends at `self.until`.
+    pub fn waiting(&self, now: Instant) -> bool {
+        self.until.is_some_and(|u| now < u)
+    }
+}
+
+/// The earlier of two optional deadlines.
+pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The payload: the alphabet, repeated.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// How often timeouts are checked: a tenth of the timeout, within 1 to 100 ms.
+fn sweep_period(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_alternate_within_a_family() {
+        let addrs: Vec<IpAddr> = ["10.0.0.1", "::1", "10.0.0.2"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let mut s = Sources::new(&addrs, 0);
+        let v4: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let v6: SocketAddr = "[::1]:1".parse().unwrap();
+        assert_eq!(s.pick(v4), Some(addrs[0]));
+        assert_eq!(s.pick(v4), Some(addrs[2]));
+        assert_eq!(s.pick(v6), Some(addrs[1]));
+        assert_eq!(Sources::new(&[], 0).pick(v4), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_resets_on_an_answer() {
+        let t = Instant::now();
+        let mut b = Backoff::new();
+        b.failed(t);
+        assert!(b.waiting(t) && !b.waiting(t + MIN_BACKOFF));
+        b.failed(t + Duration::from_millis(1));
+        assert_eq!(
+            b.until,
+            Some(t + MIN_BACKOFF),
+            "a failure during a wait does not lengthen it"
+        );
+        b.failed(t + MIN_BACKOFF);
+        assert_eq!(b.until, Some(t + MIN_BACKOFF * 3));
+        b.answered();
+        assert!(!b.waiting(t + MIN_BACKOFF));
+    }
+}

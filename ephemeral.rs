@@ -1,0 +1,328 @@
+//! Ephemeral mode: a new TCP connection per request, paced per target and split over the
+//! workers (`--rate` per target), or a closed loop keeping `-c` connections per target in
+//! flight (`--rate 0`). Each connection connects, sends one request, reads its echo and closes
+//! (RST by default, so no TIME_WAIT is left); its connect time is reported beside the latency.
+//!
+//! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
+
+use crate::client::{sooner, Backoff, Client, SEND_BURST};
+use crate::driver::{CloseMode, Mode, Traffic};
+use crate::pacing::Pacer;
+use crate::reactor::Slab;
+use crate::report::Failure;
+use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo, PORT_WINDOW};
+use crate::Result;
+use mio::event::Event;
+use mio::{Interest, Token};
+use std::io;
+use std::time::Instant;
+
+/// Requests up to this size fit a fresh socket's send buffer (tcp_wmem's default is 16 KiB)
+/// and go out in one write.
+const ONE_WRITE_BYTES: usize = 8 * 1024;
+
+/// Where an ephemeral connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Non-blocking connect in progress, for the request intended at `intended`.
+    Connecting { started: Instant, intended: Instant },
+    /// Connected; its request is in `Conn::io`.
+    Open,
+}
+
+struct Conn {
+    io: TcpIo,
+    target: u32,
+    state: State,
+}
+
+/// A worker's share of the ephemeral connections.
+pub(crate) struct Ephemeral {
+    conns: Slab<Conn>,
+    /// One schedule per target, this worker's share; empty in a closed loop.
+    pacers: Vec<Pacer>,
+    /// Connections open or connecting.
+    inflight: usize,
+    /// Most connections in flight (`--max-inflight`, fitted to the open-file limit).
+    max_inflight: usize,
+    /// Closed loop: this worker's share of the connections to keep in flight.
+    concurrency: usize,
+    /// Closed loop: the target of the next connection, in turn.
+    next_target: usize,
+    /// Closed loop: pause after a failed connection.
+    backoff: Backoff,
+    dialer: Dialer,
+    done: Completions,
+}
+
+impl Traffic for Ephemeral {
+    fn new(core: &mut Client) -> Result<Ephemeral> {
+        let Mode::Ephemeral {
+            close,
+            max_inflight,
+            concurrency,
+        } = core.cfg.mode
+        else {
+            unreachable!("ephemeral traffic for an ephemeral run only")
+        };
+        let (id, workers, clock) = (core.id, core.workers, core.clock);
+        let targets = core.cfg.targets.len();
+        let pacers = if core.cfg.closed_loop() {
+            Vec::new()
+        } else {
+            (0..targets)
+                .map(|_| Pacer::split(core.cfg.rate, clock.t0, id, workers).with_end(clock.end))
+                .collect()
+        };
+        let total = concurrency * targets;
+        let share = total / workers + usize::from(id < total % workers);
+        Ok(Ephemeral {
+            conns: Slab::new(),
+            pacers,
+            inflight: 0,
+            max_inflight,
+            concurrency: share,
+            next_target: 0,
+            backoff: Backoff::new(),
+            // A request goes out in one write: Linux's Nagle (Minshall's variant) holds back
+            // a small segment only while an earlier small one is unacknowledged, so its tail
+            // is never held and TCP_NODELAY would be a wasted syscall. Only a request bigger
+            // than a fresh socket's send buffer takes several writes.
+            dialer: Dialer::new(
+                &core.cfg,
+                id,
+                workers,
+                core.cfg.message_bytes > ONE_WRITE_BYTES,
+                close == CloseMode::Rst,
+            ),
+            done: Completions::default(),
+        })
+    }
+
+    fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
+        let token = ev.token();
+        let Some(c) = self.conns.get(token) else {
+            return;
+        };
+        match c.state {
+            State::Connecting { .. } => match tcp_conn::connect_outcome(ev, c.io.stream.as_ref()) {
+                Some(Ok(())) => self.on_connected(core, token, now, 0),
+                Some(Err(kind)) => self.fail(core, token, kind, now),
+                None => {}
+            },
+            State::Open => self.pump(core, token, now, Readiness::of(ev)),
+        }
+    }
+
+    fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if !core.cfg.closed_loop() {
+            return self.run_pacers(core, now);
+        }
+        if self.backoff.waiting(now) {
+            return self.backoff.until;
+        }
+        self.top_up(core, now);
+        None
+    }
+
+    fn sweep(&mut self, core: &mut Client, now: Instant) {
+        let expired = tcp_conn::timed_out(&self.conns, now, core.cfg.timeout, |c| {
+            match (c.state, c.io.reqs.front()) {
+                (State::Connecting { started, .. }, _) => Some(started),
+                (State::Open, Some(r)) => Some(r.sent_at),
+                _ => None,
+            }
+        });
+        for token in expired {
+            self.fail(core, token, Failure::Timeout, now);
+        }
+    }
+
+    fn book_unsent(&mut self, core: &mut Client, end: Instant) {
+        for (target, p) in self.pacers.iter().enumerate() {
+            core.stats[target].not_started += p.backlog(end);
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.conns.iter().any(|(_, c)| match c.state {
+            State::Open => !c.io.reqs.is_empty(),
+            // A connecting connection carries its request.
+            State::Connecting { .. } => true,
+        })
+    }
+
+    fn on_exit(&mut self, core: &mut Client, _now: Instant) {
+        // Requests still unanswered when the run ends, connecting ones included, are counted
+        // lost, never dropped.
+        for token in self.conns.tokens() {
+            let Some(c) = self.conns.remove(token) else {
+                continue;
+            };
+            let mut unanswered =
+                c.io.reqs
+                    .iter()
+                    .filter(|r| core.measured(r.intended))
+                    .count();
+            if let State::Connecting { intended, .. } = c.state {
+                unanswered += usize::from(core.measured(intended));
+            }
+            core.stats[c.target as usize].lost += unanswered as u64;
+        }
+    }
+}
+
+impl Ephemeral {
+    /// Start every request that is due, within the in-flight limit. Returns the next due
+    /// instant, or `None` when nothing can start until a connection finishes.
+    fn run_pacers(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if core.stopping {
+            return None;
+        }
+        let mut next = None;
+        for target in 0..self.pacers.len() {
+            for _ in 0..SEND_BURST {
+                if self.inflight >= self.max_inflight {
+                    return None;
+                }
+                let Some(intended) = self.pacers[target].take(now) else {
+                    break;
+                };
+                self.start(core, target as u32, intended, now);
+            }
+            next = sooner(next, self.pacers[target].next_due());
+        }
+        next
+    }
+
+    /// Closed loop: start connections, to the targets in turn, until this worker's share is in
+    /// flight (or one fails to start).
+    fn top_up(&mut self, core: &mut Client, now: Instant) {
+        if !core.running(now) || self.backoff.waiting(now) {
+            return;
+        }
+        let want = self.max_inflight.min(self.concurrency);
+        while self.inflight < want {
+            let target = self.next_target;
+            self.next_target = (target + 1) % core.cfg.targets.len();
+            let before = self.inflight;
+            self.start(core, target as u32, now, now);
+            if self.inflight == before {
+                break;
+            }
+        }
+    }
+
+    /// Start a request for `target` intended at `intended`: connect, and on local paths send it
+    /// at once.
+    fn start(&mut self, core: &mut Client, target: u32, intended: Instant, now: Instant) {
+        let addr = core.cfg.targets[target as usize].addr;
+        let few = self.dialer.closes_with_rst() && self.conns.len() < PORT_WINDOW as usize / 2;
+        let mut stream = match self.dialer.dial(addr, few) {
+            Ok(stream) => stream,
+            Err(e) => {
+                core.count_error(target, Failure::of(&e), intended);
+                if core.cfg.closed_loop() {
+                    self.backoff.failed(now);
+                }
+                return;
+            }
+        };
+        let token = self.conns.insert(Conn {
+            io: TcpIo::new(1),
+            target,
+            state: State::Connecting {
+                started: now,
+                intended,
+            },
+        });
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = core.registry.register(&mut stream, token, interest) {
+            self.conns.remove(token);
+            core.count_error(target, Failure::of(&e), intended);
+            return;
+        }
+        let c = self.conns.get_mut(token).expect("just inserted");
+        c.io.stream = Some(stream);
+        self.inflight += 1;
+        core.record_start(target, intended, now);
+        // On loopback and other local paths the handshake finishes inside `connect` (which
+        // says EINPROGRESS all the same): send the request now. A connection still on its way
+        // refuses the write with EAGAIN and its writable event says when; a refused one fails
+        // it with the reason. No syscall only to ask. The connect time ends before the write,
+        // which on loopback also runs the server's receive path.
+        let up = Instant::now();
+        match c.io.write_first(&mut core.send_buf) {
+            Ok(sent) => self.on_connected(core, token, up, sent),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => self.fail(core, token, Failure::of(&e), now),
+        }
+    }
+
+    /// The connect of `token` completed at `now`; `sent` bytes of its request already went out
+    /// with the first write.
+    fn on_connected(&mut self, core: &mut Client, token: Token, now: Instant, sent: usize) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let State::Connecting { started, intended } = c.state else {
+            return;
+        };
+        c.state = State::Open;
+        if core.measured(now) {
+            let connect = now.saturating_duration_since(started).as_nanos() as u64;
+            core.stats[c.target as usize].record_connect(connect);
+        }
+        c.io.begin(intended, started);
+        c.io.note_written(sent);
+        if c.io.unwritten(core.cfg.message_bytes) {
+            self.pump(core, token, now, Readiness::Write);
+        }
+    }
+
+    /// Write the request and read its echo; a completed request ends the connection.
+    fn pump(&mut self, core: &mut Client, token: Token, now: Instant, ready: Readiness) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let ex = c.io.exchange(core, c.target, ready, &mut self.done);
+        match (ex.outcome, ex.answered) {
+            (Err(kind), _) => self.fail(core, token, kind, now),
+            (Ok(()), Some(at)) => self.finish(core, token, at),
+            (Ok(()), None) => {}
+        }
+    }
+
+    /// The request of `token` was answered at `now`: close the connection and start what the
+    /// freed place allows.
+    fn finish(&mut self, core: &mut Client, token: Token, now: Instant) {
+        // Dropped here: closing takes the socket out of the epoll set.
+        if self.conns.remove(token).is_none() {
+            return;
+        }
+        self.inflight -= 1;
+        if core.cfg.closed_loop() {
+            self.backoff.answered();
+            self.top_up(core, now);
+        } else {
+            self.run_pacers(core, now);
+        }
+    }
+
+    /// The connection failed: its request failed with it.
+    fn fail(&mut self, core: &mut Client, token: Token, kind: Failure, now: Instant) {
+        let Some(mut c) = self.conns.remove(token) else {
+            return;
+        };
+        if let State::Connecting { intended, .. } = c.state {
+            core.count_error(c.target, kind, intended);
+        }
+        for r in c.io.reset() {
+            core.count_error(c.target, kind, r.intended);
+        }
+        self.inflight -= 1;
+        if core.cfg.closed_loop() {
+            self.backoff.failed(now);
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Persistent mode: long-lived TCP connections, each with up to `--depth` requests in flight,
+//! paced per connection (`--rate` per connection, phases spread over the connections) or in a
+//! closed loop (`--rate 0`). A connection that fails is redialled with backoff; the slots that
+//! fall due while it is down fail with what brought it down.
+//!
+//! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
+
+use crate::client::{sooner, Client, MAX_BACKOFF, MIN_BACKOFF};
+use crate::driver::{Mode, Traffic};
+use crate::pacing::Pacer;
+use crate::reactor::Slab;
+use crate::report::Failure;
+use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo};
+use crate::Result;
+use mio::event::Event;
+use mio::{Interest, Token};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Most connections one worker dials in one turn of the loop (see `run_timers`).
+const CONNECT_BURST: usize = 128;
+/// Most timers one worker runs in one turn of the loop.
+const TIMER_BURST: usize = 1024;
+
+/// Where a persistent connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Non-blocking connect in progress.
+    Connecting { started: Instant },
+    /// Connected; its requests are in `Conn::io`.
+    Open,
+    /// Waiting to (re)dial: at the start, or after a failure.
+    Down,
+}
+
+struct Conn {
+    io: TcpIo,
+    target: u32,
+    state: State,
+    /// This connection's schedule; `None` in a closed loop.
+    pacer: Option<Pacer>,
+    /// The instant of this connection's live timer in `Persistent::timers`; other entries for
+    /// it are stale.
+    armed: Option<Instant>,
+    /// The next redial delay.
+    backoff: Duration,
+    /// Why the connection last went down: slots that fall due before it is back fail with it.
+    last_error: Option<Failure>,
+}
+
+/// A worker's share of the persistent connections.
+pub(crate) struct Persistent {
+    conns: Slab<Conn>,
+    /// Paced sends and redials, by instant.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections whose (re)dial time has come, dialled `CONNECT_BURST` a turn in order. A
+    /// queue apart from `timers`, so that a long ramp (and connects made slow by the kernel's
+    /// port search near a full port range) never holds up the sends of connections already up.
+    dial_queue: VecDeque<Token>,
+    dialer: Dialer,
+    depth: usize,
+    done: Completions,
+}
+
+impl Traffic for Persistent {
+    fn new(core: &mut Client) -> Result<Persistent> {
+        let Mode::Persistent { connections, depth } = core.cfg.mode else {
+            unreachable!("persistent traffic for a persistent run only")
+        };
+        let clock = core.clock;
+        let mut p = Persistent {
+            conns: Slab::new(),
+            timers: BinaryHeap::new(),
+            dial_queue: VecDeque::new(),
+            dialer: Dialer::new(&core.cfg, core.id, core.workers, true, false),
+            depth,
+            done: Completions::default(),
+        };
+        for target in 0..core.cfg.targets.len() {
+            for c in (core.id..connections).step_by(core.workers) {
+                // Every connection's schedule is anchored at the run's start, so the run
+                // schedules exactly connections x rate x duration requests.
+                let pacer = (!core.cfg.closed_loop()).then(|| {
+                    Pacer::phased(core.cfg.rate, clock.t0, c, connections).with_end(clock.end)
+                });
+                let token = p.conns.insert(Conn {
+                    io: TcpIo::new(depth),
+                    target: target as u32,
+                    state: State::Down,
+                    pacer,
+                    armed: Some(clock.t0),
+                    backoff: MIN_BACKOFF,
+                    last_error: None,
+                });
+                p.timers.push(Reverse((clock.t0, token.0)));
+            }
+        }
+        Ok(p)
+    }
+
+    fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
+        let token = ev.token();
+        let Some(c) = self.conns.get(token) else {
+            return;
+        };
+        match c.state {
+            State::Connecting { .. } => match tcp_conn::connect_outcome(ev, c.io.stream.as_ref()) {
+                Some(Ok(())) => self.on_connected(core, token, now),
+                Some(Err(kind)) => self.fail(core, token, kind, now),
+                None => {}
+            },
+            State::Open => self.pump(core, token, now, Readiness::of(ev)),
+            State::Down => {}
+        }
+    }
+
+    fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        self.run_timers(core, now);
+        self.dial_due(core, now);
+        let next = self.timers.peek().map(|Reverse((at, _))| *at);
+        if !self.dial_queue.is_empty() && core.running(now) {
+            return sooner(next, Some(now));
+        }
+        next
+    }
+
+    fn sweep(&mut self, core: &mut Client, now: Instant) {
+        let expired = tcp_conn::timed_out(&self.conns, now, core.cfg.timeout, |c| {
+            match (c.state, c.io.reqs.front()) {
+                (State::Connecting { started }, _) => Some(started),
+                (State::Open, Some(r)) => Some(r.sent_at),
+                _ => None,
+            }
+        });
+        for token in expired {
+            self.fail(core, token, Failure::Timeout, now);
+        }
+    }
+
+    fn book_unsent(&mut self, core: &mut Client, end: Instant) {
+        // A connection's remaining slots: those due while it was down fail with what brought
+        // it down; those due while it was up but busy did not start.
+        for (_, c) in self.conns.iter() {
+            let Some(p) = &c.pacer else { continue };
+            let n = p.backlog(end);
+            let s = &mut core.stats[c.target as usize];
+            match (c.state, c.last_error) {
+                (State::Open, _) | (_, None) => s.not_started += n,
+                (_, Some(kind)) => s.errors[kind as usize] += n,
+            }
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|(_, c)| c.state == State::Open && !c.io.reqs.is_empty())
+    }
+
+    fn on_exit(&mut self, core: &mut Client, _now: Instant) {
+        // Requests still unanswered when the run ends are counted lost, never dropped.
+        for token in self.conns.tokens() {
+            let Some(c) = self.conns.remove(token) else {
+                continue;
+            };
+            let unanswered = c.io.reqs.iter().filter(|r| core.measured(r.intended));
+            core.stats[c.target as usize].lost += unanswered.count() as u64;
+        }
+    }
+}
+
+impl Persistent {
+    /// Run due timers: redials and paced sends, at most `TIMER_BURST` a turn, so that
+    /// thousands of connections coming up at once do not keep the loop from reading the
+    /// events of the ones already connected (which would then time out while their replies
+    /// wait unread).
+    fn run_timers(&mut self, core: &mut Client, now: Instant) {
+        let mut budget = TIMER_BURST;
+        while let Some(&Reverse((at, index))) = self.timers.peek() {
+            if at > now || budget == 0 {
+                break;
+            }
+            budget -= 1;
+            self.timers.pop();
+            let token = Token(index);
+            let Some(c) = self.conns.get_mut(token) else {
+                continue;
+            };
+            if c.armed != Some(at) {
+                continue;
+            }
+            c.armed = None;
+            let state = c.state;
+            match state {
+                State::Down if core.running(now) => self.dial_queue.push_back(token),
+                State::Open if self.fill(core, token, now, true) => {
+                    self.pump(core, token, now, Readiness::Write);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Dial at most `CONNECT_BURST` of the queued connections.
+    fn dial_due(&mut self, core: &mut Client, now: Instant) {
+        let mut dials = 0;
+        while dials < CONNECT_BURST && core.running(now) {
+            let Some(token) = self.dial_queue.pop_front() else {
+                break;
+            };
+            if self
+                .conns
+                .get(token)
+                .is_some_and(|c| c.state == State::Down)
+            {
+                dials += 1;
+                self.connect(core, token, now);
+            }
+        }
+    }
+
+    fn connect(&mut self, core: &mut Client, token: Token, now: Instant) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let addr = core.cfg.targets[c.target as usize].addr;
+        let registered = self.dialer.dial(addr, false).and_then(|mut stream| {
+            core.registry
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .map(|()| stream)
+        });
+        match registered {
+            Ok(stream) => {
+                // The writable event says when the connection is up (on loopback, at the
+                // next poll: the handshake finished inside `connect`).
+                c.io.stream = Some(stream);
+                c.state = State::Connecting { started: now };
+            }
+            Err(e) => self.fail(core, token, Failure::of(&e), now),
+        }
+    }
+
+    /// The connection failed (or its peer misbehaved): count it, then redial after a backoff,
+    /// under a new token, so events of the old socket cannot reach the new one.
+    fn fail(&mut self, core: &mut Client, token: Token, kind: Failure, now: Instant) {
+        let Some(mut c) = self.conns.remove(token) else {
+            return;
+        };
+        // Every request in flight failed with the connection; one that failed with nothing in
+        // flight is a connection event, counted apart from requests.
+        let reqs = c.io.reset();
+        if reqs.is_empty() && core.measured(now) {
+            core.stats[c.target as usize].conn_error(kind);
+        }
+        for r in reqs {
+            core.count_error(c.target, kind, r.intended);
+        }
+        c.last_error = Some(kind);
+        if core.stopping {
+            return;
+        }
+        let until = now + c.backoff;
+        c.backoff = (c.backoff * 2).min(MAX_BACKOFF);
+        c.state = State::Down;
+        c.armed = Some(until);
+        let token = self.conns.insert(c);
+        self.timers.push(Reverse((until, token.0)));
+    }
+
+    /// The connect of `token` completed at `now`.
+    fn on_connected(&mut self, core: &mut Client, token: Token, now: Instant) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        c.state = State::Open;
+        if let Some(pacer) = c.pacer.as_mut() {
+            // Slots that fell due before the connection was up were never sent: they fail
+            // with what kept the connection down, or, on a first slow connect, did not start.
+            // After a stop they are already on the books (`book_unsent`).
+            let skipped = pacer.skip_to(now);
+            if core.measured(now) && !core.stopping {
+                let s = &mut core.stats[c.target as usize];
+                match c.last_error {
+                    Some(kind) => s.errors[kind as usize] += skipped,
+                    None => s.not_started += skipped,
+                }
+            }
+        }
+        if self.fill(core, token, now, false) {
+            self.pump(core, token, now, Readiness::Write);
+        }
+    }
+
+    /// Begin every request that is due and fits under `--depth` (closed loop: fill up to the
+    /// depth), and arm a timer for the next one. Returns true if any began; the caller then
+    /// pumps them out.
+    ///
+    /// `from_timer`: the connection had room when the slot fell due, so any lateness is the
+    /// generator's own (timer or loop lag) and is reported as a late start. A slot that waited
+    /// for a reply (a full pipeline) was delayed by the target, not by us.
+    fn fill(&mut self, core: &mut Client, token: Token, now: Instant, from_timer: bool) -> bool {
+        if !core.running(now) {
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(token) else {
+            return false;
+        };
+        if c.state != State::Open {
+            return false;
+        }
+        let mut began = false;
+        while c.io.reqs.len() < self.depth {
+            let intended = match c.pacer.as_mut() {
+                None => now,
+                Some(p) => match p.next_due() {
+                    None => break,
+                    Some(due) if due <= now => {
+                        p.take(now);
+                        due
+                    }
+                    Some(due) => {
+                        if c.armed != Some(due) {
+                            c.armed = Some(due);
+                            self.timers.push(Reverse((due, token.0)));
+                        }
+                        break;
+                    }
+                },
+            };
+            c.io.begin(intended, now);
+            began = true;
+            if from_timer {
+                core.record_start(c.target, intended, now);
+            }
+        }
+        began
+    }
+
+    /// Drive a connection: write its requests, read and check their echoes, and begin the
+    /// requests that completions make room for, in a loop (never recursion).
+    fn pump(&mut self, core: &mut Client, token: Token, now: Instant, ready: Readiness) {
+        let mut ready = ready;
+        while let Some(done) = self.exchange(core, token, now, ready) {
+            if !self.fill(core, token, done, false) {
+                break;
+            }
+            ready = Readiness::Write;
+        }
+    }
+
+    /// One exchange on the connection (which records what completed). Returns the completion
+    /// instant if requests completed and the connection is still up.
+    fn exchange(
+        &mut self,
+        core: &mut Client,
+        token: Token,
+        now: Instant,
+        ready: Readiness,
+    ) -> Option<Instant> {
+        let c = self.conns.get_mut(token)?;
+        let ex = c.io.exchange(core, c.target, ready, &mut self.done);
+        if ex.answered.is_some() {
+            // An answer: the connection is healthy again.
+            c.backoff = MIN_BACKOFF;
+            c.last_error = None;
+        }
+        if let Err(kind) = ex.outcome {
+            self.fail(core, token, kind, now);
+            return None;
+        }
+        ex.answered
+    }
+}

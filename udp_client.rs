@@ -1,0 +1,532 @@
+//! UDP mode: one connected socket per worker per target; each datagram carries a header
+//! (magic, worker, sequence number, send time) so that every reply is matched to its request,
+//! and losses, late, duplicate, reordered and stray replies are counted apart. Paced per
+//! target and split over the workers, or a closed loop of one datagram in flight per worker
+//! per target.
+//!
+//! Leaves to others: recording and windows (`client`).
+
+use crate::client::{sooner, Backoff, Client, SEND_BURST};
+use crate::driver::{Target, Traffic};
+use crate::pacing::Pacer;
+use crate::reactor::{fixed_token, FIXED_BASE};
+use crate::report::Failure;
+use crate::sockopt;
+use crate::{Error, Result};
+use mio::event::Event;
+use mio::net::UdpSocket;
+use mio::Interest;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// UDP datagram header: magic, worker, sequence number, send time.
+pub const UDP_HEADER_LEN: usize = 24;
+const UDP_MAGIC: u32 = 0x4350_5544; // "CPUD"
+
+/// One datagram awaiting its reply.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    intended: Instant,
+    sent_at: Instant,
+    answered: bool,
+}
+
+/// What a datagram that came back is, as far as its flow's window can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// Answers no request of the run: too short, not our header (or another worker's), or a
+    /// sequence number not sent yet.
+    Stray,
+    /// Answers a request already expired and counted lost.
+    Late,
+    /// Answers a request already answered.
+    Duplicate,
+    /// Answers the request in slot `idx` intact; `reordered` if a later one was answered first.
+    Ok { idx: usize, reordered: bool },
+    /// Answers the request in slot `idx` with a wrong payload: that request failed.
+    Mismatch { idx: usize },
+}
+
+/// The datagrams of one flow still within `--timeout` of their send, answered or not: a second
+/// reply within it is a duplicate; only replies after it are late.
+#[derive(Default)]
+struct Window {
+    /// Sequence number of `slots[0]`.
+    base: u64,
+    next_seq: u64,
+    slots: VecDeque<Slot>,
+    max_answered: Option<u64>,
+    /// Slots still waiting for their reply.
+    unanswered: usize,
+}
+
+impl Window {
+    /// What `datagram` is, for worker `worker` whose requests carry `payload` after the header.
+    fn classify(&self, datagram: &[u8], worker: u32, payload: &[u8]) -> Reply {
+        let ours = datagram.len() >= UDP_HEADER_LEN
+            && datagram[0..4] == UDP_MAGIC.to_le_bytes()
+            && datagram[4..8] == worker.to_le_bytes();
+        if !ours {
+            return Reply::Stray;
+        }
+        let seq = u64::from_le_bytes(datagram[8..16].try_into().expect("8 bytes"));
+        if seq < self.base {
+            return Reply::Late;
+        }
+        let idx = (seq - self.base) as usize;
+        match self.slots.get(idx) {
+            None => Reply::Stray,
+            Some(s) if s.answered => Reply::Duplicate,
+            Some(_)
+                if datagram.len() == payload.len()
+                    && datagram[UDP_HEADER_LEN..] == payload[UDP_HEADER_LEN..] =>
+            {
+                Reply::Ok {
+                    idx,
+                    reordered: self.max_answered.is_some_and(|m| seq < m),
+                }
+            }
+            Some(_) => Reply::Mismatch { idx },
+        }
+    }
+
+    /// A datagram intended at `intended` went out at `now`; its sequence number is
+    /// `next_seq` before the call.
+    fn sent(&mut self, intended: Instant, now: Instant) {
+        self.next_seq += 1;
+        self.unanswered += 1;
+        self.slots.push_back(Slot {
+            intended,
+            sent_at: now,
+            answered: false,
+        });
+    }
+
+    /// Mark slot `idx` answered (`in_order`: the highest answered so far); its slot.
+    fn answer(&mut self, idx: usize, in_order: bool) -> Slot {
+        let slot = &mut self.slots[idx];
+        slot.answered = true;
+        self.unanswered -= 1;
+        if in_order {
+            self.max_answered = Some(self.base + idx as u64);
+        }
+        *slot
+    }
+
+    /// The oldest unanswered datagram failed (an ICMP error): its intended time, if any was
+    /// waiting.
+    fn fail_oldest(&mut self) -> Option<Instant> {
+        let slot = self.slots.iter_mut().find(|s| !s.answered)?;
+        slot.answered = true;
+        self.unanswered -= 1;
+        Some(slot.intended)
+    }
+
+    /// Drop slots older than `timeout` (all of them with `all`); returns the intended times of
+    /// the unanswered ones among them, which are lost.
+    fn expire(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        all: bool,
+        mut lost: impl FnMut(Instant),
+    ) {
+        while let Some(slot) = self.slots.front() {
+            if !all && now.saturating_duration_since(slot.sent_at) < timeout {
+                break;
+            }
+            if !slot.answered {
+                self.unanswered -= 1;
+                lost(slot.intended);
+            }
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
+/// One target's socket and schedule in this worker.
+struct Flow {
+    sock: UdpSocket,
+    pacer: Option<Pacer>,
+    window: Window,
+    /// The socket's send buffer was full: wait for a writable event, do not poll for it.
+    blocked: bool,
+    /// Closed loop only: pause after an ICMP refusal.
+    backoff: Backoff,
+}
+
+/// A worker's UDP flows, one per target.
+pub(crate) struct UdpClient {
+    flows: Vec<Flow>,
+}
+
+impl Traffic for UdpClient {
+    fn new(core: &mut Client) -> Result<UdpClient> {
+        let mut sources = crate::client::Sources::new(&core.cfg.source_addrs, core.id);
+        let mut flows = Vec::with_capacity(core.cfg.targets.len());
+        for (i, target) in core.cfg.targets.iter().enumerate() {
+            let mut sock = open(target, sources.pick(target.addr))?;
+            core.registry
+                .register(
+                    &mut sock,
+                    fixed_token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(Error::Poll)?;
+            let pacer = (!core.cfg.closed_loop()).then(|| {
+                Pacer::split(core.cfg.rate, core.clock.t0, core.id, core.workers)
+                    .with_end(core.clock.end)
+            });
+            flows.push(Flow {
+                sock,
+                pacer,
+                window: Window::default(),
+                blocked: false,
+                backoff: Backoff::new(),
+            });
+        }
+        Ok(UdpClient { flows })
+    }
+
+    fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
+        let Some(target) = ev.token().0.checked_sub(FIXED_BASE) else {
+            return;
+        };
+        if target >= self.flows.len() {
+            return;
+        }
+        if ev.is_readable() || ev.is_error() {
+            self.recv(core, target);
+        }
+        if ev.is_writable() {
+            self.flows[target].blocked = false;
+            self.send_due(core, target, now);
+        }
+    }
+
+    fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        let mut next = None;
+        for target in 0..self.flows.len() {
+            self.send_due(core, target, now);
+            if core.stopping {
+                continue;
+            }
+            let f = &self.flows[target];
+            if !f.blocked {
+                next = sooner(next, f.pacer.as_ref().and_then(|p| p.next_due()));
+            }
+            next = sooner(
+                next,
+                f.backoff.until.filter(|u| *u > now && f.pacer.is_none()),
+            );
+        }
+        next
+    }
+
+    fn sweep(&mut self, core: &mut Client, now: Instant) {
+        for target in 0..self.flows.len() {
+            self.expire(core, target, now, false);
+        }
+    }
+
+    fn book_unsent(&mut self, core: &mut Client, end: Instant) {
+        for (target, f) in self.flows.iter().enumerate() {
+            if let Some(p) = &f.pacer {
+                core.stats[target].not_started += p.backlog(end);
+            }
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.flows.iter().any(|f| f.window.unanswered > 0)
+    }
+
+    fn on_exit(&mut self, core: &mut Client, now: Instant) {
+        // Datagrams still unanswered when the run ends are counted lost, never dropped.
+        for target in 0..self.flows.len() {
+            self.expire(core, target, now, true);
+        }
+    }
+}
+
+/// A non-blocking UDP socket connected to `target`, from `source` if given.
+fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> {
+    let addr = target.addr;
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(
+        |source| Error::Io {
+            what: format!("cannot open a UDP socket for {}", target.name),
+            source,
+        },
+    )?;
+    s.set_nonblocking(true).map_err(Error::Poll)?;
+    let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
+    if let Some(src) = source {
+        s.bind(&SocketAddr::new(src, 0).into())
+            .map_err(|source| Error::Io {
+                what: format!("cannot bind UDP source address {src}"),
+                source,
+            })?;
+    }
+    s.connect(&addr.into()).map_err(|source| Error::Io {
+        what: format!("cannot address {} over UDP", target.name),
+        source,
+    })?;
+    Ok(UdpSocket::from_std(s.into()))
+}
+
+impl UdpClient {
+    /// Expire the datagrams of `target`'s flow older than `--timeout` (all with `all`).
+    fn expire(&mut self, core: &mut Client, target: usize, now: Instant, all: bool) {
+        let measure = core.clock.measure;
+        let stats = &mut core.stats[target];
+        self.flows[target]
+            .window
+            .expire(now, core.cfg.timeout, all, |intended| {
+                if intended >= measure {
+                    stats.lost += 1;
+                }
+            });
+    }
+
+    /// Send the datagrams of `target` that are due, at most `SEND_BURST`.
+    fn send_due(&mut self, core: &mut Client, target: usize, now: Instant) {
+        if core.stopping {
+            return;
+        }
+        for _ in 0..SEND_BURST {
+            let f = &mut self.flows[target];
+            let intended = match f.pacer.as_ref() {
+                Some(p) => match p.next_due() {
+                    Some(d) if d <= now => d,
+                    _ => return,
+                },
+                None => {
+                    // Closed loop: one datagram in flight per worker per target.
+                    if now >= core.clock.end || f.backoff.waiting(now) || f.window.unanswered > 0 {
+                        return;
+                    }
+                    now
+                }
+            };
+            let msg = core.cfg.message_bytes;
+            let ts = now.saturating_duration_since(core.clock.t0).as_nanos() as u64;
+            let buf = &mut core.send_buf[..msg];
+            write_header(buf, core.id as u32, f.window.next_seq, ts);
+            match f.sock.send(buf) {
+                Ok(_) => {
+                    if let Some(p) = f.pacer.as_mut() {
+                        p.take(now);
+                    }
+                    f.window.sent(intended, now);
+                    core.record_start(target as u32, intended, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    f.blocked = true;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // A pending ICMP error (port unreachable) belongs to an earlier datagram:
+                    // charge it to that one and send this slot again. Otherwise the error is
+                    // this send's own, and the slot is spent.
+                    if self.icmp_error(core, target, &e, now) {
+                        continue;
+                    }
+                    let paced = match self.flows[target].pacer.as_mut() {
+                        Some(p) => p.take(now).is_some(),
+                        None => false,
+                    };
+                    core.count_error(target as u32, Failure::of(&e), intended);
+                    if !paced {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// An error reported on the UDP socket (ICMP unreachable for an earlier datagram): the
+    /// oldest unanswered datagram failed with it. It is counted once, as that error and not
+    /// also as lost. Returns false if no datagram was waiting (the error is not about one).
+    fn icmp_error(
+        &mut self,
+        core: &mut Client,
+        target: usize,
+        e: &io::Error,
+        now: Instant,
+    ) -> bool {
+        let Some(intended) = self.flows[target].window.fail_oldest() else {
+            return false;
+        };
+        core.count_error(target as u32, Failure::of(e), intended);
+        self.expire(core, target, now, false);
+        true
+    }
+
+    /// Read every datagram that has arrived on `target`'s socket.
+    fn recv(&mut self, core: &mut Client, target: usize) {
+        loop {
+            let f = &mut self.flows[target];
+            let n = match f.sock.recv(&mut core.recv_buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let now = Instant::now();
+                    if self.icmp_error(core, target, &e, now) && self.flows[target].pacer.is_none()
+                    {
+                        self.flows[target].backoff.failed(now);
+                    }
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let msg = core.cfg.message_bytes;
+            let reply =
+                f.window
+                    .classify(&core.recv_buf[..n], core.id as u32, &core.send_buf[..msg]);
+            self.on_reply(core, target, reply, now);
+        }
+    }
+
+    /// Book one reply.
+    fn on_reply(&mut self, core: &mut Client, target: usize, reply: Reply, now: Instant) {
+        let measured = core.measured(now);
+        let f = &mut self.flows[target];
+        let s = &mut core.stats[target];
+        match reply {
+            Reply::Stray => s.stray += u64::from(measured),
+            Reply::Late => s.late += u64::from(measured),
+            Reply::Duplicate => s.duplicate += u64::from(measured),
+            Reply::Ok { idx, reordered } => {
+                let slot = f.window.answer(idx, !reordered);
+                s.reordered += u64::from(reordered && measured);
+                f.backoff.answered();
+                core.record(target as u32, slot.intended, slot.sent_at, now);
+            }
+            Reply::Mismatch { idx } => {
+                let slot = f.window.answer(idx, false);
+                core.count_error(target as u32, Failure::Mismatch, slot.intended);
+            }
+        }
+        if matches!(reply, Reply::Ok { .. } | Reply::Mismatch { .. }) {
+            self.expire(core, target, now, false);
+            if self.flows[target].pacer.is_none() {
+                self.send_due(core, target, now);
+            }
+        }
+    }
+}
+
+/// The header of a request datagram.
+fn write_header(buf: &mut [u8], worker: u32, seq: u64, sent_ns: u64) {
+    buf[0..4].copy_from_slice(&UDP_MAGIC.to_le_bytes());
+    buf[4..8].copy_from_slice(&worker.to_le_bytes());
+    buf[8..16].copy_from_slice(&seq.to_le_bytes());
+    buf[16..24].copy_from_slice(&sent_ns.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: usize = 32;
+
+    fn payload() -> Vec<u8> {
+        (0..MSG).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    fn reply(worker: u32, seq: u64) -> Vec<u8> {
+        let mut b = payload();
+        write_header(&mut b, worker, seq, 7);
+        b
+    }
+
+    /// A window with `n` datagrams sent, base 0.
+    fn window(n: usize) -> Window {
+        let t = Instant::now();
+        let mut w = Window::default();
+        for _ in 0..n {
+            w.sent(t, t);
+        }
+        w
+    }
+
+    #[test]
+    fn replies_are_classified_by_header_sequence_and_payload() {
+        let w = window(3);
+        let p = payload();
+        assert_eq!(
+            w.classify(&reply(1, 0), 1, &p),
+            Reply::Ok {
+                idx: 0,
+                reordered: false
+            }
+        );
+        assert_eq!(
+            w.classify(&reply(2, 0), 1, &p),
+            Reply::Stray,
+            "another worker's"
+        );
+        assert_eq!(
+            w.classify(&reply(1, 0)[..20], 1, &p),
+            Reply::Stray,
+            "shorter than a header"
+        );
+        assert_eq!(w.classify(&[0u8; MSG], 1, &p), Reply::Stray, "no magic");
+        assert_eq!(w.classify(&reply(1, 3), 1, &p), Reply::Stray, "never sent");
+        let mut wrong = reply(1, 1);
+        wrong[MSG - 1] ^= 1;
+        assert_eq!(w.classify(&wrong, 1, &p), Reply::Mismatch { idx: 1 });
+        assert_eq!(
+            w.classify(&reply(1, 2)[..MSG - 1], 1, &p),
+            Reply::Mismatch { idx: 2 },
+            "ours, but cut short"
+        );
+    }
+
+    #[test]
+    fn answers_make_duplicates_reordering_and_late_replies() {
+        let t = Instant::now();
+        let mut w = window(3);
+        let p = payload();
+        // 2 answered first, then 0: 0 is reordered; 2 again is a duplicate.
+        w.answer(2, true);
+        assert_eq!(w.unanswered, 2);
+        assert_eq!(
+            w.classify(&reply(1, 0), 1, &p),
+            Reply::Ok {
+                idx: 0,
+                reordered: true
+            }
+        );
+        assert_eq!(w.classify(&reply(1, 2), 1, &p), Reply::Duplicate);
+        // Expiry: every slot older than the timeout goes; the unanswered ones are lost.
+        let mut lost = 0;
+        w.expire(
+            t + Duration::from_secs(2),
+            Duration::from_secs(1),
+            false,
+            |_| lost += 1,
+        );
+        assert_eq!((lost, w.base, w.unanswered), (2, 3, 0));
+        assert_eq!(w.classify(&reply(1, 1), 1, &p), Reply::Late);
+    }
+
+    #[test]
+    fn an_icmp_error_fails_the_oldest_unanswered_once() {
+        let mut w = window(2);
+        w.answer(0, true);
+        assert!(w.fail_oldest().is_some());
+        assert_eq!(w.unanswered, 0);
+        assert_eq!(w.fail_oldest(), None, "nothing left to fail");
+        let mut lost = 0;
+        w.expire(Instant::now(), Duration::ZERO, true, |_| lost += 1);
+        assert_eq!(lost, 0, "failed, not also lost");
+    }
+}
