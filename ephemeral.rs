@@ -268,6 +268,11 @@ impl Ephemeral {
         let State::Connecting { started, intended } = c.state else {
             return;
         };
+        if now.saturating_duration_since(started) >= core.cfg.timeout {
+            // Up, but after --timeout: a timeout, however soon the sweep would have seen it.
+            self.fail(core, token, Failure::Timeout, now);
+            return;
+        }
         c.state = State::Open;
         if core.measured(now) {
             let connect = now.saturating_duration_since(started).as_nanos() as u64;

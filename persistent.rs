@@ -273,6 +273,14 @@ impl Persistent {
         let Some(c) = self.conns.get_mut(token) else {
             return;
         };
+        let State::Connecting { started } = c.state else {
+            return;
+        };
+        if now.saturating_duration_since(started) >= core.cfg.timeout {
+            // Up, but after --timeout: a timeout, however soon the sweep would have seen it.
+            self.fail(core, token, Failure::Timeout, now);
+            return;
+        }
         c.state = State::Open;
         if let Some(pacer) = c.pacer.as_mut() {
             // Slots that fell due before the connection was up were never sent: they fail

@@ -193,7 +193,8 @@ impl TcpIo {
         done: &mut Completions,
     ) -> Exchanged {
         done.clear();
-        let outcome = self.transfer(&mut core.send_buf, &mut core.recv_buf, ready, done);
+        let timeout = core.cfg.timeout;
+        let outcome = self.transfer(&mut core.send_buf, &mut core.recv_buf, ready, timeout, done);
         if let Some(at) = done.at {
             for r in &done.reqs {
                 core.record(target, r.intended, r.sent_at, at);
@@ -205,12 +206,15 @@ impl TcpIo {
         }
     }
 
-    /// Write and read until neither makes progress; completed requests go to `done`.
+    /// Write and read until neither makes progress; completed requests go to `done`. An echo
+    /// that completes `timeout` or more after its send is a timeout, however soon the sweep
+    /// would have seen it, so timeouts under its period are enforced too.
     fn transfer(
         &mut self,
         send_buf: &mut [u8],
         recv_buf: &mut [u8],
         ready: Readiness,
+        timeout: Duration,
         done: &mut Completions,
     ) -> Result<(), Failure> {
         loop {
@@ -224,7 +228,7 @@ impl TcpIo {
             if self.reqs.is_empty() {
                 return self.read_unowed();
             }
-            let read = self.read_echoes(send_buf, recv_buf, ready, done)?;
+            let read = self.read_echoes(send_buf, recv_buf, ready, timeout, done)?;
             // With the peer's FIN in this event and nothing owed, read once more to see it.
             if !(wrote || read) || (self.reqs.is_empty() && ready != Readiness::ReadClosed) {
                 return Ok(());
@@ -279,6 +283,7 @@ impl TcpIo {
         send_buf: &mut [u8],
         recv_buf: &mut [u8],
         ready: Readiness,
+        timeout: Duration,
         done: &mut Completions,
     ) -> Result<bool, Failure> {
         let mut progress = false;
@@ -291,7 +296,7 @@ impl TcpIo {
                 Ok(0) => return Err(Failure::ClosedEarly),
                 Ok(n) => {
                     progress = true;
-                    check_echoes(self, &recv_buf[..n], send_buf, done)?;
+                    check_echoes(self, &recv_buf[..n], send_buf, timeout, done)?;
                     if n < want && ready != Readiness::ReadClosed {
                         // A short read drained the socket; edge-triggered epoll reports more.
                         break;
@@ -307,11 +312,13 @@ impl TcpIo {
 }
 
 /// Check a chunk of echo, which may span the ends of several pipelined requests, and move
-/// each request it completes to `done`.
+/// each request it completes within `timeout` of its send to `done`. A request completed
+/// later stays in flight and fails the connection with a timeout.
 fn check_echoes(
     io: &mut TcpIo,
     chunk: &[u8],
     send_buf: &mut [u8],
+    timeout: Duration,
     done: &mut Completions,
 ) -> Result<(), Failure> {
     let msg = send_buf.len();
@@ -326,7 +333,11 @@ fn check_echoes(
         pos += take;
         io.got += take;
         if io.got == msg {
-            done.at.get_or_insert_with(Instant::now);
+            let at = done.at.unwrap_or_else(Instant::now);
+            if at.saturating_duration_since(r.sent_at) >= timeout {
+                return Err(Failure::Timeout);
+            }
+            done.at = Some(at);
             done.reqs.push(r);
             io.reqs.pop_front();
             io.out -= msg;
@@ -504,6 +515,8 @@ mod tests {
         assert_eq!(&b[..9], &[1, 0, 0, 0, 0, 0, 0, 0, b'i']);
     }
 
+    const LONG: Duration = Duration::from_secs(3600);
+
     #[test]
     fn an_echo_chunk_completes_every_request_it_ends() {
         let t = Instant::now();
@@ -520,17 +533,43 @@ mod tests {
         }
         let mut done = Completions::default();
         // Two and a half echoes, then the rest: two complete, then the third.
-        check_echoes(&mut io, &echo[..25], &mut send, &mut done).unwrap();
+        check_echoes(&mut io, &echo[..25], &mut send, LONG, &mut done).unwrap();
         assert_eq!(done.reqs.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
-        check_echoes(&mut io, &echo[25..], &mut send, &mut done).unwrap();
+        check_echoes(&mut io, &echo[25..], &mut send, LONG, &mut done).unwrap();
         assert_eq!(done.reqs.len(), 3);
         assert!(io.reqs.is_empty() && io.out == 0 && io.got == 0);
         // An echo of the wrong request is a mismatch.
         io.begin(t, t);
         io.note_written(10);
         assert_eq!(
-            check_echoes(&mut io, &echo[..10], &mut send, &mut done),
+            check_echoes(&mut io, &echo[..10], &mut send, LONG, &mut done),
             Err(Failure::Mismatch)
+        );
+    }
+
+    #[test]
+    fn an_echo_after_the_timeout_is_a_timeout_and_stays_in_flight() {
+        let sent = Instant::now() - Duration::from_millis(2);
+        let mut io = TcpIo::new(1);
+        io.begin(sent, sent);
+        io.note_written(10);
+        let mut send: Vec<u8> = (0..10).map(|i| b'a' + i).collect();
+        stamp(&mut send, 1);
+        let echo = send.clone();
+        let mut done = Completions::default();
+        let r = check_echoes(
+            &mut io,
+            &echo,
+            &mut send,
+            Duration::from_millis(1),
+            &mut done,
+        );
+        assert_eq!(r, Err(Failure::Timeout));
+        assert!(done.reqs.is_empty() && done.at.is_none());
+        assert_eq!(
+            io.reqs.len(),
+            1,
+            "failed with the connection, counted once there"
         );
     }
 }

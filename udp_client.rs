@@ -48,6 +48,9 @@ enum Reply {
     Ok { idx: usize, reordered: bool },
     /// Answers the request in slot `idx` with a wrong payload: that request failed.
     Mismatch { idx: usize },
+    /// Answers the request in slot `idx`, but `--timeout` or more after its send: that request
+    /// is lost and the reply late, as if the sweep had expired the slot first.
+    Expired { idx: usize },
 }
 
 /// The datagrams of one flow still within `--timeout` of their send, answered or not: a second
@@ -90,6 +93,18 @@ impl Window {
                 }
             }
             Some(_) => Reply::Mismatch { idx },
+        }
+    }
+
+    /// `reply` as it stands at `now`: an answer `timeout` or more after its send is `Expired`.
+    fn too_late(&self, reply: Reply, now: Instant, timeout: Duration) -> Reply {
+        match reply {
+            Reply::Ok { idx, .. } | Reply::Mismatch { idx }
+                if now.saturating_duration_since(self.slots[idx].sent_at) >= timeout =>
+            {
+                Reply::Expired { idx }
+            }
+            r => r,
         }
     }
 
@@ -398,10 +413,17 @@ impl UdpClient {
     fn on_reply(&mut self, core: &mut Client, target: usize, reply: Reply, now: Instant) {
         let measured = core.measured(now);
         let f = &mut self.flows[target];
+        let reply = f.window.too_late(reply, now, core.cfg.timeout);
         let s = &mut core.stats[target];
         match reply {
             Reply::Stray => s.stray += u64::from(measured),
             Reply::Late => s.late += u64::from(measured),
+            Reply::Expired { idx } => {
+                // Its datagram is lost (the sweep had not come round to it yet).
+                let slot = f.window.answer(idx, false);
+                s.lost += u64::from(core.clock.measure <= slot.intended);
+                s.late += u64::from(measured);
+            }
             Reply::Duplicate => s.duplicate += u64::from(measured),
             Reply::Ok { idx, reordered } => {
                 let slot = f.window.answer(idx, !reordered);
@@ -414,7 +436,10 @@ impl UdpClient {
                 core.count_error(target as u32, Failure::Mismatch, slot.intended);
             }
         }
-        if matches!(reply, Reply::Ok { .. } | Reply::Mismatch { .. }) {
+        if matches!(
+            reply,
+            Reply::Ok { .. } | Reply::Mismatch { .. } | Reply::Expired { .. }
+        ) {
             self.expire(core, target, now, false);
             if self.flows[target].pacer.is_none() {
                 self.send_due(core, target, now);
@@ -516,6 +541,23 @@ mod tests {
         );
         assert_eq!((lost, w.base, w.unanswered), (2, 3, 0));
         assert_eq!(w.classify(&reply(1, 1), 1, &p), Reply::Late);
+    }
+
+    #[test]
+    fn an_answer_after_the_timeout_has_expired() {
+        let t = Instant::now();
+        let w = window(1);
+        let ok = Reply::Ok {
+            idx: 0,
+            reordered: false,
+        };
+        let timeout = Duration::from_micros(200);
+        assert_eq!(w.too_late(ok, t, timeout), ok);
+        let later = t + Duration::from_secs(1);
+        assert_eq!(w.too_late(ok, later, timeout), Reply::Expired { idx: 0 });
+        let bad = Reply::Mismatch { idx: 0 };
+        assert_eq!(w.too_late(bad, later, timeout), Reply::Expired { idx: 0 });
+        assert_eq!(w.too_late(Reply::Stray, later, timeout), Reply::Stray);
     }
 
     #[test]
