@@ -929,6 +929,7 @@ impl ConnectArgs {
             timeout: self.timeout.unwrap_or(Duration::from_secs(1)),
             source_addrs,
             busy_poll_us: busy_poll(self.busy_poll)?,
+            arrival: crate::pacing::Arrival::default(),
         };
         let report = ReportConfig {
             peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),

@@ -18,6 +18,7 @@
 
 use crate::client::{sooner, Client};
 use crate::ephemeral::Ephemeral;
+use crate::pacing::Arrival;
 use crate::persistent::Persistent;
 use crate::reactor::{self, Handler};
 use crate::report::Interval;
@@ -89,6 +90,8 @@ pub struct ConnectConfig {
     pub source_addrs: Vec<IpAddr>,
     /// SO_BUSY_POLL microseconds on client sockets.
     pub busy_poll_us: Option<u32>,
+    /// How paced sends are spread in time (`--arrival`, `--seed`).
+    pub arrival: Arrival,
 }
 
 impl Default for ConnectConfig {
@@ -107,6 +110,7 @@ impl Default for ConnectConfig {
             timeout: Duration::from_secs(1),
             source_addrs: Vec::new(),
             busy_poll_us: None,
+            arrival: Arrival::Uniform,
         }
     }
 }

@@ -71,7 +71,11 @@ impl Traffic for Ephemeral {
             Vec::new()
         } else {
             (0..targets)
-                .map(|_| Pacer::split(core.cfg.rate, clock.t0, id, workers).with_end(clock.end))
+                .map(|t| {
+                    Pacer::split(core.cfg.rate, clock.t0, id, workers)
+                        .with_end(clock.end)
+                        .with_arrival(core.cfg.arrival, (t * workers + id) as u64)
+                })
                 .collect()
         };
         let total = concurrency * targets;

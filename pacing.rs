@@ -6,11 +6,25 @@
 //! below the number of workers or below 1/s. A persistent connection `c` of `n` with its own rate
 //! starts at phase `c / n` of its period, so connections do not fire in the same microsecond.
 //!
+//! With `Arrival::Poisson` the gaps between a stream's slots are drawn from an exponential
+//! distribution of the same mean instead (`--arrival poisson`), from a seeded generator, so a
+//! run can be repeated exactly.
+//!
 //! A late send keeps its intended time: latency is measured from it (no coordinated omission).
 //! After a stall the schedule is caught up as fast as the caller can send, never skipped.
 //! Leaves to others: reading the clock, I/O, what a send is.
 
 use std::time::{Duration, Instant};
+
+/// How the slots of a schedule are spread in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Arrival {
+    /// Evenly: slot k at `start + (offset + k * stride) / rate`.
+    #[default]
+    Uniform,
+    /// A Poisson process of the same mean rate: exponential gaps, drawn from `seed`.
+    Poisson { seed: u64 },
+}
 
 /// An open-loop schedule.
 #[derive(Debug, Clone)]
@@ -21,6 +35,8 @@ pub struct Pacer {
     stride: f64,
     next_k: u64,
     end: Option<Instant>,
+    /// Poisson arrivals: the generator of the gaps and the next slot (ns after `start`).
+    poisson: Option<(SplitMix64, f64)>,
 }
 
 impl Pacer {
@@ -35,7 +51,24 @@ impl Pacer {
             stride,
             next_k: 0,
             end: None,
+            poisson: None,
         }
+    }
+
+    /// The same mean rate with `arrival`'s spacing; `stream` tells this schedule's draws apart
+    /// from those of every other schedule of the run.
+    pub fn with_arrival(mut self, arrival: Arrival, stream: u64) -> Pacer {
+        if let Arrival::Poisson { seed } = arrival {
+            let mut rng = SplitMix64(seed ^ SplitMix64(stream).next());
+            let first = rng.gap(self.mean_gap_ns());
+            self.poisson = Some((rng, first));
+        }
+        self
+    }
+
+    /// The mean time between two slots of this schedule.
+    fn mean_gap_ns(&self) -> f64 {
+        self.stride * self.period_ns
     }
 
     /// Worker `worker` of `workers` sharing one stream of `rate_per_sec`.
@@ -68,7 +101,10 @@ impl Pacer {
 
     /// When the next slot is due, or `None` once the schedule has ended.
     pub fn next_due(&self) -> Option<Instant> {
-        let t = self.slot(self.next_k);
+        let t = match &self.poisson {
+            Some((_, next_ns)) => self.start + Duration::from_nanos(*next_ns as u64),
+            None => self.slot(self.next_k),
+        };
         match self.end {
             Some(end) if t >= end => None,
             _ => Some(t),
@@ -81,14 +117,25 @@ impl Pacer {
         if t > now {
             return None;
         }
-        self.next_k += 1;
+        self.advance();
         Some(t)
+    }
+
+    /// Past the next slot.
+    fn advance(&mut self) {
+        self.next_k += 1;
+        let mean = self.mean_gap_ns();
+        if let Some((rng, next_ns)) = &mut self.poisson {
+            *next_ns += rng.gap(mean);
+        }
     }
 
     /// Skip every slot due by `now` without sending it; returns how many were skipped.
     pub fn skip_to(&mut self, now: Instant) -> u64 {
         let n = self.backlog(now);
-        self.next_k += n;
+        for _ in 0..n {
+            self.advance();
+        }
         n
     }
 
@@ -99,6 +146,15 @@ impl Pacer {
 
     /// Slots due by `now` that have not been taken (how far behind the caller is).
     pub fn backlog(&self, now: Instant) -> u64 {
+        if self.poisson.is_some() {
+            // No closed form: walk a copy of the schedule (a stall's worth of draws).
+            let mut p = self.clone();
+            let mut n = 0;
+            while p.take(now).is_some() {
+                n += 1;
+            }
+            return n;
+        }
         let upto = match self.end {
             Some(end) if now >= end => end,
             _ => now,
@@ -111,6 +167,27 @@ impl Pacer {
             due -= 1;
         }
         due.saturating_sub(self.next_k)
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood 2014): a small, fast, seedable generator whose outputs
+/// pass BigCrush; plenty for drawing arrival gaps, and repeatable from its seed.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// An exponentially distributed gap of mean `mean_ns`: -ln(U) * mean, U uniform in (0, 1].
+    fn gap(&mut self, mean_ns: f64) -> f64 {
+        let u = ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        -u.ln() * mean_ns
     }
 }
 
@@ -184,5 +261,53 @@ mod tests {
             9,
             "the end caps the schedule at 10 slots"
         );
+    }
+
+    #[test]
+    fn poisson_arrivals_keep_the_mean_rate_and_repeat_from_the_seed() {
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(100);
+        let schedule = |seed: u64, stream: u64| -> Vec<Instant> {
+            let mut p = Pacer::split(1000.0, t0, 0, 1)
+                .with_end(end)
+                .with_arrival(Arrival::Poisson { seed }, stream);
+            std::iter::from_fn(|| p.take(end)).collect()
+        };
+        let a = schedule(7, 0);
+        assert_eq!(a, schedule(7, 0), "the same seed gives the same schedule");
+        assert_ne!(a, schedule(7, 1), "another stream draws its own gaps");
+        assert_ne!(a, schedule(8, 0));
+        // 100,000 expected; a Poisson count's standard deviation is sqrt(100,000) = 316.
+        assert!(
+            (a.len() as i64 - 100_000).abs() < 2_000,
+            "{} slots",
+            a.len()
+        );
+        assert!(a.windows(2).all(|w| w[0] <= w[1]) && *a.last().unwrap() < end);
+        // Exponential gaps: the standard deviation equals the mean (1 ms).
+        let gaps: Vec<f64> = a
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
+            .collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        assert!(
+            (mean - 1.0).abs() < 0.02 && (var.sqrt() - 1.0).abs() < 0.03,
+            "{mean} {var}"
+        );
+    }
+
+    #[test]
+    fn poisson_backlog_and_skip_agree_with_take() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1000.0, t0, 0.0, 1.0).with_arrival(Arrival::Poisson { seed: 1 }, 3);
+        let mut q = p.clone();
+        let at = t0 + ms(50);
+        let n = p.backlog(at);
+        assert_eq!(p.skip_to(at), n);
+        let taken = std::iter::from_fn(|| q.take(at)).count() as u64;
+        assert_eq!(taken, n);
+        assert_eq!(p.next_due(), q.next_due());
+        assert_eq!(p.taken(), n);
     }
 }

@@ -82,7 +82,9 @@ impl Traffic for Persistent {
                 // Every connection's schedule is anchored at the run's start, so the run
                 // schedules exactly connections x rate x duration requests.
                 let pacer = (!core.cfg.closed_loop()).then(|| {
-                    Pacer::phased(core.cfg.rate, clock.t0, c, connections).with_end(clock.end)
+                    Pacer::phased(core.cfg.rate, clock.t0, c, connections)
+                        .with_end(clock.end)
+                        .with_arrival(core.cfg.arrival, (target * connections + c) as u64)
                 });
                 let token = p.conns.insert(Conn {
                     io: TcpIo::new(depth),

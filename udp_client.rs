@@ -195,6 +195,7 @@ impl Traffic for UdpClient {
             let pacer = (!core.cfg.closed_loop()).then(|| {
                 Pacer::split(core.cfg.rate, core.clock.t0, core.id, core.workers)
                     .with_end(core.clock.end)
+                    .with_arrival(core.cfg.arrival, (i * core.workers + core.id) as u64)
             });
             flows.push(Flow {
                 sock,
