@@ -1143,7 +1143,6 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
             }
         }
     }
-    let total = run.cfg.warmup + run.cfg.duration;
     let r = Run::start(
         run.cfg,
         run.report,
@@ -1161,7 +1160,10 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
             return Err(e);
         }
     };
-    shutdown.wait_timeout(total);
+    // The measured schedule starts once every connection is up (the ramp).
+    if let Some(clock) = r.begin(&shutdown) {
+        shutdown.wait_timeout(clock.end.saturating_duration_since(std::time::Instant::now()));
+    }
     shutdown.trigger();
     let joined = r.join();
     demo_shutdown.trigger();

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use mio::Registry;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Receive buffer per worker: echoes are read and checked in chunks of this size.
@@ -41,6 +41,14 @@ pub(crate) struct Client {
     pub recv_buf: Box<[u8]>,
     /// Set by `stop`: no request starts any more.
     pub stopping: bool,
+    /// The run's start, shared with the other workers and `Run`.
+    gate: Arc<Gate>,
+    /// The clock is set: the schedule runs. Before, the worker ramps up (dials).
+    started: bool,
+    /// What the ramp measured, per target: connect times and failed connection attempts.
+    ramp: Vec<Stats>,
+    /// This worker told the gate that its ramp is done.
+    ramp_done: bool,
     tx: Sender<Interval>,
     /// Number of the current report window.
     window_seq: u64,
@@ -56,15 +64,17 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// The core of worker `id` of `workers`.
+    /// The core of worker `id` of `workers`, ramping up until `gate` gives the clock.
     pub fn new(
         id: usize,
         workers: usize,
         registry: &Registry,
         cfg: Arc<ConnectConfig>,
-        clock: Clock,
+        gate: Arc<Gate>,
         tx: Sender<Interval>,
     ) -> Result<Client> {
+        let now = Instant::now();
+        let clock = Clock::pending(now);
         Ok(Client {
             id,
             workers,
@@ -75,6 +85,10 @@ impl Client {
             recv_buf: vec![0u8; RECV_BUF_LEN.max(cfg.message_bytes.min(1 << 20))]
                 .into_boxed_slice(),
             stopping: false,
+            gate,
+            started: false,
+            ramp: (0..cfg.targets.len()).map(|_| Stats::new()).collect(),
+            ramp_done: false,
             tx,
             window_seq: 0,
             window_start: clock.measure,
@@ -82,15 +96,72 @@ impl Client {
             cpu_mark: Duration::ZERO,
             warming: true,
             folded: None,
-            next_sweep: clock.t0 + sweep_period(cfg.timeout),
+            next_sweep: now + sweep_period(cfg.timeout),
             stopped_at: None,
             cfg,
         })
     }
 
-    /// Requests may still start: not stopped, and the schedule has not ended.
+    /// Requests may still start: not stopped, and the schedule has not ended. (Connections
+    /// may be dialled during the ramp too; requests start only once `started`.)
     pub fn running(&self, now: Instant) -> bool {
         !self.stopping && now < self.clock.end
+    }
+
+    /// The clock is set and the schedule runs; before, the worker only ramps up.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Once `ramped` (every connection of this worker up or failed once), tell the gate, with
+    /// what the ramp measured; once the gate has the clock, take it. True when the schedule
+    /// starts with this call.
+    pub fn try_start(&mut self, ramped: bool) -> bool {
+        if self.started || self.stopping {
+            return false;
+        }
+        if ramped && !self.ramp_done {
+            self.ramp_done = true;
+            self.gate.ready(&self.ramp);
+        }
+        let Some(clock) = self.gate.clock() else {
+            return false;
+        };
+        self.clock = clock;
+        self.window_start = clock.measure;
+        self.next_flush = clock.measure + self.cfg.interval;
+        self.started = true;
+        true
+    }
+
+    /// The worker ends: if it never said its ramp was done, say so now (with what it has),
+    /// so that a worker that failed or panicked does not hold up the others' start.
+    pub fn leave(&mut self) {
+        if !self.ramp_done {
+            self.ramp_done = true;
+            self.gate.ready(&self.ramp);
+        }
+    }
+
+    /// A connection to `target` begun at `since` came up at `now`: its connect time, in the
+    /// ramp's books before the start, else in the window's.
+    pub fn connected(&mut self, target: u32, since: Instant, now: Instant) {
+        let ns = now.saturating_duration_since(since).as_nanos() as u64;
+        if !self.started {
+            self.ramp[target as usize].record_connect(ns);
+        } else if self.measured(now) {
+            self.stats[target as usize].record_connect(ns);
+        }
+    }
+
+    /// A connection to `target` failed at `now` with nothing in flight: a connection event, in
+    /// the ramp's books before the start, else in the window's.
+    pub fn conn_failed(&mut self, target: u32, kind: Failure, now: Instant) {
+        if !self.started {
+            self.ramp[target as usize].conn_error(kind);
+        } else if self.measured(now) {
+            self.stats[target as usize].conn_error(kind);
+        }
     }
 
     /// Whether an event at `at` belongs to the measured period (after the warm-up).
@@ -220,6 +291,95 @@ impl Client {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(iv)) => self.folded = Some(iv),
         }
+    }
+}
+
+/// How far ahead of the moment the last worker is ready the schedule starts, so that every
+/// worker has taken the clock before its first slot is due.
+const START_LEAD: Duration = Duration::from_millis(2);
+
+/// The start of a run, shared by its workers and `Run`. Each worker says when its ramp is done
+/// (its connections are up or have failed once), with what the ramp measured; once all have,
+/// `Run` sets one clock for all of them, so the measured schedule starts when the generator
+/// is ready and the ramp is never charged to the target.
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+    ready_cv: Condvar,
+}
+
+struct GateState {
+    ready: usize,
+    ramp: Vec<Stats>,
+    clock: Option<Clock>,
+}
+
+impl Gate {
+    /// The gate of a run with `targets` targets.
+    pub fn new(targets: usize) -> Gate {
+        Gate {
+            state: Mutex::new(GateState {
+                ready: 0,
+                ramp: (0..targets).map(|_| Stats::new()).collect(),
+                clock: None,
+            }),
+            ready_cv: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One more worker is ready (or gone), with its ramp's books.
+    pub fn ready(&self, ramp: &[Stats]) {
+        let mut st = self.lock();
+        for (a, b) in st.ramp.iter_mut().zip(ramp) {
+            a.merge(b);
+        }
+        st.ready += 1;
+        self.ready_cv.notify_all();
+    }
+
+    /// Wait until `workers` workers are ready, or `stopped()` says to give up (checked every
+    /// 20 ms); true if all are ready.
+    pub fn wait_ready(&self, workers: usize, stopped: impl Fn() -> bool) -> bool {
+        let mut st = self.lock();
+        while st.ready < workers {
+            if stopped() {
+                return false;
+            }
+            st = self
+                .ready_cv
+                .wait_timeout(st, Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Start the schedule `START_LEAD` from now; the clock every worker takes.
+    pub fn start(&self, cfg: &ConnectConfig) -> Clock {
+        let clock = Clock::new(cfg, Instant::now() + START_LEAD);
+        self.lock().clock = Some(clock);
+        clock
+    }
+
+    /// The run's clock, once started.
+    pub fn clock(&self) -> Option<Clock> {
+        self.lock().clock
+    }
+
+    /// The ramp's books of every worker ready so far, merged per target.
+    pub fn ramp(&self) -> Vec<Stats> {
+        let st = self.lock();
+        st.ramp
+            .iter()
+            .map(|s| {
+                let mut m = Stats::new();
+                m.merge(s);
+                m
+            })
+            .collect()
     }
 }
 

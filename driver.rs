@@ -16,7 +16,7 @@
 //! run goes on. Leaves to others: the loop and sleeping (`reactor`), schedules (`pacing`),
 //! printing (`report`).
 
-use crate::client::{sooner, Client};
+use crate::client::{sooner, Client, Gate};
 use crate::ephemeral::Ephemeral;
 use crate::pacing::Arrival;
 use crate::persistent::Persistent;
@@ -29,7 +29,7 @@ use mio::event::Event;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::udp_client::UDP_HEADER_LEN;
 
@@ -142,22 +142,38 @@ impl ConnectConfig {
 /// The instants every worker shares.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    /// Traffic starts.
+    /// The schedule starts (after the ramp).
     pub t0: Instant,
     /// Measurement starts (after `--warmup`); window 0 begins here.
     pub measure: Instant,
     /// No request starts at or after this.
     pub end: Instant,
+    /// `measure` on the wall clock (window `seq` of `--hdr-log` starts `seq` intervals later).
+    pub measure_wall: SystemTime,
 }
 
 impl Clock {
-    /// The clock of a run starting now.
+    /// The clock of a run whose schedule starts at `t0`.
     pub fn new(cfg: &ConnectConfig, t0: Instant) -> Clock {
         let measure = t0 + cfg.warmup;
+        let now = Instant::now();
         Clock {
             t0,
             measure,
             end: measure + cfg.duration,
+            measure_wall: SystemTime::now() + measure.saturating_duration_since(now),
+        }
+    }
+
+    /// The clock of a worker still ramping up: nothing starts, nothing is measured and nothing
+    /// ends until the real one is set.
+    pub(crate) fn pending(now: Instant) -> Clock {
+        let never = now + Duration::from_secs(100 * 365 * 24 * 3600);
+        Clock {
+            t0: never,
+            measure: never,
+            end: never,
+            measure_wall: SystemTime::now(),
         }
     }
 }
@@ -165,8 +181,13 @@ impl Clock {
 /// What one mode does in a worker's loop. The shared core is passed in, so a mode holds only
 /// its own state.
 pub(crate) trait Traffic: Sized + Send + 'static {
-    /// This worker's share of the run, set up on the core's registry.
+    /// This worker's share of the run, set up on the core's registry; ramping up (dialling)
+    /// starts at once.
     fn new(core: &mut Client) -> Result<Self>;
+    /// The ramp is done: every connection is up or has failed once.
+    fn ramped(&self) -> bool;
+    /// The clock is set (`core.clock`): lay out the schedule.
+    fn begin(&mut self, core: &mut Client);
     /// An event for one of the mode's sockets.
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant);
     /// Start what is due; the mode's next deadline.
@@ -194,6 +215,9 @@ impl<T: Traffic> Handler for Worker<T> {
     }
 
     fn on_due(&mut self, now: Instant) -> Option<Instant> {
+        if !self.core.started() && self.core.try_start(self.traffic.ramped()) {
+            self.traffic.begin(&mut self.core);
+        }
         self.core.begin_turn(now);
         let next = self.traffic.on_due(&mut self.core, now);
         if self.core.sweep_due(now) {
@@ -220,18 +244,25 @@ impl<T: Traffic> Handler for Worker<T> {
     }
 }
 
+impl<T> Drop for Worker<T> {
+    /// A worker that ends (or panics) before its ramp is done must not hold up the start.
+    fn drop(&mut self) {
+        self.core.leave();
+    }
+}
+
 /// Spawn the workers of a run whose traffic is `T`.
 fn spawn<T: Traffic>(
     plan: &crate::affinity::Plan,
     shutdown: &reactor::Shutdown,
     loop_opts: reactor::LoopOptions,
     cfg: &Arc<ConnectConfig>,
-    clock: Clock,
+    gate: &Arc<Gate>,
     tx: &Sender<Interval>,
 ) -> Result<reactor::Workers> {
     let n = plan.workers;
     reactor::spawn(plan, shutdown, loop_opts, |i, registry| {
-        let mut core = Client::new(i, n, registry, cfg.clone(), clock, tx.clone())?;
+        let mut core = Client::new(i, n, registry, cfg.clone(), gate.clone(), tx.clone())?;
         let traffic = T::new(&mut core)?;
         Ok(Worker { core, traffic })
     })
@@ -245,8 +276,9 @@ pub type HdrLog = crate::histlog::LogWriter<Box<dyn Write + Send>>;
 pub struct Run {
     workers: reactor::Workers,
     reporter: std::thread::JoinHandle<crate::report::Summary>,
-    /// The shared instants of the run.
-    pub clock: Clock,
+    gate: Arc<Gate>,
+    cfg: Arc<ConnectConfig>,
+    workers_n: usize,
 }
 
 impl Run {
@@ -262,9 +294,8 @@ impl Run {
     ) -> Result<Run> {
         let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
         let cfg = Arc::new(cfg);
-        let clock = Clock::new(&cfg, Instant::now());
-        // Window `seq` of the log starts at the measurement start plus `seq` intervals.
-        let measure_wall = std::time::SystemTime::now() + cfg.warmup;
+        let gate = Arc::new(Gate::new(cfg.targets.len()));
+        let log_gate = gate.clone();
         let interval = cfg.interval;
         let reporter = std::thread::Builder::new()
             .name("connperf-report".into())
@@ -273,7 +304,9 @@ impl Run {
                 let peers = report.peers.clone();
                 crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
                     let Some(l) = log.as_mut() else { return };
-                    let start = measure_wall + interval * seq as u32;
+                    // Windows exist only once the clock is set.
+                    let Some(clock) = log_gate.clock() else { return };
+                    let start = clock.measure_wall + interval * seq as u32;
                     if let Err(e) = l.write_stats(&peers, start, length, stats) {
                         eprintln!("connperf: warning: --hdr-log stopped: {e}");
                         log = None;
@@ -283,19 +316,41 @@ impl Run {
             .map_err(Error::Spawn)?;
         let workers = match cfg.mode {
             Mode::Persistent { .. } => {
-                spawn::<Persistent>(plan, shutdown, loop_opts, &cfg, clock, &tx)
+                spawn::<Persistent>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
             }
             Mode::Ephemeral { .. } => {
-                spawn::<Ephemeral>(plan, shutdown, loop_opts, &cfg, clock, &tx)
+                spawn::<Ephemeral>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
             }
-            Mode::Udp => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, clock, &tx),
+            Mode::Udp => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, &gate, &tx),
         }?;
         drop(tx);
         Ok(Run {
             workers,
             reporter,
-            clock,
+            gate,
+            cfg,
+            workers_n: plan.workers,
         })
+    }
+
+    /// Wait until every worker has ramped up (its connections are up or have failed once),
+    /// then start the schedule in all of them. Returns the run's clock, or `None` if
+    /// `shutdown` came first.
+    pub fn begin(&self, shutdown: &reactor::Shutdown) -> Option<Clock> {
+        if !self
+            .gate
+            .wait_ready(self.workers_n, || shutdown.is_triggered())
+        {
+            return None;
+        }
+        let clock = self.gate.start(&self.cfg);
+        shutdown.wake();
+        Some(clock)
+    }
+
+    /// The ramp's books, merged per target: connect times and failed connection attempts.
+    pub fn ramp(&self) -> Vec<crate::report::Stats> {
+        self.gate.ramp()
     }
 
     /// Wait for the workers (after shutdown) and the reporter's summary.

@@ -65,24 +65,13 @@ impl Traffic for Ephemeral {
         else {
             unreachable!("ephemeral traffic for an ephemeral run only")
         };
-        let (id, workers, clock) = (core.id, core.workers, core.clock);
+        let (id, workers) = (core.id, core.workers);
         let targets = core.cfg.targets.len();
-        let pacers = if core.cfg.closed_loop() {
-            Vec::new()
-        } else {
-            (0..targets)
-                .map(|t| {
-                    Pacer::split(core.cfg.rate, clock.t0, id, workers)
-                        .with_end(clock.end)
-                        .with_arrival(core.cfg.arrival, (t * workers + id) as u64)
-                })
-                .collect()
-        };
         let total = concurrency * targets;
         let share = total / workers + usize::from(id < total % workers);
         Ok(Ephemeral {
             conns: Slab::new(),
-            pacers,
+            pacers: Vec::new(),
             inflight: 0,
             max_inflight,
             concurrency: share,
@@ -101,6 +90,24 @@ impl Traffic for Ephemeral {
             ),
             done: Completions::default(),
         })
+    }
+
+    fn ramped(&self) -> bool {
+        true
+    }
+
+    fn begin(&mut self, core: &mut Client) {
+        if core.cfg.closed_loop() {
+            return;
+        }
+        let (id, workers, clock) = (core.id, core.workers, core.clock);
+        self.pacers = (0..core.cfg.targets.len())
+            .map(|t| {
+                Pacer::split(core.cfg.rate, clock.t0, id, workers)
+                    .with_end(clock.end)
+                    .with_arrival(core.cfg.arrival, (t * workers + id) as u64)
+            })
+            .collect();
     }
 
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
@@ -202,7 +209,7 @@ impl Ephemeral {
     /// Closed loop: start connections, to the targets in turn, until this worker's share is in
     /// flight (or one fails to start).
     fn top_up(&mut self, core: &mut Client, now: Instant) {
-        if !core.running(now) || self.backoff.waiting(now) {
+        if !core.started() || !core.running(now) || self.backoff.waiting(now) {
             return;
         }
         let want = self.max_inflight.min(self.concurrency);

@@ -38,6 +38,8 @@ struct Conn {
     io: TcpIo,
     target: u32,
     state: State,
+    /// Up or failed at least once: its part of the ramp is done.
+    ramped: bool,
     /// This connection's schedule; `None` in a closed loop.
     pacer: Option<Pacer>,
     /// The instant of this connection's live timer in `Persistent::timers`; other entries for
@@ -60,6 +62,8 @@ pub(crate) struct Persistent {
     dial_queue: VecDeque<Token>,
     dialer: Dialer,
     depth: usize,
+    /// Connections whose ramp is not done yet.
+    ramping: usize,
     done: Completions,
 }
 
@@ -68,37 +72,64 @@ impl Traffic for Persistent {
         let Mode::Persistent { connections, depth } = core.cfg.mode else {
             unreachable!("persistent traffic for a persistent run only")
         };
-        let clock = core.clock;
+        let now = Instant::now();
         let mut p = Persistent {
             conns: Slab::new(),
             timers: BinaryHeap::new(),
             dial_queue: VecDeque::new(),
             dialer: Dialer::new(&core.cfg, core.id, core.workers, true, false),
             depth,
+            ramping: 0,
             done: Completions::default(),
         };
+        // The ramp: every connection is dialled now, `CONNECT_BURST` a turn.
         for target in 0..core.cfg.targets.len() {
-            for c in (core.id..connections).step_by(core.workers) {
-                // Every connection's schedule is anchored at the run's start, so the run
-                // schedules exactly connections x rate x duration requests.
-                let pacer = (!core.cfg.closed_loop()).then(|| {
-                    Pacer::phased(core.cfg.rate, clock.t0, c, connections)
-                        .with_end(clock.end)
-                        .with_arrival(core.cfg.arrival, (target * connections + c) as u64)
-                });
+            for _ in (core.id..connections).step_by(core.workers) {
                 let token = p.conns.insert(Conn {
                     io: TcpIo::new(depth),
                     target: target as u32,
                     state: State::Down,
-                    pacer,
-                    armed: Some(clock.t0),
+                    ramped: false,
+                    pacer: None,
+                    armed: Some(now),
                     backoff: MIN_BACKOFF,
                     last_error: None,
                 });
-                p.timers.push(Reverse((clock.t0, token.0)));
+                p.timers.push(Reverse((now, token.0)));
+                p.ramping += 1;
             }
         }
         Ok(p)
+    }
+
+    fn ramped(&self) -> bool {
+        self.ramping == 0
+    }
+
+    fn begin(&mut self, core: &mut Client) {
+        let Mode::Persistent { connections, .. } = core.cfg.mode else {
+            return;
+        };
+        let clock = core.clock;
+        // This worker's connections are c = id, id + workers, ... of each target, in the
+        // order they were made.
+        let mut index = vec![core.id; core.cfg.targets.len()];
+        for (token, c) in self.conns.iter_mut() {
+            let i = &mut index[c.target as usize];
+            let n = *i;
+            *i += core.workers;
+            // Every connection's schedule is anchored at the start, so the run schedules
+            // exactly connections x rate x duration requests.
+            c.pacer = (!core.cfg.closed_loop()).then(|| {
+                Pacer::phased(core.cfg.rate, clock.t0, n, connections)
+                    .with_end(clock.end)
+                    .with_arrival(core.cfg.arrival, (c.target as usize * connections + n) as u64)
+            });
+            if c.state == State::Open {
+                c.armed = Some(clock.t0);
+                self.timers.push(Reverse((clock.t0, token.0)));
+            }
+        }
     }
 
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
@@ -249,11 +280,15 @@ impl Persistent {
         let Some(mut c) = self.conns.remove(token) else {
             return;
         };
+        if !c.ramped {
+            c.ramped = true;
+            self.ramping -= 1;
+        }
         // Every request in flight failed with the connection; one that failed with nothing in
         // flight is a connection event, counted apart from requests.
         let reqs = c.io.reset();
-        if reqs.is_empty() && core.measured(now) {
-            core.stats[c.target as usize].conn_error(kind);
+        if reqs.is_empty() {
+            core.conn_failed(c.target, kind, now);
         }
         for r in reqs {
             core.count_error(c.target, kind, r.intended);
@@ -284,6 +319,11 @@ impl Persistent {
             return;
         }
         c.state = State::Open;
+        if !c.ramped {
+            c.ramped = true;
+            self.ramping -= 1;
+        }
+        core.connected(c.target, started, now);
         if let Some(pacer) = c.pacer.as_mut() {
             // Slots that fell due before the connection was up were never sent: they fail
             // with what kept the connection down, or, on a first slow connect, did not start.
@@ -310,7 +350,7 @@ impl Persistent {
     /// generator's own (timer or loop lag) and is reported as a late start. A slot that waited
     /// for a reply (a full pipeline) was delayed by the target, not by us.
     fn fill(&mut self, core: &mut Client, token: Token, now: Instant, from_timer: bool) -> bool {
-        if !core.running(now) {
+        if !core.started() || !core.running(now) {
             return false;
         }
         let Some(c) = self.conns.get_mut(token) else {

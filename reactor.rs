@@ -207,6 +207,14 @@ impl Shutdown {
     /// Ask every worker to stop, and wake those sleeping in `poll`.
     pub fn trigger(&self) {
         self.inner.flag.store(true, Ordering::Release);
+        self.wake();
+        *self.inner.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.inner.cv.notify_all();
+    }
+
+    /// Wake every worker sleeping in `poll`, so that it runs `on_due` (say, because the run's
+    /// clock was just set), without asking it to stop.
+    pub fn wake(&self) {
         for w in self
             .inner
             .wakers
@@ -217,8 +225,6 @@ impl Shutdown {
             // A failed wake only means the eventfd is full, so a wake is already pending.
             let _ = w.wake();
         }
-        *self.inner.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.inner.cv.notify_all();
     }
 
     /// True once `trigger` ran.

@@ -192,20 +192,33 @@ impl Traffic for UdpClient {
                     Interest::READABLE | Interest::WRITABLE,
                 )
                 .map_err(Error::Poll)?;
-            let pacer = (!core.cfg.closed_loop()).then(|| {
-                Pacer::split(core.cfg.rate, core.clock.t0, core.id, core.workers)
-                    .with_end(core.clock.end)
-                    .with_arrival(core.cfg.arrival, (i * core.workers + core.id) as u64)
-            });
             flows.push(Flow {
                 sock,
-                pacer,
+                pacer: None,
                 window: Window::default(),
                 blocked: false,
                 backoff: Backoff::new(),
             });
         }
         Ok(UdpClient { flows })
+    }
+
+    fn ramped(&self) -> bool {
+        true
+    }
+
+    fn begin(&mut self, core: &mut Client) {
+        if core.cfg.closed_loop() {
+            return;
+        }
+        let (id, workers, clock) = (core.id, core.workers, core.clock);
+        for (i, f) in self.flows.iter_mut().enumerate() {
+            f.pacer = Some(
+                Pacer::split(core.cfg.rate, clock.t0, id, workers)
+                    .with_end(clock.end)
+                    .with_arrival(core.cfg.arrival, (i * workers + id) as u64),
+            );
+        }
     }
 
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
@@ -311,7 +324,7 @@ impl UdpClient {
 
     /// Send the datagrams of `target` that are due, at most `SEND_BURST`.
     fn send_due(&mut self, core: &mut Client, target: usize, now: Instant) {
-        if core.stopping {
+        if core.stopping || !core.started() {
             return;
         }
         for _ in 0..SEND_BURST {
