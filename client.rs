@@ -108,9 +108,19 @@ impl Client {
         !self.stopping && now < self.clock.end
     }
 
-    /// The clock is set and the schedule runs; before, the worker only ramps up.
+    /// The clock is set; before, the worker only ramps up.
     pub fn started(&self) -> bool {
         self.started
+    }
+
+    /// Requests may start: the schedule has begun (`t0`), and not ended or stopped.
+    pub fn sending(&self, now: Instant) -> bool {
+        self.started && now >= self.clock.t0 && self.running(now)
+    }
+
+    /// When requests may start, if that is still ahead: the start of a schedule already set.
+    pub fn start_ahead(&self, now: Instant) -> Option<Instant> {
+        (self.started && now < self.clock.t0).then_some(self.clock.t0)
     }
 
     /// Once `ramped` (every connection of this worker up or failed once), tell the gate, with

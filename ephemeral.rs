@@ -133,7 +133,7 @@ impl Traffic for Ephemeral {
             return self.backoff.until;
         }
         self.top_up(core, now);
-        None
+        core.start_ahead(now)
     }
 
     fn sweep(&mut self, core: &mut Client, now: Instant) {
@@ -209,7 +209,7 @@ impl Ephemeral {
     /// Closed loop: start connections, to the targets in turn, until this worker's share is in
     /// flight (or one fails to start).
     fn top_up(&mut self, core: &mut Client, now: Instant) {
-        if !core.started() || !core.running(now) || self.backoff.waiting(now) {
+        if !core.sending(now) || self.backoff.waiting(now) {
             return;
         }
         let want = self.max_inflight.min(self.concurrency);

@@ -350,7 +350,7 @@ impl Persistent {
     /// generator's own (timer or loop lag) and is reported as a late start. A slot that waited
     /// for a reply (a full pipeline) was delayed by the target, not by us.
     fn fill(&mut self, core: &mut Client, token: Token, now: Instant, from_timer: bool) -> bool {
-        if !core.started() || !core.running(now) {
+        if !core.sending(now) {
             return false;
         }
         let Some(c) = self.conns.get_mut(token) else {

@@ -253,7 +253,7 @@ impl Traffic for UdpClient {
                 f.backoff.until.filter(|u| *u > now && f.pacer.is_none()),
             );
         }
-        next
+        sooner(next, core.start_ahead(now))
     }
 
     fn sweep(&mut self, core: &mut Client, now: Instant) {
@@ -324,7 +324,7 @@ impl UdpClient {
 
     /// Send the datagrams of `target` that are due, at most `SEND_BURST`.
     fn send_due(&mut self, core: &mut Client, target: usize, now: Instant) {
-        if core.stopping || !core.started() {
+        if core.stopping || !core.sending(now) {
             return;
         }
         for _ in 0..SEND_BURST {

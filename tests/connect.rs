@@ -1869,8 +1869,7 @@ impl Drop for SlowAccept {
 }
 
 #[test]
-
-fn slots_before_a_slow_connect_are_counted() {
+fn a_slow_connect_is_ramp_not_measured_time() {
     let target = SlowAccept::start();
     let addr = target.addr.to_string();
     let d = run(
@@ -1890,21 +1889,24 @@ fn slots_before_a_slow_connect_are_counted() {
             "--show-only-results",
             &addr,
         ],
-        limit(2.0, MAX_DRAIN),
+        limit(3.0, MAX_DRAIN),
     );
     d.assert_ok("slow connect");
+    assert!(
+        d.elapsed >= Duration::from_millis(2_900),
+        "setup: the connect should have taken about 1 s before the 2 s run: {:?}",
+        d.elapsed
+    );
     let rows = json_rows(&d);
     let t = the_total(&rows);
+    // The schedule starts once the connection is up: 1 connection x 100/s x 2 s = 200 slots,
+    // every one on the books, and (but for the odd slot held behind a slow first echo) sent
+    // and answered: none lost to the slow connect (it cost 50 to 150 of them before).
     let count = u(t, "count");
-    assert!(
-        (50..190).contains(&count),
-        "setup: the connect should have taken about 1 s: {t}"
-    );
-    // 1 connection x 100/s x 2 s = 200 slots: each is sent, failed, or reported not started.
-    assert_near(
-        count + u(t, "not_started") + u(t, "error_count"),
+    assert_eq!(
+        count + u(t, "not_started") + u(t, "error_count") + u(t, "lost"),
         200,
-        0.05,
-        "slots accounted for",
+        "{t}"
     );
+    assert!(count >= 195, "{t}");
 }
