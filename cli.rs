@@ -1162,7 +1162,11 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     };
     // The measured schedule starts once every connection is up (the ramp).
     if let Some(clock) = r.begin(&shutdown) {
-        shutdown.wait_timeout(clock.end.saturating_duration_since(std::time::Instant::now()));
+        shutdown.wait_timeout(
+            clock
+                .end
+                .saturating_duration_since(std::time::Instant::now()),
+        );
     }
     shutdown.trigger();
     let joined = r.join();

@@ -6,10 +6,12 @@
 //! `tcp_conn`), the loop (`reactor`), printing (`report`).
 
 use crate::driver::{Clock, ConnectConfig};
+use crate::pacing::Pacer;
 use crate::report::{thread_cpu, Failure, Interval, Stats};
 use crate::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use mio::Registry;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +24,10 @@ pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(10);
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a stopping worker waits at most for replies in flight.
 const MAX_DRAIN: Duration = Duration::from_secs(1);
+/// How long a window stays open after its end at most, for its requests to settle (it is
+/// `--timeout` plus a sweep period, so that every request due in it is answered, failed or
+/// lost by then). A request settled later still than this is booked in the oldest open window.
+const MAX_GRACE: Duration = Duration::from_secs(10);
 /// Most sends (UDP datagrams, ephemeral connects) one target starts in one turn of the loop.
 /// A generator behind schedule catches up in bursts of this size and reads replies between
 /// them; one unbounded burst would overflow its own receive buffer and lose the replies.
@@ -34,8 +40,10 @@ pub(crate) struct Client {
     pub registry: Registry,
     pub cfg: Arc<ConnectConfig>,
     pub clock: Clock,
-    /// One per target, for the current window.
-    pub stats: Vec<Stats>,
+    /// The report windows still open, oldest first: each holds, per target, the requests
+    /// that were due in it, and stays open until they are all settled (`--timeout` after its
+    /// end), so a window's row adds up to what was scheduled in it.
+    windows: VecDeque<Window>,
     /// The request payload, `--message-bytes` long; modes stamp their header into it.
     pub send_buf: Vec<u8>,
     pub recv_buf: Box<[u8]>,
@@ -50,10 +58,8 @@ pub(crate) struct Client {
     /// This worker told the gate that its ramp is done.
     ramp_done: bool,
     tx: Sender<Interval>,
-    /// Number of the current report window.
-    window_seq: u64,
-    window_start: Instant,
-    next_flush: Instant,
+    /// How long a window stays open after its end.
+    grace: Duration,
     cpu_mark: Duration,
     /// True until the first turn of the loop after the warm-up.
     warming: bool,
@@ -80,7 +86,7 @@ impl Client {
             workers,
             registry: registry.try_clone().map_err(Error::Poll)?,
             clock,
-            stats: (0..cfg.targets.len()).map(|_| Stats::new()).collect(),
+            windows: VecDeque::new(),
             send_buf: pattern(cfg.message_bytes),
             recv_buf: vec![0u8; RECV_BUF_LEN.max(cfg.message_bytes.min(1 << 20))]
                 .into_boxed_slice(),
@@ -90,9 +96,7 @@ impl Client {
             ramp: (0..cfg.targets.len()).map(|_| Stats::new()).collect(),
             ramp_done: false,
             tx,
-            window_seq: 0,
-            window_start: clock.measure,
-            next_flush: clock.measure + cfg.interval,
+            grace: (cfg.timeout + sweep_period(cfg.timeout)).min(MAX_GRACE),
             cpu_mark: Duration::ZERO,
             warming: true,
             folded: None,
@@ -138,9 +142,13 @@ impl Client {
             return false;
         };
         self.clock = clock;
-        self.window_start = clock.measure;
-        self.next_flush = clock.measure + self.cfg.interval;
         self.started = true;
+        self.windows.push_back(Window::new(
+            0,
+            clock.measure,
+            (clock.measure + self.cfg.interval).min(clock.end),
+            self.cfg.targets.len(),
+        ));
         true
     }
 
@@ -155,12 +163,14 @@ impl Client {
 
     /// A connection to `target` begun at `since` came up at `now`: its connect time, in the
     /// ramp's books before the start, else in the window's.
-    pub fn connected(&mut self, target: u32, since: Instant, now: Instant) {
+    /// `book_at`: the instant whose window it belongs to (the request's intended time for a
+    /// connection made for one request, else `now`).
+    pub fn connected(&mut self, target: u32, since: Instant, book_at: Instant, now: Instant) {
         let ns = now.saturating_duration_since(since).as_nanos() as u64;
         if !self.started {
             self.ramp[target as usize].record_connect(ns);
-        } else if self.measured(now) {
-            self.stats[target as usize].record_connect(ns);
+        } else if let Some(s) = self.stats_at(target, book_at) {
+            s.record_connect(ns);
         }
     }
 
@@ -169,8 +179,72 @@ impl Client {
     pub fn conn_failed(&mut self, target: u32, kind: Failure, now: Instant) {
         if !self.started {
             self.ramp[target as usize].conn_error(kind);
-        } else if self.measured(now) {
-            self.stats[target as usize].conn_error(kind);
+        } else if let Some(s) = self.stats_at(target, now) {
+            s.conn_error(kind);
+        }
+    }
+
+    /// The books of `target` in the window that holds `at`: `None` before the measured period
+    /// (ramp, warm-up). An instant before the oldest open window (a request settled later
+    /// than its window stayed open) goes to the oldest; one after the newest, to the newest.
+    pub fn stats_at(&mut self, target: u32, at: Instant) -> Option<&mut Stats> {
+        let i = self.window_of(at)?;
+        Some(&mut self.windows[i].stats[target as usize])
+    }
+
+    /// The index of the open window that holds `at` (see `stats_at`).
+    fn window_of(&self, at: Instant) -> Option<usize> {
+        if !self.measured(at) || self.windows.is_empty() {
+            return None;
+        }
+        let i = self.windows.iter().rposition(|w| at >= w.start);
+        Some(i.unwrap_or(0))
+    }
+
+    /// Apply `f` to the books of `target` in the window that holds `at` (measured time only).
+    pub fn note(&mut self, target: u32, at: Instant, f: impl FnOnce(&mut Stats)) {
+        if let Some(s) = self.stats_at(target, at) {
+            f(s);
+        }
+    }
+
+    /// A request of `target` intended at `intended` was never answered: lost.
+    pub fn lost(&mut self, target: u32, intended: Instant) {
+        if let Some(s) = self.stats_at(target, intended) {
+            s.lost += 1;
+        }
+    }
+
+    /// Take every slot of `pacer` due by `upto` without sending it, and book each in the
+    /// window it was due in: failed with `kind`, or, without one, not started.
+    pub fn book_slots(
+        &mut self,
+        target: u32,
+        pacer: &mut Pacer,
+        upto: Instant,
+        kind: Option<Failure>,
+    ) {
+        while let Some(due) = pacer.next_due().filter(|d| *d <= upto) {
+            let Some(i) = self.window_of(due) else {
+                // Before the measured period: not on the books.
+                let before = self.clock.measure.min(upto + Duration::from_nanos(1));
+                if pacer.skip_to(before - Duration::from_nanos(1)) == 0 {
+                    break;
+                }
+                continue;
+            };
+            // Every slot due before the next window starts (or by `upto`) is this window's.
+            let limit = match self.windows.get(i + 1) {
+                Some(next) => (next.start - Duration::from_nanos(1)).min(upto),
+                None => upto,
+            };
+            let limit = limit.max(due);
+            let n = pacer.skip_to(limit);
+            let s = &mut self.windows[i].stats[target as usize];
+            match kind {
+                Some(k) => s.errors[k as usize] += n,
+                None => s.not_started += n,
+            }
         }
     }
 
@@ -182,26 +256,25 @@ impl Client {
     /// Record a completion at `now`. Whether a request is measured is decided by its intended
     /// time, the same rule for every outcome, so nothing from the warm-up leaks into the results.
     pub fn record(&mut self, target: u32, intended: Instant, sent_at: Instant, now: Instant) {
-        if !self.measured(intended) {
-            return;
+        let bytes = self.cfg.message_bytes as u64;
+        if let Some(s) = self.stats_at(target, intended) {
+            let latency = now.saturating_duration_since(intended).as_nanos() as u64;
+            let service = now.saturating_duration_since(sent_at).as_nanos() as u64;
+            s.record(latency, service, bytes);
         }
-        let latency = now.saturating_duration_since(intended).as_nanos() as u64;
-        let service = now.saturating_duration_since(sent_at).as_nanos() as u64;
-        self.stats[target as usize].record(latency, service, self.cfg.message_bytes as u64);
     }
 
     /// Count a failed request intended at `intended` (measured ones only).
     pub fn count_error(&mut self, target: u32, kind: Failure, intended: Instant) {
-        if self.measured(intended) {
-            self.stats[target as usize].error(kind);
+        if let Some(s) = self.stats_at(target, intended) {
+            s.error(kind);
         }
     }
 
     /// A request intended at `intended` went out at `now`: how far behind schedule.
     pub fn record_start(&mut self, target: u32, intended: Instant, now: Instant) {
-        if self.measured(now) {
-            let behind = now.saturating_duration_since(intended).as_nanos() as u64;
-            self.stats[target as usize].record_start(behind);
+        if let Some(s) = self.stats_at(target, intended) {
+            s.record_start(now.saturating_duration_since(intended).as_nanos() as u64);
         }
     }
 
@@ -223,19 +296,50 @@ impl Client {
         true
     }
 
-    /// Send the window that ended, if one did. Returns the next deadline of the core: the next
-    /// sweep or window end.
+    /// Close the windows whose end has passed (their CPU time is taken now) and open the next.
+    /// Returns the end of the last window closed, if any: the slots due by then that a mode
+    /// could not send are then booked in their windows (`Traffic::settle`).
+    pub fn roll(&mut self, now: Instant) -> Option<Instant> {
+        let measured_end = self.measured_end();
+        let targets = self.cfg.targets.len();
+        let mut closed = None;
+        while let Some(back) = self.windows.back_mut() {
+            if back.cpu.is_some() || now < back.end {
+                break;
+            }
+            let cpu = thread_cpu();
+            back.cpu = Some(cpu.saturating_sub(self.cpu_mark));
+            self.cpu_mark = cpu;
+            closed = Some(back.end);
+            if back.end >= measured_end {
+                break;
+            }
+            let (seq, start) = (back.seq + 1, back.end);
+            let end = (start + self.cfg.interval).min(measured_end);
+            self.windows
+                .push_back(Window::new(seq, start, end, targets));
+        }
+        closed
+    }
+
+    /// Send the closed windows whose requests have all settled. Returns the core's next
+    /// deadline: the next sweep, window end or window send.
     pub fn end_turn(&mut self, now: Instant) -> Instant {
-        if now >= self.next_flush && self.next_flush < self.measured_end() {
-            let upto = self.next_flush;
-            self.flush(upto);
-            self.next_flush = upto + self.cfg.interval;
+        while let Some(front) = self.windows.front() {
+            if front.cpu.is_none() || now < front.end + self.grace {
+                break;
+            }
+            let w = self.windows.pop_front().expect("looked at above");
+            self.send(w);
         }
-        if self.next_flush < self.measured_end() {
-            self.next_sweep.min(self.next_flush)
-        } else {
-            self.next_sweep
+        let mut next = self.next_sweep;
+        if let Some(back) = self.windows.back().filter(|w| w.cpu.is_none()) {
+            next = next.min(back.end);
         }
+        if let Some(front) = self.windows.front().filter(|w| w.cpu.is_some()) {
+            next = next.min(front.end + self.grace);
+        }
+        next
     }
 
     /// Stop starting requests. Returns the end of the measured period (the stop, or the
@@ -244,6 +348,15 @@ impl Client {
         self.stopping = true;
         let end = now.min(self.clock.end);
         self.stopped_at = Some(end);
+        // The open window ends with the stop; one not begun yet (a stop in the warm-up) has no
+        // measured time.
+        if let Some(back) = self.windows.back_mut() {
+            if back.start >= end {
+                self.windows.pop_back();
+            } else {
+                back.end = back.end.min(end);
+            }
+        }
         end
     }
 
@@ -252,11 +365,11 @@ impl Client {
         now + self.cfg.timeout.min(MAX_DRAIN)
     }
 
-    /// The last window, and any folded one, to the reporter.
+    /// Every window still held, and any folded one, to the reporter.
     pub fn finish(&mut self, now: Instant) {
-        if self.measured(now) {
-            let upto = now.min(self.measured_end()).max(self.window_start);
-            self.flush(upto);
+        self.roll(now.max(self.measured_end()));
+        while let Some(w) = self.windows.pop_front() {
+            self.send(w);
         }
         if let Some(iv) = self.folded.take() {
             let _ = self.tx.send_timeout(iv, Duration::from_secs(1));
@@ -269,21 +382,17 @@ impl Client {
         self.stopped_at.unwrap_or(self.clock.end)
     }
 
-    /// Hand the window ending at `upto` to the reporter; on a full channel, fold it into the
-    /// next (the worker never blocks).
-    fn flush(&mut self, upto: Instant) {
-        let cpu = thread_cpu();
+    /// Hand a window to the reporter; on a full channel, fold it into the next (the worker
+    /// never blocks).
+    fn send(&mut self, w: Window) {
         let iv = Interval {
             worker: self.id,
-            seq: self.window_seq,
-            window: upto.saturating_duration_since(self.window_start),
-            stats: self.stats.iter_mut().map(Stats::take).collect(),
-            cpu: cpu.saturating_sub(self.cpu_mark),
+            seq: w.seq,
+            window: w.end.saturating_duration_since(w.start),
+            stats: w.stats,
+            cpu: w.cpu.unwrap_or_default(),
             late_reports: 0,
         };
-        self.cpu_mark = cpu;
-        self.window_seq += 1;
-        self.window_start = upto;
         let iv = match self.folded.take() {
             Some(mut prev) => {
                 for (a, b) in prev.stats.iter_mut().zip(&iv.stats) {
@@ -300,6 +409,29 @@ impl Client {
         match self.tx.try_send(iv) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(iv)) => self.folded = Some(iv),
+        }
+    }
+}
+
+/// One report window of one worker: `[start, end)` of the measured period.
+struct Window {
+    seq: u64,
+    start: Instant,
+    end: Instant,
+    /// Per target: the requests due in this window, and the events that happened in it.
+    stats: Vec<Stats>,
+    /// The worker's CPU time in the window, set when the window closes.
+    cpu: Option<Duration>,
+}
+
+impl Window {
+    fn new(seq: u64, start: Instant, end: Instant, targets: usize) -> Window {
+        Window {
+            seq,
+            start,
+            end,
+            stats: (0..targets).map(|_| Stats::new()).collect(),
+            cpu: None,
         }
     }
 }

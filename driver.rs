@@ -197,6 +197,9 @@ pub(crate) trait Traffic: Sized + Send + 'static {
     /// The run stopped with the measured period ending at `end`: book the slots of the
     /// schedule that were never sent, so none is silently dropped.
     fn book_unsent(&mut self, core: &mut Client, end: Instant);
+    /// A window closed at `now`: book the slots due by then that can no longer be sent (a
+    /// persistent connection that is down), so each lands in the window it was due in.
+    fn settle(&mut self, _core: &mut Client, _now: Instant) {}
     /// Requests are still awaiting replies.
     fn in_flight(&self) -> bool;
     /// The worker exits: requests still unanswered are lost.
@@ -222,6 +225,9 @@ impl<T: Traffic> Handler for Worker<T> {
         let next = self.traffic.on_due(&mut self.core, now);
         if self.core.sweep_due(now) {
             self.traffic.sweep(&mut self.core, now);
+        }
+        if self.core.roll(now).is_some() {
+            self.traffic.settle(&mut self.core, now);
         }
         sooner(next, Some(self.core.end_turn(now)))
     }
@@ -305,7 +311,9 @@ impl Run {
                 crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
                     let Some(l) = log.as_mut() else { return };
                     // Windows exist only once the clock is set.
-                    let Some(clock) = log_gate.clock() else { return };
+                    let Some(clock) = log_gate.clock() else {
+                        return;
+                    };
                     let start = clock.measure_wall + interval * seq as u32;
                     if let Err(e) = l.write_stats(&peers, start, length, stats) {
                         eprintln!("connperf: warning: --hdr-log stopped: {e}");

@@ -150,8 +150,8 @@ impl Traffic for Ephemeral {
     }
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
-        for (target, p) in self.pacers.iter().enumerate() {
-            core.stats[target].not_started += p.backlog(end);
+        for (target, p) in self.pacers.iter_mut().enumerate() {
+            core.book_slots(target as u32, p, end, None);
         }
     }
 
@@ -170,15 +170,12 @@ impl Traffic for Ephemeral {
             let Some(c) = self.conns.remove(token) else {
                 continue;
             };
-            let mut unanswered =
-                c.io.reqs
-                    .iter()
-                    .filter(|r| core.measured(r.intended))
-                    .count();
-            if let State::Connecting { intended, .. } = c.state {
-                unanswered += usize::from(core.measured(intended));
+            for r in &c.io.reqs {
+                core.lost(c.target, r.intended);
             }
-            core.stats[c.target as usize].lost += unanswered as u64;
+            if let State::Connecting { intended, .. } = c.state {
+                core.lost(c.target, intended);
+            }
         }
     }
 }
@@ -285,10 +282,7 @@ impl Ephemeral {
             return;
         }
         c.state = State::Open;
-        if core.measured(now) {
-            let connect = now.saturating_duration_since(started).as_nanos() as u64;
-            core.stats[c.target as usize].record_connect(connect);
-        }
+        core.connected(c.target, started, intended, now);
         c.io.begin(intended, started);
         c.io.note_written(sent);
         if c.io.unwritten(core.cfg.message_bytes) {

@@ -123,7 +123,10 @@ impl Traffic for Persistent {
             c.pacer = (!core.cfg.closed_loop()).then(|| {
                 Pacer::phased(core.cfg.rate, clock.t0, n, connections)
                     .with_end(clock.end)
-                    .with_arrival(core.cfg.arrival, (c.target as usize * connections + n) as u64)
+                    .with_arrival(
+                        core.cfg.arrival,
+                        (c.target as usize * connections + n) as u64,
+                    )
             });
             if c.state == State::Open {
                 c.armed = Some(clock.t0);
@@ -174,13 +177,29 @@ impl Traffic for Persistent {
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
         // A connection's remaining slots: those due while it was down fail with what brought
         // it down; those due while it was up but busy did not start.
-        for (_, c) in self.conns.iter() {
-            let Some(p) = &c.pacer else { continue };
-            let n = p.backlog(end);
-            let s = &mut core.stats[c.target as usize];
-            match (c.state, c.last_error) {
-                (State::Open, _) | (_, None) => s.not_started += n,
-                (_, Some(kind)) => s.errors[kind as usize] += n,
+        for (_, c) in self.conns.iter_mut() {
+            let Some(p) = &mut c.pacer else { continue };
+            let kind = if c.state == State::Open {
+                None
+            } else {
+                c.last_error
+            };
+            core.book_slots(c.target, p, end, kind);
+        }
+    }
+
+    fn settle(&mut self, core: &mut Client, now: Instant) {
+        // Slots that fall due while a connection is down fail with what brought it down, in
+        // the window they were due in (not when it comes back, or at the end).
+        if core.stopping {
+            return;
+        }
+        for (_, c) in self.conns.iter_mut() {
+            if c.state == State::Open {
+                continue;
+            }
+            if let Some(p) = &mut c.pacer {
+                core.book_slots(c.target, p, now, c.last_error);
             }
         }
     }
@@ -197,8 +216,9 @@ impl Traffic for Persistent {
             let Some(c) = self.conns.remove(token) else {
                 continue;
             };
-            let unanswered = c.io.reqs.iter().filter(|r| core.measured(r.intended));
-            core.stats[c.target as usize].lost += unanswered.count() as u64;
+            for r in &c.io.reqs {
+                core.lost(c.target, r.intended);
+            }
         }
     }
 }
@@ -323,18 +343,15 @@ impl Persistent {
             c.ramped = true;
             self.ramping -= 1;
         }
-        core.connected(c.target, started, now);
+        core.connected(c.target, started, now, now);
         if let Some(pacer) = c.pacer.as_mut() {
-            // Slots that fell due before the connection was up were never sent: they fail
-            // with what kept the connection down, or, on a first slow connect, did not start.
-            // After a stop they are already on the books (`book_unsent`).
-            let skipped = pacer.skip_to(now);
-            if core.measured(now) && !core.stopping {
-                let s = &mut core.stats[c.target as usize];
-                match c.last_error {
-                    Some(kind) => s.errors[kind as usize] += skipped,
-                    None => s.not_started += skipped,
-                }
+            // Slots that fell due while the connection was down were never sent: they fail
+            // with what kept it down. After a stop they are already on the books
+            // (`book_unsent`).
+            if core.stopping {
+                pacer.skip_to(now);
+            } else {
+                core.book_slots(c.target, pacer, now, c.last_error);
             }
         }
         if self.fill(core, token, now, false) {

@@ -263,9 +263,9 @@ impl Traffic for UdpClient {
     }
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
-        for (target, f) in self.flows.iter().enumerate() {
-            if let Some(p) = &f.pacer {
-                core.stats[target].not_started += p.backlog(end);
+        for (target, f) in self.flows.iter_mut().enumerate() {
+            if let Some(p) = &mut f.pacer {
+                core.book_slots(target as u32, p, end, None);
             }
         }
     }
@@ -311,14 +311,11 @@ fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> 
 impl UdpClient {
     /// Expire the datagrams of `target`'s flow older than `--timeout` (all with `all`).
     fn expire(&mut self, core: &mut Client, target: usize, now: Instant, all: bool) {
-        let measure = core.clock.measure;
-        let stats = &mut core.stats[target];
+        let timeout = core.cfg.timeout;
         self.flows[target]
             .window
-            .expire(now, core.cfg.timeout, all, |intended| {
-                if intended >= measure {
-                    stats.lost += 1;
-                }
+            .expire(now, timeout, all, |intended| {
+                core.lost(target as u32, intended)
             });
     }
 
@@ -425,23 +422,24 @@ impl UdpClient {
 
     /// Book one reply.
     fn on_reply(&mut self, core: &mut Client, target: usize, reply: Reply, now: Instant) {
-        let measured = core.measured(now);
         let f = &mut self.flows[target];
         let reply = f.window.too_late(reply, now, core.cfg.timeout);
-        let s = &mut core.stats[target];
+        let t = target as u32;
         match reply {
-            Reply::Stray => s.stray += u64::from(measured),
-            Reply::Late => s.late += u64::from(measured),
+            Reply::Stray => core.note(t, now, |s| s.stray += 1),
+            Reply::Late => core.note(t, now, |s| s.late += 1),
             Reply::Expired { idx } => {
                 // Its datagram is lost (the sweep had not come round to it yet).
                 let slot = f.window.answer(idx, false);
-                s.lost += u64::from(core.clock.measure <= slot.intended);
-                s.late += u64::from(measured);
+                core.lost(t, slot.intended);
+                core.note(t, now, |s| s.late += 1);
             }
-            Reply::Duplicate => s.duplicate += u64::from(measured),
+            Reply::Duplicate => core.note(t, now, |s| s.duplicate += 1),
             Reply::Ok { idx, reordered } => {
                 let slot = f.window.answer(idx, !reordered);
-                s.reordered += u64::from(reordered && measured);
+                if reordered {
+                    core.note(t, now, |s| s.reordered += 1);
+                }
                 f.backoff.answered();
                 core.record(target as u32, slot.intended, slot.sent_at, now);
             }
