@@ -24,9 +24,10 @@ pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(10);
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a stopping worker waits at most for replies in flight.
 const MAX_DRAIN: Duration = Duration::from_secs(1);
-/// How long a window stays open after its end at most, for its requests to settle (it is
+/// How long a window stays open after its end at most, for its requests to settle. It is
 /// `--timeout` plus a sweep period, so that every request due in it is answered, failed or
-/// lost by then). A request settled later still than this is booked in the oldest open window.
+/// lost by then, but no more than one interval (rows come at most one interval late) nor
+/// this. A request settled later still is booked in the oldest window still open.
 const MAX_GRACE: Duration = Duration::from_secs(10);
 /// Most sends (UDP datagrams, ephemeral connects) one target starts in one turn of the loop.
 /// A generator behind schedule catches up in bursts of this size and reads replies between
@@ -96,7 +97,9 @@ impl Client {
             ramp: (0..cfg.targets.len()).map(|_| Stats::new()).collect(),
             ramp_done: false,
             tx,
-            grace: (cfg.timeout + sweep_period(cfg.timeout)).min(MAX_GRACE),
+            grace: (cfg.timeout + sweep_period(cfg.timeout))
+                .min(cfg.interval)
+                .min(MAX_GRACE),
             cpu_mark: Duration::ZERO,
             warming: true,
             folded: None,
