@@ -1350,6 +1350,143 @@ mod tests {
         assert!(text.contains("SubBuckets     =         2048"));
     }
 
+    /// Replace every `"timestamp":"…"` value (wall clock) with a fixed one.
+    fn mask_timestamps(text: &str) -> String {
+        let key = "\"timestamp\":\"";
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(key) {
+            out.push_str(&rest[..i + key.len()]);
+            out.push('T');
+            rest = &rest[i + key.len()..];
+            rest = &rest[rest.find('"').expect("closing quote")..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Stats with every counter set to a different value, so a swapped field shows.
+    fn busy_stats() -> Stats {
+        let mut s = Stats::new();
+        for (i, x) in [1500u64, 2500, 40_000, 1_234_567].into_iter().enumerate() {
+            s.record(x, x / 2 + i as u64, 64);
+            s.record_connect(x / 3);
+        }
+        s.record(MAX_NS + 1, 7, 64);
+        s.record_start(2_500_000);
+        s.record_start(10);
+        for (i, k) in Failure::ALL.into_iter().enumerate() {
+            s.errors[k.index()] = 10 + i as u64;
+            s.conn_errors[k.index()] = 20 + i as u64;
+        }
+        s.lost = 31;
+        s.late = 32;
+        s.duplicate = 33;
+        s.reordered = 34;
+        s.stray = 35;
+        s.not_started = 36;
+        s
+    }
+
+    /// `json_rows_are_pinned` with every optional key: output of the map-built rows.
+    const GOLDEN_FULL: &[&str] = &[
+        r#"{"bytes":320,"clamped":1,"connect_50p_us":0,"connect_99p_us":411,"connect_count":4,"connect_max_us":411,"connect_mean_us":106,"connect_min_us":0,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"duplicate":33,"elapsed_sec":1.25,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":12.345678,"interval":0,"kind":"interval","labels":{"host":"x\ty","zone":"b"},"late":32,"late_starts":1,"latency_1p_us":1,"latency_50p_us":40,"latency_755p_us":1234,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_9999p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":4.0,"reordered":34,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"stray":35,"timestamp":"T"}"#,
+        r#"{"bytes":0,"clamped":0,"connect_50p_us":0,"connect_99p_us":0,"connect_count":0,"connect_max_us":0,"connect_mean_us":0,"connect_min_us":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"duplicate":0,"elapsed_sec":1.25,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":12.345678,"interval":0,"kind":"interval","labels":{"host":"x\ty","zone":"b"},"late":0,"late_starts":0,"latency_1p_us":0,"latency_50p_us":0,"latency_755p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_9999p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b\"\\:2","rate_per_sec":0.0,"reordered":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"stray":0,"timestamp":"T"}"#,
+        r#"{"bytes":320,"clamped":1,"connect_50p_us":0,"connect_99p_us":411,"connect_count":4,"connect_max_us":411,"connect_mean_us":106,"connect_min_us":0,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"duplicate":33,"elapsed_sec":1.25,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":12.345678,"kind":"total","labels":{"host":"x\ty","zone":"b"},"late":32,"late_starts":1,"latency_1p_us":1,"latency_50p_us":40,"latency_755p_us":1234,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_9999p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]],"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":4.0,"reordered":34,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"stray":35,"timestamp":"T"}"#,
+        r#"{"bytes":0,"clamped":0,"connect_50p_us":0,"connect_99p_us":0,"connect_count":0,"connect_max_us":0,"connect_mean_us":0,"connect_min_us":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"duplicate":0,"elapsed_sec":1.25,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":12.345678,"kind":"total","labels":{"host":"x\ty","zone":"b"},"late":0,"late_starts":0,"latency_1p_us":0,"latency_50p_us":0,"latency_755p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_9999p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_distribution":[],"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b\"\\:2","rate_per_sec":0.0,"reordered":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"stray":0,"timestamp":"T"}"#,
+    ];
+
+    /// `json_rows_are_pinned` with no optional key: output of the map-built rows.
+    const GOLDEN_BARE: &[&str] = &[
+        r#"{"bytes":320,"clamped":1,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"elapsed_sec":1.0,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":0.01,"interval":3,"kind":"interval","late_starts":1,"latency_50p_us":40,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":5.0,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"timestamp":"T"}"#,
+        r#"{"bytes":0,"clamped":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"elapsed_sec":1.0,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":0.01,"interval":3,"kind":"interval","late_starts":0,"latency_50p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b:2","rate_per_sec":0.0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"timestamp":"T"}"#,
+        r#"{"bytes":320,"clamped":1,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"elapsed_sec":1.0,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":0.01,"kind":"total","late_starts":1,"latency_50p_us":40,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":5.0,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"timestamp":"T"}"#,
+        r#"{"bytes":0,"clamped":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"elapsed_sec":1.0,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":0.01,"kind":"total","late_starts":0,"latency_50p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b:2","rate_per_sec":0.0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"timestamp":"T"}"#,
+    ];
+
+    /// The exact JSON text with every optional key present (labels, interval, extra
+    /// percentiles including ones that repeat fixed keys, connect, UDP, distribution) and with
+    /// all of them absent (and an empty row). Pinned before the rows became a derived struct.
+    #[test]
+    fn json_rows_are_pinned() {
+        let mut iv = interval(0, 0, &[&[]]);
+        iv.stats = vec![busy_stats(), Stats::new()];
+        iv.window = Duration::from_millis(1250);
+        iv.cpu = Duration::from_micros(12_345_678);
+        let full = ReportConfig {
+            peers: vec!["a:1".into(), "b\"\\:2".into()],
+            workers: 1,
+            jsonlines: true,
+            extra_percentiles: vec![50.0, 99.99, 1.0, 75.5, 99.9],
+            udp: true,
+            ephemeral: true,
+            latency_distribution: true,
+            labels: vec![("zone".into(), "b".into()), ("host".into(), "x\ty".into())],
+            ..Default::default()
+        };
+        let (text, _) = run(&full, vec![iv]);
+        let text = mask_timestamps(&text);
+        assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_FULL);
+        assert!(text.ends_with('\n'));
+
+        let mut iv = interval(0, 3, &[&[]]);
+        iv.stats = vec![busy_stats(), Stats::new()];
+        let bare = ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 1,
+            jsonlines: true,
+            ..Default::default()
+        };
+        let (text, _) = run(&bare, vec![iv]);
+        let text = mask_timestamps(&text);
+        assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_BARE);
+        assert!(text.ends_with('\n'));
+    }
+
+    /// `server_json_rows_are_pinned`: output of the `json!`-built rows.
+    const GOLDEN_SERVER: &[&str] = &[
+        r#"{"accepted":102,"closed":50,"denied":118,"errors":{"accept_fd_limit":122,"accept_other":124,"io":126},"idle_closed":108,"kind":"interval","name":"0","open":52,"rejected":106,"resets":120,"tcp_bytes":112,"tcp_reads":110,"timestamp":"T","udp_bytes":116,"udp_datagrams":114}"#,
+        r#"{"accepted":1001,"closed":500,"denied":1009,"errors":{"accept_fd_limit":1011,"accept_other":1012,"io":1013},"idle_closed":1004,"kind":"worker","name":"w0","open":501,"rejected":1003,"resets":1010,"tcp_bytes":1006,"tcp_reads":1005,"timestamp":"T","udp_bytes":1008,"udp_datagrams":1007}"#,
+        r#"{"accepted":101,"closed":50,"denied":109,"errors":{"accept_fd_limit":111,"accept_other":112,"io":113},"idle_closed":104,"kind":"worker","name":"w1","open":51,"rejected":103,"resets":110,"tcp_bytes":106,"tcp_reads":105,"timestamp":"T","udp_bytes":108,"udp_datagrams":107}"#,
+        r#"{"accepted":1102,"closed":550,"denied":1118,"errors":{"accept_fd_limit":1122,"accept_other":1124,"io":1126},"idle_closed":1108,"kind":"total","name":"total","open":552,"rejected":1106,"resets":1120,"tcp_bytes":1112,"tcp_reads":1110,"timestamp":"T","udp_bytes":1116,"udp_datagrams":1114}"#,
+    ];
+
+    /// The exact JSON text of the echo server's rows: pinned before they became a derived struct.
+    #[test]
+    fn server_json_rows_are_pinned() {
+        let c = |k: u64| ServerCounters {
+            accepted: k + 1,
+            closed: k / 2,
+            rejected: k + 3,
+            idle_closed: k + 4,
+            tcp_reads: k + 5,
+            tcp_bytes: k + 6,
+            udp_datagrams: k + 7,
+            udp_bytes: k + 8,
+            denied: k + 9,
+            resets: k + 10,
+            accept_fd_limit: k + 11,
+            accept_errors: k + 12,
+            io_errors: k + 13,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for (worker, seq, k, last) in [(0, 0, 0, false), (1, 0, 100, false), (0, 1, 1000, true)] {
+            let counters = c(k);
+            tx.send(ServerSnapshot {
+                worker,
+                seq,
+                counters,
+                last,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut buf = Vec::new();
+        run_server_reporter(2, true, true, rx, &mut buf);
+        let text = mask_timestamps(&String::from_utf8(buf).unwrap());
+        assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_SERVER);
+    }
+
     #[test]
     fn io_errors_are_classified() {
         let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
