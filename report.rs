@@ -6,7 +6,8 @@
 //! made-up samples.
 
 use hdrhistogram::Histogram;
-use serde_json::{json, Map, Value};
+use serde::{Serialize, Serializer};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -363,17 +364,14 @@ pub fn run_reporter<W: Write>(
                 let p = pending.remove(&seq).expect("key just seen");
                 on_window(seq, p.window, &p.stats);
                 if !cfg.show_only_results {
-                    let now = SystemTime::now();
-                    print_rows(
-                        cfg,
-                        out,
-                        "interval",
-                        Some(seq),
-                        &p.stats,
-                        p.window,
-                        p.cpu,
-                        now,
-                    );
+                    let span = Span {
+                        kind: "interval",
+                        seq: Some(seq),
+                        length: p.window,
+                        cpu: p.cpu,
+                        end: SystemTime::now(),
+                    };
+                    print_rows(cfg, out, &span, &p.stats);
                     out.flush();
                 }
             }
@@ -436,7 +434,14 @@ fn print_totals<W: Write>(
     if !cfg.jsonlines {
         out.line("--- A result during total execution time ---");
     }
-    print_rows(cfg, out, "total", None, totals, elapsed, cpu, end)
+    let span = Span {
+        kind: "total",
+        seq: None,
+        length: elapsed,
+        cpu,
+        end,
+    };
+    print_rows(cfg, out, &span, totals)
 }
 
 /// With `--latency-distribution` in table mode, the spectrum of each total row.
@@ -489,16 +494,14 @@ pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) ->
         let end = w.start + w.length;
         last_end = last_end.max(end);
         if !cfg.show_only_results {
-            print_rows(
-                cfg,
-                &mut out,
-                "interval",
-                Some(w.seq),
-                &w.stats,
-                w.length,
-                Duration::ZERO,
+            let span = Span {
+                kind: "interval",
+                seq: Some(w.seq),
+                length: w.length,
+                cpu: Duration::ZERO,
                 end,
-            );
+            };
+            print_rows(cfg, &mut out, &span, &w.stats);
         }
     }
     let rows = print_totals(cfg, &mut out, &totals, elapsed, Duration::ZERO, last_end);
@@ -577,24 +580,33 @@ fn rows_of(cfg: &ReportConfig, stats: &[Stats]) -> Vec<(String, Stats)> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a printed row covers, besides its target's stats.
+struct Span {
+    /// `interval` or `total`.
+    kind: &'static str,
+    /// The window number of an interval row; none for totals.
+    seq: Option<u64>,
+    /// How long the row's measurement lasted: what `rate_per_sec` divides by.
+    length: Duration,
+    /// Generator CPU time spent in it.
+    cpu: Duration,
+    /// Wall-clock end, the JSON `timestamp`.
+    end: SystemTime,
+}
+
 fn print_rows<W: Write>(
     cfg: &ReportConfig,
     out: &mut Out<W>,
-    kind: &str,
-    seq: Option<u64>,
+    span: &Span,
     stats: &[Stats],
-    window: Duration,
-    cpu: Duration,
-    end: SystemTime,
 ) -> Vec<Stats> {
     let rows = rows_of(cfg, stats);
-    let ts = iso8601(end);
+    let ts = iso8601(span.end);
     for (peer, s) in &rows {
         if cfg.jsonlines {
-            out.line(&json_row(cfg, kind, seq, peer, s, window, cpu, &ts).to_string());
+            out.line(&json_line(&Row::new(cfg, span, &ts, peer, s)));
         } else {
-            out.line(&table_row(cfg, peer, s, window));
+            out.line(&table_row(cfg, peer, s, span.length));
         }
     }
     rows.into_iter().map(|(_, s)| s).collect()
@@ -645,143 +657,279 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
     r
 }
 
-fn hist_json(prefix: &str, h: &Histogram<u64>, m: &mut Map<String, Value>) {
-    let empty = h.is_empty();
-    let q = |p: f64| if empty { 0 } else { h.value_at_quantile(p) };
-    m.insert(
-        format!("{prefix}_min_us"),
-        json!(if empty { 0 } else { us(h.min()) }),
-    );
-    m.insert(
-        format!("{prefix}_mean_us"),
-        json!(if empty { 0 } else { us_f(h.mean()) }),
-    );
-    m.insert(format!("{prefix}_50p_us"), json!(us(q(0.5))));
-    m.insert(format!("{prefix}_99p_us"), json!(us(q(0.99))));
-    m.insert(
-        format!("{prefix}_max_us"),
-        json!(if empty { 0 } else { us(h.max()) }),
-    );
+/// One `--jsonlines` row as text. It goes through `serde_json::Value`, whose map (serde_json
+/// is built without `preserve_order`) sorts keys: rows have always been printed with sorted
+/// keys, nested objects too, and a dynamic key equal to a fixed one (`--percentiles 50`) is
+/// printed once. The struct's field order is the schema's reading order, not the output order.
+fn json_line<T: Serialize>(row: &T) -> String {
+    serde_json::to_value(row)
+        .expect("rows have string keys and finite-or-null numbers")
+        .to_string()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn json_row(
-    cfg: &ReportConfig,
-    kind: &str,
-    seq: Option<u64>,
-    peer: &str,
-    s: &Stats,
-    window: Duration,
-    cpu: Duration,
-    ts: &str,
-) -> Value {
-    let h = &s.latency;
-    let empty = s.completed == 0;
-    let q = |p: f64| {
-        if empty {
-            0
-        } else {
-            h.value_at_quantile(p / 100.0)
+/// One `connect --jsonlines` row: the Go tool's keys first, then connperf's.
+#[derive(Serialize)]
+struct Row<'a> {
+    peer: &'a str,
+    count: u64,
+    latency_max_us: u64,
+    latency_min_us: u64,
+    latency_mean_us: u64,
+    latency_90p_us: u64,
+    latency_95p_us: u64,
+    latency_99p_us: u64,
+    rate_per_sec: f64,
+    timestamp: &'a str,
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    labels: Labels<'a>,
+    /// The window number; absent from total rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<u64>,
+    elapsed_sec: f64,
+    latency_50p_us: u64,
+    latency_999p_us: u64,
+    /// `--percentiles`: `latency_{P without the dot}p_us`, e.g. `latency_9999p_us`.
+    #[serde(flatten)]
+    extra_percentiles: Percentiles,
+    latency_ns: LatencyNs,
+    #[serde(flatten)]
+    service: ServiceUs,
+    /// Ephemeral runs only.
+    #[serde(flatten)]
+    connect: Option<ConnectUs>,
+    bytes: u64,
+    error_count: u64,
+    errors: FailureCounts<'a>,
+    connection_errors: FailureCounts<'a>,
+    late_starts: u64,
+    max_behind_us: u64,
+    not_started: u64,
+    lost: u64,
+    /// UDP runs only.
+    #[serde(flatten)]
+    udp: Option<UdpCounts>,
+    clamped: u64,
+    generator_cpu_sec: f64,
+    /// `--latency-distribution`, total rows only: `[value µs, percentile, total count]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_distribution: Option<Vec<(f64, f64, u64)>>,
+}
+
+/// Intended-time latency in ns (`latency_ns`).
+#[derive(Serialize)]
+struct LatencyNs {
+    min: u64,
+    mean: f64,
+    p50: u64,
+    p90: u64,
+    p95: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+/// Uncorrected service time (completion − actual send), µs.
+#[derive(Serialize)]
+struct ServiceUs {
+    service_min_us: u64,
+    service_mean_us: u64,
+    service_50p_us: u64,
+    service_99p_us: u64,
+    service_max_us: u64,
+}
+
+/// Connect time (SYN to established), µs.
+#[derive(Serialize)]
+struct ConnectUs {
+    connect_count: u64,
+    connect_min_us: u64,
+    connect_mean_us: u64,
+    connect_50p_us: u64,
+    connect_99p_us: u64,
+    connect_max_us: u64,
+}
+
+/// The UDP-only counters.
+#[derive(Serialize)]
+struct UdpCounts {
+    late: u64,
+    duplicate: u64,
+    stray: u64,
+    reordered: u64,
+}
+
+/// `--label` pairs as one JSON object.
+struct Labels<'a>(&'a [(String, String)]);
+
+impl Labels<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Labels<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// The `--percentiles` keys and their values, in the order given.
+struct Percentiles(Vec<(String, u64)>);
+
+impl Serialize for Percentiles {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Counts by `Failure`, as an object keyed by `Failure::name`.
+struct FailureCounts<'a>(&'a [u64; ERROR_KINDS]);
+
+impl Serialize for FailureCounts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(Failure::ALL.iter().map(|k| (k.name(), self.0[k.index()])))
+    }
+}
+
+/// min, mean, p50, p99 and max of `h` in whole µs; all 0 when it is empty.
+fn summary_us(h: &Histogram<u64>) -> [u64; 5] {
+    if h.is_empty() {
+        return [0; 5];
+    }
+    let q = |p: f64| us(h.value_at_quantile(p));
+    [us(h.min()), us_f(h.mean()), q(0.5), q(0.99), us(h.max())]
+}
+
+impl<'a> Row<'a> {
+    /// The row of `peer` over `span`; `ts` is `span.end` formatted once for all its rows.
+    fn new(cfg: &'a ReportConfig, span: &Span, ts: &'a str, peer: &'a str, s: &'a Stats) -> Self {
+        let h = &s.latency;
+        let empty = s.completed == 0;
+        let q = |p: f64| {
+            if empty {
+                0
+            } else {
+                h.value_at_quantile(p / 100.0)
+            }
+        };
+        let unless_empty = |v: u64| if empty { 0 } else { v };
+        Row {
+            peer,
+            count: s.completed,
+            latency_max_us: unless_empty(us(h.max())),
+            latency_min_us: unless_empty(us(h.min())),
+            latency_mean_us: if empty { 0 } else { us_f(h.mean()) },
+            latency_90p_us: us(q(90.0)),
+            latency_95p_us: us(q(95.0)),
+            latency_99p_us: us(q(99.0)),
+            rate_per_sec: round2(rate(s.completed, span.length)),
+            timestamp: ts,
+            kind: span.kind,
+            labels: Labels(&cfg.labels),
+            interval: span.seq,
+            elapsed_sec: round6(span.length.as_secs_f64()),
+            latency_50p_us: us(q(50.0)),
+            latency_999p_us: us(q(99.9)),
+            extra_percentiles: Percentiles(
+                cfg.extra_percentiles
+                    .iter()
+                    .map(|&p| {
+                        (
+                            format!("latency_{}p_us", pct_label(p).replace('.', "")),
+                            us(q(p)),
+                        )
+                    })
+                    .collect(),
+            ),
+            latency_ns: LatencyNs::of(s),
+            service: ServiceUs::of(&s.service),
+            connect: cfg.ephemeral.then(|| ConnectUs::of(&s.connect)),
+            bytes: s.bytes,
+            error_count: s.error_count(),
+            errors: FailureCounts(&s.errors),
+            connection_errors: FailureCounts(&s.conn_errors),
+            late_starts: s.late_starts,
+            max_behind_us: us(s.max_behind_ns),
+            not_started: s.not_started,
+            lost: s.lost,
+            udp: cfg.udp.then_some(UdpCounts {
+                late: s.late,
+                duplicate: s.duplicate,
+                stray: s.stray,
+                reordered: s.reordered,
+            }),
+            clamped: s.clamped,
+            generator_cpu_sec: round6(span.cpu.as_secs_f64()),
+            latency_distribution: (cfg.latency_distribution && span.kind == "total").then(|| {
+                spectrum(h)
+                    .into_iter()
+                    .map(|(v, q, n)| (round6(v as f64 / 1000.0), q, n))
+                    .collect()
+            }),
         }
-    };
-    let mut m = Map::new();
-    m.insert("peer".into(), json!(peer));
-    m.insert("count".into(), json!(s.completed));
-    m.insert(
-        "latency_max_us".into(),
-        json!(if empty { 0 } else { us(h.max()) }),
-    );
-    m.insert(
-        "latency_min_us".into(),
-        json!(if empty { 0 } else { us(h.min()) }),
-    );
-    m.insert(
-        "latency_mean_us".into(),
-        json!(if empty { 0 } else { us_f(h.mean()) }),
-    );
-    m.insert("latency_90p_us".into(), json!(us(q(90.0))));
-    m.insert("latency_95p_us".into(), json!(us(q(95.0))));
-    m.insert("latency_99p_us".into(), json!(us(q(99.0))));
-    m.insert(
-        "rate_per_sec".into(),
-        json!(round2(rate(s.completed, window))),
-    );
-    m.insert("timestamp".into(), json!(ts));
-    m.insert("kind".into(), json!(kind));
-    if !cfg.labels.is_empty() {
-        let labels: Map<String, Value> = cfg
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        m.insert("labels".into(), Value::Object(labels));
     }
-    if let Some(seq) = seq {
-        m.insert("interval".into(), json!(seq));
+}
+
+impl LatencyNs {
+    /// `s.latency`, all 0 when no request completed.
+    fn of(s: &Stats) -> Self {
+        let h = &s.latency;
+        if s.completed == 0 {
+            return LatencyNs {
+                min: 0,
+                mean: 0.0,
+                p50: 0,
+                p90: 0,
+                p95: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+            };
+        }
+        // As percentages over 100, like every other percentile of the row: 99.9 / 100.0 is
+        // not the f64 nearest 0.999, and a bucket boundary could tell them apart.
+        let q = |p: f64| h.value_at_quantile(p / 100.0);
+        LatencyNs {
+            min: h.min(),
+            mean: round2(h.mean()),
+            p50: q(50.0),
+            p90: q(90.0),
+            p95: q(95.0),
+            p99: q(99.0),
+            p999: q(99.9),
+            max: h.max(),
+        }
     }
-    m.insert("elapsed_sec".into(), json!(round6(window.as_secs_f64())));
-    m.insert("latency_50p_us".into(), json!(us(q(50.0))));
-    m.insert("latency_999p_us".into(), json!(us(q(99.9))));
-    for p in &cfg.extra_percentiles {
-        m.insert(
-            format!("latency_{}p_us", pct_label(*p).replace('.', "")),
-            json!(us(q(*p))),
-        );
+}
+
+impl ServiceUs {
+    fn of(h: &Histogram<u64>) -> Self {
+        let [service_min_us, service_mean_us, service_50p_us, service_99p_us, service_max_us] =
+            summary_us(h);
+        ServiceUs {
+            service_min_us,
+            service_mean_us,
+            service_50p_us,
+            service_99p_us,
+            service_max_us,
+        }
     }
-    let mut ns = Map::new();
-    ns.insert("min".into(), json!(if empty { 0 } else { h.min() }));
-    ns.insert(
-        "mean".into(),
-        json!(if empty { 0.0 } else { round2(h.mean()) }),
-    );
-    for (k, p) in [
-        ("p50", 50.0),
-        ("p90", 90.0),
-        ("p95", 95.0),
-        ("p99", 99.0),
-        ("p999", 99.9),
-    ] {
-        ns.insert(k.into(), json!(q(p)));
+}
+
+impl ConnectUs {
+    fn of(h: &Histogram<u64>) -> Self {
+        let [connect_min_us, connect_mean_us, connect_50p_us, connect_99p_us, connect_max_us] =
+            summary_us(h);
+        ConnectUs {
+            connect_count: h.len(),
+            connect_min_us,
+            connect_mean_us,
+            connect_50p_us,
+            connect_99p_us,
+            connect_max_us,
+        }
     }
-    ns.insert("max".into(), json!(if empty { 0 } else { h.max() }));
-    m.insert("latency_ns".into(), Value::Object(ns));
-    hist_json("service", &s.service, &mut m);
-    if cfg.ephemeral {
-        m.insert("connect_count".into(), json!(s.connect.len()));
-        hist_json("connect", &s.connect, &mut m);
-    }
-    m.insert("bytes".into(), json!(s.bytes));
-    m.insert("error_count".into(), json!(s.error_count()));
-    let errors: Map<String, Value> = Failure::ALL
-        .iter()
-        .map(|k| (k.name().to_string(), json!(s.errors[k.index()])))
-        .collect();
-    m.insert("errors".into(), Value::Object(errors));
-    let conn_errors: Map<String, Value> = Failure::ALL
-        .iter()
-        .map(|k| (k.name().to_string(), json!(s.conn_errors[k.index()])))
-        .collect();
-    m.insert("connection_errors".into(), Value::Object(conn_errors));
-    m.insert("late_starts".into(), json!(s.late_starts));
-    m.insert("max_behind_us".into(), json!(us(s.max_behind_ns)));
-    m.insert("not_started".into(), json!(s.not_started));
-    m.insert("lost".into(), json!(s.lost));
-    if cfg.udp {
-        m.insert("late".into(), json!(s.late));
-        m.insert("duplicate".into(), json!(s.duplicate));
-        m.insert("stray".into(), json!(s.stray));
-        m.insert("reordered".into(), json!(s.reordered));
-    }
-    m.insert("clamped".into(), json!(s.clamped));
-    m.insert("generator_cpu_sec".into(), json!(round6(cpu.as_secs_f64())));
-    if cfg.latency_distribution && kind == "total" {
-        let spectrum: Vec<Value> = spectrum(h)
-            .into_iter()
-            .map(|(v, q, n)| json!([round6(v as f64 / 1000.0), q, n]))
-            .collect();
-        m.insert("latency_distribution".into(), Value::Array(spectrum));
-    }
-    Value::Object(m)
 }
 
 fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], summary: &Summary) {
@@ -1126,6 +1274,7 @@ fn server_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn iso8601_formats_known_instants() {
