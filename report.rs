@@ -1,13 +1,14 @@
 //! Measurements and their output: each worker's per-target `Stats` (HdrHistograms and counters),
 //! the `Interval` message a worker sends per reporting window, the reporter thread that merges
 //! windows across workers and prints them as a table or JSON Lines, and the echo server's counters.
+//! A JSON line's schema is a derived `Serialize` struct: `Row` for `connect`, `ServerRow` for
+//! `serve`; both are written through `serde_json::Value`, so their keys come out sorted.
 //!
 //! Leaves to others: sockets and clocks (`driver`, `echo`). Everything here can be tested with
 //! made-up samples.
 
 use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -1241,6 +1242,69 @@ fn diff(a: &ServerCounters, b: &ServerCounters) -> ServerCounters {
     }
 }
 
+/// One `serve --jsonlines` row.
+#[derive(Serialize)]
+struct ServerRow<'a> {
+    /// `interval`, `worker` or `total`.
+    kind: &'a str,
+    /// The window number, `w{i}`, or `total`.
+    name: &'a str,
+    timestamp: &'a str,
+    accepted: u64,
+    open: u64,
+    closed: u64,
+    rejected: u64,
+    idle_closed: u64,
+    tcp_reads: u64,
+    tcp_bytes: u64,
+    udp_datagrams: u64,
+    udp_bytes: u64,
+    denied: u64,
+    resets: u64,
+    errors: ServerErrors,
+}
+
+/// The echo server's errors by kind.
+#[derive(Serialize)]
+struct ServerErrors {
+    accept_fd_limit: u64,
+    accept_other: u64,
+    io: u64,
+}
+
+impl<'a> ServerRow<'a> {
+    /// `c` is what the row counts; `now` gives the open count.
+    fn new(
+        kind: &'a str,
+        name: &'a str,
+        ts: &'a str,
+        c: &ServerCounters,
+        now: &ServerCounters,
+    ) -> Self {
+        ServerRow {
+            kind,
+            name,
+            timestamp: ts,
+            accepted: c.accepted,
+            open: now.open(),
+            closed: c.closed,
+            rejected: c.rejected,
+            idle_closed: c.idle_closed,
+            tcp_reads: c.tcp_reads,
+            tcp_bytes: c.tcp_bytes,
+            udp_datagrams: c.udp_datagrams,
+            udp_bytes: c.udp_bytes,
+            denied: c.denied,
+            resets: c.resets,
+            errors: ServerErrors {
+                accept_fd_limit: c.accept_fd_limit,
+                accept_other: c.accept_errors,
+                io: c.io_errors,
+            },
+        }
+    }
+}
+
 /// `c` is what the row counts (a window's delta, or cumulative); `now` gives the open count.
 fn server_line(
     jsonlines: bool,
@@ -1250,17 +1314,8 @@ fn server_line(
     now: &ServerCounters,
 ) -> String {
     if jsonlines {
-        json!({
-            "kind": kind, "name": name, "timestamp": iso8601(SystemTime::now()),
-            "accepted": c.accepted, "open": now.open(), "closed": c.closed,
-            "rejected": c.rejected, "idle_closed": c.idle_closed,
-            "tcp_reads": c.tcp_reads, "tcp_bytes": c.tcp_bytes,
-            "udp_datagrams": c.udp_datagrams, "udp_bytes": c.udp_bytes, "denied": c.denied,
-            "resets": c.resets,
-            "errors": { "accept_fd_limit": c.accept_fd_limit,
-                        "accept_other": c.accept_errors, "io": c.io_errors },
-        })
-        .to_string()
+        let ts = iso8601(SystemTime::now());
+        json_line(&ServerRow::new(kind, name, &ts, c, now))
     } else {
         format!(
             "server {kind:<8} {name:<6} accepted={} open={} closed={} rejected={} idle_closed={} \
