@@ -1552,7 +1552,7 @@ pub struct Run {
 }
 
 impl Run {
-    /// Start workers and reporter.
+    /// Start workers and reporter; with `hdr_log`, the reporter also logs every window there.
     pub fn start<W: Write + Send + 'static>(
         cfg: ConnectConfig,
         report: crate::report::ReportConfig,
@@ -1567,18 +1567,15 @@ impl Run {
         let clock = Clock::new(&cfg, Instant::now());
         // Window `seq` of the log starts at the measurement start plus `seq` intervals.
         let measure_wall = std::time::SystemTime::now() + cfg.warmup;
-        let interval = cfg.interval;
+        let mut hdr_log = hdr_log.map(|log| {
+            crate::histlog::WindowLog::new(log, report.peers.clone(), measure_wall, cfg.interval)
+        });
         let reporter = std::thread::Builder::new()
             .name("connperf-report".into())
             .spawn(move || {
-                let mut log = hdr_log;
-                let peers = report.peers.clone();
                 crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
-                    let Some(l) = log.as_mut() else { return };
-                    let start = measure_wall + interval * seq as u32;
-                    if let Err(e) = l.write_stats(&peers, start, length, stats) {
-                        eprintln!("connperf: warning: --hdr-log stopped: {e}");
-                        log = None;
+                    if let Some(log) = &mut hdr_log {
+                        log.on_window(seq, length, stats);
                     }
                 })
             })
