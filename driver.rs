@@ -1546,7 +1546,7 @@ pub type HdrLog = crate::histlog::LogWriter<Box<dyn Write + Send>>;
 /// Returns once every worker is running.
 pub struct Run {
     workers: reactor::Workers,
-    reporter: std::thread::JoinHandle<crate::report::Summary>,
+    reporter: crate::report::Reporter<crate::report::Summary>,
     /// The shared instants of the run.
     pub clock: Clock,
 }
@@ -1562,7 +1562,6 @@ impl Run {
         out: W,
         hdr_log: Option<HdrLog>,
     ) -> Result<Run> {
-        let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
         let cfg = Arc::new(cfg);
         let clock = Clock::new(&cfg, Instant::now());
         // Window `seq` of the log starts at the measurement start plus `seq` intervals.
@@ -1570,16 +1569,13 @@ impl Run {
         let mut hdr_log = hdr_log.map(|log| {
             crate::histlog::WindowLog::new(log, report.peers.clone(), measure_wall, cfg.interval)
         });
-        let reporter = std::thread::Builder::new()
-            .name("connperf-report".into())
-            .spawn(move || {
-                crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
-                    if let Some(log) = &mut hdr_log {
-                        log.on_window(seq, length, stats);
-                    }
-                })
+        let (tx, reporter) = crate::report::Reporter::spawn(plan.workers, move |rx| {
+            crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
+                if let Some(log) = &mut hdr_log {
+                    log.on_window(seq, length, stats);
+                }
             })
-            .map_err(Error::Spawn)?;
+        })?;
         let n = plan.workers;
         let workers = reactor::spawn(plan, shutdown, loop_opts, |i, registry| {
             Worker::new(i, n, registry, cfg.clone(), clock, tx.clone())
@@ -1595,10 +1591,7 @@ impl Run {
     /// Wait for the workers (after shutdown) and the reporter's summary.
     pub fn join(self) -> Result<crate::report::Summary> {
         let r = self.workers.join();
-        let summary = self
-            .reporter
-            .join()
-            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
+        let summary = self.reporter.join()?;
         r.map(|_| summary)
     }
 }

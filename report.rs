@@ -1,12 +1,15 @@
 //! Measurements and their output: each worker's per-target `Stats` (HdrHistograms and counters),
 //! the `Interval` message a worker sends per reporting window, the reporter thread that merges
 //! windows across workers and prints them as a table or JSON Lines, and the echo server's counters.
+//! `Reporter::spawn` starts that thread and its bounded channel for `connect` and `serve` alike.
 //! A JSON line's schema is a derived `Serialize` struct: `Row` for `connect`, `ServerRow` for
 //! `serve`; both are written through `serde_json::Value`, so their keys come out sorted.
 //!
 //! Leaves to others: sockets and clocks (`driver`, `echo`). Everything here can be tested with
 //! made-up samples.
 
+use crate::{Error, Result};
+use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -333,12 +336,53 @@ struct Pending {
     cpu: Duration,
 }
 
+/// The reporter thread's name (`connect` and `serve` alike).
+pub const REPORTER_THREAD: &str = "connperf-report";
+
+/// Messages the reporter's channel holds per worker before `try_send` fails and a worker folds
+/// its window into the next (`late_reports`): 64 windows of a stalled stdout.
+const CHANNEL_PER_WORKER: usize = 64;
+
+/// Channel room on top of the per-worker share.
+const CHANNEL_SLACK: usize = 16;
+
+/// The reporter thread (`connperf-report`), started by `Reporter::spawn`: it owns the receiving
+/// end of the workers' bounded channel and returns what it printed once every sender is gone.
+pub struct Reporter<T> {
+    handle: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Reporter<T> {
+    /// Make the bounded channel for `workers` workers and run `report(rx)` on thread
+    /// `connperf-report`; returns the sender to clone into each worker. Drop every sender to
+    /// end the report.
+    pub fn spawn<M: Send + 'static>(
+        workers: usize,
+        report: impl FnOnce(Receiver<M>) -> T + Send + 'static,
+    ) -> Result<(Sender<M>, Reporter<T>)> {
+        let (tx, rx) = crossbeam_channel::bounded(workers * CHANNEL_PER_WORKER + CHANNEL_SLACK);
+        let handle = std::thread::Builder::new()
+            .name(REPORTER_THREAD.into())
+            .spawn(move || report(rx))
+            .map_err(Error::Spawn)?;
+        Ok((tx, Reporter { handle }))
+    }
+
+    /// Wait for the report to end (after every sender is dropped) and return its result. A
+    /// panicked reporter is `WorkerPanicked` with id `usize::MAX`, the id of no worker.
+    pub fn join(self) -> Result<T> {
+        self.handle
+            .join()
+            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })
+    }
+}
+
 /// Receive intervals until every worker has hung up; print each window once all workers have
 /// reported it (or a later one), then the totals. `on_window(seq, length, stats)` sees every
 /// finished window, printed or not (the `--hdr-log` writer).
 pub fn run_reporter<W: Write>(
     cfg: &ReportConfig,
-    rx: crossbeam_channel::Receiver<Interval>,
+    rx: Receiver<Interval>,
     out: W,
     mut on_window: impl FnMut(u64, Duration, &[Stats]),
 ) -> Summary {
@@ -1173,7 +1217,7 @@ pub fn run_server_reporter<W: Write>(
     workers: usize,
     jsonlines: bool,
     interval_rows: bool,
-    rx: crossbeam_channel::Receiver<ServerSnapshot>,
+    rx: Receiver<ServerSnapshot>,
     out: W,
 ) -> ServerCounters {
     let mut out = Out {
@@ -1689,6 +1733,38 @@ mod tests {
         run_server_reporter(2, true, true, rx, &mut buf);
         let text = mask_timestamps(&String::from_utf8(buf).unwrap());
         assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_SERVER);
+    }
+
+    #[test]
+    fn reporter_runs_on_its_named_thread_until_the_senders_are_gone() {
+        let (tx, reporter) = Reporter::spawn(3, |rx: Receiver<u64>| {
+            let name = std::thread::current().name().map(String::from);
+            (rx.iter().sum::<u64>(), name)
+        })
+        .unwrap();
+        assert_eq!(tx.capacity(), Some(3 * 64 + 16));
+        let tx2 = tx.clone();
+        tx.send(5).unwrap();
+        drop(tx);
+        tx2.send(7).unwrap();
+        drop(tx2);
+        let (sum, name) = reporter.join().unwrap();
+        assert_eq!(sum, 12);
+        assert_eq!(name.as_deref(), Some("connperf-report"));
+    }
+
+    #[test]
+    fn a_panicked_reporter_is_an_error() {
+        let (tx, reporter) = Reporter::spawn(1, |rx: Receiver<()>| {
+            rx.recv().unwrap();
+            panic!("test panic in the reporter");
+        })
+        .unwrap();
+        tx.send(()).unwrap();
+        match reporter.join() {
+            Err(Error::WorkerPanicked { id }) => assert_eq!(id, usize::MAX),
+            other => panic!("want WorkerPanicked, got {other:?}"),
+        }
     }
 
     #[test]
