@@ -330,10 +330,30 @@ impl<W: Write> Out<W> {
     }
 }
 
+/// One window as the reporter gathers it from the workers, until it is printed.
 struct Pending {
     stats: Vec<Stats>,
     window: Duration,
     cpu: Duration,
+}
+
+impl Pending {
+    fn new(targets: usize) -> Pending {
+        Pending {
+            stats: (0..targets).map(|_| Stats::new()).collect(),
+            window: Duration::ZERO,
+            cpu: Duration::ZERO,
+        }
+    }
+
+    /// Add one worker's report of this window; the window lasted as long as its longest report.
+    fn add(&mut self, iv: &Interval) {
+        for (t, s) in self.stats.iter_mut().zip(&iv.stats) {
+            t.merge(s);
+        }
+        self.window = self.window.max(iv.window);
+        self.cpu += iv.cpu;
+    }
 }
 
 /// The reporter thread's name (`connect` and `serve` alike).
@@ -430,16 +450,10 @@ pub fn run_reporter<W: Write>(
         for (t, s) in totals.iter_mut().zip(&iv.stats) {
             t.merge(s);
         }
-        let p = pending.entry(iv.seq).or_insert_with(|| Pending {
-            stats: (0..ntargets).map(|_| Stats::new()).collect(),
-            window: Duration::ZERO,
-            cpu: Duration::ZERO,
-        });
-        for (t, s) in p.stats.iter_mut().zip(&iv.stats) {
-            t.merge(s);
-        }
-        p.window = p.window.max(iv.window);
-        p.cpu += iv.cpu;
+        pending
+            .entry(iv.seq)
+            .or_insert_with(|| Pending::new(ntargets))
+            .add(&iv);
         if let Some(w) = worker_seq.get_mut(iv.worker) {
             *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
         }
