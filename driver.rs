@@ -22,7 +22,7 @@ use crate::persistent::Persistent;
 use crate::reactor::{self, Handler};
 use crate::report::Interval;
 use crate::udp_client::UdpClient;
-use crate::{Error, Result};
+use crate::Result;
 use crossbeam_channel::Sender;
 use mio::event::Event;
 use std::io::Write;
@@ -240,13 +240,13 @@ pub type HdrLog = crate::histlog::LogWriter<Box<dyn Write + Send>>;
 /// Returns once every worker is running.
 pub struct Run {
     workers: reactor::Workers,
-    reporter: std::thread::JoinHandle<crate::report::Summary>,
+    reporter: crate::report::Reporter<crate::report::Summary>,
     /// The shared instants of the run.
     pub clock: Clock,
 }
 
 impl Run {
-    /// Start workers and reporter.
+    /// Start workers and reporter; with `hdr_log`, the reporter also logs every window there.
     pub fn start<W: Write + Send + 'static>(
         cfg: ConnectConfig,
         report: crate::report::ReportConfig,
@@ -256,27 +256,20 @@ impl Run {
         out: W,
         hdr_log: Option<HdrLog>,
     ) -> Result<Run> {
-        let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
         let cfg = Arc::new(cfg);
         let clock = Clock::new(&cfg, Instant::now());
         // Window `seq` of the log starts at the measurement start plus `seq` intervals.
         let measure_wall = std::time::SystemTime::now() + cfg.warmup;
-        let interval = cfg.interval;
-        let reporter = std::thread::Builder::new()
-            .name("connperf-report".into())
-            .spawn(move || {
-                let mut log = hdr_log;
-                let peers = report.peers.clone();
-                crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
-                    let Some(l) = log.as_mut() else { return };
-                    let start = measure_wall + interval * seq as u32;
-                    if let Err(e) = l.write_stats(&peers, start, length, stats) {
-                        eprintln!("connperf: warning: --hdr-log stopped: {e}");
-                        log = None;
-                    }
-                })
+        let mut hdr_log = hdr_log.map(|log| {
+            crate::histlog::WindowLog::new(log, report.peers.clone(), measure_wall, cfg.interval)
+        });
+        let (tx, reporter) = crate::report::Reporter::spawn(plan.workers, move |rx| {
+            crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
+                if let Some(log) = &mut hdr_log {
+                    log.on_window(seq, length, stats);
+                }
             })
-            .map_err(Error::Spawn)?;
+        })?;
         let workers = match cfg.mode {
             Mode::Persistent { .. } => {
                 spawn::<Persistent>(plan, shutdown, loop_opts, &cfg, clock, &tx)
@@ -297,10 +290,7 @@ impl Run {
     /// Wait for the workers (after shutdown) and the reporter's summary.
     pub fn join(self) -> Result<crate::report::Summary> {
         let r = self.workers.join();
-        let summary = self
-            .reporter
-            .join()
-            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
+        let summary = self.reporter.join()?;
         r.map(|_| summary)
     }
 }
