@@ -13,6 +13,7 @@ use argh::FromArgs;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +39,39 @@ pub enum Proto {
 pub enum Flavor {
     Persistent,
     Ephemeral,
+}
+
+/// `tcp` or `udp`, any case; the error quotes the value in lower case.
+impl FromStr for Proto {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            p => Err(format!("{p:?}: use tcp or udp")),
+        }
+    }
+}
+
+/// `persistent` or `ephemeral`, any case; the error quotes the value in lower case.
+impl FromStr for Flavor {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "persistent" => Ok(Flavor::Persistent),
+            "ephemeral" => Ok(Flavor::Ephemeral),
+            f => Err(format!("{f:?}: use persistent or ephemeral")),
+        }
+    }
+}
+
+/// A keyword flag (`--proto tcp`) through its type's `FromStr`: `invalid --proto "sctp": use tcp or udp`.
+fn parse_keyword<T: FromStr<Err = String>>(flag: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|e| Error::Config(format!("invalid {flag} {e}")))
 }
 
 #[derive(FromArgs, Debug)]
@@ -662,16 +696,7 @@ fn spin_for(v: Option<u64>) -> Result<Duration> {
 impl ServeArgs {
     /// Validate into a `ServeConfig` and a worker plan.
     pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
-        let protocols = match self.protocol.to_ascii_lowercase().as_str() {
-            "tcp" => Protocols::Tcp,
-            "udp" => Protocols::Udp,
-            "all" => Protocols::All,
-            p => {
-                return Err(Error::Config(format!(
-                    "invalid --protocol {p:?}: use tcp, udp or all"
-                )))
-            }
-        };
+        let protocols: Protocols = parse_keyword("--protocol", &self.protocol)?;
         let mut addrs = Vec::new();
         for a in &self.addrs {
             addrs.push(
@@ -756,37 +781,11 @@ impl ConnectArgs {
     /// Validate into a run. No target address is allowed here (the caller starts a demo server).
     pub fn into_config(self) -> Result<ConnectPlan> {
         let mut warnings = Vec::new();
-        let proto = match self.proto.to_ascii_lowercase().as_str() {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            p => {
-                return Err(Error::Config(format!(
-                    "invalid --proto {p:?}: use tcp or udp"
-                )))
-            }
-        };
-        let flavor = match self.flavor.to_ascii_lowercase().as_str() {
-            "persistent" => Flavor::Persistent,
-            "ephemeral" => Flavor::Ephemeral,
-            f => {
-                return Err(Error::Config(format!(
-                    "invalid --flavor {f:?}: use persistent or ephemeral"
-                )))
-            }
-        };
-        let close = match self
-            .close
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("rst") => CloseMode::Rst,
-            Some("fin") => CloseMode::Fin,
-            Some(c) => {
-                return Err(Error::Config(format!(
-                    "invalid --close {c:?}: use rst or fin"
-                )))
-            }
+        let proto: Proto = parse_keyword("--proto", &self.proto)?;
+        let flavor: Flavor = parse_keyword("--flavor", &self.flavor)?;
+        let close = match &self.close {
+            Some(c) => parse_keyword("--close", c)?,
+            None => CloseMode::Rst,
         };
         let targets = if self.addrs_file {
             match self.addrs.as_slice() {
@@ -852,7 +851,7 @@ impl ConnectArgs {
                 }
             ));
         }
-        if proto == Proto::Udp && self.flavor.eq_ignore_ascii_case("ephemeral") {
+        if proto == Proto::Udp && flavor == Flavor::Ephemeral {
             warnings.push("--flavor has no effect with --proto udp; ignored".into());
         }
         if self.close.is_some() && !(proto == Proto::Tcp && flavor == Flavor::Ephemeral) {
@@ -1271,6 +1270,28 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_duration_zero("0").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn keywords_parse_in_any_case_and_quote_the_bad_one() {
+        assert_eq!("UDP".parse::<Proto>(), Ok(Proto::Udp));
+        assert_eq!("Ephemeral".parse::<Flavor>(), Ok(Flavor::Ephemeral));
+        assert_eq!("FIN".parse::<CloseMode>(), Ok(CloseMode::Fin));
+        assert_eq!("All".parse::<Protocols>(), Ok(Protocols::All));
+        let e = parse_keyword::<Proto>("--proto", "SCTP").unwrap_err();
+        assert_eq!(e.to_string(), "invalid --proto \"sctp\": use tcp or udp");
+        let e = parse_keyword::<Flavor>("--flavor", "x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --flavor \"x\": use persistent or ephemeral"
+        );
+        let e = parse_keyword::<CloseMode>("--close", "Maybe").unwrap_err();
+        assert_eq!(e.to_string(), "invalid --close \"maybe\": use rst or fin");
+        let e = parse_keyword::<Protocols>("--protocol", "sctp").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --protocol \"sctp\": use tcp, udp or all"
+        );
     }
 
     #[test]
