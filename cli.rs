@@ -971,27 +971,30 @@ impl ConnectArgs {
     }
 }
 
-/// Parse argv (without the program name) into `Args`, or the exit to take: `Ok` output for
-/// `--help` (status 0), `Err` one line for a usage error (status 2).
-pub fn parse_args(
-    argv: &[String],
-) -> std::result::Result<Args, std::result::Result<String, String>> {
+/// Why `parse_args` returned no `Args`: what to print, and so the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `--help`: the help text, for stdout; status 0.
+    Help(String),
+    /// A usage error: one line, for stderr; status 2.
+    Usage(String),
+}
+
+/// Parse argv (without the program name) into `Args`, or the early exit to take.
+pub fn parse_args(argv: &[String]) -> std::result::Result<Args, Exit> {
     let args = normalize_args(argv);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    match Args::from_args(&["connperf"], &refs) {
-        Ok(a) => Ok(a),
-        Err(early) => match early.status {
-            Ok(()) => Err(Ok(early.output)),
-            Err(()) => {
-                let first = early
-                    .output
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("bad arguments");
-                Err(Err(first.trim().to_string()))
-            }
-        },
-    }
+    Args::from_args(&["connperf"], &refs).map_err(|early| match early.status {
+        Ok(()) => Exit::Help(early.output),
+        Err(()) => {
+            let first = early
+                .output
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments");
+            Exit::Usage(first.trim().to_string())
+        }
+    })
 }
 
 /// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown`, a second exits at once
@@ -1213,11 +1216,11 @@ pub fn main() -> i32 {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse_args(&argv) {
         Ok(a) => a,
-        Err(Ok(help)) => {
+        Err(Exit::Help(help)) => {
             let _ = std::io::stdout().write_all(help.as_bytes());
             return 0;
         }
-        Err(Err(line)) => {
+        Err(Exit::Usage(line)) => {
             eprintln!("connperf: {line}");
             return 2;
         }
@@ -1291,6 +1294,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid --protocol \"sctp\": use tcp, udp or all"
+        );
+    }
+
+    #[test]
+    fn help_and_usage_errors_are_early_exits() {
+        match parse_args(&s(&["connect", "--help"])) {
+            Err(Exit::Help(text)) => assert!(text.contains("--message-bytes"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_args(&s(&["connect", "--bogus"])).unwrap_err(),
+            Exit::Usage("Unrecognized argument: --bogus".into())
         );
     }
 
