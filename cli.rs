@@ -1242,15 +1242,24 @@ pub fn main() -> i32 {
     match res {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("connperf: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
+            eprint!("{}", error_report(&e));
             e.exit_code()
         }
     }
+}
+
+/// The stderr text of a failed run: `connperf: {e}`, then a `caused by:` line for each cause
+/// that no message above already states. Every `Error` variant with a source writes it into its
+/// own message (`cannot listen on ADDR: Address already in use`), and an `io::Error`'s `source`
+/// is its inner error's source, so the chain to print starts at the source's source.
+fn error_report(e: &Error) -> String {
+    let mut out = format!("connperf: {e}\n");
+    let mut cause = std::error::Error::source(e).and_then(|s| s.source());
+    while let Some(c) = cause {
+        out.push_str(&format!("  caused by: {c}\n"));
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1306,6 +1315,42 @@ mod tests {
         assert_eq!(
             parse_args(&s(&["connect", "--bogus"])).unwrap_err(),
             Exit::Usage("Unrecognized argument: --bogus".into())
+        );
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let e = Error::Bind {
+            addr: "127.0.0.1:9100".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(
+            error_report(&e),
+            format!(
+                "connperf: cannot listen on 127.0.0.1:9100: {}\n",
+                std::io::Error::from(std::io::ErrorKind::AddrInUse)
+            )
+        );
+        // A cause the messages do not state is still printed.
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("cannot encode")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Error::Io {
+            what: "cannot write the --hdr-log file".into(),
+            source: std::io::Error::other(Outer(std::io::Error::other("disk full"))),
+        };
+        assert_eq!(
+            error_report(&e),
+            "connperf: cannot write the --hdr-log file: cannot encode\n  caused by: disk full\n"
         );
     }
 
