@@ -26,6 +26,8 @@ pub const DEFAULT_SPIN_US: u64 = 100;
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// Default ephemeral connections in flight per worker, lowered to fit the open-file limit.
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+/// Default `--percentiles` of `connect` and `merge`: the one tail column the Go tool lacks.
+const DEFAULT_PERCENTILES: [f64; 1] = [99.9];
 
 /// `--proto`: TCP or UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -647,6 +649,15 @@ pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
     Ok(out)
 }
 
+/// `--percentiles` of `connect` and `merge`, or `DEFAULT_PERCENTILES`.
+fn percentiles_or_default(flag: Option<&str>) -> Result<Vec<f64>> {
+    match flag {
+        Some(p) => parse_percentiles(p)
+            .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}"))),
+        None => Ok(DEFAULT_PERCENTILES.to_vec()),
+    }
+}
+
 fn plan_of(cpus: &Option<String>, workers: Option<u64>) -> Result<Plan> {
     let list = match cpus {
         Some(s) => Some(
@@ -811,7 +822,16 @@ impl ConnectArgs {
             .into_iter()
             .map(|(name, addr)| Target { name, addr })
             .collect();
-        let message_bytes = self.message_bytes.unwrap_or(64);
+        // The defaults of every flag that `ConnectConfig` holds are its `Default` values.
+        let defaults = ConnectConfig::default();
+        let Mode::Persistent {
+            connections: default_connections,
+            depth: default_depth,
+        } = defaults.mode
+        else {
+            unreachable!("ConnectConfig::default() is persistent TCP, the Go tool's mode")
+        };
+        let message_bytes = self.message_bytes.unwrap_or(defaults.message_bytes as u64);
         if message_bytes == 0 || message_bytes > MAX_MESSAGE_BYTES {
             return Err(Error::Config(format!(
                 "invalid --message-bytes {message_bytes}: must be 1 to {MAX_MESSAGE_BYTES} (16 MiB)"
@@ -831,13 +851,13 @@ impl ConnectArgs {
                 message_bytes = UDP_HEADER_LEN;
             }
         }
-        let connections = self.connections.unwrap_or(10);
+        let connections = self.connections.unwrap_or(default_connections as u64);
         if connections == 0 || connections > 10_000_000 {
             return Err(Error::Config(format!(
                 "invalid --connections {connections}: must be 1 to 10000000"
             )));
         }
-        let rate = self.rate.unwrap_or(100.0);
+        let rate = self.rate.unwrap_or(defaults.rate);
         let closed = rate == 0.0;
         if self.connections.is_some()
             && (proto == Proto::Udp || (flavor == Flavor::Ephemeral && !closed))
@@ -901,10 +921,10 @@ impl ConnectArgs {
                 }
                 d as usize
             }
-            None => 1,
+            None => default_depth,
         };
         let plan = plan_of(&self.cpus, self.workers)?;
-        let interval = self.interval.unwrap_or(Duration::from_secs(5));
+        let interval = self.interval.unwrap_or(defaults.interval);
         let mode = match (proto, flavor) {
             (Proto::Udp, _) => Mode::Udp,
             (Proto::Tcp, Flavor::Persistent) => Mode::Persistent {
@@ -921,11 +941,11 @@ impl ConnectArgs {
             targets,
             mode,
             rate,
-            duration: self.duration.unwrap_or(Duration::from_secs(10)),
-            warmup: self.warmup.unwrap_or(Duration::ZERO),
+            duration: self.duration.unwrap_or(defaults.duration),
+            warmup: self.warmup.unwrap_or(defaults.warmup),
             interval,
             message_bytes,
-            timeout: self.timeout.unwrap_or(Duration::from_secs(1)),
+            timeout: self.timeout.unwrap_or(defaults.timeout),
             source_addrs,
             busy_poll_us: busy_poll(self.busy_poll)?,
         };
@@ -935,11 +955,7 @@ impl ConnectArgs {
             jsonlines: self.jsonlines,
             show_only_results: self.show_only_results,
             workers: plan.workers,
-            extra_percentiles: match &self.percentiles {
-                Some(p) => parse_percentiles(p)
-                    .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}")))?,
-                None => vec![99.9],
-            },
+            extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
             latency_distribution: self.latency_distribution,
             udp: proto == Proto::Udp,
             ephemeral: proto == Proto::Tcp && flavor == Flavor::Ephemeral,
@@ -1199,11 +1215,7 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     let base = ReportConfig {
         jsonlines: args.jsonlines,
         show_only_results: args.show_only_results,
-        extra_percentiles: match &args.percentiles {
-            Some(p) => parse_percentiles(p)
-                .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}")))?,
-            None => vec![99.9],
-        },
+        extra_percentiles: percentiles_or_default(args.percentiles.as_deref())?,
         latency_distribution: args.latency_distribution,
         ..Default::default()
     };
@@ -1352,6 +1364,46 @@ mod tests {
             error_report(&e),
             "connperf: cannot write the --hdr-log file: cannot encode\n  caused by: disk full\n"
         );
+    }
+
+    /// The help texts state the defaults in words; they must say what the code does.
+    #[test]
+    fn help_states_the_defaults_the_code_uses() {
+        let help = |argv: &[&str]| match parse_args(&s(argv)) {
+            Err(Exit::Help(text)) => text.split_whitespace().collect::<Vec<_>>().join(" "),
+            other => panic!("{other:?}"),
+        };
+        let d = ConnectConfig::default();
+        let Mode::Persistent { connections, depth } = d.mode else {
+            panic!("{:?}", d.mode)
+        };
+        let secs = |t: Duration| format!("{}s", t.as_secs_f64());
+        let p = DEFAULT_PERCENTILES.map(|p| p.to_string()).join(",");
+        let connect = help(&["connect", "--help"]);
+        for want in [
+            format!("(persistent; default {connections})"),
+            format!("closed loop (default {})", d.rate),
+            format!("measurement period (default {})", secs(d.duration)),
+            format!("16 MiB (default {})", d.message_bytes),
+            format!("500ms (default {})", secs(d.interval)),
+            format!("lost after it (default {})", secs(d.timeout)),
+            format!("(pipelining; default {depth})"),
+            format!("(default: {DEFAULT_MAX_INFLIGHT}, or"),
+            format!("(adaptive; default {DEFAULT_SPIN_US};"),
+            format!("Go tool's (default {p})"),
+        ] {
+            assert!(connect.contains(&want), "connect --help lacks {want:?}");
+        }
+        assert!(help(&["merge", "--help"]).contains(&format!("(default {p})")));
+        let serve = help(&["serve", "--help"]);
+        let sd = ServeConfig::default();
+        for want in [
+            format!("default {}", sd.addrs[0]),
+            format!("backlog (default {})", sd.backlog),
+            format!("(adaptive; default {DEFAULT_SPIN_US};"),
+        ] {
+            assert!(serve.contains(&want), "serve --help lacks {want:?}");
+        }
     }
 
     #[test]
