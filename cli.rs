@@ -28,6 +28,12 @@ pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
 /// Default `--percentiles` of `connect` and `merge`: the one tail column the Go tool lacks.
 const DEFAULT_PERCENTILES: [f64; 1] = [99.9];
+/// Largest UDP payload: 65,535 bytes less the 8-byte UDP and 20-byte IPv4 headers (udp(7)).
+const MAX_UDP_PAYLOAD: usize = 65_507;
+/// Most `--connections` per target: a sanity bound, far above what one host's descriptors allow.
+const MAX_CONNECTIONS: u64 = 10_000_000;
+/// Most `--depth`: a deeper pipeline only queues in the server's socket buffers.
+const MAX_DEPTH: u64 = 4096;
 
 /// `--proto`: TCP or UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -776,6 +782,9 @@ impl ServeArgs {
 /// A validated `connect` run.
 #[derive(Debug)]
 pub struct ConnectPlan {
+    /// No target was given: the run goes to a built-in echo server, which `run_connect` starts
+    /// and names with `aim_at_demo`; until then `cfg.targets` and `report.peers` are empty.
+    pub demo: bool,
     pub cfg: ConnectConfig,
     pub report: ReportConfig,
     pub plan: Plan,
@@ -788,17 +797,124 @@ pub struct ConnectPlan {
     pub warnings: Vec<String>,
 }
 
+impl ConnectPlan {
+    /// The demo run, aimed at the built-in echo server listening at `addr`.
+    fn aim_at_demo(self, addr: SocketAddr) -> ConnectPlan {
+        let name = addr.to_string();
+        ConnectPlan {
+            cfg: ConnectConfig {
+                targets: vec![Target {
+                    name: name.clone(),
+                    addr,
+                }],
+                ..self.cfg
+            },
+            report: ReportConfig {
+                peers: vec![name],
+                ..self.report
+            },
+            ..self
+        }
+    }
+}
+
 impl ConnectArgs {
-    /// Validate into a run. No target address is allowed here (the caller starts a demo server).
+    /// Validate into a run. No target address makes a demo run (`ConnectPlan::demo`).
     pub fn into_config(self) -> Result<ConnectPlan> {
         let mut warnings = Vec::new();
+        let (cfg, plan) = self.connect_config(&mut warnings)?;
+        let report = self.report_config(&cfg, plan.workers)?;
+        let start_at = match &self.start_at {
+            Some(t) => Some(
+                parse_start_at(t)
+                    .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let loop_opts = LoopOptions {
+            spin: self.spin,
+            spin_for: spin_for(self.spin_us)?,
+        };
+        Ok(ConnectPlan {
+            demo: cfg.targets.is_empty(),
+            cfg,
+            report,
+            plan,
+            loop_opts,
+            hdr_log: self.hdr_log,
+            start_at,
+            warnings,
+        })
+    }
+
+    /// The engine's half of the flags, checked in flag order (so the first bad flag is the one
+    /// reported), and the worker plan, which the in-flight default depends on.
+    fn connect_config(&self, warnings: &mut Vec<String>) -> Result<(ConnectConfig, Plan)> {
+        let defaults = ConnectConfig::default();
         let proto: Proto = parse_keyword("--proto", &self.proto)?;
         let flavor: Flavor = parse_keyword("--flavor", &self.flavor)?;
         let close = match &self.close {
             Some(c) => parse_keyword("--close", c)?,
             None => CloseMode::Rst,
         };
-        let targets = if self.addrs_file {
+        let targets = self.targets()?;
+        let message_bytes = message_bytes(self.message_bytes, proto, warnings)?;
+        let connections = connections(self.connections)?;
+        let rate = self.rate.unwrap_or(defaults.rate);
+        warnings.extend(self.ignored_flags(proto, flavor, rate));
+        let max_inflight = given_max_inflight(self.max_inflight)?;
+        let source_addrs = source_addrs(self.source_addrs.as_deref(), &targets)?;
+        let depth = depth(self.depth, proto, flavor, warnings)?;
+        let plan = plan_of(&self.cpus, self.workers)?;
+        let busy_poll_us = busy_poll(self.busy_poll)?;
+        let mode = match (proto, flavor) {
+            (Proto::Udp, _) => Mode::Udp,
+            (Proto::Tcp, Flavor::Persistent) => Mode::Persistent { connections, depth },
+            (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
+                close,
+                max_inflight: max_inflight_or_fit(max_inflight, plan.workers)?,
+                concurrency: connections,
+            },
+        };
+        let cfg = ConnectConfig {
+            targets,
+            mode,
+            rate,
+            duration: self.duration.unwrap_or(defaults.duration),
+            warmup: self.warmup.unwrap_or(defaults.warmup),
+            interval: self.interval.unwrap_or(defaults.interval),
+            message_bytes,
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            source_addrs,
+            busy_poll_us,
+        };
+        Ok((cfg, plan))
+    }
+
+    /// The reporter's half of the flags.
+    fn report_config(&self, cfg: &ConnectConfig, workers: usize) -> Result<ReportConfig> {
+        Ok(ReportConfig {
+            peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),
+            merge: self.merge_results_each_host,
+            jsonlines: self.jsonlines,
+            show_only_results: self.show_only_results,
+            workers,
+            extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
+            latency_distribution: self.latency_distribution,
+            udp: cfg.mode == Mode::Udp,
+            ephemeral: cfg.ephemeral(),
+            labels: self
+                .label
+                .iter()
+                .map(|l| crate::histlog::parse_label(l))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The targets: the positional addresses, or the entries of the `--addrs-file`. None at all
+    /// means a demo run.
+    fn targets(&self) -> Result<Vec<Target>> {
+        let named = if self.addrs_file {
             match self.addrs.as_slice() {
                 [f] => read_addrs_file(f, "--addrs-file")?,
                 _ => {
@@ -818,51 +934,20 @@ impl ConnectArgs {
             }
             v
         };
-        let targets: Vec<Target> = targets
+        Ok(named
             .into_iter()
             .map(|(name, addr)| Target { name, addr })
-            .collect();
-        // The defaults of every flag that `ConnectConfig` holds are its `Default` values.
-        let defaults = ConnectConfig::default();
-        let Mode::Persistent {
-            connections: default_connections,
-            depth: default_depth,
-        } = defaults.mode
-        else {
-            unreachable!("ConnectConfig::default() is persistent TCP, the Go tool's mode")
-        };
-        let message_bytes = self.message_bytes.unwrap_or(defaults.message_bytes as u64);
-        if message_bytes == 0 || message_bytes > MAX_MESSAGE_BYTES {
-            return Err(Error::Config(format!(
-                "invalid --message-bytes {message_bytes}: must be 1 to {MAX_MESSAGE_BYTES} (16 MiB)"
-            )));
-        }
-        let mut message_bytes = message_bytes as usize;
-        if proto == Proto::Udp {
-            if message_bytes > 65_507 {
-                return Err(Error::Config(format!(
-                    "invalid --message-bytes {message_bytes}: a UDP datagram carries at most 65507 bytes"
-                )));
-            }
-            if message_bytes < UDP_HEADER_LEN {
-                warnings.push(format!(
-                    "--message-bytes {message_bytes} is below the {UDP_HEADER_LEN}-byte UDP header (sequence number and send time); sending {UDP_HEADER_LEN}-byte datagrams"
-                ));
-                message_bytes = UDP_HEADER_LEN;
-            }
-        }
-        let connections = self.connections.unwrap_or(default_connections as u64);
-        if connections == 0 || connections > 10_000_000 {
-            return Err(Error::Config(format!(
-                "invalid --connections {connections}: must be 1 to 10000000"
-            )));
-        }
-        let rate = self.rate.unwrap_or(defaults.rate);
+            .collect())
+    }
+
+    /// Notes for flags that were given but mean nothing in this mode.
+    fn ignored_flags(&self, proto: Proto, flavor: Flavor, rate: f64) -> Vec<String> {
+        let mut notes = Vec::new();
         let closed = rate == 0.0;
         if self.connections.is_some()
             && (proto == Proto::Udp || (flavor == Flavor::Ephemeral && !closed))
         {
-            warnings.push(format!(
+            notes.push(format!(
                 "--connections has no effect with {} (it sets persistent connections); ignored",
                 if proto == Proto::Udp {
                     "--proto udp"
@@ -872,118 +957,132 @@ impl ConnectArgs {
             ));
         }
         if proto == Proto::Udp && flavor == Flavor::Ephemeral {
-            warnings.push("--flavor has no effect with --proto udp; ignored".into());
+            notes.push("--flavor has no effect with --proto udp; ignored".into());
         }
         if self.close.is_some() && !(proto == Proto::Tcp && flavor == Flavor::Ephemeral) {
-            warnings.push("--close has no effect outside --flavor ephemeral; ignored".into());
+            notes.push("--close has no effect outside --flavor ephemeral; ignored".into());
         }
         if self.enable_pprof || self.pprof_addr.is_some() {
-            warnings.push(
+            notes.push(
                 "--enable-pprof/--pprof-addr have no meaning here; profile with `perf record -g -p PID` (worker threads are named connperf-w0, connperf-w1, ...)".into(),
             );
         }
-        let max_inflight = match self.max_inflight {
-            Some(0) => {
-                return Err(Error::Config(
-                    "invalid --max-inflight 0: must be at least 1".into(),
-                ))
-            }
-            Some(n) => n as usize,
-            None => DEFAULT_MAX_INFLIGHT,
-        };
-        let source_addrs = match &self.source_addrs {
-            Some(s) => parse_source_addrs(s)
-                .map_err(|e| Error::Config(format!("invalid --source-addrs {s:?}: {e}")))?,
-            None => Vec::new(),
-        };
-        for t in &targets {
-            if !source_addrs.is_empty()
-                && !source_addrs.iter().any(|a| a.is_ipv4() == t.addr.is_ipv4())
-            {
-                return Err(Error::Config(format!(
-                    "invalid --source-addrs: no address of the same family as target {}",
-                    t.name
-                )));
-            }
+        notes
+    }
+}
+
+/// `-c` and `--depth` when not given: those of `ConnectConfig::default()`, a persistent TCP run.
+fn persistent_defaults() -> (usize, usize) {
+    match ConnectConfig::default().mode {
+        Mode::Persistent { connections, depth } => (connections, depth),
+        other => unreachable!("ConnectConfig::default() is persistent TCP, not {other:?}"),
+    }
+}
+
+/// `--message-bytes`: 1 to 16 MiB, and over UDP one datagram at most. A UDP message shorter
+/// than the header that every datagram carries is raised to it, with a note.
+fn message_bytes(given: Option<u64>, proto: Proto, warnings: &mut Vec<String>) -> Result<usize> {
+    let n = given.unwrap_or(ConnectConfig::default().message_bytes as u64);
+    if n == 0 || n > MAX_MESSAGE_BYTES {
+        return Err(Error::Config(format!(
+            "invalid --message-bytes {n}: must be 1 to {MAX_MESSAGE_BYTES} (16 MiB)"
+        )));
+    }
+    let n = n as usize;
+    if proto == Proto::Udp {
+        if n > MAX_UDP_PAYLOAD {
+            return Err(Error::Config(format!(
+                "invalid --message-bytes {n}: a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes"
+            )));
         }
-        let depth = match self.depth {
-            Some(0) => {
-                return Err(Error::Config(
-                    "invalid --depth 0: must be at least 1".into(),
-                ))
+        if n < UDP_HEADER_LEN {
+            warnings.push(format!(
+                "--message-bytes {n} is below the {UDP_HEADER_LEN}-byte UDP header (sequence number and send time); sending {UDP_HEADER_LEN}-byte datagrams"
+            ));
+            return Ok(UDP_HEADER_LEN);
+        }
+    }
+    Ok(n)
+}
+
+/// `-c`: 1 to `MAX_CONNECTIONS`.
+fn connections(given: Option<u64>) -> Result<usize> {
+    let n = given.unwrap_or(persistent_defaults().0 as u64);
+    if n == 0 || n > MAX_CONNECTIONS {
+        return Err(Error::Config(format!(
+            "invalid --connections {n}: must be 1 to {MAX_CONNECTIONS}"
+        )));
+    }
+    Ok(n as usize)
+}
+
+/// `--depth`: 1 to `MAX_DEPTH`; a note when the mode has no pipelining.
+fn depth(
+    given: Option<u64>,
+    proto: Proto,
+    flavor: Flavor,
+    warnings: &mut Vec<String>,
+) -> Result<usize> {
+    match given {
+        None => Ok(persistent_defaults().1),
+        Some(0) => Err(Error::Config(
+            "invalid --depth 0: must be at least 1".into(),
+        )),
+        Some(d) if d > MAX_DEPTH => Err(Error::Config(format!(
+            "invalid --depth {d}: at most {MAX_DEPTH}"
+        ))),
+        Some(d) => {
+            if proto == Proto::Udp || flavor == Flavor::Ephemeral {
+                warnings.push("--depth has no effect outside persistent TCP; ignored".into());
             }
-            Some(d) if d > 4096 => {
-                return Err(Error::Config(format!("invalid --depth {d}: at most 4096")))
-            }
-            Some(d) => {
-                if proto == Proto::Udp || flavor == Flavor::Ephemeral {
-                    warnings.push("--depth has no effect outside persistent TCP; ignored".into());
-                }
-                d as usize
-            }
-            None => default_depth,
-        };
-        let plan = plan_of(&self.cpus, self.workers)?;
-        let interval = self.interval.unwrap_or(defaults.interval);
-        let mode = match (proto, flavor) {
-            (Proto::Udp, _) => Mode::Udp,
-            (Proto::Tcp, Flavor::Persistent) => Mode::Persistent {
-                connections: connections as usize,
-                depth,
-            },
-            (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
-                close,
-                max_inflight,
-                concurrency: connections as usize,
-            },
-        };
-        let cfg = ConnectConfig {
-            targets,
-            mode,
-            rate,
-            duration: self.duration.unwrap_or(defaults.duration),
-            warmup: self.warmup.unwrap_or(defaults.warmup),
-            interval,
-            message_bytes,
-            timeout: self.timeout.unwrap_or(defaults.timeout),
-            source_addrs,
-            busy_poll_us: busy_poll(self.busy_poll)?,
-        };
-        let report = ReportConfig {
-            peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),
-            merge: self.merge_results_each_host,
-            jsonlines: self.jsonlines,
-            show_only_results: self.show_only_results,
-            workers: plan.workers,
-            extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
-            latency_distribution: self.latency_distribution,
-            udp: proto == Proto::Udp,
-            ephemeral: proto == Proto::Tcp && flavor == Flavor::Ephemeral,
-            labels: self
-                .label
-                .iter()
-                .map(|l| crate::histlog::parse_label(l))
-                .collect::<Result<_>>()?,
-        };
-        let start_at = match &self.start_at {
-            Some(t) => Some(
-                parse_start_at(t)
-                    .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(ConnectPlan {
-            cfg,
-            report,
-            plan,
-            loop_opts: LoopOptions {
-                spin: self.spin,
-                spin_for: spin_for(self.spin_us)?,
-            },
-            hdr_log: self.hdr_log,
-            start_at,
-            warnings,
-        })
+            Ok(d as usize)
+        }
+    }
+}
+
+/// `--max-inflight` as given: at least 1.
+fn given_max_inflight(given: Option<u64>) -> Result<Option<usize>> {
+    match given {
+        Some(0) => Err(Error::Config(
+            "invalid --max-inflight 0: must be at least 1".into(),
+        )),
+        n => Ok(n.map(|n| n as usize)),
+    }
+}
+
+/// The ephemeral in-flight cap: `--max-inflight` as given, or else the default fitted under the
+/// open-file limit (which this raises first), so that a dead target fills the in-flight window
+/// rather than the descriptor table.
+fn max_inflight_or_fit(given: Option<usize>, workers: usize) -> Result<usize> {
+    match given {
+        Some(n) => Ok(n),
+        None => Ok(fit_max_inflight(rlimit::raise_nofile()?, workers)),
+    }
+}
+
+/// `DEFAULT_MAX_INFLIGHT`, or each worker's share of the open-file limit less the slack if
+/// that is smaller (but at least 1).
+fn fit_max_inflight(limit: rlimit::NoFile, workers: usize) -> usize {
+    let per_worker = limit.soft.saturating_sub(rlimit::SLACK_FDS) / workers as u64;
+    DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize)
+}
+
+/// `--source-addrs`, which must hold an address of each target's family.
+fn source_addrs(given: Option<&str>, targets: &[Target]) -> Result<Vec<IpAddr>> {
+    let Some(s) = given else {
+        return Ok(Vec::new());
+    };
+    let addrs = parse_source_addrs(s)
+        .map_err(|e| Error::Config(format!("invalid --source-addrs {s:?}: {e}")))?;
+    let unmatched = targets
+        .iter()
+        .find(|t| !addrs.iter().any(|a| a.is_ipv4() == t.addr.is_ipv4()));
+    match unmatched {
+        Some(t) if !addrs.is_empty() => Err(Error::Config(format!(
+            "invalid --source-addrs: no address of the same family as target {}",
+            t.name
+        ))),
+        _ => Ok(addrs),
     }
 }
 
@@ -1073,10 +1172,8 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
 
 /// `connperf connect`.
 pub fn run_connect(args: ConnectArgs) -> Result<()> {
-    let demo = args.addrs.is_empty() && !args.addrs_file;
-    let explicit_inflight = args.max_inflight.is_some();
-    let mut run = args.into_config()?;
-    for w in &run.warnings {
+    let plan = args.into_config()?;
+    for w in &plan.warnings {
         eprintln!("connperf: note: {w}");
     }
     let shutdown = Shutdown::new();
@@ -1084,93 +1181,14 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     // The demo server stops only after the client has drained, or its closing connections
     // would count as client errors.
     let demo_shutdown = Shutdown::new();
-    let mut demo_server = None;
-    if demo {
-        let scfg = ServeConfig {
-            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            protocols: if run.cfg.mode == Mode::Udp {
-                Protocols::Udp
-            } else {
-                Protocols::Tcp
-            },
-            ..Default::default()
-        };
-        let splan = Plan {
-            cores: Vec::new(),
-            workers: 1,
-            strict: false,
-        };
-        let server = Server::start(
-            scfg,
-            &splan,
-            &demo_shutdown,
-            LoopOptions::default(),
-            std::io::sink(),
-        )?;
-        let addr = server.addrs[0];
-        eprintln!(
-            "connperf: no target given: running against a built-in echo server at {addr} (give host:port to test a real server)"
-        );
-        run.cfg.targets = vec![Target {
-            name: addr.to_string(),
-            addr,
-        }];
-        run.report.peers = vec![addr.to_string()];
-        demo_server = Some(server);
-    }
-    if let Mode::Ephemeral { max_inflight, .. } = &mut run.cfg.mode {
-        if !explicit_inflight {
-            // Fit the default under the open-file limit, so a dead target fills the in-flight
-            // window rather than the descriptor table.
-            let lim = rlimit::raise_nofile()?;
-            let per_worker = lim.soft.saturating_sub(rlimit::SLACK_FDS) / run.plan.workers as u64;
-            *max_inflight = DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize);
-        }
-    }
-    check_fds(run.cfg.fds_needed(run.plan.workers))?;
-    let hdr_log = match &run.hdr_log {
-        Some(path) => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
-            let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
-            Some(crate::histlog::LogWriter::new(
-                out,
-                SystemTime::now(),
-                &run.report.labels,
-            )?)
-        }
-        None => None,
+    let (plan, demo_server) = if plan.demo {
+        let server = start_demo(plan.cfg.mode, &demo_shutdown)?;
+        (plan.aim_at_demo(server.addrs[0]), Some(server))
+    } else {
+        (plan, None)
     };
-    if let Some(at) = run.start_at {
-        match at.duration_since(SystemTime::now()) {
-            Ok(wait) => {
-                eprintln!(
-                    "connperf: waiting {:.1} s for --start-at",
-                    wait.as_secs_f64()
-                );
-                // A signal while waiting ends the wait; the run then starts already stopped and
-                // prints its (empty) report, so scripts always get a totals row.
-                shutdown.wait_timeout(wait);
-            }
-            Err(_) => {
-                demo_shutdown.trigger();
-                return Err(Error::Config(
-                    "invalid --start-at: the time is in the past".into(),
-                ));
-            }
-        }
-    }
-    let total = run.cfg.warmup + run.cfg.duration;
-    let r = Run::start(
-        run.cfg,
-        run.report,
-        &run.plan,
-        &shutdown,
-        run.loop_opts,
-        std::io::BufWriter::new(std::io::stdout()),
-        hdr_log,
-    );
-    let r = match r {
+    let total = plan.cfg.warmup + plan.cfg.duration;
+    let run = match start_load(plan, &shutdown) {
         Ok(r) => r,
         Err(e) => {
             shutdown.trigger();
@@ -1180,12 +1198,90 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     };
     shutdown.wait_timeout(total);
     shutdown.trigger();
-    let joined = r.join();
+    let joined = run.join();
     demo_shutdown.trigger();
     if let Some(s) = demo_server {
         s.join()?;
     }
     joined.map(|_| ())
+}
+
+/// The demo's echo server: one worker on a free port of 127.0.0.1, speaking the run's protocol.
+fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
+    let cfg = ServeConfig {
+        addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        protocols: if mode == Mode::Udp {
+            Protocols::Udp
+        } else {
+            Protocols::Tcp
+        },
+        ..Default::default()
+    };
+    let plan = Plan {
+        cores: Vec::new(),
+        workers: 1,
+        strict: false,
+    };
+    let server = Server::start(
+        cfg,
+        &plan,
+        shutdown,
+        LoopOptions::default(),
+        std::io::sink(),
+    )?;
+    eprintln!(
+        "connperf: no target given: running against a built-in echo server at {} (give host:port to test a real server)",
+        server.addrs[0]
+    );
+    Ok(server)
+}
+
+/// Check the descriptors the run needs, open `--hdr-log`, wait for `--start-at`, then start
+/// the workers and the reporter.
+fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Run> {
+    check_fds(plan.cfg.fds_needed(plan.plan.workers))?;
+    let hdr_log = match &plan.hdr_log {
+        Some(path) => Some(open_hdr_log(path, &plan.report.labels)?),
+        None => None,
+    };
+    if let Some(at) = plan.start_at {
+        wait_for_start(at, shutdown)?;
+    }
+    Run::start(
+        plan.cfg,
+        plan.report,
+        &plan.plan,
+        shutdown,
+        plan.loop_opts,
+        std::io::BufWriter::new(std::io::stdout()),
+        hdr_log,
+    )
+}
+
+/// Create the `--hdr-log` file and write its header.
+fn open_hdr_log(
+    path: &str,
+    labels: &[(String, String)],
+) -> Result<crate::histlog::LogWriter<Box<dyn Write + Send>>> {
+    let f = std::fs::File::create(path)
+        .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
+    let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
+    crate::histlog::LogWriter::new(out, SystemTime::now(), labels)
+}
+
+/// Sleep until `--start-at`. A time already past is an error.
+fn wait_for_start(at: SystemTime, shutdown: &Shutdown) -> Result<()> {
+    let wait = at
+        .duration_since(SystemTime::now())
+        .map_err(|_| Error::Config("invalid --start-at: the time is in the past".into()))?;
+    eprintln!(
+        "connperf: waiting {:.1} s for --start-at",
+        wait.as_secs_f64()
+    );
+    // A signal while waiting ends the wait; the run then starts already stopped and
+    // prints its (empty) report, so scripts always get a totals row.
+    shutdown.wait_timeout(wait);
+    Ok(())
 }
 
 /// `connperf merge`.
@@ -1544,6 +1640,49 @@ mod tests {
         assert_eq!(p.cfg, want);
         assert!(!p.report.jsonlines && !p.report.merge && !p.report.show_only_results);
         assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn no_target_is_a_demo_aimed_once_its_server_listens() {
+        let p = connect(&["connect", "-p", "udp"]).unwrap();
+        assert!(p.demo && p.cfg.targets.is_empty() && p.report.peers.is_empty());
+        let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let p = p.aim_at_demo(addr);
+        assert_eq!(
+            p.cfg.targets,
+            vec![Target {
+                name: "127.0.0.1:40000".into(),
+                addr
+            }]
+        );
+        assert_eq!(p.report.peers, vec!["127.0.0.1:40000".to_string()]);
+        assert_eq!(p.cfg.mode, Mode::Udp);
+        assert!(!connect(&["connect", "127.0.0.1:1"]).unwrap().demo);
+    }
+
+    #[test]
+    fn max_inflight_is_as_given_or_fits_the_open_file_limit() {
+        let p = connect(&[
+            "connect",
+            "-f",
+            "ephemeral",
+            "--max-inflight",
+            "7",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.cfg.mode,
+            Mode::Ephemeral {
+                close: CloseMode::Rst,
+                max_inflight: 7,
+                concurrency: 10
+            }
+        );
+        let limit = |soft| rlimit::NoFile { soft, hard: soft };
+        assert_eq!(fit_max_inflight(limit(1 << 20), 4), DEFAULT_MAX_INFLIGHT);
+        assert_eq!(fit_max_inflight(limit(1024), 2), (1024 - 64) / 2);
+        assert_eq!(fit_max_inflight(limit(10), 4), 1);
     }
 
     #[test]
