@@ -596,17 +596,30 @@ pub fn parse_start_at(s: &str) -> std::result::Result<SystemTime, String> {
         frac = format!("0.{}", &r[..n]).parse().map_err(|_| bad())?;
         rest = &r[n..];
     }
-    let offset = match rest {
-        "Z" | "z" => 0,
+    let offset = utc_offset_secs(rest).ok_or_else(bad)?;
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    if secs < 0 {
+        return Err("is before 1970".into());
+    }
+    Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(frac))
+}
+
+/// An RFC 3339 offset (`Z`, `+01:00`, `-05:30`) in seconds east of UTC.
+fn utc_offset_secs(o: &str) -> Option<i64> {
+    match o {
+        "Z" | "z" => Some(0),
         o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
-            let om: i64 = o[4..6].parse().map_err(|_| bad())?;
+            let oh: i64 = o[1..3].parse().ok()?;
+            let om: i64 = o[4..6].parse().ok()?;
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
+            Some(sign * (oh * 3600 + om * 60))
         }
-        _ => return Err(bad()),
-    };
-    // Days from civil, Howard Hinnant's algorithm.
+        _ => None,
+    }
+}
+
+/// Days from 1970-01-01 to the given civil date: Howard Hinnant's `days_from_civil`.
+fn days_from_civil(y: i64, mo: i64, d: i64) -> i64 {
     let (yy, mm) = if mo <= 2 {
         (y - 1, mo + 9)
     } else {
@@ -616,12 +629,7 @@ pub fn parse_start_at(s: &str) -> std::result::Result<SystemTime, String> {
     let yoe = yy - era * 400;
     let doy = (153 * mm + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    if secs < 0 {
-        return Err("is before 1970".into());
-    }
-    Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(frac))
+    era * 146_097 + doe - 719_468
 }
 
 /// `50,99.9,99.99` → percentiles, each above 0 and at most 100, in the order given.
@@ -714,6 +722,38 @@ impl ServeArgs {
     /// Validate into a `ServeConfig` and a worker plan.
     pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
         let protocols: Protocols = parse_keyword("--protocol", &self.protocol)?;
+        let addrs = self.listen_addrs()?;
+        let backlog = backlog(self.backlog)?;
+        if self.max_connections == Some(0) {
+            return Err(Error::Config(
+                "invalid --max-connections 0: must be at least 1".into(),
+            ));
+        }
+        let plan = plan_of(&self.cpus, self.workers)?;
+        let cfg = ServeConfig {
+            addrs,
+            protocols,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            interval: self.interval,
+            backlog,
+            busy_poll_us: busy_poll(self.busy_poll)?,
+            jsonlines: self.jsonlines,
+            allow: allow(self.allow.as_deref())?,
+        };
+        Ok((
+            cfg,
+            plan,
+            LoopOptions {
+                spin: self.spin,
+                spin_for: spin_for(self.spin_us)?,
+            },
+        ))
+    }
+
+    /// The positional addresses, then `--listen-addr`, then the `--listen-addrs-file` entries;
+    /// none means `ServeConfig::default()`'s.
+    fn listen_addrs(&self) -> Result<Vec<SocketAddr>> {
         let mut addrs = Vec::new();
         for a in &self.addrs {
             addrs.push(
@@ -735,47 +775,30 @@ impl ServeArgs {
         if addrs.is_empty() {
             addrs = ServeConfig::default().addrs;
         }
-        let backlog = match self.backlog {
-            Some(0) => {
-                return Err(Error::Config(
-                    "invalid --backlog 0: must be at least 1".into(),
-                ))
-            }
-            Some(b) => b.min(i32::MAX as u64) as i32,
-            None => ServeConfig::default().backlog,
-        };
-        if self.max_connections == Some(0) {
-            return Err(Error::Config(
-                "invalid --max-connections 0: must be at least 1".into(),
-            ));
-        }
-        let plan = plan_of(&self.cpus, self.workers)?;
-        let cfg = ServeConfig {
-            addrs,
-            protocols,
-            max_connections: self.max_connections,
-            idle_timeout: self.idle_timeout,
-            interval: self.interval,
-            backlog,
-            busy_poll_us: busy_poll(self.busy_poll)?,
-            jsonlines: self.jsonlines,
-            allow: match &self.allow {
-                Some(a) => a
-                    .split(',')
-                    .map(|p| Cidr::parse(p.trim()))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| Error::Config(format!("invalid --allow: {e}")))?,
-                None => Vec::new(),
-            },
-        };
-        Ok((
-            cfg,
-            plan,
-            LoopOptions {
-                spin: self.spin,
-                spin_for: spin_for(self.spin_us)?,
-            },
-        ))
+        Ok(addrs)
+    }
+}
+
+/// `--backlog`: at least 1; listen(2) takes an int, so larger values are capped to `i32::MAX`.
+fn backlog(given: Option<u64>) -> Result<i32> {
+    match given {
+        Some(0) => Err(Error::Config(
+            "invalid --backlog 0: must be at least 1".into(),
+        )),
+        Some(b) => Ok(b.min(i32::MAX as u64) as i32),
+        None => Ok(ServeConfig::default().backlog),
+    }
+}
+
+/// `--allow`: comma-separated addresses or CIDR blocks; none answers everyone.
+fn allow(given: Option<&str>) -> Result<Vec<Cidr>> {
+    match given {
+        Some(a) => a
+            .split(',')
+            .map(|p| Cidr::parse(p.trim()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Config(format!("invalid --allow: {e}"))),
+        None => Ok(Vec::new()),
     }
 }
 
