@@ -155,8 +155,8 @@ pub struct ServeArgs {
     #[argh(option)]
     pub listen_addrs_file: Option<String>,
     /// protocol: tcp, udp or all (default all)
-    #[argh(option, short = 'p', default = "String::from(\"all\")")]
-    pub protocol: String,
+    #[argh(option, short = 'p')]
+    pub protocol: Option<String>,
     /// print counters every interval (e.g. 5s); default: only at shutdown
     #[argh(option, from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
@@ -721,7 +721,10 @@ fn spin_for(v: Option<u64>) -> Result<Duration> {
 impl ServeArgs {
     /// Validate into a `ServeConfig` and a worker plan.
     pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
-        let protocols: Protocols = parse_keyword("--protocol", &self.protocol)?;
+        let protocols = match &self.protocol {
+            Some(p) => parse_keyword("--protocol", p)?,
+            None => ServeConfig::default().protocols,
+        };
         let addrs = self.listen_addrs()?;
         let backlog = backlog(self.backlog)?;
         if self.max_connections == Some(0) {
@@ -842,7 +845,8 @@ impl ConnectPlan {
 }
 
 impl ConnectArgs {
-    /// Validate into a run. No target address makes a demo run (`ConnectPlan::demo`).
+    /// Validate into a run. No target address makes a demo run (`ConnectPlan::demo`). An
+    /// ephemeral run without `--max-inflight` raises and reads the open-file limit.
     pub fn into_config(self) -> Result<ConnectPlan> {
         let mut warnings = Vec::new();
         let (cfg, plan) = self.connect_config(&mut warnings)?;
