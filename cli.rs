@@ -28,11 +28,11 @@ pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
 /// Default `--percentiles` of `connect` and `merge`: the one tail column the Go tool lacks.
 const DEFAULT_PERCENTILES: [f64; 1] = [99.9];
-/// Largest UDP payload: 65,535 bytes less the 8-byte UDP and 20-byte IPv4 headers (udp(7)).
+/// Largest UDP payload: the 65,535-byte IPv4 packet less its 20-byte IP and 8-byte UDP headers.
 const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Most `--connections` per target: a sanity bound, far above what one host's descriptors allow.
 const MAX_CONNECTIONS: u64 = 10_000_000;
-/// Most `--depth`: a deeper pipeline only queues in the server's socket buffers.
+/// Most `--depth`: requests in flight on one persistent connection.
 const MAX_DEPTH: u64 = 4096;
 
 /// `--proto`: TCP or UDP.
@@ -874,8 +874,9 @@ impl ConnectArgs {
         })
     }
 
-    /// The engine's half of the flags, checked in flag order (so the first bad flag is the one
-    /// reported), and the worker plan, which the in-flight default depends on.
+    /// The engine's half of the flags and the worker plan (the in-flight default depends on
+    /// it). The checks keep their old order, so a command line with several mistakes still
+    /// reports the same one.
     fn connect_config(&self, warnings: &mut Vec<String>) -> Result<(ConnectConfig, Plan)> {
         let defaults = ConnectConfig::default();
         let proto: Proto = parse_keyword("--proto", &self.proto)?;
