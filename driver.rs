@@ -41,6 +41,19 @@ pub enum CloseMode {
     Fin,
 }
 
+/// `--close`: `rst` or `fin`, any case; the error quotes the value in lower case.
+impl std::str::FromStr for CloseMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "rst" => Ok(CloseMode::Rst),
+            "fin" => Ok(CloseMode::Fin),
+            c => Err(format!("{c:?}: use rst or fin")),
+        }
+    }
+}
+
 /// One target of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

@@ -42,6 +42,20 @@ pub enum Protocols {
     All,
 }
 
+/// `--protocol`: `tcp`, `udp` or `all`, any case; the error quotes the value in lower case.
+impl std::str::FromStr for Protocols {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocols::Tcp),
+            "udp" => Ok(Protocols::Udp),
+            "all" => Ok(Protocols::All),
+            p => Err(format!("{p:?}: use tcp, udp or all")),
+        }
+    }
+}
+
 impl Protocols {
     fn tcp(self) -> bool {
         self != Protocols::Udp
