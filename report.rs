@@ -3,7 +3,7 @@
 //! windows across workers and prints them as a table or JSON Lines, and the echo server's counters.
 //! `Reporter::spawn` starts that thread and its bounded channel for `connect` and `serve` alike.
 //! A JSON line's schema is a derived `Serialize` struct: `Row` for `connect`, `ServerRow` for
-//! `serve`; both are written through `serde_json::Value`, so their keys come out sorted.
+//! `serve`; keys come out in the order of its fields, the Go tool's keys first.
 //!
 //! Leaves to others: sockets and clocks (`driver`, `echo`). Everything here can be tested with
 //! made-up samples.
@@ -716,15 +716,20 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
     r
 }
 
-/// One `--jsonlines` row as text. It goes through `serde_json::Value`, whose map (serde_json
-/// is built without `preserve_order`) sorts keys: rows have always been printed with sorted
-/// keys, nested objects too, and a dynamic key equal to a fixed one (`--percentiles 50`) is
-/// printed once. The struct's field order is the schema's reading order, not the output order.
+/// One `--jsonlines` row as text, its keys in the order of the struct's fields: the Go tool's
+/// keys first, as the Go tool printed them.
 fn json_line<T: Serialize>(row: &T) -> String {
-    serde_json::to_value(row)
-        .expect("rows have string keys and finite-or-null numbers")
-        .to_string()
+    serde_json::to_string(row).expect("rows have string keys and finite-or-null numbers")
 }
+
+/// The JSON keys of the percentiles every row has.
+const FIXED_PERCENTILE_KEYS: [&str; 5] = [
+    "latency_50p_us",
+    "latency_90p_us",
+    "latency_95p_us",
+    "latency_99p_us",
+    "latency_999p_us",
+];
 
 /// One `connect --jsonlines` row: the Go tool's keys first, then connperf's.
 #[derive(Serialize)]
@@ -833,8 +838,24 @@ impl Serialize for Labels<'_> {
     }
 }
 
-/// The `--percentiles` keys and their values, in the order given.
+/// The `--percentiles` keys and their values, in the order given; each key once, and none
+/// that every row has already (`--percentiles 50` is `latency_50p_us`).
 struct Percentiles(Vec<(String, u64)>);
+
+impl Percentiles {
+    fn new(ps: &[f64], value: impl Fn(f64) -> u64) -> Percentiles {
+        let mut keys: Vec<(String, u64)> = Vec::new();
+        for &p in ps {
+            let key = format!("latency_{}p_us", pct_label(p).replace('.', ""));
+            if !FIXED_PERCENTILE_KEYS.contains(&key.as_str())
+                && !keys.iter().any(|(k, _)| *k == key)
+            {
+                keys.push((key, value(p)));
+            }
+        }
+        Percentiles(keys)
+    }
+}
 
 impl Serialize for Percentiles {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -890,17 +911,7 @@ impl<'a> Row<'a> {
             elapsed_sec: round6(span.length.as_secs_f64()),
             latency_50p_us: us(q(50.0)),
             latency_999p_us: us(q(99.9)),
-            extra_percentiles: Percentiles(
-                cfg.extra_percentiles
-                    .iter()
-                    .map(|&p| {
-                        (
-                            format!("latency_{}p_us", pct_label(p).replace('.', "")),
-                            us(q(p)),
-                        )
-                    })
-                    .collect(),
-            ),
+            extra_percentiles: Percentiles::new(&cfg.extra_percentiles, |p| us(q(p))),
             latency_ns: LatencyNs::of(s),
             service: ServiceUs::of(&s.service),
             connect: cfg.ephemeral.then(|| ConnectUs::of(&s.connect)),
@@ -1652,23 +1663,23 @@ mod tests {
 
     /// `json_rows_are_pinned` with every optional key: output of the map-built rows.
     const GOLDEN_FULL: &[&str] = &[
-        r#"{"bytes":320,"clamped":1,"connect_50p_us":0,"connect_99p_us":411,"connect_count":4,"connect_max_us":411,"connect_mean_us":106,"connect_min_us":0,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"duplicate":33,"elapsed_sec":1.25,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":12.345678,"interval":0,"kind":"interval","labels":{"host":"x\ty","zone":"b"},"late":32,"late_starts":1,"latency_1p_us":1,"latency_50p_us":40,"latency_755p_us":1234,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_9999p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":4.0,"reordered":34,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"stray":35,"timestamp":"T"}"#,
-        r#"{"bytes":0,"clamped":0,"connect_50p_us":0,"connect_99p_us":0,"connect_count":0,"connect_max_us":0,"connect_mean_us":0,"connect_min_us":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"duplicate":0,"elapsed_sec":1.25,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":12.345678,"interval":0,"kind":"interval","labels":{"host":"x\ty","zone":"b"},"late":0,"late_starts":0,"latency_1p_us":0,"latency_50p_us":0,"latency_755p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_9999p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b\"\\:2","rate_per_sec":0.0,"reordered":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"stray":0,"timestamp":"T"}"#,
-        r#"{"bytes":320,"clamped":1,"connect_50p_us":0,"connect_99p_us":411,"connect_count":4,"connect_max_us":411,"connect_mean_us":106,"connect_min_us":0,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"duplicate":33,"elapsed_sec":1.25,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":12.345678,"kind":"total","labels":{"host":"x\ty","zone":"b"},"late":32,"late_starts":1,"latency_1p_us":1,"latency_50p_us":40,"latency_755p_us":1234,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_9999p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]],"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":4.0,"reordered":34,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"stray":35,"timestamp":"T"}"#,
-        r#"{"bytes":0,"clamped":0,"connect_50p_us":0,"connect_99p_us":0,"connect_count":0,"connect_max_us":0,"connect_mean_us":0,"connect_min_us":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"duplicate":0,"elapsed_sec":1.25,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":12.345678,"kind":"total","labels":{"host":"x\ty","zone":"b"},"late":0,"late_starts":0,"latency_1p_us":0,"latency_50p_us":0,"latency_755p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_9999p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_distribution":[],"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b\"\\:2","rate_per_sec":0.0,"reordered":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"stray":0,"timestamp":"T"}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]]}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[]}"#,
     ];
 
     /// `json_rows_are_pinned` with no optional key: output of the map-built rows.
     const GOLDEN_BARE: &[&str] = &[
-        r#"{"bytes":320,"clamped":1,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"elapsed_sec":1.0,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":0.01,"interval":3,"kind":"interval","late_starts":1,"latency_50p_us":40,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":5.0,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"timestamp":"T"}"#,
-        r#"{"bytes":0,"clamped":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"elapsed_sec":1.0,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":0.01,"interval":3,"kind":"interval","late_starts":0,"latency_50p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b:2","rate_per_sec":0.0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"timestamp":"T"}"#,
-        r#"{"bytes":320,"clamped":1,"connection_errors":{"addr_not_avail":26,"closed_early":23,"fd_limit":27,"mismatch":24,"other":28,"refused":20,"reset":21,"timeout":22,"unreachable":25},"count":5,"elapsed_sec":1.0,"error_count":126,"errors":{"addr_not_avail":16,"closed_early":13,"fd_limit":17,"mismatch":14,"other":18,"refused":10,"reset":11,"timeout":12,"unreachable":15},"generator_cpu_sec":0.01,"kind":"total","late_starts":1,"latency_50p_us":40,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_999p_us":3601330077,"latency_99p_us":3601330077,"latency_max_us":3601330077,"latency_mean_us":720051522,"latency_min_us":1,"latency_ns":{"max":3601330077695,"mean":720051522864.2,"min":1500,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695},"lost":31,"max_behind_us":2500,"not_started":36,"peer":"a:1","rate_per_sec":5.0,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"service_mean_us":127,"service_min_us":0,"timestamp":"T"}"#,
-        r#"{"bytes":0,"clamped":0,"connection_errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"count":0,"elapsed_sec":1.0,"error_count":0,"errors":{"addr_not_avail":0,"closed_early":0,"fd_limit":0,"mismatch":0,"other":0,"refused":0,"reset":0,"timeout":0,"unreachable":0},"generator_cpu_sec":0.01,"kind":"total","late_starts":0,"latency_50p_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_999p_us":0,"latency_99p_us":0,"latency_max_us":0,"latency_mean_us":0,"latency_min_us":0,"latency_ns":{"max":0,"mean":0.0,"min":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0},"lost":0,"max_behind_us":0,"not_started":0,"peer":"b:2","rate_per_sec":0.0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"service_mean_us":0,"service_min_us":0,"timestamp":"T"}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
     ];
 
     /// The exact JSON text with every optional key present (labels, interval, extra
     /// percentiles including ones that repeat fixed keys, connect, UDP, distribution) and with
-    /// all of them absent (and an empty row). Pinned before the rows became a derived struct.
+    /// all of them absent (and an empty row). Keys in field order: the Go tool's first, as it printed them.
     #[test]
     fn json_rows_are_pinned() {
         let mut iv = interval(0, 0, &[&[]]);
@@ -1705,15 +1716,15 @@ mod tests {
         assert!(text.ends_with('\n'));
     }
 
-    /// `server_json_rows_are_pinned`: output of the `json!`-built rows.
+    /// `server_json_rows_are_pinned`: keys in field order.
     const GOLDEN_SERVER: &[&str] = &[
-        r#"{"accepted":102,"closed":50,"denied":118,"errors":{"accept_fd_limit":122,"accept_other":124,"io":126},"idle_closed":108,"kind":"interval","name":"0","open":52,"rejected":106,"resets":120,"tcp_bytes":112,"tcp_reads":110,"timestamp":"T","udp_bytes":116,"udp_datagrams":114}"#,
-        r#"{"accepted":1001,"closed":500,"denied":1009,"errors":{"accept_fd_limit":1011,"accept_other":1012,"io":1013},"idle_closed":1004,"kind":"worker","name":"w0","open":501,"rejected":1003,"resets":1010,"tcp_bytes":1006,"tcp_reads":1005,"timestamp":"T","udp_bytes":1008,"udp_datagrams":1007}"#,
-        r#"{"accepted":101,"closed":50,"denied":109,"errors":{"accept_fd_limit":111,"accept_other":112,"io":113},"idle_closed":104,"kind":"worker","name":"w1","open":51,"rejected":103,"resets":110,"tcp_bytes":106,"tcp_reads":105,"timestamp":"T","udp_bytes":108,"udp_datagrams":107}"#,
-        r#"{"accepted":1102,"closed":550,"denied":1118,"errors":{"accept_fd_limit":1122,"accept_other":1124,"io":1126},"idle_closed":1108,"kind":"total","name":"total","open":552,"rejected":1106,"resets":1120,"tcp_bytes":1112,"tcp_reads":1110,"timestamp":"T","udp_bytes":1116,"udp_datagrams":1114}"#,
+        r#"{"kind":"interval","name":"0","timestamp":"T","accepted":102,"open":52,"closed":50,"rejected":106,"idle_closed":108,"tcp_reads":110,"tcp_bytes":112,"udp_datagrams":114,"udp_bytes":116,"denied":118,"resets":120,"errors":{"accept_fd_limit":122,"accept_other":124,"io":126}}"#,
+        r#"{"kind":"worker","name":"w0","timestamp":"T","accepted":1001,"open":501,"closed":500,"rejected":1003,"idle_closed":1004,"tcp_reads":1005,"tcp_bytes":1006,"udp_datagrams":1007,"udp_bytes":1008,"denied":1009,"resets":1010,"errors":{"accept_fd_limit":1011,"accept_other":1012,"io":1013}}"#,
+        r#"{"kind":"worker","name":"w1","timestamp":"T","accepted":101,"open":51,"closed":50,"rejected":103,"idle_closed":104,"tcp_reads":105,"tcp_bytes":106,"udp_datagrams":107,"udp_bytes":108,"denied":109,"resets":110,"errors":{"accept_fd_limit":111,"accept_other":112,"io":113}}"#,
+        r#"{"kind":"total","name":"total","timestamp":"T","accepted":1102,"open":552,"closed":550,"rejected":1106,"idle_closed":1108,"tcp_reads":1110,"tcp_bytes":1112,"udp_datagrams":1114,"udp_bytes":1116,"denied":1118,"resets":1120,"errors":{"accept_fd_limit":1122,"accept_other":1124,"io":1126}}"#,
     ];
 
-    /// The exact JSON text of the echo server's rows: pinned before they became a derived struct.
+    /// The exact JSON text of the echo server's rows: keys in field order.
     #[test]
     fn server_json_rows_are_pinned() {
         let c = |k: u64| ServerCounters {
