@@ -6,6 +6,7 @@
 use crate::affinity::{self, Plan};
 use crate::driver::{CloseMode, ConnectConfig, Mode, Run, Target, UDP_HEADER_LEN};
 use crate::echo::{Cidr, Protocols, ServeConfig, Server};
+use crate::pacing::Arrival;
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::ReportConfig;
 use crate::{rlimit, Error, Result};
@@ -13,6 +14,7 @@ use argh::FromArgs;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +27,14 @@ pub const DEFAULT_SPIN_US: u64 = 100;
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// Default ephemeral connections in flight per worker, lowered to fit the open-file limit.
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+/// Default `--percentiles` of `connect` and `merge`: the one tail column the Go tool lacks.
+const DEFAULT_PERCENTILES: [f64; 1] = [99.9];
+/// Largest UDP payload: the 65,535-byte IPv4 packet less its 20-byte IP and 8-byte UDP headers.
+const MAX_UDP_PAYLOAD: usize = 65_507;
+/// Most `--connections` per target: a sanity bound, far above what one host's descriptors allow.
+const MAX_CONNECTIONS: u64 = 10_000_000;
+/// Most `--depth`: requests in flight on one persistent connection.
+const MAX_DEPTH: u64 = 4096;
 
 /// `--proto`: TCP or UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +48,48 @@ pub enum Proto {
 pub enum Flavor {
     Persistent,
     Ephemeral,
+}
+
+/// `--arrival`: `uniform` or `poisson`, any case.
+fn arrival_kind(s: &str) -> std::result::Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "uniform" => Ok(false),
+        "poisson" => Ok(true),
+        a => Err(format!("{a:?}: use uniform or poisson")),
+    }
+}
+
+/// `tcp` or `udp`, any case; the error quotes the value in lower case.
+impl FromStr for Proto {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            p => Err(format!("{p:?}: use tcp or udp")),
+        }
+    }
+}
+
+/// `persistent` or `ephemeral`, any case; the error quotes the value in lower case.
+impl FromStr for Flavor {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "persistent" => Ok(Flavor::Persistent),
+            "ephemeral" => Ok(Flavor::Ephemeral),
+            f => Err(format!("{f:?}: use persistent or ephemeral")),
+        }
+    }
+}
+
+/// A keyword flag (`--proto tcp`) through its type's `FromStr`: `invalid --proto "sctp": use tcp or udp`.
+fn parse_keyword<T: FromStr<Err = String>>(flag: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|e| Error::Config(format!("invalid {flag} {e}")))
 }
 
 #[derive(FromArgs, Debug)]
@@ -54,6 +106,9 @@ pub struct Args {
     pub cmd: Option<Command>,
 }
 
+// Parsed once per process: the size of the connect variant costs nothing, and argh's
+// subcommand derive takes the argument structs themselves, not boxes.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 pub enum Command {
@@ -113,8 +168,8 @@ pub struct ServeArgs {
     #[argh(option)]
     pub listen_addrs_file: Option<String>,
     /// protocol: tcp, udp or all (default all)
-    #[argh(option, short = 'p', default = "String::from(\"all\")")]
-    pub protocol: String,
+    #[argh(option, short = 'p')]
+    pub protocol: Option<String>,
     /// print counters every interval (e.g. 5s); default: only at shutdown
     #[argh(option, from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
@@ -216,6 +271,12 @@ pub struct ConnectArgs {
     /// requests in flight per persistent connection (pipelining; default 1)
     #[argh(option, from_str_fn(parse_count))]
     pub depth: Option<u64>,
+    /// how paced sends are spread in time: uniform (one every 1/rate; default) or poisson (exponential gaps of the same mean)
+    #[argh(option)]
+    pub arrival: Option<String>,
+    /// seed of --arrival poisson, to repeat a run's schedule (default: from the clock; the report prints it)
+    #[argh(option, from_str_fn(parse_count))]
+    pub seed: Option<u64>,
     /// local addresses to spread connections over: a list (a,b) or a CIDR (10.0.0.0/29)
     #[argh(option)]
     pub source_addrs: Option<String>,
@@ -554,17 +615,30 @@ pub fn parse_start_at(s: &str) -> std::result::Result<SystemTime, String> {
         frac = format!("0.{}", &r[..n]).parse().map_err(|_| bad())?;
         rest = &r[n..];
     }
-    let offset = match rest {
-        "Z" | "z" => 0,
+    let offset = utc_offset_secs(rest).ok_or_else(bad)?;
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    if secs < 0 {
+        return Err("is before 1970".into());
+    }
+    Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(frac))
+}
+
+/// An RFC 3339 offset (`Z`, `+01:00`, `-05:30`) in seconds east of UTC.
+fn utc_offset_secs(o: &str) -> Option<i64> {
+    match o {
+        "Z" | "z" => Some(0),
         o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
-            let om: i64 = o[4..6].parse().map_err(|_| bad())?;
+            let oh: i64 = o[1..3].parse().ok()?;
+            let om: i64 = o[4..6].parse().ok()?;
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
+            Some(sign * (oh * 3600 + om * 60))
         }
-        _ => return Err(bad()),
-    };
-    // Days from civil, Howard Hinnant's algorithm.
+        _ => None,
+    }
+}
+
+/// Days from 1970-01-01 to the given civil date: Howard Hinnant's `days_from_civil`.
+fn days_from_civil(y: i64, mo: i64, d: i64) -> i64 {
     let (yy, mm) = if mo <= 2 {
         (y - 1, mo + 9)
     } else {
@@ -574,12 +648,7 @@ pub fn parse_start_at(s: &str) -> std::result::Result<SystemTime, String> {
     let yoe = yy - era * 400;
     let doy = (153 * mm + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    if secs < 0 {
-        return Err("is before 1970".into());
-    }
-    Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(frac))
+    era * 146_097 + doe - 719_468
 }
 
 /// `50,99.9,99.99` → percentiles, each above 0 and at most 100, in the order given.
@@ -611,6 +680,15 @@ pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// `--percentiles` of `connect` and `merge`, or `DEFAULT_PERCENTILES`.
+fn percentiles_or_default(flag: Option<&str>) -> Result<Vec<f64>> {
+    match flag {
+        Some(p) => parse_percentiles(p)
+            .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}"))),
+        None => Ok(DEFAULT_PERCENTILES.to_vec()),
+    }
 }
 
 fn plan_of(cpus: &Option<String>, workers: Option<u64>) -> Result<Plan> {
@@ -662,16 +740,42 @@ fn spin_for(v: Option<u64>) -> Result<Duration> {
 impl ServeArgs {
     /// Validate into a `ServeConfig` and a worker plan.
     pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
-        let protocols = match self.protocol.to_ascii_lowercase().as_str() {
-            "tcp" => Protocols::Tcp,
-            "udp" => Protocols::Udp,
-            "all" => Protocols::All,
-            p => {
-                return Err(Error::Config(format!(
-                    "invalid --protocol {p:?}: use tcp, udp or all"
-                )))
-            }
+        let protocols = match &self.protocol {
+            Some(p) => parse_keyword("--protocol", p)?,
+            None => ServeConfig::default().protocols,
         };
+        let addrs = self.listen_addrs()?;
+        let backlog = backlog(self.backlog)?;
+        if self.max_connections == Some(0) {
+            return Err(Error::Config(
+                "invalid --max-connections 0: must be at least 1".into(),
+            ));
+        }
+        let plan = plan_of(&self.cpus, self.workers)?;
+        let cfg = ServeConfig {
+            addrs,
+            protocols,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            interval: self.interval,
+            backlog,
+            busy_poll_us: busy_poll(self.busy_poll)?,
+            jsonlines: self.jsonlines,
+            allow: allow(self.allow.as_deref())?,
+        };
+        Ok((
+            cfg,
+            plan,
+            LoopOptions {
+                spin: self.spin,
+                spin_for: spin_for(self.spin_us)?,
+            },
+        ))
+    }
+
+    /// The positional addresses, then `--listen-addr`, then the `--listen-addrs-file` entries;
+    /// none means `ServeConfig::default()`'s.
+    fn listen_addrs(&self) -> Result<Vec<SocketAddr>> {
         let mut addrs = Vec::new();
         for a in &self.addrs {
             addrs.push(
@@ -693,53 +797,39 @@ impl ServeArgs {
         if addrs.is_empty() {
             addrs = ServeConfig::default().addrs;
         }
-        let backlog = match self.backlog {
-            Some(0) => {
-                return Err(Error::Config(
-                    "invalid --backlog 0: must be at least 1".into(),
-                ))
-            }
-            Some(b) => b.min(i32::MAX as u64) as i32,
-            None => ServeConfig::default().backlog,
-        };
-        if self.max_connections == Some(0) {
-            return Err(Error::Config(
-                "invalid --max-connections 0: must be at least 1".into(),
-            ));
-        }
-        let plan = plan_of(&self.cpus, self.workers)?;
-        let cfg = ServeConfig {
-            addrs,
-            protocols,
-            max_connections: self.max_connections,
-            idle_timeout: self.idle_timeout,
-            interval: self.interval,
-            backlog,
-            busy_poll_us: busy_poll(self.busy_poll)?,
-            jsonlines: self.jsonlines,
-            allow: match &self.allow {
-                Some(a) => a
-                    .split(',')
-                    .map(|p| Cidr::parse(p.trim()))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| Error::Config(format!("invalid --allow: {e}")))?,
-                None => Vec::new(),
-            },
-        };
-        Ok((
-            cfg,
-            plan,
-            LoopOptions {
-                spin: self.spin,
-                spin_for: spin_for(self.spin_us)?,
-            },
-        ))
+        Ok(addrs)
+    }
+}
+
+/// `--backlog`: at least 1; listen(2) takes an int, so larger values are capped to `i32::MAX`.
+fn backlog(given: Option<u64>) -> Result<i32> {
+    match given {
+        Some(0) => Err(Error::Config(
+            "invalid --backlog 0: must be at least 1".into(),
+        )),
+        Some(b) => Ok(b.min(i32::MAX as u64) as i32),
+        None => Ok(ServeConfig::default().backlog),
+    }
+}
+
+/// `--allow`: comma-separated addresses or CIDR blocks; none answers everyone.
+fn allow(given: Option<&str>) -> Result<Vec<Cidr>> {
+    match given {
+        Some(a) => a
+            .split(',')
+            .map(|p| Cidr::parse(p.trim()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Config(format!("invalid --allow: {e}"))),
+        None => Ok(Vec::new()),
     }
 }
 
 /// A validated `connect` run.
 #[derive(Debug)]
 pub struct ConnectPlan {
+    /// No target was given: the run goes to a built-in echo server, which `run_connect` starts
+    /// and names with `aim_at_demo`; until then `cfg.targets` and `report.peers` are empty.
+    pub demo: bool,
     pub cfg: ConnectConfig,
     pub report: ReportConfig,
     pub plan: Plan,
@@ -752,43 +842,154 @@ pub struct ConnectPlan {
     pub warnings: Vec<String>,
 }
 
+impl ConnectPlan {
+    /// The demo run, aimed at the built-in echo server listening at `addr`.
+    fn aim_at_demo(self, addr: SocketAddr) -> ConnectPlan {
+        let name = addr.to_string();
+        ConnectPlan {
+            cfg: ConnectConfig {
+                targets: vec![Target {
+                    name: name.clone(),
+                    addr,
+                }],
+                ..self.cfg
+            },
+            report: ReportConfig {
+                peers: vec![name],
+                ..self.report
+            },
+            ..self
+        }
+    }
+}
+
 impl ConnectArgs {
-    /// Validate into a run. No target address is allowed here (the caller starts a demo server).
+    /// Validate into a run. No target address makes a demo run (`ConnectPlan::demo`). An
+    /// ephemeral run without `--max-inflight` raises and reads the open-file limit.
     pub fn into_config(self) -> Result<ConnectPlan> {
         let mut warnings = Vec::new();
-        let proto = match self.proto.to_ascii_lowercase().as_str() {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            p => {
-                return Err(Error::Config(format!(
-                    "invalid --proto {p:?}: use tcp or udp"
-                )))
-            }
+        let (cfg, plan) = self.connect_config(&mut warnings)?;
+        let report = self.report_config(&cfg, plan.workers)?;
+        let start_at = match &self.start_at {
+            Some(t) => Some(
+                parse_start_at(t)
+                    .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?,
+            ),
+            None => None,
         };
-        let flavor = match self.flavor.to_ascii_lowercase().as_str() {
-            "persistent" => Flavor::Persistent,
-            "ephemeral" => Flavor::Ephemeral,
-            f => {
-                return Err(Error::Config(format!(
-                    "invalid --flavor {f:?}: use persistent or ephemeral"
-                )))
-            }
+        let loop_opts = LoopOptions {
+            spin: self.spin,
+            spin_for: spin_for(self.spin_us)?,
         };
-        let close = match self
-            .close
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("rst") => CloseMode::Rst,
-            Some("fin") => CloseMode::Fin,
-            Some(c) => {
-                return Err(Error::Config(format!(
-                    "invalid --close {c:?}: use rst or fin"
-                )))
-            }
+        Ok(ConnectPlan {
+            demo: cfg.targets.is_empty(),
+            cfg,
+            report,
+            plan,
+            loop_opts,
+            hdr_log: self.hdr_log,
+            start_at,
+            warnings,
+        })
+    }
+
+    /// The engine's half of the flags and the worker plan (the in-flight default depends on
+    /// it). The checks keep their old order, so a command line with several mistakes still
+    /// reports the same one.
+    fn connect_config(&self, warnings: &mut Vec<String>) -> Result<(ConnectConfig, Plan)> {
+        let defaults = ConnectConfig::default();
+        let proto: Proto = parse_keyword("--proto", &self.proto)?;
+        let flavor: Flavor = parse_keyword("--flavor", &self.flavor)?;
+        let close = match &self.close {
+            Some(c) => parse_keyword("--close", c)?,
+            None => CloseMode::Rst,
         };
-        let targets = if self.addrs_file {
+        let targets = self.targets()?;
+        let message_bytes = message_bytes(self.message_bytes, proto, warnings)?;
+        let connections = connections(self.connections)?;
+        let rate = self.rate.unwrap_or(defaults.rate);
+        warnings.extend(self.ignored_flags(proto, flavor, rate));
+        let max_inflight = given_max_inflight(self.max_inflight)?;
+        let source_addrs = source_addrs(self.source_addrs.as_deref(), &targets)?;
+        let depth = depth(self.depth, proto, flavor, warnings)?;
+        let plan = plan_of(&self.cpus, self.workers)?;
+        let busy_poll_us = busy_poll(self.busy_poll)?;
+        let mode = match (proto, flavor) {
+            (Proto::Udp, _) => Mode::Udp,
+            (Proto::Tcp, Flavor::Persistent) => Mode::Persistent { connections, depth },
+            (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
+                close,
+                max_inflight: max_inflight_or_fit(max_inflight, plan.workers)?,
+                concurrency: connections,
+            },
+        };
+        let cfg = ConnectConfig {
+            targets,
+            mode,
+            rate,
+            duration: self.duration.unwrap_or(defaults.duration),
+            warmup: self.warmup.unwrap_or(defaults.warmup),
+            interval: self.interval.unwrap_or(defaults.interval),
+            message_bytes,
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            source_addrs,
+            busy_poll_us,
+            arrival: self.arrival(warnings)?,
+        };
+        Ok((cfg, plan))
+    }
+
+    /// `--arrival` and `--seed`; a Poisson run without a seed gets one from the clock.
+    fn arrival(&self, warnings: &mut Vec<String>) -> Result<Arrival> {
+        let poisson = match &self.arrival {
+            Some(a) => {
+                arrival_kind(a).map_err(|e| Error::Config(format!("invalid --arrival {e}")))?
+            }
+            None => false,
+        };
+        if !poisson {
+            if self.seed.is_some() {
+                warnings.push("--seed has no effect without --arrival poisson; ignored".into());
+            }
+            return Ok(Arrival::Uniform);
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            now.as_nanos() as u64
+        });
+        Ok(Arrival::Poisson { seed })
+    }
+
+    /// The reporter's half of the flags.
+    fn report_config(&self, cfg: &ConnectConfig, workers: usize) -> Result<ReportConfig> {
+        Ok(ReportConfig {
+            peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),
+            merge: self.merge_results_each_host,
+            jsonlines: self.jsonlines,
+            show_only_results: self.show_only_results,
+            workers,
+            extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
+            latency_distribution: self.latency_distribution,
+            udp: cfg.mode == Mode::Udp,
+            ephemeral: cfg.ephemeral(),
+            labels: self
+                .label
+                .iter()
+                .map(|l| crate::histlog::parse_label(l))
+                .collect::<Result<_>>()?,
+            seed: match cfg.arrival {
+                Arrival::Poisson { seed } => Some(seed),
+                Arrival::Uniform => None,
+            },
+        })
+    }
+
+    /// The targets: the positional addresses, or the entries of the `--addrs-file`. None at all
+    /// means a demo run.
+    fn targets(&self) -> Result<Vec<Target>> {
+        let named = if self.addrs_file {
             match self.addrs.as_slice() {
                 [f] => read_addrs_file(f, "--addrs-file")?,
                 _ => {
@@ -808,42 +1009,20 @@ impl ConnectArgs {
             }
             v
         };
-        let targets: Vec<Target> = targets
+        Ok(named
             .into_iter()
             .map(|(name, addr)| Target { name, addr })
-            .collect();
-        let message_bytes = self.message_bytes.unwrap_or(64);
-        if message_bytes == 0 || message_bytes > MAX_MESSAGE_BYTES {
-            return Err(Error::Config(format!(
-                "invalid --message-bytes {message_bytes}: must be 1 to {MAX_MESSAGE_BYTES} (16 MiB)"
-            )));
-        }
-        let mut message_bytes = message_bytes as usize;
-        if proto == Proto::Udp {
-            if message_bytes > 65_507 {
-                return Err(Error::Config(format!(
-                    "invalid --message-bytes {message_bytes}: a UDP datagram carries at most 65507 bytes"
-                )));
-            }
-            if message_bytes < UDP_HEADER_LEN {
-                warnings.push(format!(
-                    "--message-bytes {message_bytes} is below the {UDP_HEADER_LEN}-byte UDP header (sequence number and send time); sending {UDP_HEADER_LEN}-byte datagrams"
-                ));
-                message_bytes = UDP_HEADER_LEN;
-            }
-        }
-        let connections = self.connections.unwrap_or(10);
-        if connections == 0 || connections > 10_000_000 {
-            return Err(Error::Config(format!(
-                "invalid --connections {connections}: must be 1 to 10000000"
-            )));
-        }
-        let rate = self.rate.unwrap_or(100.0);
+            .collect())
+    }
+
+    /// Notes for flags that were given but mean nothing in this mode.
+    fn ignored_flags(&self, proto: Proto, flavor: Flavor, rate: f64) -> Vec<String> {
+        let mut notes = Vec::new();
         let closed = rate == 0.0;
         if self.connections.is_some()
             && (proto == Proto::Udp || (flavor == Flavor::Ephemeral && !closed))
         {
-            warnings.push(format!(
+            notes.push(format!(
                 "--connections has no effect with {} (it sets persistent connections); ignored",
                 if proto == Proto::Udp {
                     "--proto udp"
@@ -852,148 +1031,160 @@ impl ConnectArgs {
                 }
             ));
         }
-        if proto == Proto::Udp && self.flavor.eq_ignore_ascii_case("ephemeral") {
-            warnings.push("--flavor has no effect with --proto udp; ignored".into());
+        if proto == Proto::Udp && flavor == Flavor::Ephemeral {
+            notes.push("--flavor has no effect with --proto udp; ignored".into());
         }
         if self.close.is_some() && !(proto == Proto::Tcp && flavor == Flavor::Ephemeral) {
-            warnings.push("--close has no effect outside --flavor ephemeral; ignored".into());
+            notes.push("--close has no effect outside --flavor ephemeral; ignored".into());
         }
         if self.enable_pprof || self.pprof_addr.is_some() {
-            warnings.push(
+            notes.push(
                 "--enable-pprof/--pprof-addr have no meaning here; profile with `perf record -g -p PID` (worker threads are named connperf-w0, connperf-w1, ...)".into(),
             );
         }
-        let max_inflight = match self.max_inflight {
-            Some(0) => {
-                return Err(Error::Config(
-                    "invalid --max-inflight 0: must be at least 1".into(),
-                ))
-            }
-            Some(n) => n as usize,
-            None => DEFAULT_MAX_INFLIGHT,
-        };
-        let source_addrs = match &self.source_addrs {
-            Some(s) => parse_source_addrs(s)
-                .map_err(|e| Error::Config(format!("invalid --source-addrs {s:?}: {e}")))?,
-            None => Vec::new(),
-        };
-        for t in &targets {
-            if !source_addrs.is_empty()
-                && !source_addrs.iter().any(|a| a.is_ipv4() == t.addr.is_ipv4())
-            {
-                return Err(Error::Config(format!(
-                    "invalid --source-addrs: no address of the same family as target {}",
-                    t.name
-                )));
-            }
-        }
-        let depth = match self.depth {
-            Some(0) => {
-                return Err(Error::Config(
-                    "invalid --depth 0: must be at least 1".into(),
-                ))
-            }
-            Some(d) if d > 4096 => {
-                return Err(Error::Config(format!("invalid --depth {d}: at most 4096")))
-            }
-            Some(d) => {
-                if proto == Proto::Udp || flavor == Flavor::Ephemeral {
-                    warnings.push("--depth has no effect outside persistent TCP; ignored".into());
-                }
-                d as usize
-            }
-            None => 1,
-        };
-        let plan = plan_of(&self.cpus, self.workers)?;
-        let interval = self.interval.unwrap_or(Duration::from_secs(5));
-        let mode = match (proto, flavor) {
-            (Proto::Udp, _) => Mode::Udp,
-            (Proto::Tcp, Flavor::Persistent) => Mode::Persistent {
-                connections: connections as usize,
-                depth,
-            },
-            (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
-                close,
-                max_inflight,
-                concurrency: connections as usize,
-            },
-        };
-        let cfg = ConnectConfig {
-            targets,
-            mode,
-            rate,
-            duration: self.duration.unwrap_or(Duration::from_secs(10)),
-            warmup: self.warmup.unwrap_or(Duration::ZERO),
-            interval,
-            message_bytes,
-            timeout: self.timeout.unwrap_or(Duration::from_secs(1)),
-            source_addrs,
-            busy_poll_us: busy_poll(self.busy_poll)?,
-            arrival: crate::pacing::Arrival::default(),
-        };
-        let report = ReportConfig {
-            peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),
-            merge: self.merge_results_each_host,
-            jsonlines: self.jsonlines,
-            show_only_results: self.show_only_results,
-            workers: plan.workers,
-            extra_percentiles: match &self.percentiles {
-                Some(p) => parse_percentiles(p)
-                    .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}")))?,
-                None => vec![99.9],
-            },
-            latency_distribution: self.latency_distribution,
-            udp: proto == Proto::Udp,
-            ephemeral: proto == Proto::Tcp && flavor == Flavor::Ephemeral,
-            labels: self
-                .label
-                .iter()
-                .map(|l| crate::histlog::parse_label(l))
-                .collect::<Result<_>>()?,
-        };
-        let start_at = match &self.start_at {
-            Some(t) => Some(
-                parse_start_at(t)
-                    .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(ConnectPlan {
-            cfg,
-            report,
-            plan,
-            loop_opts: LoopOptions {
-                spin: self.spin,
-                spin_for: spin_for(self.spin_us)?,
-            },
-            hdr_log: self.hdr_log,
-            start_at,
-            warnings,
-        })
+        notes
     }
 }
 
-/// Parse argv (without the program name) into `Args`, or the exit to take: `Ok` output for
-/// `--help` (status 0), `Err` one line for a usage error (status 2).
-pub fn parse_args(
-    argv: &[String],
-) -> std::result::Result<Args, std::result::Result<String, String>> {
+/// `-c` and `--depth` when not given: those of `ConnectConfig::default()`, a persistent TCP run.
+fn persistent_defaults() -> (usize, usize) {
+    match ConnectConfig::default().mode {
+        Mode::Persistent { connections, depth } => (connections, depth),
+        other => unreachable!("ConnectConfig::default() is persistent TCP, not {other:?}"),
+    }
+}
+
+/// `--message-bytes`: 1 to 16 MiB, and over UDP one datagram at most. A UDP message shorter
+/// than the header that every datagram carries is raised to it, with a note.
+fn message_bytes(given: Option<u64>, proto: Proto, warnings: &mut Vec<String>) -> Result<usize> {
+    let n = given.unwrap_or(ConnectConfig::default().message_bytes as u64);
+    if n == 0 || n > MAX_MESSAGE_BYTES {
+        return Err(Error::Config(format!(
+            "invalid --message-bytes {n}: must be 1 to {MAX_MESSAGE_BYTES} (16 MiB)"
+        )));
+    }
+    let n = n as usize;
+    if proto == Proto::Udp {
+        if n > MAX_UDP_PAYLOAD {
+            return Err(Error::Config(format!(
+                "invalid --message-bytes {n}: a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes"
+            )));
+        }
+        if n < UDP_HEADER_LEN {
+            warnings.push(format!(
+                "--message-bytes {n} is below the {UDP_HEADER_LEN}-byte UDP header (sequence number and send time); sending {UDP_HEADER_LEN}-byte datagrams"
+            ));
+            return Ok(UDP_HEADER_LEN);
+        }
+    }
+    Ok(n)
+}
+
+/// `-c`: 1 to `MAX_CONNECTIONS`.
+fn connections(given: Option<u64>) -> Result<usize> {
+    let n = given.unwrap_or(persistent_defaults().0 as u64);
+    if n == 0 || n > MAX_CONNECTIONS {
+        return Err(Error::Config(format!(
+            "invalid --connections {n}: must be 1 to {MAX_CONNECTIONS}"
+        )));
+    }
+    Ok(n as usize)
+}
+
+/// `--depth`: 1 to `MAX_DEPTH`; a note when the mode has no pipelining.
+fn depth(
+    given: Option<u64>,
+    proto: Proto,
+    flavor: Flavor,
+    warnings: &mut Vec<String>,
+) -> Result<usize> {
+    match given {
+        None => Ok(persistent_defaults().1),
+        Some(0) => Err(Error::Config(
+            "invalid --depth 0: must be at least 1".into(),
+        )),
+        Some(d) if d > MAX_DEPTH => Err(Error::Config(format!(
+            "invalid --depth {d}: at most {MAX_DEPTH}"
+        ))),
+        Some(d) => {
+            if proto == Proto::Udp || flavor == Flavor::Ephemeral {
+                warnings.push("--depth has no effect outside persistent TCP; ignored".into());
+            }
+            Ok(d as usize)
+        }
+    }
+}
+
+/// `--max-inflight` as given: at least 1.
+fn given_max_inflight(given: Option<u64>) -> Result<Option<usize>> {
+    match given {
+        Some(0) => Err(Error::Config(
+            "invalid --max-inflight 0: must be at least 1".into(),
+        )),
+        n => Ok(n.map(|n| n as usize)),
+    }
+}
+
+/// The ephemeral in-flight cap: `--max-inflight` as given, or else the default fitted under the
+/// open-file limit (which this raises first), so that a dead target fills the in-flight window
+/// rather than the descriptor table.
+fn max_inflight_or_fit(given: Option<usize>, workers: usize) -> Result<usize> {
+    match given {
+        Some(n) => Ok(n),
+        None => Ok(fit_max_inflight(rlimit::raise_nofile()?, workers)),
+    }
+}
+
+/// `DEFAULT_MAX_INFLIGHT`, or each worker's share of the open-file limit less the slack if
+/// that is smaller (but at least 1).
+fn fit_max_inflight(limit: rlimit::NoFile, workers: usize) -> usize {
+    let per_worker = limit.soft.saturating_sub(rlimit::SLACK_FDS) / workers as u64;
+    DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize)
+}
+
+/// `--source-addrs`, which must hold an address of each target's family.
+fn source_addrs(given: Option<&str>, targets: &[Target]) -> Result<Vec<IpAddr>> {
+    let Some(s) = given else {
+        return Ok(Vec::new());
+    };
+    let addrs = parse_source_addrs(s)
+        .map_err(|e| Error::Config(format!("invalid --source-addrs {s:?}: {e}")))?;
+    let unmatched = targets
+        .iter()
+        .find(|t| !addrs.iter().any(|a| a.is_ipv4() == t.addr.is_ipv4()));
+    match unmatched {
+        Some(t) if !addrs.is_empty() => Err(Error::Config(format!(
+            "invalid --source-addrs: no address of the same family as target {}",
+            t.name
+        ))),
+        _ => Ok(addrs),
+    }
+}
+
+/// Why `parse_args` returned no `Args`: what to print, and so the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `--help`: the help text, for stdout; status 0.
+    Help(String),
+    /// A usage error: one line, for stderr; status 2.
+    Usage(String),
+}
+
+/// Parse argv (without the program name) into `Args`, or the early exit to take.
+pub fn parse_args(argv: &[String]) -> std::result::Result<Args, Exit> {
     let args = normalize_args(argv);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    match Args::from_args(&["connperf"], &refs) {
-        Ok(a) => Ok(a),
-        Err(early) => match early.status {
-            Ok(()) => Err(Ok(early.output)),
-            Err(()) => {
-                let first = early
-                    .output
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("bad arguments");
-                Err(Err(first.trim().to_string()))
-            }
-        },
-    }
+    Args::from_args(&["connperf"], &refs).map_err(|early| match early.status {
+        Ok(()) => Exit::Help(early.output),
+        Err(()) => {
+            let first = early
+                .output
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments");
+            Exit::Usage(first.trim().to_string())
+        }
+    })
 }
 
 /// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown`, a second exits at once
@@ -1056,10 +1247,8 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
 
 /// `connperf connect`.
 pub fn run_connect(args: ConnectArgs) -> Result<()> {
-    let demo = args.addrs.is_empty() && !args.addrs_file;
-    let explicit_inflight = args.max_inflight.is_some();
-    let mut run = args.into_config()?;
-    for w in &run.warnings {
+    let plan = args.into_config()?;
+    for w in &plan.warnings {
         eprintln!("connperf: note: {w}");
     }
     let shutdown = Shutdown::new();
@@ -1067,92 +1256,13 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     // The demo server stops only after the client has drained, or its closing connections
     // would count as client errors.
     let demo_shutdown = Shutdown::new();
-    let mut demo_server = None;
-    if demo {
-        let scfg = ServeConfig {
-            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            protocols: if run.cfg.mode == Mode::Udp {
-                Protocols::Udp
-            } else {
-                Protocols::Tcp
-            },
-            ..Default::default()
-        };
-        let splan = Plan {
-            cores: Vec::new(),
-            workers: 1,
-            strict: false,
-        };
-        let server = Server::start(
-            scfg,
-            &splan,
-            &demo_shutdown,
-            LoopOptions::default(),
-            std::io::sink(),
-        )?;
-        let addr = server.addrs[0];
-        eprintln!(
-            "connperf: no target given: running against a built-in echo server at {addr} (give host:port to test a real server)"
-        );
-        run.cfg.targets = vec![Target {
-            name: addr.to_string(),
-            addr,
-        }];
-        run.report.peers = vec![addr.to_string()];
-        demo_server = Some(server);
-    }
-    if let Mode::Ephemeral { max_inflight, .. } = &mut run.cfg.mode {
-        if !explicit_inflight {
-            // Fit the default under the open-file limit, so a dead target fills the in-flight
-            // window rather than the descriptor table.
-            let lim = rlimit::raise_nofile()?;
-            let per_worker = lim.soft.saturating_sub(rlimit::SLACK_FDS) / run.plan.workers as u64;
-            *max_inflight = DEFAULT_MAX_INFLIGHT.min(per_worker.max(1) as usize);
-        }
-    }
-    check_fds(run.cfg.fds_needed(run.plan.workers))?;
-    let hdr_log = match &run.hdr_log {
-        Some(path) => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
-            let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
-            Some(crate::histlog::LogWriter::new(
-                out,
-                SystemTime::now(),
-                &run.report.labels,
-            )?)
-        }
-        None => None,
+    let (plan, demo_server) = if plan.demo {
+        let server = start_demo(plan.cfg.mode, &demo_shutdown)?;
+        (plan.aim_at_demo(server.addrs[0]), Some(server))
+    } else {
+        (plan, None)
     };
-    if let Some(at) = run.start_at {
-        match at.duration_since(SystemTime::now()) {
-            Ok(wait) => {
-                eprintln!(
-                    "connperf: waiting {:.1} s for --start-at",
-                    wait.as_secs_f64()
-                );
-                // A signal while waiting ends the wait; the run then starts already stopped and
-                // prints its (empty) report, so scripts always get a totals row.
-                shutdown.wait_timeout(wait);
-            }
-            Err(_) => {
-                demo_shutdown.trigger();
-                return Err(Error::Config(
-                    "invalid --start-at: the time is in the past".into(),
-                ));
-            }
-        }
-    }
-    let r = Run::start(
-        run.cfg,
-        run.report,
-        &run.plan,
-        &shutdown,
-        run.loop_opts,
-        std::io::BufWriter::new(std::io::stdout()),
-        hdr_log,
-    );
-    let r = match r {
+    let run = match start_load(plan, &shutdown) {
         Ok(r) => r,
         Err(e) => {
             shutdown.trigger();
@@ -1161,7 +1271,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         }
     };
     // The measured schedule starts once every connection is up (the ramp).
-    if let Some(clock) = r.begin(&shutdown) {
+    if let Some(clock) = run.begin(&shutdown) {
         shutdown.wait_timeout(
             clock
                 .end
@@ -1169,12 +1279,90 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         );
     }
     shutdown.trigger();
-    let joined = r.join();
+    let joined = run.join();
     demo_shutdown.trigger();
     if let Some(s) = demo_server {
         s.join()?;
     }
     joined.map(|_| ())
+}
+
+/// The demo's echo server: one worker on a free port of 127.0.0.1, speaking the run's protocol.
+fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
+    let cfg = ServeConfig {
+        addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        protocols: if mode == Mode::Udp {
+            Protocols::Udp
+        } else {
+            Protocols::Tcp
+        },
+        ..Default::default()
+    };
+    let plan = Plan {
+        cores: Vec::new(),
+        workers: 1,
+        strict: false,
+    };
+    let server = Server::start(
+        cfg,
+        &plan,
+        shutdown,
+        LoopOptions::default(),
+        std::io::sink(),
+    )?;
+    eprintln!(
+        "connperf: no target given: running against a built-in echo server at {} (give host:port to test a real server)",
+        server.addrs[0]
+    );
+    Ok(server)
+}
+
+/// Check the descriptors the run needs, open `--hdr-log`, wait for `--start-at`, then start
+/// the workers and the reporter.
+fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Run> {
+    check_fds(plan.cfg.fds_needed(plan.plan.workers))?;
+    let hdr_log = match &plan.hdr_log {
+        Some(path) => Some(open_hdr_log(path, &plan.report.labels)?),
+        None => None,
+    };
+    if let Some(at) = plan.start_at {
+        wait_for_start(at, shutdown)?;
+    }
+    Run::start(
+        plan.cfg,
+        plan.report,
+        &plan.plan,
+        shutdown,
+        plan.loop_opts,
+        std::io::BufWriter::new(std::io::stdout()),
+        hdr_log,
+    )
+}
+
+/// Create the `--hdr-log` file and write its header.
+fn open_hdr_log(
+    path: &str,
+    labels: &[(String, String)],
+) -> Result<crate::histlog::LogWriter<Box<dyn Write + Send>>> {
+    let f = std::fs::File::create(path)
+        .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
+    let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
+    crate::histlog::LogWriter::new(out, SystemTime::now(), labels)
+}
+
+/// Sleep until `--start-at`. A time already past is an error.
+fn wait_for_start(at: SystemTime, shutdown: &Shutdown) -> Result<()> {
+    let wait = at
+        .duration_since(SystemTime::now())
+        .map_err(|_| Error::Config("invalid --start-at: the time is in the past".into()))?;
+    eprintln!(
+        "connperf: waiting {:.1} s for --start-at",
+        wait.as_secs_f64()
+    );
+    // A signal while waiting ends the wait; the run then starts already stopped and
+    // prints its (empty) report, so scripts always get a totals row.
+    shutdown.wait_timeout(wait);
+    Ok(())
 }
 
 /// `connperf merge`.
@@ -1204,11 +1392,7 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     let base = ReportConfig {
         jsonlines: args.jsonlines,
         show_only_results: args.show_only_results,
-        extra_percentiles: match &args.percentiles {
-            Some(p) => parse_percentiles(p)
-                .map_err(|e| Error::Config(format!("invalid --percentiles {p:?}: {e}")))?,
-            None => vec![99.9],
-        },
+        extra_percentiles: percentiles_or_default(args.percentiles.as_deref())?,
         latency_distribution: args.latency_distribution,
         ..Default::default()
     };
@@ -1221,11 +1405,11 @@ pub fn main() -> i32 {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse_args(&argv) {
         Ok(a) => a,
-        Err(Ok(help)) => {
+        Err(Exit::Help(help)) => {
             let _ = std::io::stdout().write_all(help.as_bytes());
             return 0;
         }
-        Err(Err(line)) => {
+        Err(Exit::Usage(line)) => {
             eprintln!("connperf: {line}");
             return 2;
         }
@@ -1247,15 +1431,24 @@ pub fn main() -> i32 {
     match res {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("connperf: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
+            eprint!("{}", error_report(&e));
             e.exit_code()
         }
     }
+}
+
+/// The stderr text of a failed run: `connperf: {e}`, then a `caused by:` line for each cause
+/// that no message above already states. Every `Error` variant with a source writes it into its
+/// own message (`cannot listen on ADDR: Address already in use`), and an `io::Error`'s `source`
+/// is its inner error's source, so the chain to print starts at the source's source.
+fn error_report(e: &Error) -> String {
+    let mut out = format!("connperf: {e}\n");
+    let mut cause = std::error::Error::source(e).and_then(|s| s.source());
+    while let Some(c) = cause {
+        out.push_str(&format!("  caused by: {c}\n"));
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1278,6 +1471,116 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_duration_zero("0").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn keywords_parse_in_any_case_and_quote_the_bad_one() {
+        assert_eq!("UDP".parse::<Proto>(), Ok(Proto::Udp));
+        assert_eq!("Ephemeral".parse::<Flavor>(), Ok(Flavor::Ephemeral));
+        assert_eq!("FIN".parse::<CloseMode>(), Ok(CloseMode::Fin));
+        assert_eq!("All".parse::<Protocols>(), Ok(Protocols::All));
+        let e = parse_keyword::<Proto>("--proto", "SCTP").unwrap_err();
+        assert_eq!(e.to_string(), "invalid --proto \"sctp\": use tcp or udp");
+        let e = parse_keyword::<Flavor>("--flavor", "x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --flavor \"x\": use persistent or ephemeral"
+        );
+        let e = parse_keyword::<CloseMode>("--close", "Maybe").unwrap_err();
+        assert_eq!(e.to_string(), "invalid --close \"maybe\": use rst or fin");
+        let e = parse_keyword::<Protocols>("--protocol", "sctp").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --protocol \"sctp\": use tcp, udp or all"
+        );
+    }
+
+    #[test]
+    fn help_and_usage_errors_are_early_exits() {
+        match parse_args(&s(&["connect", "--help"])) {
+            Err(Exit::Help(text)) => assert!(text.contains("--message-bytes"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_args(&s(&["connect", "--bogus"])).unwrap_err(),
+            Exit::Usage("Unrecognized argument: --bogus".into())
+        );
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let e = Error::Bind {
+            addr: "127.0.0.1:9100".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(
+            error_report(&e),
+            format!(
+                "connperf: cannot listen on 127.0.0.1:9100: {}\n",
+                std::io::Error::from(std::io::ErrorKind::AddrInUse)
+            )
+        );
+        // A cause the messages do not state is still printed.
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("cannot encode")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Error::Io {
+            what: "cannot write the --hdr-log file".into(),
+            source: std::io::Error::other(Outer(std::io::Error::other("disk full"))),
+        };
+        assert_eq!(
+            error_report(&e),
+            "connperf: cannot write the --hdr-log file: cannot encode\n  caused by: disk full\n"
+        );
+    }
+
+    /// The help texts state the defaults in words; they must say what the code does.
+    #[test]
+    fn help_states_the_defaults_the_code_uses() {
+        let help = |argv: &[&str]| match parse_args(&s(argv)) {
+            Err(Exit::Help(text)) => text.split_whitespace().collect::<Vec<_>>().join(" "),
+            other => panic!("{other:?}"),
+        };
+        let d = ConnectConfig::default();
+        let Mode::Persistent { connections, depth } = d.mode else {
+            panic!("{:?}", d.mode)
+        };
+        let secs = |t: Duration| format!("{}s", t.as_secs_f64());
+        let p = DEFAULT_PERCENTILES.map(|p| p.to_string()).join(",");
+        let connect = help(&["connect", "--help"]);
+        for want in [
+            format!("(persistent; default {connections})"),
+            format!("closed loop (default {})", d.rate),
+            format!("measurement period (default {})", secs(d.duration)),
+            format!("16 MiB (default {})", d.message_bytes),
+            format!("500ms (default {})", secs(d.interval)),
+            format!("lost after it (default {})", secs(d.timeout)),
+            format!("(pipelining; default {depth})"),
+            format!("(default: {DEFAULT_MAX_INFLIGHT}, or"),
+            format!("(adaptive; default {DEFAULT_SPIN_US};"),
+            format!("Go tool's (default {p})"),
+        ] {
+            assert!(connect.contains(&want), "connect --help lacks {want:?}");
+        }
+        assert!(help(&["merge", "--help"]).contains(&format!("(default {p})")));
+        let serve = help(&["serve", "--help"]);
+        let sd = ServeConfig::default();
+        for want in [
+            format!("default {}", sd.addrs[0]),
+            format!("backlog (default {})", sd.backlog),
+            format!("(adaptive; default {DEFAULT_SPIN_US};"),
+        ] {
+            assert!(serve.contains(&want), "serve --help lacks {want:?}");
+        }
     }
 
     #[test]
@@ -1418,6 +1721,49 @@ mod tests {
         assert_eq!(p.cfg, want);
         assert!(!p.report.jsonlines && !p.report.merge && !p.report.show_only_results);
         assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn no_target_is_a_demo_aimed_once_its_server_listens() {
+        let p = connect(&["connect", "-p", "udp"]).unwrap();
+        assert!(p.demo && p.cfg.targets.is_empty() && p.report.peers.is_empty());
+        let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let p = p.aim_at_demo(addr);
+        assert_eq!(
+            p.cfg.targets,
+            vec![Target {
+                name: "127.0.0.1:40000".into(),
+                addr
+            }]
+        );
+        assert_eq!(p.report.peers, vec!["127.0.0.1:40000".to_string()]);
+        assert_eq!(p.cfg.mode, Mode::Udp);
+        assert!(!connect(&["connect", "127.0.0.1:1"]).unwrap().demo);
+    }
+
+    #[test]
+    fn max_inflight_is_as_given_or_fits_the_open_file_limit() {
+        let p = connect(&[
+            "connect",
+            "-f",
+            "ephemeral",
+            "--max-inflight",
+            "7",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.cfg.mode,
+            Mode::Ephemeral {
+                close: CloseMode::Rst,
+                max_inflight: 7,
+                concurrency: 10
+            }
+        );
+        let limit = |soft| rlimit::NoFile { soft, hard: soft };
+        assert_eq!(fit_max_inflight(limit(1 << 20), 4), DEFAULT_MAX_INFLIGHT);
+        assert_eq!(fit_max_inflight(limit(1024), 2), (1024 - 64) / 2);
+        assert_eq!(fit_max_inflight(limit(10), 4), 1);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::persistent::Persistent;
 use crate::reactor::{self, Handler};
 use crate::report::Interval;
 use crate::udp_client::UdpClient;
-use crate::{Error, Result};
+use crate::Result;
 use crossbeam_channel::Sender;
 use mio::event::Event;
 use std::io::Write;
@@ -40,6 +40,19 @@ pub enum CloseMode {
     Rst,
     /// Orderly close with FIN.
     Fin,
+}
+
+/// `--close`: `rst` or `fin`, any case; the error quotes the value in lower case.
+impl std::str::FromStr for CloseMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "rst" => Ok(CloseMode::Rst),
+            "fin" => Ok(CloseMode::Fin),
+            c => Err(format!("{c:?}: use rst or fin")),
+        }
+    }
 }
 
 /// One target of the run.
@@ -281,14 +294,14 @@ pub type HdrLog = crate::histlog::LogWriter<Box<dyn Write + Send>>;
 /// Returns once every worker is running.
 pub struct Run {
     workers: reactor::Workers,
-    reporter: std::thread::JoinHandle<crate::report::Summary>,
+    reporter: crate::report::Reporter<crate::report::Summary>,
     gate: Arc<Gate>,
     cfg: Arc<ConnectConfig>,
     workers_n: usize,
 }
 
 impl Run {
-    /// Start workers and reporter.
+    /// Start workers and reporter; with `hdr_log`, the reporter also logs every window there.
     pub fn start<W: Write + Send + 'static>(
         cfg: ConnectConfig,
         report: crate::report::ReportConfig,
@@ -298,30 +311,19 @@ impl Run {
         out: W,
         hdr_log: Option<HdrLog>,
     ) -> Result<Run> {
-        let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
         let cfg = Arc::new(cfg);
         let gate = Arc::new(Gate::new(cfg.targets.len()));
         let log_gate = gate.clone();
-        let interval = cfg.interval;
-        let reporter = std::thread::Builder::new()
-            .name("connperf-report".into())
-            .spawn(move || {
-                let mut log = hdr_log;
-                let peers = report.peers.clone();
-                crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
-                    let Some(l) = log.as_mut() else { return };
-                    // Windows exist only once the clock is set.
-                    let Some(clock) = log_gate.clock() else {
-                        return;
-                    };
-                    let start = clock.measure_wall + interval * seq as u32;
-                    if let Err(e) = l.write_stats(&peers, start, length, stats) {
-                        eprintln!("connperf: warning: --hdr-log stopped: {e}");
-                        log = None;
-                    }
-                })
+        let mut hdr_log = hdr_log
+            .map(|log| crate::histlog::WindowLog::new(log, report.peers.clone(), cfg.interval));
+        let (tx, reporter) = crate::report::Reporter::spawn(plan.workers, move |rx| {
+            crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
+                // Windows exist only once the clock is set.
+                if let (Some(log), Some(clock)) = (&mut hdr_log, log_gate.clock()) {
+                    log.on_window(clock.measure_wall, seq, length, stats);
+                }
             })
-            .map_err(Error::Spawn)?;
+        })?;
         let workers = match cfg.mode {
             Mode::Persistent { .. } => {
                 spawn::<Persistent>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
@@ -364,10 +366,7 @@ impl Run {
     /// Wait for the workers (after shutdown) and the reporter's summary.
     pub fn join(self) -> Result<crate::report::Summary> {
         let r = self.workers.join();
-        let summary = self
-            .reporter
-            .join()
-            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
+        let summary = self.reporter.join()?;
         r.map(|_| summary)
     }
 }

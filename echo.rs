@@ -42,6 +42,20 @@ pub enum Protocols {
     All,
 }
 
+/// `--protocol`: `tcp`, `udp` or `all`, any case; the error quotes the value in lower case.
+impl std::str::FromStr for Protocols {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocols::Tcp),
+            "udp" => Ok(Protocols::Udp),
+            "all" => Ok(Protocols::All),
+            p => Err(format!("{p:?}: use tcp, udp or all")),
+        }
+    }
+}
+
 impl Protocols {
     fn tcp(self) -> bool {
         self != Protocols::Udp
@@ -953,7 +967,7 @@ pub struct Server {
     /// Addresses bound, port 0 resolved.
     pub addrs: Vec<SocketAddr>,
     workers: reactor::Workers,
-    reporter: std::thread::JoinHandle<ServerCounters>,
+    reporter: crate::report::Reporter<ServerCounters>,
 }
 
 impl Server {
@@ -969,16 +983,12 @@ impl Server {
         if let Some(e) = &bound.fastopen_failed {
             eprintln!("connperf: warning: TCP_FASTOPEN not enabled on listeners: {e}");
         }
-        let (tx, rx) = crossbeam_channel::bounded(plan.workers * 64 + 16);
         let workers_n = plan.workers;
         let jsonlines = cfg.jsonlines;
         let interval_rows = cfg.interval.is_some();
-        let reporter = std::thread::Builder::new()
-            .name("connperf-report".into())
-            .spawn(move || {
-                crate::report::run_server_reporter(workers_n, jsonlines, interval_rows, rx, out)
-            })
-            .map_err(Error::Spawn)?;
+        let (tx, reporter) = crate::report::Reporter::spawn(workers_n, move |rx| {
+            crate::report::run_server_reporter(workers_n, jsonlines, interval_rows, rx, out)
+        })?;
         let cfg = Arc::new(cfg);
         let shared = Arc::new(Shared::default());
         let start = Instant::now();
@@ -1006,10 +1016,7 @@ impl Server {
     /// Wait for the workers (after `Shutdown::trigger`) and the reporter; returns the totals.
     pub fn join(self) -> Result<ServerCounters> {
         let r = self.workers.join();
-        let totals = self
-            .reporter
-            .join()
-            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })?;
+        let totals = self.reporter.join()?;
         r.map(|_| totals)
     }
 }

@@ -6,8 +6,9 @@
 //! hosts, lines their windows up by wall-clock time and adds the histograms, so percentiles come
 //! from merged histograms and never from averaging.
 //!
-//! Owns: the tag encoding (`Tag`, `parse_label`), `LogWriter`, `read_log` / `parse_log`, `merge`
-//! and `print_merged`. Leaves to others: the clock (callers pass `SystemTime`s), argument
+//! Owns: the tag encoding (`Tag`, `parse_label`), `LogWriter`, `WindowLog` (a run's windows
+//! into the log, as the reporter finishes them), `read_log` / `parse_log`, `merge` and
+//! `print_merged`. Leaves to others: the clock (callers pass `SystemTime`s), argument
 //! parsing (`cli`), and every table and JSON format (`report::print_report`).
 //!
 //! A log as `LogWriter` writes it (values in ns; the third column is the window's max in ms,
@@ -362,6 +363,46 @@ impl<W: Write> LogWriter<W> {
     /// The underlying writer (unflushed).
     pub fn into_inner(self) -> W {
         self.out
+    }
+}
+
+/// `--hdr-log` as the reporter drives it: each finished window of a run goes to the log, timed
+/// from the wall-clock start of window 0. A write that fails warns once on stderr and stops the
+/// log; the run and its report go on.
+pub struct WindowLog<W: Write> {
+    /// `None` once a write failed.
+    log: Option<LogWriter<W>>,
+    /// Target names, in target order.
+    peers: Vec<String>,
+    /// The reporting interval: window `seq` starts at `origin + seq * interval`.
+    interval: Duration,
+}
+
+impl<W: Write> WindowLog<W> {
+    /// Log the windows of a run over `peers`.
+    pub fn new(log: LogWriter<W>, peers: Vec<String>, interval: Duration) -> Self {
+        WindowLog {
+            log: Some(log),
+            peers,
+            interval,
+        }
+    }
+
+    /// Write window `seq` of a run whose window 0 started at `origin` (the measurement start,
+    /// on the wall clock), which lasted `length` (the last one is usually shorter); the
+    /// `run_reporter` callback.
+    pub fn on_window(&mut self, origin: SystemTime, seq: u64, length: Duration, stats: &[Stats]) {
+        let Some(log) = self.log.as_mut() else { return };
+        let start = origin + self.interval * seq as u32;
+        if let Err(e) = log.write_stats(&self.peers, start, length, stats) {
+            eprintln!("connperf: warning: --hdr-log stopped: {e}");
+            self.log = None;
+        }
+    }
+
+    /// The log, unless a write failed.
+    pub fn into_inner(self) -> Option<LogWriter<W>> {
+        self.log
     }
 }
 
@@ -987,6 +1028,65 @@ mod tests {
         );
         assert!(entries[0].hist == h);
         assert_eq!(entries[1].hist.len(), 0);
+    }
+
+    /// A log file that fails every write while `fail` is set.
+    #[derive(Clone, Default)]
+    struct FlakyFile {
+        bytes: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+        fail: std::rc::Rc<std::cell::Cell<bool>>,
+    }
+
+    impl Write for FlakyFile {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.fail.get() {
+                return Err(io::Error::other("disk full"));
+            }
+            self.bytes.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn window_log_times_windows_from_the_origin_and_stops_at_the_first_error() {
+        let file = FlakyFile::default();
+        let peers: Vec<String> = PEERS.iter().map(|p| p.to_string()).collect();
+        let origin = t0() + Duration::from_millis(250);
+        let writer = LogWriter::new(file.clone(), t0(), &[]).unwrap();
+        let mut log = WindowLog::new(writer, peers, 2 * SECOND);
+        let stats = [measured(0, 0, 0), measured(0, 0, 1)];
+        log.on_window(origin, 0, 2 * SECOND, &stats);
+        log.on_window(origin, 3, SECOND / 2, &stats);
+        let entries = parse_log(&file.bytes.borrow(), "mem").unwrap();
+        let latency: Vec<(SystemTime, Duration)> = entries
+            .iter()
+            .filter(|e| e.tag.kind == Kind::Latency && e.tag.peer == PEERS[1])
+            .map(|e| (e.start, e.duration))
+            .collect();
+        assert_eq!(
+            latency,
+            [(origin, 2 * SECOND), (origin + 6 * SECOND, SECOND / 2)]
+        );
+        assert_eq!(
+            entries.len(),
+            2 * 2 * 3,
+            "latency, service, connect per peer"
+        );
+
+        file.fail.set(true);
+        log.on_window(origin, 4, SECOND, &stats);
+        file.fail.set(false);
+        let len = file.bytes.borrow().len();
+        log.on_window(origin, 5, SECOND, &stats);
+        assert_eq!(
+            file.bytes.borrow().len(),
+            len,
+            "a stopped log writes nothing"
+        );
+        assert!(log.into_inner().is_none());
     }
 
     #[test]

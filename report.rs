@@ -1,12 +1,17 @@
 //! Measurements and their output: each worker's per-target `Stats` (HdrHistograms and counters),
 //! the `Interval` message a worker sends per reporting window, the reporter thread that merges
 //! windows across workers and prints them as a table or JSON Lines, and the echo server's counters.
+//! `Reporter::spawn` starts that thread and its bounded channel for `connect` and `serve` alike.
+//! A JSON line's schema is a derived `Serialize` struct: `Row` for `connect`, `ServerRow` for
+//! `serve`; keys come out in the order of its fields, the Go tool's keys first.
 //!
 //! Leaves to others: sockets and clocks (`driver`, `echo`). Everything here can be tested with
 //! made-up samples.
 
+use crate::{Error, Result};
+use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
-use serde_json::{json, Map, Value};
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -283,6 +288,8 @@ pub struct ReportConfig {
     pub latency_distribution: bool,
     /// `--label KEY=VALUE` pairs stamped into every JSON line.
     pub labels: Vec<(String, String)>,
+    /// The seed of `--arrival poisson` (printed, so the run can be repeated).
+    pub seed: Option<u64>,
 }
 
 /// Everything the reporter printed, for tests and for the exit summary.
@@ -325,10 +332,71 @@ impl<W: Write> Out<W> {
     }
 }
 
+/// One window as the reporter gathers it from the workers, until it is printed.
 struct Pending {
     stats: Vec<Stats>,
     window: Duration,
     cpu: Duration,
+}
+
+impl Pending {
+    fn new(targets: usize) -> Pending {
+        Pending {
+            stats: (0..targets).map(|_| Stats::new()).collect(),
+            window: Duration::ZERO,
+            cpu: Duration::ZERO,
+        }
+    }
+
+    /// Add one worker's report of this window; the window lasted as long as its longest report.
+    fn add(&mut self, iv: &Interval) {
+        for (t, s) in self.stats.iter_mut().zip(&iv.stats) {
+            t.merge(s);
+        }
+        self.window = self.window.max(iv.window);
+        self.cpu += iv.cpu;
+    }
+}
+
+/// The reporter thread's name (`connect` and `serve` alike).
+pub const REPORTER_THREAD: &str = "connperf-report";
+
+/// Messages the reporter's channel holds per worker before `try_send` fails and a worker folds
+/// its window into the next (`late_reports`): 64 windows of a stalled stdout.
+const CHANNEL_PER_WORKER: usize = 64;
+
+/// Channel room on top of the per-worker share.
+const CHANNEL_SLACK: usize = 16;
+
+/// The reporter thread (`connperf-report`), started by `Reporter::spawn`: it owns the receiving
+/// end of the workers' bounded channel and returns what it printed once every sender is gone.
+pub struct Reporter<T> {
+    handle: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Reporter<T> {
+    /// Make the bounded channel for `workers` workers and run `report(rx)` on thread
+    /// `connperf-report`; returns the sender to clone into each worker. Drop every sender to
+    /// end the report.
+    pub fn spawn<M: Send + 'static>(
+        workers: usize,
+        report: impl FnOnce(Receiver<M>) -> T + Send + 'static,
+    ) -> Result<(Sender<M>, Reporter<T>)> {
+        let (tx, rx) = crossbeam_channel::bounded(workers * CHANNEL_PER_WORKER + CHANNEL_SLACK);
+        let handle = std::thread::Builder::new()
+            .name(REPORTER_THREAD.into())
+            .spawn(move || report(rx))
+            .map_err(Error::Spawn)?;
+        Ok((tx, Reporter { handle }))
+    }
+
+    /// Wait for the report to end (after every sender is dropped) and return its result. A
+    /// panicked reporter is `WorkerPanicked` with id `usize::MAX`, the id of no worker.
+    pub fn join(self) -> Result<T> {
+        self.handle
+            .join()
+            .map_err(|_| Error::WorkerPanicked { id: usize::MAX })
+    }
 }
 
 /// Receive intervals until every worker has hung up; print each window once all workers have
@@ -336,7 +404,7 @@ struct Pending {
 /// finished window, printed or not (the `--hdr-log` writer).
 pub fn run_reporter<W: Write>(
     cfg: &ReportConfig,
-    rx: crossbeam_channel::Receiver<Interval>,
+    rx: Receiver<Interval>,
     out: W,
     mut on_window: impl FnMut(u64, Duration, &[Stats]),
 ) -> Summary {
@@ -363,17 +431,14 @@ pub fn run_reporter<W: Write>(
                 let p = pending.remove(&seq).expect("key just seen");
                 on_window(seq, p.window, &p.stats);
                 if !cfg.show_only_results {
-                    let now = SystemTime::now();
-                    print_rows(
-                        cfg,
-                        out,
-                        "interval",
-                        Some(seq),
-                        &p.stats,
-                        p.window,
-                        p.cpu,
-                        now,
-                    );
+                    let span = Span {
+                        kind: "interval",
+                        seq: Some(seq),
+                        length: p.window,
+                        cpu: p.cpu,
+                        end: SystemTime::now(),
+                    };
+                    print_rows(cfg, out, &span, &p.stats);
                     out.flush();
                 }
             }
@@ -387,16 +452,10 @@ pub fn run_reporter<W: Write>(
         for (t, s) in totals.iter_mut().zip(&iv.stats) {
             t.merge(s);
         }
-        let p = pending.entry(iv.seq).or_insert_with(|| Pending {
-            stats: (0..ntargets).map(|_| Stats::new()).collect(),
-            window: Duration::ZERO,
-            cpu: Duration::ZERO,
-        });
-        for (t, s) in p.stats.iter_mut().zip(&iv.stats) {
-            t.merge(s);
-        }
-        p.window = p.window.max(iv.window);
-        p.cpu += iv.cpu;
+        pending
+            .entry(iv.seq)
+            .or_insert_with(|| Pending::new(ntargets))
+            .add(&iv);
         if let Some(w) = worker_seq.get_mut(iv.worker) {
             *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
         }
@@ -436,7 +495,14 @@ fn print_totals<W: Write>(
     if !cfg.jsonlines {
         out.line("--- A result during total execution time ---");
     }
-    print_rows(cfg, out, "total", None, totals, elapsed, cpu, end)
+    let span = Span {
+        kind: "total",
+        seq: None,
+        length: elapsed,
+        cpu,
+        end,
+    };
+    print_rows(cfg, out, &span, totals)
 }
 
 /// With `--latency-distribution` in table mode, the spectrum of each total row.
@@ -489,16 +555,14 @@ pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) ->
         let end = w.start + w.length;
         last_end = last_end.max(end);
         if !cfg.show_only_results {
-            print_rows(
-                cfg,
-                &mut out,
-                "interval",
-                Some(w.seq),
-                &w.stats,
-                w.length,
-                Duration::ZERO,
+            let span = Span {
+                kind: "interval",
+                seq: Some(w.seq),
+                length: w.length,
+                cpu: Duration::ZERO,
                 end,
-            );
+            };
+            print_rows(cfg, &mut out, &span, &w.stats);
         }
     }
     let rows = print_totals(cfg, &mut out, &totals, elapsed, Duration::ZERO, last_end);
@@ -577,24 +641,33 @@ fn rows_of(cfg: &ReportConfig, stats: &[Stats]) -> Vec<(String, Stats)> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a printed row covers, besides its target's stats.
+struct Span {
+    /// `interval` or `total`.
+    kind: &'static str,
+    /// The window number of an interval row; none for totals.
+    seq: Option<u64>,
+    /// How long the row's measurement lasted: what `rate_per_sec` divides by.
+    length: Duration,
+    /// Generator CPU time spent in it.
+    cpu: Duration,
+    /// Wall-clock end, the JSON `timestamp`.
+    end: SystemTime,
+}
+
 fn print_rows<W: Write>(
     cfg: &ReportConfig,
     out: &mut Out<W>,
-    kind: &str,
-    seq: Option<u64>,
+    span: &Span,
     stats: &[Stats],
-    window: Duration,
-    cpu: Duration,
-    end: SystemTime,
 ) -> Vec<Stats> {
     let rows = rows_of(cfg, stats);
-    let ts = iso8601(end);
+    let ts = iso8601(span.end);
     for (peer, s) in &rows {
         if cfg.jsonlines {
-            out.line(&json_row(cfg, kind, seq, peer, s, window, cpu, &ts).to_string());
+            out.line(&json_line(&Row::new(cfg, span, &ts, peer, s)));
         } else {
-            out.line(&table_row(cfg, peer, s, window));
+            out.line(&table_row(cfg, peer, s, span.length));
         }
     }
     rows.into_iter().map(|(_, s)| s).collect()
@@ -645,143 +718,294 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
     r
 }
 
-fn hist_json(prefix: &str, h: &Histogram<u64>, m: &mut Map<String, Value>) {
-    let empty = h.is_empty();
-    let q = |p: f64| if empty { 0 } else { h.value_at_quantile(p) };
-    m.insert(
-        format!("{prefix}_min_us"),
-        json!(if empty { 0 } else { us(h.min()) }),
-    );
-    m.insert(
-        format!("{prefix}_mean_us"),
-        json!(if empty { 0 } else { us_f(h.mean()) }),
-    );
-    m.insert(format!("{prefix}_50p_us"), json!(us(q(0.5))));
-    m.insert(format!("{prefix}_99p_us"), json!(us(q(0.99))));
-    m.insert(
-        format!("{prefix}_max_us"),
-        json!(if empty { 0 } else { us(h.max()) }),
-    );
+/// One `--jsonlines` row as text, its keys in the order of the struct's fields: the Go tool's
+/// keys first, as the Go tool printed them.
+fn json_line<T: Serialize>(row: &T) -> String {
+    serde_json::to_string(row).expect("rows have string keys and finite-or-null numbers")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn json_row(
-    cfg: &ReportConfig,
-    kind: &str,
-    seq: Option<u64>,
-    peer: &str,
-    s: &Stats,
-    window: Duration,
-    cpu: Duration,
-    ts: &str,
-) -> Value {
-    let h = &s.latency;
-    let empty = s.completed == 0;
-    let q = |p: f64| {
-        if empty {
-            0
-        } else {
-            h.value_at_quantile(p / 100.0)
+/// The JSON keys of the percentiles every row has.
+const FIXED_PERCENTILE_KEYS: [&str; 5] = [
+    "latency_50p_us",
+    "latency_90p_us",
+    "latency_95p_us",
+    "latency_99p_us",
+    "latency_999p_us",
+];
+
+/// One `connect --jsonlines` row: the Go tool's keys first, then connperf's.
+#[derive(Serialize)]
+struct Row<'a> {
+    peer: &'a str,
+    count: u64,
+    latency_max_us: u64,
+    latency_min_us: u64,
+    latency_mean_us: u64,
+    latency_90p_us: u64,
+    latency_95p_us: u64,
+    latency_99p_us: u64,
+    rate_per_sec: f64,
+    timestamp: &'a str,
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    labels: Labels<'a>,
+    /// `--arrival poisson` runs only: the seed of the schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// The window number; absent from total rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<u64>,
+    elapsed_sec: f64,
+    latency_50p_us: u64,
+    latency_999p_us: u64,
+    /// `--percentiles`: `latency_{P without the dot}p_us`, e.g. `latency_9999p_us`.
+    #[serde(flatten)]
+    extra_percentiles: Percentiles,
+    latency_ns: LatencyNs,
+    #[serde(flatten)]
+    service: ServiceUs,
+    /// Ephemeral runs only.
+    #[serde(flatten)]
+    connect: Option<ConnectUs>,
+    bytes: u64,
+    error_count: u64,
+    errors: FailureCounts<'a>,
+    connection_errors: FailureCounts<'a>,
+    late_starts: u64,
+    max_behind_us: u64,
+    not_started: u64,
+    lost: u64,
+    /// UDP runs only.
+    #[serde(flatten)]
+    udp: Option<UdpCounts>,
+    clamped: u64,
+    generator_cpu_sec: f64,
+    /// `--latency-distribution`, total rows only: `[value µs, percentile, total count]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_distribution: Option<Vec<(f64, f64, u64)>>,
+}
+
+/// Intended-time latency in ns (`latency_ns`).
+#[derive(Serialize)]
+struct LatencyNs {
+    min: u64,
+    mean: f64,
+    p50: u64,
+    p90: u64,
+    p95: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+/// Uncorrected service time (completion − actual send), µs.
+#[derive(Serialize)]
+struct ServiceUs {
+    service_min_us: u64,
+    service_mean_us: u64,
+    service_50p_us: u64,
+    service_99p_us: u64,
+    service_max_us: u64,
+}
+
+/// Connect time (SYN to established), µs.
+#[derive(Serialize)]
+struct ConnectUs {
+    connect_count: u64,
+    connect_min_us: u64,
+    connect_mean_us: u64,
+    connect_50p_us: u64,
+    connect_99p_us: u64,
+    connect_max_us: u64,
+}
+
+/// The UDP-only counters.
+#[derive(Serialize)]
+struct UdpCounts {
+    late: u64,
+    duplicate: u64,
+    stray: u64,
+    reordered: u64,
+}
+
+/// `--label` pairs as one JSON object.
+struct Labels<'a>(&'a [(String, String)]);
+
+impl Labels<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Labels<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// The `--percentiles` keys and their values, in the order given; each key once, and none
+/// that every row has already (`--percentiles 50` is `latency_50p_us`).
+struct Percentiles(Vec<(String, u64)>);
+
+impl Percentiles {
+    fn new(ps: &[f64], value: impl Fn(f64) -> u64) -> Percentiles {
+        let mut keys: Vec<(String, u64)> = Vec::new();
+        for &p in ps {
+            let key = format!("latency_{}p_us", pct_label(p).replace('.', ""));
+            if !FIXED_PERCENTILE_KEYS.contains(&key.as_str())
+                && !keys.iter().any(|(k, _)| *k == key)
+            {
+                keys.push((key, value(p)));
+            }
         }
-    };
-    let mut m = Map::new();
-    m.insert("peer".into(), json!(peer));
-    m.insert("count".into(), json!(s.completed));
-    m.insert(
-        "latency_max_us".into(),
-        json!(if empty { 0 } else { us(h.max()) }),
-    );
-    m.insert(
-        "latency_min_us".into(),
-        json!(if empty { 0 } else { us(h.min()) }),
-    );
-    m.insert(
-        "latency_mean_us".into(),
-        json!(if empty { 0 } else { us_f(h.mean()) }),
-    );
-    m.insert("latency_90p_us".into(), json!(us(q(90.0))));
-    m.insert("latency_95p_us".into(), json!(us(q(95.0))));
-    m.insert("latency_99p_us".into(), json!(us(q(99.0))));
-    m.insert(
-        "rate_per_sec".into(),
-        json!(round2(rate(s.completed, window))),
-    );
-    m.insert("timestamp".into(), json!(ts));
-    m.insert("kind".into(), json!(kind));
-    if !cfg.labels.is_empty() {
-        let labels: Map<String, Value> = cfg
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        m.insert("labels".into(), Value::Object(labels));
+        Percentiles(keys)
     }
-    if let Some(seq) = seq {
-        m.insert("interval".into(), json!(seq));
+}
+
+impl Serialize for Percentiles {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
-    m.insert("elapsed_sec".into(), json!(round6(window.as_secs_f64())));
-    m.insert("latency_50p_us".into(), json!(us(q(50.0))));
-    m.insert("latency_999p_us".into(), json!(us(q(99.9))));
-    for p in &cfg.extra_percentiles {
-        m.insert(
-            format!("latency_{}p_us", pct_label(*p).replace('.', "")),
-            json!(us(q(*p))),
-        );
+}
+
+/// Counts by `Failure`, as an object keyed by `Failure::name`.
+struct FailureCounts<'a>(&'a [u64; ERROR_KINDS]);
+
+impl Serialize for FailureCounts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(Failure::ALL.iter().map(|k| (k.name(), self.0[k.index()])))
     }
-    let mut ns = Map::new();
-    ns.insert("min".into(), json!(if empty { 0 } else { h.min() }));
-    ns.insert(
-        "mean".into(),
-        json!(if empty { 0.0 } else { round2(h.mean()) }),
-    );
-    for (k, p) in [
-        ("p50", 50.0),
-        ("p90", 90.0),
-        ("p95", 95.0),
-        ("p99", 99.0),
-        ("p999", 99.9),
-    ] {
-        ns.insert(k.into(), json!(q(p)));
+}
+
+/// min, mean, p50, p99 and max of `h` in whole µs; all 0 when it is empty.
+fn summary_us(h: &Histogram<u64>) -> [u64; 5] {
+    if h.is_empty() {
+        return [0; 5];
     }
-    ns.insert("max".into(), json!(if empty { 0 } else { h.max() }));
-    m.insert("latency_ns".into(), Value::Object(ns));
-    hist_json("service", &s.service, &mut m);
-    if cfg.ephemeral {
-        m.insert("connect_count".into(), json!(s.connect.len()));
-        hist_json("connect", &s.connect, &mut m);
+    let q = |p: f64| us(h.value_at_quantile(p));
+    [us(h.min()), us_f(h.mean()), q(0.5), q(0.99), us(h.max())]
+}
+
+impl<'a> Row<'a> {
+    /// The row of `peer` over `span`; `ts` is `span.end` formatted once for all its rows.
+    fn new(cfg: &'a ReportConfig, span: &Span, ts: &'a str, peer: &'a str, s: &'a Stats) -> Self {
+        let h = &s.latency;
+        let empty = s.completed == 0;
+        let q = |p: f64| {
+            if empty {
+                0
+            } else {
+                h.value_at_quantile(p / 100.0)
+            }
+        };
+        let unless_empty = |v: u64| if empty { 0 } else { v };
+        Row {
+            peer,
+            count: s.completed,
+            latency_max_us: unless_empty(us(h.max())),
+            latency_min_us: unless_empty(us(h.min())),
+            latency_mean_us: if empty { 0 } else { us_f(h.mean()) },
+            latency_90p_us: us(q(90.0)),
+            latency_95p_us: us(q(95.0)),
+            latency_99p_us: us(q(99.0)),
+            rate_per_sec: round2(rate(s.completed, span.length)),
+            timestamp: ts,
+            kind: span.kind,
+            labels: Labels(&cfg.labels),
+            seed: cfg.seed,
+            interval: span.seq,
+            elapsed_sec: round6(span.length.as_secs_f64()),
+            latency_50p_us: us(q(50.0)),
+            latency_999p_us: us(q(99.9)),
+            extra_percentiles: Percentiles::new(&cfg.extra_percentiles, |p| us(q(p))),
+            latency_ns: LatencyNs::of(s),
+            service: ServiceUs::of(&s.service),
+            connect: cfg.ephemeral.then(|| ConnectUs::of(&s.connect)),
+            bytes: s.bytes,
+            error_count: s.error_count(),
+            errors: FailureCounts(&s.errors),
+            connection_errors: FailureCounts(&s.conn_errors),
+            late_starts: s.late_starts,
+            max_behind_us: us(s.max_behind_ns),
+            not_started: s.not_started,
+            lost: s.lost,
+            udp: cfg.udp.then_some(UdpCounts {
+                late: s.late,
+                duplicate: s.duplicate,
+                stray: s.stray,
+                reordered: s.reordered,
+            }),
+            clamped: s.clamped,
+            generator_cpu_sec: round6(span.cpu.as_secs_f64()),
+            latency_distribution: (cfg.latency_distribution && span.kind == "total").then(|| {
+                spectrum(h)
+                    .into_iter()
+                    .map(|(v, q, n)| (round6(v as f64 / 1000.0), q, n))
+                    .collect()
+            }),
+        }
     }
-    m.insert("bytes".into(), json!(s.bytes));
-    m.insert("error_count".into(), json!(s.error_count()));
-    let errors: Map<String, Value> = Failure::ALL
-        .iter()
-        .map(|k| (k.name().to_string(), json!(s.errors[k.index()])))
-        .collect();
-    m.insert("errors".into(), Value::Object(errors));
-    let conn_errors: Map<String, Value> = Failure::ALL
-        .iter()
-        .map(|k| (k.name().to_string(), json!(s.conn_errors[k.index()])))
-        .collect();
-    m.insert("connection_errors".into(), Value::Object(conn_errors));
-    m.insert("late_starts".into(), json!(s.late_starts));
-    m.insert("max_behind_us".into(), json!(us(s.max_behind_ns)));
-    m.insert("not_started".into(), json!(s.not_started));
-    m.insert("lost".into(), json!(s.lost));
-    if cfg.udp {
-        m.insert("late".into(), json!(s.late));
-        m.insert("duplicate".into(), json!(s.duplicate));
-        m.insert("stray".into(), json!(s.stray));
-        m.insert("reordered".into(), json!(s.reordered));
+}
+
+impl LatencyNs {
+    /// `s.latency`, all 0 when no request completed.
+    fn of(s: &Stats) -> Self {
+        let h = &s.latency;
+        if s.completed == 0 {
+            return LatencyNs {
+                min: 0,
+                mean: 0.0,
+                p50: 0,
+                p90: 0,
+                p95: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+            };
+        }
+        // As percentages over 100, like every other percentile of the row: 99.9 / 100.0 is
+        // not the f64 nearest 0.999, and a bucket boundary could tell them apart.
+        let q = |p: f64| h.value_at_quantile(p / 100.0);
+        LatencyNs {
+            min: h.min(),
+            mean: round2(h.mean()),
+            p50: q(50.0),
+            p90: q(90.0),
+            p95: q(95.0),
+            p99: q(99.0),
+            p999: q(99.9),
+            max: h.max(),
+        }
     }
-    m.insert("clamped".into(), json!(s.clamped));
-    m.insert("generator_cpu_sec".into(), json!(round6(cpu.as_secs_f64())));
-    if cfg.latency_distribution && kind == "total" {
-        let spectrum: Vec<Value> = spectrum(h)
-            .into_iter()
-            .map(|(v, q, n)| json!([round6(v as f64 / 1000.0), q, n]))
-            .collect();
-        m.insert("latency_distribution".into(), Value::Array(spectrum));
+}
+
+impl ServiceUs {
+    fn of(h: &Histogram<u64>) -> Self {
+        let [service_min_us, service_mean_us, service_50p_us, service_99p_us, service_max_us] =
+            summary_us(h);
+        ServiceUs {
+            service_min_us,
+            service_mean_us,
+            service_50p_us,
+            service_99p_us,
+            service_max_us,
+        }
     }
-    Value::Object(m)
+}
+
+impl ConnectUs {
+    fn of(h: &Histogram<u64>) -> Self {
+        let [connect_min_us, connect_mean_us, connect_50p_us, connect_99p_us, connect_max_us] =
+            summary_us(h);
+        ConnectUs {
+            connect_count: h.len(),
+            connect_min_us,
+            connect_mean_us,
+            connect_50p_us,
+            connect_99p_us,
+            connect_max_us,
+        }
+    }
 }
 
 fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], summary: &Summary) {
@@ -829,6 +1053,11 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
                 s.not_started
             ));
         }
+    }
+    if let Some(seed) = cfg.seed {
+        out.line(&format!(
+            "# arrival: poisson, --seed {seed} repeats this schedule"
+        ));
     }
     let secs = summary.elapsed.as_secs_f64();
     if secs > 0.0 {
@@ -1024,7 +1253,7 @@ pub fn run_server_reporter<W: Write>(
     workers: usize,
     jsonlines: bool,
     interval_rows: bool,
-    rx: crossbeam_channel::Receiver<ServerSnapshot>,
+    rx: Receiver<ServerSnapshot>,
     out: W,
 ) -> ServerCounters {
     let mut out = Out {
@@ -1093,6 +1322,69 @@ fn diff(a: &ServerCounters, b: &ServerCounters) -> ServerCounters {
     }
 }
 
+/// One `serve --jsonlines` row.
+#[derive(Serialize)]
+struct ServerRow<'a> {
+    /// `interval`, `worker` or `total`.
+    kind: &'a str,
+    /// The window number, `w{i}`, or `total`.
+    name: &'a str,
+    timestamp: &'a str,
+    accepted: u64,
+    open: u64,
+    closed: u64,
+    rejected: u64,
+    idle_closed: u64,
+    tcp_reads: u64,
+    tcp_bytes: u64,
+    udp_datagrams: u64,
+    udp_bytes: u64,
+    denied: u64,
+    resets: u64,
+    errors: ServerErrors,
+}
+
+/// The echo server's errors by kind.
+#[derive(Serialize)]
+struct ServerErrors {
+    accept_fd_limit: u64,
+    accept_other: u64,
+    io: u64,
+}
+
+impl<'a> ServerRow<'a> {
+    /// `c` is what the row counts; `now` gives the open count.
+    fn new(
+        kind: &'a str,
+        name: &'a str,
+        ts: &'a str,
+        c: &ServerCounters,
+        now: &ServerCounters,
+    ) -> Self {
+        ServerRow {
+            kind,
+            name,
+            timestamp: ts,
+            accepted: c.accepted,
+            open: now.open(),
+            closed: c.closed,
+            rejected: c.rejected,
+            idle_closed: c.idle_closed,
+            tcp_reads: c.tcp_reads,
+            tcp_bytes: c.tcp_bytes,
+            udp_datagrams: c.udp_datagrams,
+            udp_bytes: c.udp_bytes,
+            denied: c.denied,
+            resets: c.resets,
+            errors: ServerErrors {
+                accept_fd_limit: c.accept_fd_limit,
+                accept_other: c.accept_errors,
+                io: c.io_errors,
+            },
+        }
+    }
+}
+
 /// `c` is what the row counts (a window's delta, or cumulative); `now` gives the open count.
 fn server_line(
     jsonlines: bool,
@@ -1102,17 +1394,8 @@ fn server_line(
     now: &ServerCounters,
 ) -> String {
     if jsonlines {
-        json!({
-            "kind": kind, "name": name, "timestamp": iso8601(SystemTime::now()),
-            "accepted": c.accepted, "open": now.open(), "closed": c.closed,
-            "rejected": c.rejected, "idle_closed": c.idle_closed,
-            "tcp_reads": c.tcp_reads, "tcp_bytes": c.tcp_bytes,
-            "udp_datagrams": c.udp_datagrams, "udp_bytes": c.udp_bytes, "denied": c.denied,
-            "resets": c.resets,
-            "errors": { "accept_fd_limit": c.accept_fd_limit,
-                        "accept_other": c.accept_errors, "io": c.io_errors },
-        })
-        .to_string()
+        let ts = iso8601(SystemTime::now());
+        json_line(&ServerRow::new(kind, name, &ts, c, now))
     } else {
         format!(
             "server {kind:<8} {name:<6} accepted={} open={} closed={} rejected={} idle_closed={} \
@@ -1126,6 +1409,7 @@ fn server_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn iso8601_formats_known_instants() {
@@ -1348,6 +1632,175 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("SubBuckets     =         2048"));
+    }
+
+    /// Replace every `"timestamp":"…"` value (wall clock) with a fixed one.
+    fn mask_timestamps(text: &str) -> String {
+        let key = "\"timestamp\":\"";
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(key) {
+            out.push_str(&rest[..i + key.len()]);
+            out.push('T');
+            rest = &rest[i + key.len()..];
+            rest = &rest[rest.find('"').expect("closing quote")..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Stats with every counter set to a different value, so a swapped field shows.
+    fn busy_stats() -> Stats {
+        let mut s = Stats::new();
+        for (i, x) in [1500u64, 2500, 40_000, 1_234_567].into_iter().enumerate() {
+            s.record(x, x / 2 + i as u64, 64);
+            s.record_connect(x / 3);
+        }
+        s.record(MAX_NS + 1, 7, 64);
+        s.record_start(2_500_000);
+        s.record_start(10);
+        for (i, k) in Failure::ALL.into_iter().enumerate() {
+            s.errors[k.index()] = 10 + i as u64;
+            s.conn_errors[k.index()] = 20 + i as u64;
+        }
+        s.lost = 31;
+        s.late = 32;
+        s.duplicate = 33;
+        s.reordered = 34;
+        s.stray = 35;
+        s.not_started = 36;
+        s
+    }
+
+    /// `json_rows_are_pinned` with every optional key: output of the map-built rows.
+    const GOLDEN_FULL: &[&str] = &[
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]]}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[]}"#,
+    ];
+
+    /// `json_rows_are_pinned` with no optional key: output of the map-built rows.
+    const GOLDEN_BARE: &[&str] = &[
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+    ];
+
+    /// The exact JSON text with every optional key present (labels, interval, extra
+    /// percentiles including ones that repeat fixed keys, connect, UDP, distribution) and with
+    /// all of them absent (and an empty row). Keys in field order: the Go tool's first, as it printed them.
+    #[test]
+    fn json_rows_are_pinned() {
+        let mut iv = interval(0, 0, &[&[]]);
+        iv.stats = vec![busy_stats(), Stats::new()];
+        iv.window = Duration::from_millis(1250);
+        iv.cpu = Duration::from_micros(12_345_678);
+        let full = ReportConfig {
+            peers: vec!["a:1".into(), "b\"\\:2".into()],
+            workers: 1,
+            jsonlines: true,
+            extra_percentiles: vec![50.0, 99.99, 1.0, 75.5, 99.9],
+            udp: true,
+            ephemeral: true,
+            latency_distribution: true,
+            labels: vec![("zone".into(), "b".into()), ("host".into(), "x\ty".into())],
+            ..Default::default()
+        };
+        let (text, _) = run(&full, vec![iv]);
+        let text = mask_timestamps(&text);
+        assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_FULL);
+        assert!(text.ends_with('\n'));
+
+        let mut iv = interval(0, 3, &[&[]]);
+        iv.stats = vec![busy_stats(), Stats::new()];
+        let bare = ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 1,
+            jsonlines: true,
+            ..Default::default()
+        };
+        let (text, _) = run(&bare, vec![iv]);
+        let text = mask_timestamps(&text);
+        assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_BARE);
+        assert!(text.ends_with('\n'));
+    }
+
+    /// `server_json_rows_are_pinned`: keys in field order.
+    const GOLDEN_SERVER: &[&str] = &[
+        r#"{"kind":"interval","name":"0","timestamp":"T","accepted":102,"open":52,"closed":50,"rejected":106,"idle_closed":108,"tcp_reads":110,"tcp_bytes":112,"udp_datagrams":114,"udp_bytes":116,"denied":118,"resets":120,"errors":{"accept_fd_limit":122,"accept_other":124,"io":126}}"#,
+        r#"{"kind":"worker","name":"w0","timestamp":"T","accepted":1001,"open":501,"closed":500,"rejected":1003,"idle_closed":1004,"tcp_reads":1005,"tcp_bytes":1006,"udp_datagrams":1007,"udp_bytes":1008,"denied":1009,"resets":1010,"errors":{"accept_fd_limit":1011,"accept_other":1012,"io":1013}}"#,
+        r#"{"kind":"worker","name":"w1","timestamp":"T","accepted":101,"open":51,"closed":50,"rejected":103,"idle_closed":104,"tcp_reads":105,"tcp_bytes":106,"udp_datagrams":107,"udp_bytes":108,"denied":109,"resets":110,"errors":{"accept_fd_limit":111,"accept_other":112,"io":113}}"#,
+        r#"{"kind":"total","name":"total","timestamp":"T","accepted":1102,"open":552,"closed":550,"rejected":1106,"idle_closed":1108,"tcp_reads":1110,"tcp_bytes":1112,"udp_datagrams":1114,"udp_bytes":1116,"denied":1118,"resets":1120,"errors":{"accept_fd_limit":1122,"accept_other":1124,"io":1126}}"#,
+    ];
+
+    /// The exact JSON text of the echo server's rows: keys in field order.
+    #[test]
+    fn server_json_rows_are_pinned() {
+        let c = |k: u64| ServerCounters {
+            accepted: k + 1,
+            closed: k / 2,
+            rejected: k + 3,
+            idle_closed: k + 4,
+            tcp_reads: k + 5,
+            tcp_bytes: k + 6,
+            udp_datagrams: k + 7,
+            udp_bytes: k + 8,
+            denied: k + 9,
+            resets: k + 10,
+            accept_fd_limit: k + 11,
+            accept_errors: k + 12,
+            io_errors: k + 13,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for (worker, seq, k, last) in [(0, 0, 0, false), (1, 0, 100, false), (0, 1, 1000, true)] {
+            let counters = c(k);
+            tx.send(ServerSnapshot {
+                worker,
+                seq,
+                counters,
+                last,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut buf = Vec::new();
+        run_server_reporter(2, true, true, rx, &mut buf);
+        let text = mask_timestamps(&String::from_utf8(buf).unwrap());
+        assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_SERVER);
+    }
+
+    #[test]
+    fn reporter_runs_on_its_named_thread_until_the_senders_are_gone() {
+        let (tx, reporter) = Reporter::spawn(3, |rx: Receiver<u64>| {
+            let name = std::thread::current().name().map(String::from);
+            (rx.iter().sum::<u64>(), name)
+        })
+        .unwrap();
+        assert_eq!(tx.capacity(), Some(3 * 64 + 16));
+        let tx2 = tx.clone();
+        tx.send(5).unwrap();
+        drop(tx);
+        tx2.send(7).unwrap();
+        drop(tx2);
+        let (sum, name) = reporter.join().unwrap();
+        assert_eq!(sum, 12);
+        assert_eq!(name.as_deref(), Some("connperf-report"));
+    }
+
+    #[test]
+    fn a_panicked_reporter_is_an_error() {
+        let (tx, reporter) = Reporter::spawn(1, |rx: Receiver<()>| {
+            rx.recv().unwrap();
+            panic!("test panic in the reporter");
+        })
+        .unwrap();
+        tx.send(()).unwrap();
+        match reporter.join() {
+            Err(Error::WorkerPanicked { id }) => assert_eq!(id, usize::MAX),
+            other => panic!("want WorkerPanicked, got {other:?}"),
+        }
     }
 
     #[test]
