@@ -7,7 +7,7 @@
 
 use crate::driver::{Clock, ConnectConfig};
 use crate::pacing::Pacer;
-use crate::report::{thread_cpu, Failure, Interval, Stats};
+use crate::report::{thread_cpu, Failure, Interval, Stats, Unsent};
 use crate::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use mio::Registry;
@@ -219,14 +219,8 @@ impl Client {
     }
 
     /// Take every slot of `pacer` due by `upto` without sending it, and book each in the
-    /// window it was due in: failed with `kind`, or, without one, not started.
-    pub fn book_slots(
-        &mut self,
-        target: u32,
-        pacer: &mut Pacer,
-        upto: Instant,
-        kind: Option<Failure>,
-    ) {
+    /// window it was due in, as `missed` says.
+    pub fn book_slots(&mut self, target: u32, pacer: &mut Pacer, upto: Instant, missed: Missed) {
         while let Some(due) = pacer.next_due().filter(|d| *d <= upto) {
             let Some(i) = self.window_of(due) else {
                 // Before the measured period: not on the books.
@@ -244,9 +238,9 @@ impl Client {
             let limit = limit.max(due);
             let n = pacer.skip_to(limit);
             let s = &mut self.windows[i].stats[target as usize];
-            match kind {
-                Some(k) => s.errors[k as usize] += n,
-                None => s.not_started += n,
+            match missed {
+                Missed::Failed(k) => s.errors[k as usize] += n,
+                Missed::NotStarted(cause) => s.unsent(cause, n),
             }
         }
     }
@@ -525,6 +519,22 @@ impl Gate {
                 m
             })
             .collect()
+    }
+}
+
+/// What became of scheduled slots that were never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missed {
+    /// They fell due while the connection was down: they fail with what took it down.
+    Failed(Failure),
+    /// The generator's own doing.
+    NotStarted(Unsent),
+}
+
+impl Missed {
+    /// Slots of a connection that is down with `last_error` (none yet: the run ended first).
+    pub fn down(last_error: Option<Failure>) -> Missed {
+        last_error.map_or(Missed::NotStarted(Unsent::RunEnded), Missed::Failed)
     }
 }
 

@@ -5,11 +5,11 @@
 //!
 //! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
 
-use crate::client::{sooner, Backoff, Client, SEND_BURST};
+use crate::client::{sooner, Backoff, Client, Missed, SEND_BURST};
 use crate::driver::{CloseMode, Mode, Traffic};
 use crate::pacing::Pacer;
 use crate::reactor::Slab;
-use crate::report::Failure;
+use crate::report::{Failure, Unsent};
 use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo, PORT_WINDOW};
 use crate::Result;
 use mio::event::Event;
@@ -150,8 +150,15 @@ impl Traffic for Ephemeral {
     }
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
+        // Slots still due at the end: held back by --max-inflight if every place was taken,
+        // else simply not reached before the end.
+        let cause = if self.inflight >= self.max_inflight {
+            Unsent::InFlightLimit
+        } else {
+            Unsent::RunEnded
+        };
         for (target, p) in self.pacers.iter_mut().enumerate() {
-            core.book_slots(target as u32, p, end, None);
+            core.book_slots(target as u32, p, end, Missed::NotStarted(cause));
         }
     }
 

@@ -5,11 +5,11 @@
 //!
 //! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
 
-use crate::client::{sooner, Client, MAX_BACKOFF, MIN_BACKOFF};
+use crate::client::{sooner, Client, Missed, MAX_BACKOFF, MIN_BACKOFF};
 use crate::driver::{Mode, Traffic};
 use crate::pacing::Pacer;
 use crate::reactor::Slab;
-use crate::report::Failure;
+use crate::report::{Failure, Unsent};
 use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo};
 use crate::Result;
 use mio::event::Event;
@@ -179,12 +179,12 @@ impl Traffic for Persistent {
         // it down; those due while it was up but busy did not start.
         for (_, c) in self.conns.iter_mut() {
             let Some(p) = &mut c.pacer else { continue };
-            let kind = if c.state == State::Open {
-                None
+            let missed = if c.state == State::Open {
+                Missed::NotStarted(Unsent::RunEnded)
             } else {
-                c.last_error
+                Missed::down(c.last_error)
             };
-            core.book_slots(c.target, p, end, kind);
+            core.book_slots(c.target, p, end, missed);
         }
     }
 
@@ -199,7 +199,7 @@ impl Traffic for Persistent {
                 continue;
             }
             if let Some(p) = &mut c.pacer {
-                core.book_slots(c.target, p, now, c.last_error);
+                core.book_slots(c.target, p, now, Missed::down(c.last_error));
             }
         }
     }
@@ -351,7 +351,7 @@ impl Persistent {
             if core.stopping {
                 pacer.skip_to(now);
             } else {
-                core.book_slots(c.target, pacer, now, c.last_error);
+                core.book_slots(c.target, pacer, now, Missed::down(c.last_error));
             }
         }
         if self.fill(core, token, now, false) {

@@ -102,6 +102,32 @@ impl Failure {
     }
 }
 
+/// Why a scheduled request never started. Only the generator's own reasons: a request that
+/// falls due while its connection is down fails with what took the connection down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsent {
+    /// `--max-inflight` connections were open: no room for another.
+    InFlightLimit,
+    /// The run ended (or was stopped) before the generator got to it.
+    RunEnded,
+}
+
+/// Number of `Unsent` causes.
+pub const UNSENT_CAUSES: usize = 2;
+
+impl Unsent {
+    /// All causes, in report order.
+    pub const ALL: [Unsent; UNSENT_CAUSES] = [Unsent::InFlightLimit, Unsent::RunEnded];
+
+    /// The snake_case name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unsent::InFlightLimit => "in_flight_limit",
+            Unsent::RunEnded => "run_ended",
+        }
+    }
+}
+
 fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_NS, SIGFIGS).expect("constant histogram bounds are valid")
 }
@@ -140,8 +166,13 @@ pub struct Stats {
     /// ours (magic, worker, sequence). Events, not requests: the request they might have
     /// answered is still lost or answered.
     pub stray: u64,
-    /// Scheduled requests that never started (in-flight limit, or the run ended first).
+    /// Scheduled requests that never started, all causes: always the generator's own doing.
     pub not_started: u64,
+    /// `not_started` by cause, indexed by `Unsent`.
+    pub not_started_by: [u64; UNSENT_CAUSES],
+    /// Actual send − intended send of every request sent on schedule, ns: each run's own
+    /// error bar on its latency (a send late by the generator shows up here, not only there).
+    pub send_lag: Histogram<u64>,
     /// Samples above `MAX_NS`, recorded as `MAX_NS`.
     pub clamped: u64,
 }
@@ -174,8 +205,16 @@ impl Stats {
             reordered: 0,
             stray: 0,
             not_started: 0,
+            not_started_by: [0; UNSENT_CAUSES],
+            send_lag: new_hist(),
             clamped: 0,
         }
+    }
+
+    /// `n` scheduled requests never started, for `cause`.
+    pub fn unsent(&mut self, cause: Unsent, n: u64) {
+        self.not_started += n;
+        self.not_started_by[cause as usize] += n;
     }
 
     /// Record one completed request.
@@ -195,6 +234,7 @@ impl Stats {
             self.late_starts += 1;
         }
         self.max_behind_ns = self.max_behind_ns.max(behind_ns);
+        self.send_lag.saturating_record(behind_ns.max(1));
     }
 
     /// Record a connect time.
@@ -239,6 +279,10 @@ impl Stats {
         self.reordered += other.reordered;
         self.stray += other.stray;
         self.not_started += other.not_started;
+        for (a, b) in self.not_started_by.iter_mut().zip(other.not_started_by) {
+            *a += b;
+        }
+        let _ = self.send_lag.add(&other.send_lag);
         self.clamped += other.clamped;
     }
 
@@ -773,7 +817,11 @@ struct Row<'a> {
     connection_errors: FailureCounts<'a>,
     late_starts: u64,
     max_behind_us: u64,
+    /// Actual send − intended send, µs: the run's own error bar.
+    #[serde(flatten)]
+    send_lag: SendLagUs,
     not_started: u64,
+    not_started_by: UnsentCounts<'a>,
     lost: u64,
     /// UDP runs only.
     #[serde(flatten)]
@@ -868,6 +916,34 @@ impl Serialize for Percentiles {
     }
 }
 
+/// The send lag's p50, p99 and max, µs (0 with no paced send).
+#[derive(Serialize)]
+struct SendLagUs {
+    send_lag_50p_us: u64,
+    send_lag_99p_us: u64,
+    send_lag_max_us: u64,
+}
+
+impl SendLagUs {
+    fn of(h: &Histogram<u64>) -> SendLagUs {
+        let [_, _, p50, p99, max] = summary_us(h);
+        SendLagUs {
+            send_lag_50p_us: p50,
+            send_lag_99p_us: p99,
+            send_lag_max_us: max,
+        }
+    }
+}
+
+/// Requests not started by `Unsent` cause, as an object keyed by `Unsent::name`.
+struct UnsentCounts<'a>(&'a [u64; UNSENT_CAUSES]);
+
+impl Serialize for UnsentCounts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(Unsent::ALL.iter().map(|k| (k.name(), self.0[*k as usize])))
+    }
+}
+
 /// Counts by `Failure`, as an object keyed by `Failure::name`.
 struct FailureCounts<'a>(&'a [u64; ERROR_KINDS]);
 
@@ -927,7 +1003,9 @@ impl<'a> Row<'a> {
             connection_errors: FailureCounts(&s.conn_errors),
             late_starts: s.late_starts,
             max_behind_us: us(s.max_behind_ns),
+            send_lag: SendLagUs::of(&s.send_lag),
             not_started: s.not_started,
+            not_started_by: UnsentCounts(&s.not_started_by),
             lost: s.lost,
             udp: cfg.udp.then_some(UdpCounts {
                 late: s.late,
@@ -1014,24 +1092,8 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
         .map(|(p, _)| p)
         .collect();
     for (peer, s) in names.iter().zip(rows) {
-        if s.error_count() > 0 {
-            let kinds: Vec<String> = Failure::ALL
-                .iter()
-                .filter(|k| s.errors[k.index()] > 0)
-                .map(|k| format!("{}={}", k.name(), s.errors[k.index()]))
-                .collect();
-            out.line(&format!("# {peer} errors: {}", kinds.join(" ")));
-        }
-        if s.conn_errors.iter().any(|&n| n > 0) {
-            let kinds: Vec<String> = Failure::ALL
-                .iter()
-                .filter(|k| s.conn_errors[k.index()] > 0)
-                .map(|k| format!("{}={}", k.name(), s.conn_errors[k.index()]))
-                .collect();
-            out.line(&format!(
-                "# {peer} connection errors (no request in flight): {}",
-                kinds.join(" ")
-            ));
+        if let Some(line) = failures_note(peer, s) {
+            out.line(&line);
         }
         if !cfg.udp && s.lost > 0 {
             out.line(&format!(
@@ -1046,11 +1108,23 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
             ));
         }
         if s.late_starts > 0 || s.not_started > 0 {
+            let causes: Vec<String> = Unsent::ALL
+                .iter()
+                .filter(|c| s.not_started_by[**c as usize] > 0)
+                .map(|c| format!("{}={}", c.name(), s.not_started_by[*c as usize]))
+                .collect();
             out.line(&format!(
-                "# {peer} generator behind schedule: {} late starts (>1 ms), max {} µs behind, {} not started",
+                "# {peer} generator behind schedule: {} late starts (>1 ms), max {} µs behind, {} not started{}",
                 s.late_starts,
                 us(s.max_behind_ns),
-                s.not_started
+                s.not_started,
+                if causes.is_empty() { String::new() } else { format!(" ({})", causes.join(" ")) }
+            ));
+        }
+        if !s.send_lag.is_empty() {
+            let [_, _, p50, p99, max] = summary_us(&s.send_lag);
+            out.line(&format!(
+                "# {peer} send lag (actual - intended send): p50 {p50} µs, p99 {p99} µs, max {max} µs"
             ));
         }
     }
@@ -1067,6 +1141,30 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
             secs,
             100.0 * summary.cpu.as_secs_f64() / secs
         ));
+    }
+}
+
+/// One account of what failed for `peer`: requests by kind, then connection attempts (with
+/// no request in flight) by kind; `None` if nothing failed.
+/// `# PEER errors: refused=1000; connection attempts failed: refused=60`
+fn failures_note(peer: &str, s: &Stats) -> Option<String> {
+    let list = |counts: &[u64; ERROR_KINDS]| -> String {
+        let kinds: Vec<String> = Failure::ALL
+            .iter()
+            .filter(|k| counts[k.index()] > 0)
+            .map(|k| format!("{}={}", k.name(), counts[k.index()]))
+            .collect();
+        kinds.join(" ")
+    };
+    let requests = list(&s.errors);
+    let attempts = list(&s.conn_errors);
+    match (requests.is_empty(), attempts.is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(format!("# {peer} errors: {requests}")),
+        (true, false) => Some(format!("# {peer} connection attempts failed: {attempts}")),
+        (false, false) => Some(format!(
+            "# {peer} errors: {requests}; connection attempts failed: {attempts}"
+        )),
     }
 }
 
@@ -1674,18 +1772,18 @@ mod tests {
 
     /// `json_rows_are_pinned` with every optional key: output of the map-built rows.
     const GOLDEN_FULL: &[&str] = &[
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]]}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[]}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]]}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[]}"#,
     ];
 
     /// `json_rows_are_pinned` with no optional key: output of the map-built rows.
     const GOLDEN_BARE: &[&str] = &[
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
-        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"not_started":36,"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
-        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"not_started":0,"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
     ];
 
     /// The exact JSON text with every optional key present (labels, interval, extra

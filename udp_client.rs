@@ -6,11 +6,11 @@
 //!
 //! Leaves to others: recording and windows (`client`).
 
-use crate::client::{sooner, Backoff, Client, SEND_BURST};
+use crate::client::{sooner, Backoff, Client, Missed, SEND_BURST};
 use crate::driver::{Target, Traffic};
 use crate::pacing::Pacer;
 use crate::reactor::{fixed_token, FIXED_BASE};
-use crate::report::Failure;
+use crate::report::{Failure, Unsent};
 use crate::sockopt;
 use crate::{Error, Result};
 use mio::event::Event;
@@ -265,7 +265,7 @@ impl Traffic for UdpClient {
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
         for (target, f) in self.flows.iter_mut().enumerate() {
             if let Some(p) = &mut f.pacer {
-                core.book_slots(target as u32, p, end, None);
+                core.book_slots(target as u32, p, end, Missed::NotStarted(Unsent::RunEnded));
             }
         }
     }
