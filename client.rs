@@ -7,7 +7,7 @@
 
 use crate::driver::{Clock, ConnectConfig};
 use crate::pacing::Pacer;
-use crate::report::{thread_cpu, Failure, Interval, Stats, Unsent};
+use crate::report::{thread_cpu, Failure, Interval, Ramp, Stats, Unsent};
 use crate::{Error, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use mio::Registry;
@@ -450,6 +450,8 @@ struct GateState {
     ready: usize,
     ramp: Vec<Stats>,
     clock: Option<Clock>,
+    /// When the workers were started: the ramp's start.
+    spawned: Instant,
 }
 
 impl Gate {
@@ -460,6 +462,7 @@ impl Gate {
                 ready: 0,
                 ramp: (0..targets).map(|_| Stats::new()).collect(),
                 clock: None,
+                spawned: Instant::now(),
             }),
             ready_cv: Condvar::new(),
         }
@@ -508,17 +511,15 @@ impl Gate {
         self.lock().clock
     }
 
-    /// The ramp's books of every worker ready so far, merged per target.
-    pub fn ramp(&self) -> Vec<Stats> {
+    /// The ramp, once the schedule started: how long it took, and its books of every worker
+    /// merged per target.
+    pub fn ramp(&self) -> Option<Ramp> {
         let st = self.lock();
-        st.ramp
-            .iter()
-            .map(|s| {
-                let mut m = Stats::new();
-                m.merge(s);
-                m
-            })
-            .collect()
+        let clock = st.clock?;
+        Some(Ramp {
+            took: clock.t0.saturating_duration_since(st.spawned),
+            stats: st.ramp.clone(),
+        })
     }
 }
 

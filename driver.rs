@@ -317,12 +317,18 @@ impl Run {
         let mut hdr_log = hdr_log
             .map(|log| crate::histlog::WindowLog::new(log, report.peers.clone(), cfg.interval));
         let (tx, reporter) = crate::report::Reporter::spawn(plan.workers, move |rx| {
-            crate::report::run_reporter(&report, rx, out, |seq, length, stats| {
-                // Windows exist only once the clock is set.
-                if let (Some(log), Some(clock)) = (&mut hdr_log, log_gate.clock()) {
-                    log.on_window(clock.measure_wall, seq, length, stats);
-                }
-            })
+            crate::report::run_reporter(
+                &report,
+                rx,
+                out,
+                |seq, length, stats| {
+                    // Windows exist only once the clock is set.
+                    if let (Some(log), Some(clock)) = (&mut hdr_log, log_gate.clock()) {
+                        log.on_window(clock.measure_wall, seq, length, stats);
+                    }
+                },
+                || log_gate.ramp(),
+            )
         })?;
         let workers = match cfg.mode {
             Mode::Persistent { .. } => {
@@ -356,11 +362,6 @@ impl Run {
         let clock = self.gate.start(&self.cfg);
         shutdown.wake();
         Some(clock)
-    }
-
-    /// The ramp's books, merged per target: connect times and failed connection attempts.
-    pub fn ramp(&self) -> Vec<crate::report::Stats> {
-        self.gate.ramp()
     }
 
     /// Wait for the workers (after shutdown) and the reporter's summary.

@@ -451,6 +451,7 @@ pub fn run_reporter<W: Write>(
     rx: Receiver<Interval>,
     out: W,
     mut on_window: impl FnMut(u64, Duration, &[Stats]),
+    ramp: impl FnOnce() -> Option<Ramp>,
 ) -> Summary {
     let mut out = Out {
         w: out,
@@ -481,6 +482,7 @@ pub fn run_reporter<W: Write>(
                         length: p.window,
                         cpu: p.cpu,
                         end: SystemTime::now(),
+                        ramp: None,
                     };
                     print_rows(cfg, out, &span, &p.stats);
                     out.flush();
@@ -510,6 +512,7 @@ pub fn run_reporter<W: Write>(
     }
     print_upto(&mut pending, None, &mut out);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
+    let ramp = ramp();
     let rows = print_totals(
         cfg,
         &mut out,
@@ -517,14 +520,46 @@ pub fn run_reporter<W: Write>(
         summary.elapsed,
         summary.cpu,
         SystemTime::now(),
+        ramp.as_ref(),
     );
     if !cfg.jsonlines {
+        if let Some(r) = &ramp {
+            print_ramp(cfg, &mut out, r);
+        }
         print_notes(cfg, &mut out, &rows, &summary);
     }
     print_distributions(cfg, &mut out, &totals);
     out.flush();
     summary.totals = rows;
     summary
+}
+
+/// `# PEER ramp: 10 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)[; failed: refused=2]`
+fn print_ramp<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, ramp: &Ramp) {
+    for (peer, s) in rows_of(cfg, &ramp.stats) {
+        let Some(r) = RampUs::of(ramp.took, &s) else {
+            continue;
+        };
+        let failed: Vec<String> = Failure::ALL
+            .iter()
+            .filter(|k| s.conn_errors[k.index()] > 0)
+            .map(|k| format!("{}={}", k.name(), s.conn_errors[k.index()]))
+            .collect();
+        let connect = match (r.ramp_connect_50p_us, r.ramp_connect_99p_us) {
+            (Some(p50), Some(p99)) => format!(" (connect p50 {p50} µs, p99 {p99} µs)"),
+            _ => String::new(),
+        };
+        out.line(&format!(
+            "# {peer} ramp: {} connections up in {:.3} s{connect}{}",
+            r.ramp_connections,
+            r.ramp_sec,
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!("; failed: {}", failed.join(" "))
+            }
+        ));
+    }
 }
 
 /// The totals block: the Go tool's separator line (tables only) and a row per target or merged.
@@ -535,6 +570,7 @@ fn print_totals<W: Write>(
     elapsed: Duration,
     cpu: Duration,
     end: SystemTime,
+    ramp: Option<&Ramp>,
 ) -> Vec<Stats> {
     if !cfg.jsonlines {
         out.line("--- A result during total execution time ---");
@@ -545,6 +581,7 @@ fn print_totals<W: Write>(
         length: elapsed,
         cpu,
         end,
+        ramp,
     };
     print_rows(cfg, out, &span, totals)
 }
@@ -605,11 +642,20 @@ pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) ->
                 length: w.length,
                 cpu: Duration::ZERO,
                 end,
+                ramp: None,
             };
             print_rows(cfg, &mut out, &span, &w.stats);
         }
     }
-    let rows = print_totals(cfg, &mut out, &totals, elapsed, Duration::ZERO, last_end);
+    let rows = print_totals(
+        cfg,
+        &mut out,
+        &totals,
+        elapsed,
+        Duration::ZERO,
+        last_end,
+        None,
+    );
     print_distributions(cfg, &mut out, &totals);
     out.flush();
     Summary {
@@ -686,7 +732,7 @@ fn rows_of(cfg: &ReportConfig, stats: &[Stats]) -> Vec<(String, Stats)> {
 }
 
 /// What a printed row covers, besides its target's stats.
-struct Span {
+struct Span<'a> {
     /// `interval` or `total`.
     kind: &'static str,
     /// The window number of an interval row; none for totals.
@@ -697,6 +743,47 @@ struct Span {
     cpu: Duration,
     /// Wall-clock end, the JSON `timestamp`.
     end: SystemTime,
+    /// Total rows: the ramp that came before the measured period.
+    ramp: Option<&'a Ramp>,
+}
+
+/// The ramp before a run's schedule started: how long it took, and per target the connect
+/// times of the connections it brought up and the attempts that failed (`connect`,
+/// `conn_errors`).
+#[derive(Debug, Clone)]
+pub struct Ramp {
+    pub took: Duration,
+    pub stats: Vec<Stats>,
+}
+
+/// A ramp's figures for one row (runs that ramp up connections only).
+#[derive(Serialize)]
+struct RampUs<'a> {
+    ramp_sec: f64,
+    ramp_connections: u64,
+    /// Connect-time figures: `null` when no connection came up (unknown, not 0).
+    ramp_connect_50p_us: Option<u64>,
+    ramp_connect_99p_us: Option<u64>,
+    ramp_connect_max_us: Option<u64>,
+    ramp_failed: FailureCounts<'a>,
+}
+
+impl<'a> RampUs<'a> {
+    fn of(took: Duration, s: &'a Stats) -> Option<RampUs<'a>> {
+        if s.connect.is_empty() && s.conn_errors.iter().all(|&n| n == 0) {
+            return None;
+        }
+        let [_, _, p50, p99, max] = summary_us(&s.connect);
+        let known = |v: u64| (!s.connect.is_empty()).then_some(v);
+        Some(RampUs {
+            ramp_sec: round6(took.as_secs_f64()),
+            ramp_connections: s.connect.len(),
+            ramp_connect_50p_us: known(p50),
+            ramp_connect_99p_us: known(p99),
+            ramp_connect_max_us: known(max),
+            ramp_failed: FailureCounts(&s.conn_errors),
+        })
+    }
 }
 
 fn print_rows<W: Write>(
@@ -706,10 +793,15 @@ fn print_rows<W: Write>(
     stats: &[Stats],
 ) -> Vec<Stats> {
     let rows = rows_of(cfg, stats);
+    let ramps = span.ramp.map(|r| rows_of(cfg, &r.stats));
     let ts = iso8601(span.end);
-    for (peer, s) in &rows {
+    for (i, (peer, s)) in rows.iter().enumerate() {
         if cfg.jsonlines {
-            out.line(&json_line(&Row::new(cfg, span, &ts, peer, s)));
+            let mut row = Row::new(cfg, span, &ts, peer, s);
+            if let (Some(r), Some(rs)) = (span.ramp, &ramps) {
+                row.ramp = RampUs::of(r.took, &rs[i].1);
+            }
+            out.line(&json_line(&row));
         } else {
             out.line(&table_row(cfg, peer, s, span.length));
         }
@@ -828,6 +920,9 @@ struct Row<'a> {
     udp: Option<UdpCounts>,
     clamped: u64,
     generator_cpu_sec: f64,
+    /// Total rows of runs that ramp up connections: the ramp.
+    #[serde(flatten)]
+    ramp: Option<RampUs<'a>>,
     /// `--latency-distribution`, total rows only: `[value µs, percentile, total count]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_distribution: Option<Vec<(f64, f64, u64)>>,
@@ -1015,6 +1110,7 @@ impl<'a> Row<'a> {
             }),
             clamped: s.clamped,
             generator_cpu_sec: round6(span.cpu.as_secs_f64()),
+            ramp: None,
             latency_distribution: (cfg.latency_distribution && span.kind == "total").then(|| {
                 spectrum(h)
                     .into_iter()
@@ -1545,7 +1641,7 @@ mod tests {
         }
         drop(tx);
         let mut buf = Vec::new();
-        let s = run_reporter(cfg, rx, &mut buf, |_, _, _| {});
+        let s = run_reporter(cfg, rx, &mut buf, |_, _, _| {}, || None);
         (String::from_utf8(buf).unwrap(), s)
     }
 
