@@ -469,8 +469,19 @@ pub fn run<H: Handler>(
     shutdown: &Shutdown,
     opts: LoopOptions,
 ) -> io::Result<()> {
+    run_with(poll, handler, shutdown, opts, Timer::new()?)
+}
+
+/// `run` with its timer made beforehand (`spawn` makes every worker's descriptors before any
+/// worker starts, so one that dials thousands of connections cannot leave another without).
+fn run_with<H: Handler>(
+    poll: &mut Poll,
+    handler: &mut H,
+    shutdown: &Shutdown,
+    opts: LoopOptions,
+    mut timer: Timer,
+) -> io::Result<()> {
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
-    let mut timer = Timer::new()?;
     poll.registry().register(
         &mut SourceFd(&timer.fd.as_raw_fd()),
         TIMER,
@@ -569,13 +580,14 @@ where
     for i in 0..plan.workers {
         let poll = Poll::new().map_err(Error::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Poll)?);
+        let timer = Timer::new().map_err(Error::Poll)?;
         let handler = make(i, poll.registry())?;
-        built.push((poll, waker, handler));
+        built.push((poll, waker, timer, handler));
     }
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<(usize, bool)>();
     let (go_tx, go_rx) = crossbeam_channel::bounded::<bool>(plan.workers);
     let mut handles = Vec::with_capacity(plan.workers);
-    for (i, (mut poll, waker, mut handler)) in built.into_iter().enumerate() {
+    for (i, (mut poll, waker, timer, mut handler)) in built.into_iter().enumerate() {
         shutdown.add_waker(waker);
         let core = plan.core_for(i);
         let strict = plan.strict;
@@ -597,7 +609,7 @@ where
                 if !go_rx.recv().unwrap_or(false) {
                     return Ok(());
                 }
-                run(&mut poll, &mut handler, &shutdown, opts).map_err(Error::Poll)
+                run_with(&mut poll, &mut handler, &shutdown, opts, timer).map_err(Error::Poll)
             })
             .map_err(Error::Spawn)?;
         handles.push(h);

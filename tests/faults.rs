@@ -549,12 +549,14 @@ fn table_intervals(o: &Outcome) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-/// `# PEER errors: refused=3 timeout=2` → {refused: 3, timeout: 2}; every kind must be known.
+/// `# PEER errors: refused=3 timeout=2; connection attempts failed: refused=7` → {refused: 3,
+/// timeout: 2}, the requests' part; every kind must be known.
 fn table_error_kinds(o: &Outcome) -> HashMap<String, u64> {
     let mut m = HashMap::new();
     for l in &o.out {
         if let Some((_, list)) = l.split_once(" errors: ").filter(|_| l.starts_with("# ")) {
-            for kv in list.split_whitespace() {
+            let requests = list.split(';').next().unwrap_or_default();
+            for kv in requests.split_whitespace() {
                 let (k, v) = kv.split_once('=').expect("kind=count");
                 assert!(KINDS.contains(&k), "unknown error kind {k:?} in {l:?}");
                 m.insert(k.to_string(), v.parse().expect("count"));
