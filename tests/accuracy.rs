@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, BIN};
+use common::{u, Server, BIN};
 
 /// Run `connperf connect --jsonlines ARGS` (bounded by `limit`); return every row.
 fn connect(args: &[&str], limit: Duration) -> Vec<Value> {
@@ -48,10 +48,6 @@ fn total(rows: &[Value]) -> &Value {
     let t = rows.last().expect("rows");
     assert_eq!(t["kind"], "total", "{t}");
     t
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
 }
 
 #[test]

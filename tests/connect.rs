@@ -7,16 +7,18 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+mod common;
+
+use common::proc::{spawn, Outcome, Proc};
+use common::{f, u, write_file};
+
 /// How long a server gets to print its address, or to exit after SIGTERM.
 const PROC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack over a run's planned length (duration plus drain) for process start and exit on a
@@ -32,190 +34,9 @@ const PATIENT: &str = "3s";
 // Child processes
 // ---------------------------------------------------------------------------------------------
 
-/// A running `connperf` child: stdout arrives line by line, stderr all at once at the end.
-struct Proc {
-    child: Child,
-    started: Instant,
-    lines: Receiver<String>,
-    stdout: Vec<String>,
-    stderr: Receiver<String>,
-    reaped: bool,
-}
-
-/// What a child left behind.
-#[derive(Debug)]
-struct Done {
-    status: ExitStatus,
-    /// From spawn to exit.
-    elapsed: Duration,
-    exited_at: Instant,
-    stdout: Vec<String>,
-    stderr: String,
-}
-
-impl Done {
-    fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-
-    fn assert_ok(&self, what: &str) {
-        assert!(
-            self.status.success(),
-            "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.status,
-            self.stdout.join("\n"),
-            self.stderr
-        );
-    }
-
-    fn assert_within(&self, limit: Duration, what: &str) {
-        assert!(
-            self.elapsed <= limit,
-            "{what}: took {:?}, more than {limit:?}\nstdout:\n{}",
-            self.elapsed,
-            self.stdout.join("\n")
-        );
-    }
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("connperf starts");
-        let started = Instant::now();
-        let out = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut err = child.stderr.take().expect("stderr is piped");
-        let (etx, stderr) = mpsc::channel();
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = etx.send(s);
-        });
-        Proc {
-            child,
-            started,
-            lines,
-            stdout: Vec::new(),
-            stderr,
-            reaped: false,
-        }
-    }
-
-    /// Send `sig` to this child. It has not been reaped, so its PID cannot have been reused.
-    fn signal(&self, sig: libc::c_int) {
-        assert!(!self.reaped, "signal to a reaped child");
-        // SAFETY: kill(2) takes plain integers; the PID is our own unreaped child's.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(rc, 0, "kill({}, {sig})", self.child.id());
-    }
-
-    /// Wait for a stdout line matching `pred` (kept in `stdout` with the others); the child is
-    /// killed and the test fails if none comes within `timeout`.
-    fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.stdout.push(l.clone());
-                    if pred(&l) {
-                        return l;
-                    }
-                }
-                Err(e) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    self.reaped = true;
-                    panic!(
-                        "no expected line from connperf within {timeout:?} ({e:?}); got:\n{}",
-                        self.stdout.join("\n")
-                    );
-                }
-            }
-        }
-    }
-
-    /// Wait for the child to exit, at most until `deadline`; past it, kill it and fail.
-    fn finish_by(mut self, deadline: Instant) -> Done {
-        let status = loop {
-            match self.child.try_wait().expect("try_wait") {
-                Some(s) => break s,
-                None if Instant::now() >= deadline => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    self.reaped = true;
-                    let rest: Vec<String> = self.lines.try_iter().collect();
-                    self.stdout.extend(rest);
-                    panic!(
-                        "connperf still running {:?} after start; killed. stdout:\n{}",
-                        self.started.elapsed(),
-                        self.stdout.join("\n")
-                    );
-                }
-                None => thread::sleep(Duration::from_millis(5)),
-            }
-        };
-        let exited_at = Instant::now();
-        self.reaped = true;
-        // The pipe closes with the process; the reader needs a moment to pass on the rest.
-        let drain_deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = drain_deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.stdout.push(l),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
-            }
-        }
-        let stderr = self
-            .stderr
-            .recv_timeout(Duration::from_secs(5))
-            .expect("stderr closes after exit");
-        Done {
-            status,
-            elapsed: exited_at - self.started,
-            exited_at,
-            stdout: std::mem::take(&mut self.stdout),
-            stderr,
-        }
-    }
-
-    /// As `finish_by`, with the deadline `limit` after the child started.
-    fn finish(self, limit: Duration) -> Done {
-        let deadline = self.started + limit;
-        self.finish_by(deadline)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Run `connperf ARGS` to completion; it must be done within `limit`.
-fn run(args: &[&str], limit: Duration) -> Done {
-    Proc::spawn(args).finish(limit)
+fn run(args: &[&str], limit: Duration) -> Outcome {
+    spawn(args, None).finish_within(limit)
 }
 
 /// The planned length of a run plus drain, plus `GRACE`.
@@ -243,19 +64,8 @@ impl Server {
         if jsonlines {
             args.push("--jsonlines");
         }
-        let mut proc = Proc::spawn(&args);
-        let want = if ipv6 { 2 } else { 1 };
-        let mut addrs = Vec::new();
-        while addrs.len() < want {
-            let line = proc.wait_line(PROC_TIMEOUT, |l| l.starts_with("Listening at "));
-            let addr = line["Listening at ".len()..]
-                .split(' ')
-                .next()
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .unwrap_or_else(|| panic!("no address in {line:?}"));
-            assert_ne!(addr.port(), 0, "{line}");
-            addrs.push(addr);
-        }
+        let mut proc = spawn(&args, None);
+        let addrs = proc.listening(if ipv6 { 2 } else { 1 });
         assert!(addrs[0].is_ipv4(), "{addrs:?}");
         if ipv6 {
             assert_eq!(addrs[1].ip(), IpAddr::V6(Ipv6Addr::LOCALHOST), "{addrs:?}");
@@ -276,7 +86,7 @@ impl Server {
 
     /// SIGKILL: the server dies without closing anything itself.
     fn kill(&mut self) {
-        let p = self.proc.take().expect("server running");
+        let mut p = self.proc.take().expect("server running");
         p.signal(libc::SIGKILL);
         let done = p.finish(PROC_TIMEOUT);
         assert_eq!(done.status.code(), None, "killed by a signal");
@@ -284,13 +94,13 @@ impl Server {
 
     /// SIGTERM, wait for the exit, and return the final totals (text or JSON form).
     fn stop(mut self) -> HashMap<String, u64> {
-        let p = self.proc.take().expect("server running");
+        let mut p = self.proc.take().expect("server running");
         let t = Instant::now();
         p.signal(libc::SIGTERM);
         let done = p.finish_by(t + PROC_TIMEOUT);
         done.assert_ok("server after SIGTERM");
-        server_totals(&done.stdout)
-            .unwrap_or_else(|| panic!("no totals from the server:\n{}", done.stdout.join("\n")))
+        server_totals(&done.out)
+            .unwrap_or_else(|| panic!("no totals from the server:\n{}", done.out.join("\n")))
     }
 }
 
@@ -417,28 +227,16 @@ impl Drop for Silent {
 // ---------------------------------------------------------------------------------------------
 
 /// Every stdout line as a JSON object; any other line fails the test.
-fn json_rows(d: &Done) -> Vec<Value> {
-    d.stdout
+fn json_rows(d: &Outcome) -> Vec<Value> {
+    d.out
         .iter()
         .map(|l| {
             let v: Value = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\nstderr: {}", d.stderr));
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\nstderr: {}", d.err));
             assert!(v.is_object(), "not an object: {l}");
             v
         })
         .collect()
-}
-
-fn u(row: &Value, key: &str) -> u64 {
-    row[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} is not a whole number in {row}"))
-}
-
-fn f(row: &Value, key: &str) -> f64 {
-    row[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} is not a number in {row}"))
 }
 
 fn errors(row: &Value, kind: &str) -> u64 {
@@ -585,7 +383,7 @@ fn check_rows(rows: &[Value], message_bytes: u64) {
 }
 
 /// The checks for a run that must have gone cleanly: exit 0, rows consistent, no errors, no loss.
-fn check_clean(d: &Done, message_bytes: u64, what: &str) -> Vec<Value> {
+fn check_clean(d: &Outcome, message_bytes: u64, what: &str) -> Vec<Value> {
     d.assert_ok(what);
     let rows = json_rows(d);
     check_rows(&rows, message_bytes);
@@ -617,29 +415,32 @@ fn persistent_over_ipv4_and_ipv6_echoes_what_the_server_counts() {
     let procs: Vec<(Proc, &str)> = [v4.as_str(), v6.as_str()]
         .into_iter()
         .map(|addr| {
-            let p = Proc::spawn(&[
-                "connect",
-                "-c",
-                "4",
-                "-r",
-                "50",
-                "-d",
-                "1",
-                "-i",
-                "500ms",
-                "--workers",
-                "1",
-                "--timeout",
-                PATIENT,
-                "--jsonlines",
-                addr,
-            ]);
+            let p = spawn(
+                &[
+                    "connect",
+                    "-c",
+                    "4",
+                    "-r",
+                    "50",
+                    "-d",
+                    "1",
+                    "-i",
+                    "500ms",
+                    "--workers",
+                    "1",
+                    "--timeout",
+                    PATIENT,
+                    "--jsonlines",
+                    addr,
+                ],
+                None,
+            );
             (p, addr)
         })
         .collect();
     let mut client_bytes = 0;
-    for (p, addr) in procs {
-        let d = p.finish(limit(1.0, Duration::ZERO));
+    for (mut p, addr) in procs {
+        let d = p.finish_within(limit(1.0, Duration::ZERO));
         let rows = check_clean(&d, 64, addr);
         let t = the_total(&rows);
         assert_eq!(t["peer"], addr);
@@ -672,31 +473,34 @@ fn ephemeral_run(close: &str) -> (HashMap<String, u64>, u64) {
     let procs: Vec<(Proc, &str)> = [v4.as_str(), v6.as_str()]
         .into_iter()
         .map(|addr| {
-            let p = Proc::spawn(&[
-                "connect",
-                "-f",
-                "ephemeral",
-                "--close",
-                close,
-                "-r",
-                "200",
-                "-d",
-                "1",
-                "--workers",
-                "1",
-                "--timeout",
-                PATIENT,
-                "-i",
-                "500ms",
-                "--jsonlines",
-                addr,
-            ]);
+            let p = spawn(
+                &[
+                    "connect",
+                    "-f",
+                    "ephemeral",
+                    "--close",
+                    close,
+                    "-r",
+                    "200",
+                    "-d",
+                    "1",
+                    "--workers",
+                    "1",
+                    "--timeout",
+                    PATIENT,
+                    "-i",
+                    "500ms",
+                    "--jsonlines",
+                    addr,
+                ],
+                None,
+            );
             (p, addr)
         })
         .collect();
     let mut total = 0;
-    for (p, addr) in procs {
-        let d = p.finish(limit(1.0, Duration::ZERO));
+    for (mut p, addr) in procs {
+        let d = p.finish_within(limit(1.0, Duration::ZERO));
         let rows = check_clean(&d, 64, addr);
         let t = the_total(&rows);
         assert_eq!(t["peer"], addr);
@@ -737,29 +541,32 @@ fn udp_over_ipv4_and_ipv6_counts_what_the_server_echoed() {
     let procs: Vec<(Proc, &str)> = [v4.as_str(), v6.as_str()]
         .into_iter()
         .map(|addr| {
-            let p = Proc::spawn(&[
-                "connect",
-                "-p",
-                "udp",
-                "-r",
-                "200",
-                "-d",
-                "1",
-                "-i",
-                "500ms",
-                "--workers",
-                "1",
-                "--timeout",
-                PATIENT,
-                "--jsonlines",
-                addr,
-            ]);
+            let p = spawn(
+                &[
+                    "connect",
+                    "-p",
+                    "udp",
+                    "-r",
+                    "200",
+                    "-d",
+                    "1",
+                    "-i",
+                    "500ms",
+                    "--workers",
+                    "1",
+                    "--timeout",
+                    PATIENT,
+                    "--jsonlines",
+                    addr,
+                ],
+                None,
+            );
             (p, addr)
         })
         .collect();
     let mut total = 0;
-    for (p, addr) in procs {
-        let d = p.finish(limit(1.0, Duration::ZERO));
+    for (mut p, addr) in procs {
+        let d = p.finish_within(limit(1.0, Duration::ZERO));
         let rows = check_clean(&d, 64, addr);
         for r in &rows {
             for k in ["lost", "late", "duplicate", "reordered"] {
@@ -865,12 +672,13 @@ fn merged_targets_print_one_row() {
 fn addrs_file_with_comments_and_blank_lines() {
     let server = Server::start(true, true);
     let (v4, v6) = (server.v4(), server.v6());
-    let path = std::env::temp_dir().join(format!("connperf-connect-{}.addrs", std::process::id()));
-    std::fs::write(
-        &path,
-        format!("# targets for tests/connect.rs\n\n{v4}   # the IPv4 one\n   {v6}\n# end\n"),
-    )
-    .expect("write addrs file");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_file(
+        &dir,
+        "targets.addrs",
+        format!("# targets for tests/connect.rs\n\n{v4}   # the IPv4 one\n   {v6}\n# end\n")
+            .as_bytes(),
+    );
     let d = run(
         &[
             "connect",
@@ -887,11 +695,10 @@ fn addrs_file_with_comments_and_blank_lines() {
             "--jsonlines",
             "--show-only-results",
             "--addrs-file",
-            path.to_str().unwrap(),
+            &path,
         ],
         limit(1.0, Duration::ZERO),
     );
-    let _ = std::fs::remove_file(&path);
     let rows = check_clean(&d, 64, "addrs file");
     let peers: Vec<&str> = rows.iter().map(|r| r["peer"].as_str().unwrap()).collect();
     assert_eq!(peers, [v4.as_str(), v6.as_str()], "{rows:#?}");
@@ -917,30 +724,33 @@ fn message_sizes_from_1_byte_to_1_mib() {
         .iter()
         .map(|&m| {
             let mb = m.to_string();
-            let p = Proc::spawn(&[
-                "connect",
-                "-c",
-                "2",
-                "-r",
-                "5",
-                "-d",
-                "1",
-                "--message-bytes",
-                &mb,
-                "--workers",
-                "1",
-                "--timeout",
-                PATIENT,
-                "--jsonlines",
-                "--show-only-results",
-                &addr,
-            ]);
+            let p = spawn(
+                &[
+                    "connect",
+                    "-c",
+                    "2",
+                    "-r",
+                    "5",
+                    "-d",
+                    "1",
+                    "--message-bytes",
+                    &mb,
+                    "--workers",
+                    "1",
+                    "--timeout",
+                    PATIENT,
+                    "--jsonlines",
+                    "--show-only-results",
+                    &addr,
+                ],
+                None,
+            );
             (p, m)
         })
         .collect();
     let mut client_bytes = 0;
-    for (p, m) in procs {
-        let d = p.finish(limit(1.0, MAX_DRAIN));
+    for (mut p, m) in procs {
+        let d = p.finish_within(limit(1.0, MAX_DRAIN));
         let rows = check_clean(&d, m, &format!("--message-bytes {m}"));
         let t = the_total(&rows);
         let count = u(t, "count");
@@ -1034,11 +844,11 @@ fn closed_loop_sends_as_fast_as_replies_come() {
             let mut args = vec!["connect", "--rate", "0", "-d", "1", "--workers", "1"];
             args.extend_from_slice(m);
             args.extend(["--timeout", PATIENT, "--jsonlines", "-i", "500ms", &addr]);
-            (Proc::spawn(&args), m.join(" "))
+            (spawn(&args, None), m.join(" "))
         })
         .collect();
-    for (p, what) in procs {
-        let d = p.finish(limit(1.0, MAX_DRAIN));
+    for (mut p, what) in procs {
+        let d = p.finish_within(limit(1.0, MAX_DRAIN));
         let rows = check_clean(&d, 64, &what);
         let t = the_total(&rows);
         assert!(u(t, "count") >= 500, "{what}: closed loop on loopback: {t}");
@@ -1160,7 +970,7 @@ fn table_has_the_go_tools_shape() {
         limit(1.0, Duration::ZERO),
     );
     d.assert_ok("table");
-    let lines = &d.stdout;
+    let lines = &d.out;
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header[..9],
@@ -1206,43 +1016,49 @@ fn table_has_the_go_tools_shape() {
 fn table_columns_for_ephemeral_and_udp() {
     let server = Server::start(false, true);
     let addr = server.v4();
-    let eph = Proc::spawn(&[
-        "connect",
-        "-f",
-        "ephemeral",
-        "-r",
-        "20",
-        "-d",
-        "1",
-        "--workers",
-        "1",
-        "--timeout",
-        PATIENT,
-        &addr,
-    ]);
-    let udp = Proc::spawn(&[
-        "connect",
-        "-p",
-        "udp",
-        "-r",
-        "20",
-        "-d",
-        "1",
-        "--workers",
-        "1",
-        "--timeout",
-        PATIENT,
-        &addr,
-    ]);
-    for (p, extra, last) in [(eph, "CONN_MEAN(µs)", "ERRORS"), (udp, "RATE(/s)", "LOST")] {
-        let d = p.finish(limit(1.0, Duration::ZERO));
+    let eph = spawn(
+        &[
+            "connect",
+            "-f",
+            "ephemeral",
+            "-r",
+            "20",
+            "-d",
+            "1",
+            "--workers",
+            "1",
+            "--timeout",
+            PATIENT,
+            &addr,
+        ],
+        None,
+    );
+    let udp = spawn(
+        &[
+            "connect",
+            "-p",
+            "udp",
+            "-r",
+            "20",
+            "-d",
+            "1",
+            "--workers",
+            "1",
+            "--timeout",
+            PATIENT,
+            &addr,
+        ],
+        None,
+    );
+    for (mut p, extra, last) in [(eph, "CONN_MEAN(µs)", "ERRORS"), (udp, "RATE(/s)", "LOST")] {
+        let d = p.finish_within(limit(1.0, Duration::ZERO));
         d.assert_ok(extra);
-        let header: Vec<&str> = d.stdout[0].split_whitespace().collect();
+        let header: Vec<&str> = d.out[0].split_whitespace().collect();
         assert_eq!(header[..3], ["PEER", "CNT", "LAT_MAX(µs)"]);
         assert!(header.contains(&extra), "{header:?}");
         assert_eq!(header.last(), Some(&last));
         let total = table_rows(
-            &d.stdout[d.stdout.iter().position(|l| l == SEPARATOR).unwrap()..],
+            &d.out[d.out.iter().position(|l| l == SEPARATOR).unwrap()..],
             &addr,
         );
         assert_eq!(total.len(), 1);
@@ -1271,19 +1087,19 @@ fn show_only_results_prints_only_totals() {
         PATIENT,
         "--show-only-results",
     ];
-    let table = Proc::spawn(&[&common[..], &[&addr]].concat());
-    let json = Proc::spawn(&[&common[..], &["--jsonlines", &addr]].concat());
-    let d = table.finish(limit(1.0, Duration::ZERO));
+    let table = spawn(&[&common[..], &[&addr]].concat(), None);
+    let json = spawn(&[&common[..], &["--jsonlines", &addr]].concat(), None);
+    let d = { table }.finish_within(limit(1.0, Duration::ZERO));
     d.assert_ok("table");
-    assert!(d.stdout[0].starts_with("PEER "), "{:?}", d.stdout);
-    assert_eq!(d.stdout[1], SEPARATOR, "no interval rows: {:?}", d.stdout);
-    assert_eq!(table_rows(&d.stdout, &addr).len(), 1, "{:?}", d.stdout);
+    assert!(d.out[0].starts_with("PEER "), "{:?}", d.out);
+    assert_eq!(d.out[1], SEPARATOR, "no interval rows: {:?}", d.out);
+    assert_eq!(table_rows(&d.out, &addr).len(), 1, "{:?}", d.out);
     assert!(
-        d.stdout[3..].iter().all(|l| l.starts_with("# ")),
+        d.out[3..].iter().all(|l| l.starts_with("# ")),
         "{:?}",
-        d.stdout
+        d.out
     );
-    let d = json.finish(limit(1.0, Duration::ZERO));
+    let d = { json }.finish_within(limit(1.0, Duration::ZERO));
     let rows = check_clean(&d, 64, "json");
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["kind"], "total");
@@ -1309,7 +1125,7 @@ fn spawn_modes(addr: &str, duration: &str, extra: &[&str]) -> Vec<(Proc, &'stati
             args.extend_from_slice(m);
             args.extend_from_slice(extra);
             args.extend(["--jsonlines", addr]);
-            (Proc::spawn(&args), name)
+            (spawn(&args, None), name)
         })
         .collect()
 }
@@ -1324,12 +1140,12 @@ fn sigint_mid_run_prints_totals_and_exits_0() {
     let started = procs.iter().map(|(p, _)| p.started).min().unwrap();
     thread::sleep((started + Duration::from_secs(1)).saturating_duration_since(Instant::now()));
     let mut sent = Vec::new();
-    for (p, name) in procs {
+    for (mut p, name) in procs {
         let at = Instant::now();
         p.signal(libc::SIGINT);
         sent.push((p, name, at));
     }
-    for (p, name, at) in sent {
+    for (mut p, name, at) in sent {
         let d = p.finish_by(at + Duration::from_secs(2));
         assert!(
             d.exited_at - at <= Duration::from_secs(2),
@@ -1356,8 +1172,8 @@ fn server_killed_mid_run_is_counted_and_the_run_ends_on_time() {
         p.wait_line(Duration::from_secs(5), |l| l.contains("\"interval\""));
     }
     server.kill();
-    for (p, name) in procs {
-        let d = p.finish(limit(2.0, Duration::from_millis(500)));
+    for (mut p, name) in procs {
+        let d = p.finish_within(limit(2.0, Duration::from_millis(500)));
         d.assert_ok(name);
         let rows = json_rows(&d);
         check_rows(&rows, 64);
@@ -1423,11 +1239,11 @@ fn refused_target_in_every_mode() {
             let mut args = vec!["connect", "-d", "1", "--workers", "1", "--timeout", "500ms"];
             args.extend_from_slice(m);
             args.extend(["--jsonlines", "--show-only-results", addr]);
-            (Proc::spawn(&args), *name)
+            (spawn(&args, None), *name)
         })
         .collect();
-    for (p, name) in procs {
-        let d = p.finish(limit(1.0, Duration::from_millis(500)));
+    for (mut p, name) in procs {
+        let d = p.finish_within(limit(1.0, Duration::from_millis(500)));
         d.assert_ok(name);
         let rows = json_rows(&d);
         check_rows(&rows, 64);
@@ -1463,11 +1279,11 @@ fn silent_target_times_out_in_every_mode() {
             let mut args = vec!["connect", "-d", "1", "--workers", "1", "--timeout", "300ms"];
             args.extend_from_slice(m);
             args.extend(["--jsonlines", "--show-only-results", addr]);
-            (Proc::spawn(&args), *name)
+            (spawn(&args, None), *name)
         })
         .collect();
-    for (p, name) in procs {
-        let d = p.finish(limit(1.0, Duration::from_millis(300)));
+    for (mut p, name) in procs {
+        let d = p.finish_within(limit(1.0, Duration::from_millis(300)));
         d.assert_ok(name);
         let rows = json_rows(&d);
         check_rows(&rows, 64);
@@ -1505,14 +1321,12 @@ fn silent_target_times_out_in_every_mode() {
 
 #[test]
 fn bad_input_exits_2_with_one_line_on_stderr() {
-    let path =
-        std::env::temp_dir().join(format!("connperf-connect-bad-{}.addrs", std::process::id()));
-    std::fs::write(
-        &path,
-        "# targets\n127.0.0.1:1\nnot-an-address\n127.0.0.1:2\n",
-    )
-    .unwrap();
-    let file = path.to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write_file(
+        &dir,
+        "bad.addrs",
+        b"# targets\n127.0.0.1:1\nnot-an-address\n127.0.0.1:2\n",
+    );
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["--message-bytes", "0", "127.0.0.1:1"],
@@ -1535,16 +1349,16 @@ fn bad_input_exits_2_with_one_line_on_stderr() {
         .map(|(args, want)| {
             let mut a = vec!["connect", "-d", "1"];
             a.extend_from_slice(args);
-            (Proc::spawn(&a), args.join(" "), *want)
+            (spawn(&a, None), args.join(" "), *want)
         })
         .collect();
-    for (p, what, want) in procs {
+    for (mut p, what, want) in procs {
         // Name resolution may be slow where no resolver answers; nothing else is.
-        let d = p.finish(Duration::from_secs(30));
+        let d = p.finish_within(Duration::from_secs(30));
         assert_eq!(d.status.code(), Some(2), "{what}: {d:?}");
-        assert!(d.stdout.is_empty(), "{what}: stdout {:?}", d.stdout);
+        assert!(d.out.is_empty(), "{what}: stdout {:?}", d.out);
         let lines = d.stderr_lines();
-        assert_eq!(lines.len(), 1, "{what}: one line on stderr: {:?}", d.stderr);
+        assert_eq!(lines.len(), 1, "{what}: one line on stderr: {:?}", d.err);
         assert!(lines[0].starts_with("connperf: "), "{what}: {}", lines[0]);
         assert!(
             lines[0].contains(want),
@@ -1552,7 +1366,6 @@ fn bad_input_exits_2_with_one_line_on_stderr() {
             lines[0]
         );
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -1582,7 +1395,7 @@ fn ephemeral_with_connections_warns_and_runs() {
     let rows = check_clean(&d, 64, "-f ephemeral -c 5");
     assert_eq!(u(&rows[0], "count") + u(&rows[0], "not_started"), 50);
     let lines = d.stderr_lines();
-    assert_eq!(lines.len(), 1, "one warning: {:?}", d.stderr);
+    assert_eq!(lines.len(), 1, "one warning: {:?}", d.err);
     assert!(lines[0].contains("--connections"), "{}", lines[0]);
     let s = server.stop();
     assert_eq!(
@@ -1618,7 +1431,7 @@ fn enable_pprof_is_accepted_with_a_note() {
     let rows = check_clean(&d, 64, "--enable-pprof");
     assert!(u(&rows[0], "count") >= 18, "{}", rows[0]);
     let lines = d.stderr_lines();
-    assert_eq!(lines.len(), 1, "one note: {:?}", d.stderr);
+    assert_eq!(lines.len(), 1, "one note: {:?}", d.err);
     assert!(lines[0].contains("pprof"), "{}", lines[0]);
     server.stop();
 }
@@ -1627,14 +1440,14 @@ fn enable_pprof_is_accepted_with_a_note() {
 fn no_address_runs_a_demo_against_a_built_in_server() {
     let d = run(&["connect", "-d", "1"], limit(1.0, MAX_DRAIN));
     d.assert_ok("demo");
-    assert!(d.stderr.contains("built-in echo server"), "{}", d.stderr);
+    assert!(d.err.contains("built-in echo server"), "{}", d.err);
     let sep = d
-        .stdout
+        .out
         .iter()
         .position(|l| l == SEPARATOR)
-        .unwrap_or_else(|| panic!("no totals:\n{}", d.stdout.join("\n")));
-    let total = table_rows(&d.stdout[sep + 1..], "127.0.0.1:");
-    assert_eq!(total.len(), 1, "{:?}", d.stdout);
+        .unwrap_or_else(|| panic!("no totals:\n{}", d.out.join("\n")));
+    let total = table_rows(&d.out[sep + 1..], "127.0.0.1:");
+    assert_eq!(total.len(), 1, "{:?}", d.out);
     let cnt: u64 = total[0][1].parse().expect("CNT");
     assert!(cnt > 0, "{:?}", total[0]);
 }
@@ -1713,7 +1526,7 @@ fn closed_loop_ephemeral_stops_at_the_end_of_the_run() {
 
 /// Two closed-loop requests to a target that never answers, with a timeout longer than the run
 /// and its drain: they are unanswered when the run ends.
-fn unanswered_tcp_run(jsonlines: bool) -> (Done, String) {
+fn unanswered_tcp_run(jsonlines: bool) -> (Outcome, String) {
     let silent = Silent::start();
     let addr = silent.addr.to_string();
     let mut args = vec![
@@ -1756,15 +1569,15 @@ fn unanswered_tcp_requests_are_reported_in_json() {
 
 fn unanswered_tcp_requests_are_reported_in_the_table() {
     let (d, addr) = unanswered_tcp_run(false);
-    let total = table_rows(&d.stdout, &addr);
-    assert_eq!(total.len(), 1, "{:?}", d.stdout);
+    let total = table_rows(&d.out, &addr);
+    assert_eq!(total.len(), 1, "{:?}", d.out);
     assert_eq!(total[0][1], "0", "CNT");
     assert!(
-        d.stdout
+        d.out
             .iter()
             .any(|l| l.starts_with('#') && l.contains("lost=2")),
         "two requests went out and never came back; the table does not say so:\n{}",
-        d.stdout.join("\n")
+        d.out.join("\n")
     );
 }
 

@@ -18,33 +18,26 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+mod common;
+
+use common::proc::{spawn, spawn_with, Outcome, Proc, StdoutTo, PROC_TIMEOUT};
+use common::{f, listening_addr, u, write_file};
+use connperf::report::Failure;
+
 /// How long past its `--duration` a client may take to end: startup, the drain of replies in
 /// flight (at most `--timeout`, capped at 1 s), and a loaded 2-core machine.
 const GRACE: Duration = Duration::from_millis(2500);
-/// Deadline for what should be quick: a server's `Listening at` line, an exit after SIGTERM.
-const PROC_TIMEOUT: Duration = Duration::from_secs(5);
-/// The error kinds every JSON row names, in the README's order.
-const KINDS: [&str; 9] = [
-    "refused",
-    "reset",
-    "timeout",
-    "closed_early",
-    "mismatch",
-    "unreachable",
-    "addr_not_avail",
-    "fd_limit",
-    "other",
-];
+/// The error kinds every JSON row names, in report order: the code's own list.
+fn kinds() -> Vec<&'static str> {
+    Failure::ALL.iter().map(|k| k.name()).collect()
+}
 /// Memory bound for any client run here, in KiB: a base plus 4 MiB per worker (one per core;
 /// each holds receive buffers and a window's histograms). Runs take about 10 MiB on 2 cores.
 fn max_client_rss_kib() -> u64 {
@@ -72,266 +65,6 @@ fn ms(n: u64) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------------------------
-
-/// A connperf child process. A waiter thread polls it every 5 ms, recording its peak RSS and
-/// reaping it, so its exit instant is known however late the test looks. Dropping it while it runs sends SIGCONT (it
-/// may be stopped) and SIGKILL to its PID.
-struct Proc {
-    child: Child,
-    label: String,
-    started: Instant,
-    lines: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-    exit: Receiver<Exit>,
-    exited: Option<Exit>,
-}
-
-#[derive(Clone, Copy)]
-struct Exit {
-    status: ExitStatus,
-    at: Instant,
-    max_rss_kib: u64,
-}
-
-/// How a child process ended and what it printed.
-struct Outcome {
-    label: String,
-    status: ExitStatus,
-    out: Vec<String>,
-    err: String,
-    /// From spawn to exit.
-    elapsed: Duration,
-    /// Peak resident set size (VmHWM, as last seen while it ran).
-    max_rss_kib: u64,
-}
-
-/// Where a child's stdout goes.
-enum StdoutTo {
-    /// A pipe read line by line into `Proc::lines`.
-    Lines,
-    /// A pipe left in `Proc::child.stdout` for the test to read (or close).
-    Raw,
-    /// Anything else.
-    Other(Stdio),
-}
-
-fn spawn(args: &[&str], nofile: Option<u64>) -> Proc {
-    spawn_with(args, nofile, StdoutTo::Lines)
-}
-
-fn spawn_with(args: &[&str], nofile: Option<u64>, stdout: StdoutTo) -> Proc {
-    let mut cmd = Command::new(BIN);
-    let (stdio, read_lines) = match stdout {
-        StdoutTo::Lines => (Stdio::piped(), true),
-        StdoutTo::Raw => (Stdio::piped(), false),
-        StdoutTo::Other(s) => (s, false),
-    };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(stdio)
-        .stderr(Stdio::piped());
-    if let Some(n) = nofile {
-        // SAFETY: the closure runs in the forked child before exec, where only
-        // async-signal-safe calls are allowed: it calls setrlimit(2) (async-signal-safe) on a
-        // stack value and builds an io::Error from errno (no allocation), touching no locks.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: n as libc::rlim_t,
-                    rlim_max: n as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn connperf");
-    let pid = child.id() as libc::pid_t;
-    let mut err = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    if read_lines {
-        let out = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let stderr = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        String::from_utf8_lossy(&b).into_owned()
-    });
-    let (etx, erx) = mpsc::channel();
-    thread::spawn(move || {
-        // Poll rather than block: between polls the child is not reaped, so its /proc entry is
-        // its own, and VmHWM (peak RSS of its own address space, unlike wait4's ru_maxrss, which
-        // also counts the test process it was forked from) can be read.
-        let mut peak = 0;
-        let mut status: libc::c_int = 0;
-        loop {
-            // SAFETY: waitpid on the PID of our own child, writing into a local.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                break;
-            }
-            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return;
-            }
-            if let Some(kib) = vm_hwm_kib(pid) {
-                peak = peak.max(kib);
-            }
-            thread::sleep(ms(5));
-        }
-        let _ = etx.send(Exit {
-            status: ExitStatus::from_raw(status),
-            at: Instant::now(),
-            max_rss_kib: peak,
-        });
-    });
-    Proc {
-        child,
-        label: args.join(" "),
-        started,
-        lines: rx,
-        stderr: Some(stderr),
-        exit: erx,
-        exited: None,
-    }
-}
-
-impl Proc {
-    fn pid(&self) -> libc::pid_t {
-        self.child.id() as libc::pid_t
-    }
-
-    /// True once the process has exited (and been reaped).
-    fn has_exited(&mut self) -> bool {
-        if self.exited.is_none() {
-            self.exited = self.exit.try_recv().ok();
-        }
-        self.exited.is_some()
-    }
-
-    fn signal(&mut self, sig: libc::c_int) {
-        assert!(!self.has_exited(), "`connperf {}` ended early", self.label);
-        // SAFETY: kill(2) on the PID of our child, which has not been reaped (checked above).
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({sig}) {}: {}",
-            self.label,
-            io::Error::last_os_error()
-        );
-    }
-
-    /// SIGCONT + SIGKILL if still running, and wait (bounded) for the reaper.
-    fn kill(&mut self) {
-        if !self.has_exited() {
-            // SAFETY: signals to our own, not yet reaped child.
-            unsafe {
-                libc::kill(self.pid(), libc::SIGCONT);
-                libc::kill(self.pid(), libc::SIGKILL);
-            }
-            self.exited = self.exit.recv_timeout(PROC_TIMEOUT).ok();
-        }
-    }
-
-    /// The next stdout line within `limit`.
-    fn line_within(&mut self, limit: Duration) -> Option<String> {
-        self.lines.recv_timeout(limit).ok()
-    }
-
-    /// Wait (at most `limit`) for the process to exit; then every stdout line and all of stderr.
-    fn finish(&mut self, limit: Duration) -> Outcome {
-        if self.exited.is_none() {
-            self.exited = self.exit.recv_timeout(limit).ok();
-        }
-        let Some(exit) = self.exited else {
-            self.kill();
-            let err = self
-                .stderr
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default();
-            panic!(
-                "`connperf {}` still running after {limit:?}; stderr: {err}",
-                self.label
-            );
-        };
-        let mut out = Vec::new();
-        let drain_deadline = Instant::now() + PROC_TIMEOUT;
-        loop {
-            let left = drain_deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => out.push(l),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout of {} not closed", self.label),
-            }
-        }
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().expect("stderr reader"))
-            .unwrap_or_default();
-        Outcome {
-            label: self.label.clone(),
-            status: exit.status,
-            out,
-            err,
-            elapsed: exit.at.saturating_duration_since(self.started),
-            max_rss_kib: exit.max_rss_kib,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-impl Outcome {
-    /// Exit status 0, nothing panicked.
-    fn assert_clean(&self) {
-        assert!(
-            !self.err.contains("panicked"),
-            "`connperf {}` panicked: {}",
-            self.label,
-            self.err
-        );
-        assert_eq!(
-            self.status.code(),
-            Some(0),
-            "`connperf {}` exit status {:?}; stderr: {}",
-            self.label,
-            self.status,
-            self.err
-        );
-    }
-
-    fn text(&self) -> String {
-        self.out.join("\n")
-    }
-}
-
-/// Peak RSS (VmHWM) of a process in KiB; None once it has exited.
-fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 /// User + system CPU seconds a live process has used, from /proc/PID/stat.
 fn cpu_secs(pid: libc::pid_t) -> f64 {
@@ -399,10 +132,7 @@ impl Server {
                 o.label, o.err
             );
         };
-        let addr = line
-            .strip_prefix("Listening at ")
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|a| a.parse::<SocketAddr>().ok())
+        let addr = listening_addr(&line)
             .unwrap_or_else(|| panic!("expected `Listening at ADDR (...)`, got {line:?}"));
         assert_ne!(addr.port(), 0, "{line}");
         Server { p, addr }
@@ -556,7 +286,7 @@ fn table_error_kinds(o: &Outcome) -> HashMap<String, u64> {
         if let Some((_, list)) = l.split_once(" errors: ").filter(|_| l.starts_with("# ")) {
             for kv in list.split_whitespace() {
                 let (k, v) = kv.split_once('=').expect("kind=count");
-                assert!(KINDS.contains(&k), "unknown error kind {k:?} in {l:?}");
+                assert!(kinds().contains(&k), "unknown error kind {k:?} in {l:?}");
                 m.insert(k.to_string(), v.parse().expect("count"));
             }
         }
@@ -583,7 +313,7 @@ fn check_json(o: &Outcome) -> Vec<Value> {
         let errs = r["errors"].as_object().expect("errors object");
         let mut names: Vec<&str> = errs.keys().map(String::as_str).collect();
         names.sort_unstable();
-        let mut want = KINDS.to_vec();
+        let mut want = kinds();
         want.sort_unstable();
         assert_eq!(names, want, "error kinds in {r}");
         let sum: u64 = errs.values().map(|v| v.as_u64().expect("count")).sum();
@@ -595,14 +325,6 @@ fn check_json(o: &Outcome) -> Vec<Value> {
         );
     }
     rows
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
-}
-
-fn f(v: &Value, k: &str) -> f64 {
-    v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"))
 }
 
 impl Pair {
@@ -1567,39 +1289,6 @@ fn max_connections_rejects_the_excess_without_spinning() {
 // ---------------------------------------------------------------------------------------------
 
 /// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "connperf-faults-{}-{tag}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn file(&self, name: &str, content: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn bad_input_is_one_line_exit_2_and_no_traffic() {
     // A sink on one port for TCP and UDP: nothing may reach it.
@@ -1610,12 +1299,13 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
     usink.set_nonblocking(true).unwrap();
     let t = target.to_string();
 
-    let dir = TempDir::new("bad-input");
+    let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("missing").to_str().unwrap().to_string();
-    let empty = dir.file("empty", b"");
-    let comments = dir.file("comments", b"# nothing here\n\n   \n");
-    let binary = dir.file("binary", &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1]);
-    let bad_line = dir.file(
+    let empty = write_file(&dir, "empty", b"");
+    let comments = write_file(&dir, "comments", b"# nothing here\n\n   \n");
+    let binary = write_file(&dir, "binary", &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1]);
+    let bad_line = write_file(
+        &dir,
         "bad-line",
         format!("# targets\n\n{t}  # ok\n{t} not-an-address\n").as_bytes(),
     );
@@ -1793,8 +1483,9 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
 #[test]
 fn an_addrs_file_with_blank_lines_and_comments_is_valid() {
     let echo = Fake::start(Fault::Echo);
-    let dir = TempDir::new("good-addrs");
-    let f = dir.file(
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f = write_file(
+        &dir,
         "addrs",
         format!(
             "# targets\n\n   \n{}   # the echo server\n\n# end\n",
@@ -1873,11 +1564,7 @@ fn a_nanosecond_server_interval_is_refused_or_harmless() {
         assert!(o.err.contains("--interval"), "{}", o.err);
         return;
     };
-    let addr: SocketAddr = line
-        .strip_prefix("Listening at ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}"));
+    let addr = listening_addr(&line).unwrap_or_else(|| panic!("{line:?}"));
     // The catch-up loop's cost grows with the gap it covers: give it a second to spiral.
     thread::sleep(ms(1500));
     let mut s = TcpStream::connect_timeout(&addr, PROC_TIMEOUT).expect("connect");

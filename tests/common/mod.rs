@@ -1,7 +1,15 @@
-//! Helpers shared by the binary tests: a `connperf serve` child that is stopped by PID and
-//! whose final counters are read back, and the JSON total row of a `connect` run.
+//! The one harness of the binary tests (and, through `#[path]`, of the benches): `proc` runs a
+//! `connperf` child, `listen` reads its `Listening at` lines, `json` reads its JSON rows; here, a
+//! `connperf serve` child that is stopped by PID and whose final counters are read back.
 // Each test crate uses only some of these.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub mod json;
+pub mod listen;
+pub mod proc;
+
+pub use json::{f, json_total, u};
+pub use listen::listening_addr;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Lines};
@@ -37,12 +45,9 @@ impl Server {
             .expect("start server");
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let first = lines.next().expect("a Listening line").expect("read");
-        let port = first
-            .split_whitespace()
-            .nth(2)
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        let port = listening_addr(&first)
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .port();
         Server {
             child,
             lines: Some(lines),
@@ -109,10 +114,9 @@ impl Drop for Server {
     }
 }
 
-/// The last line of `connect --jsonlines` output, which must be the total row.
-pub fn json_total(stdout: &str) -> Value {
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
-    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?}: {e}"));
-    assert_eq!(v["kind"], "total", "{v}");
-    v
+/// Write `content` to `NAME` in `dir`; returns the path as a string for a command line.
+pub fn write_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, content).expect("write temp file");
+    p.to_str().expect("UTF-8 temp path").to_string()
 }
