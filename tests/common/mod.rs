@@ -7,21 +7,20 @@
 pub mod json;
 pub mod listen;
 pub mod proc;
+pub mod rows;
 
 pub use json::{f, json_total, u};
 pub use listen::listening_addr;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_connperf");
 
 /// A running `connperf serve` (started with `--jsonlines`), killed on drop.
 pub struct Server {
-    pub child: Child,
-    lines: Option<Lines<BufReader<ChildStdout>>>,
+    pub p: proc::Proc,
     /// The port from its `Listening at ADDR ...` line.
     pub port: u16,
 }
@@ -37,22 +36,11 @@ impl Server {
 
     /// Start a server command built by the caller (for example under `ip netns exec`); it
     /// must pass `--jsonlines` for `stop` to find the total row.
-    pub fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start server");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let first = lines.next().expect("a Listening line").expect("read");
-        let port = listening_addr(&first)
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .port();
-        Server {
-            child,
-            lines: Some(lines),
-            port,
-        }
+    pub fn spawn(cmd: Command) -> Server {
+        let label = format!("{cmd:?}");
+        let mut p = proc::spawn_command(cmd, label, proc::StdoutTo::Lines);
+        let port = p.listening(1)[0].port();
+        Server { p, port }
     }
 
     /// `127.0.0.1:PORT`.
@@ -60,10 +48,22 @@ impl Server {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Send `sig` to the server process.
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+    pub fn pid(&self) -> libc::pid_t {
+        self.p.pid()
+    }
+
+    /// Send `sig` to the server process (it must still run).
+    pub fn signal(&mut self, sig: i32) {
+        self.p.signal(sig);
+    }
+
+    /// Wait (with a deadline) for a JSON row the server prints (with `--interval`) that
+    /// satisfies `pred`; it stays among the rows `stop_rows` returns.
+    pub fn wait_row(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let line = self.p.wait_line(proc::PROC_TIMEOUT, |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| pred(&v))
+        });
+        serde_json::from_str(&line).expect("JSON row")
     }
 
     /// SIGTERM, then the server's final JSON total row; it must exit 0.
@@ -75,24 +75,23 @@ impl Server {
 
     /// SIGTERM, then every JSON row the server printed; it must exit 0.
     pub fn stop_rows(mut self) -> Vec<Value> {
-        self.signal(libc::SIGTERM);
-        let rows = self
-            .lines
-            .take()
-            .expect("lines")
-            .map_while(Result::ok)
-            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
-            .collect();
+        self.p.signal(libc::SIGTERM);
+        let o = self.p.finish(proc::PROC_TIMEOUT);
         assert!(
-            self.child.wait().expect("wait").success(),
-            "server exit status"
+            o.status.success(),
+            "server exit status {:?}: {}",
+            o.status,
+            o.err
         );
-        rows
+        o.out
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect()
     }
 
     /// CPU time the server has used so far (user + system), from /proc.
     pub fn cpu_time(&self) -> std::time::Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
             .expect("read /proc/PID/stat");
         // Fields after the parenthesized name: state is field 3, utime 14, stime 15.
         let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
@@ -103,14 +102,6 @@ impl Server {
         // SAFETY: sysconf has no memory arguments.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
         std::time::Duration::from_millis((f[11] + f[12]) * 1000 / hz)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

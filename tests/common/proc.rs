@@ -72,15 +72,7 @@ pub fn spawn(args: &[&str], nofile: Option<u64>) -> Proc {
 
 pub fn spawn_with(args: &[&str], nofile: Option<u64>, stdout: StdoutTo) -> Proc {
     let mut cmd = Command::new(BIN);
-    let (stdio, read_lines) = match stdout {
-        StdoutTo::Lines => (Stdio::piped(), true),
-        StdoutTo::Raw => (Stdio::piped(), false),
-        StdoutTo::Other(s) => (s, false),
-    };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(stdio)
-        .stderr(Stdio::piped());
+    cmd.args(args);
     if let Some(n) = nofile {
         // SAFETY: the closure runs in the forked child before exec, where only
         // async-signal-safe calls are allowed: it calls setrlimit(2) (async-signal-safe) on a
@@ -98,6 +90,20 @@ pub fn spawn_with(args: &[&str], nofile: Option<u64>, stdout: StdoutTo) -> Proc 
             });
         }
     }
+    spawn_command(cmd, args.join(" "), stdout)
+}
+
+/// Start `cmd` (a connperf command line built by the caller, for example under
+/// `ip netns exec`), named `label` in failures.
+pub fn spawn_command(mut cmd: Command, label: String, stdout: StdoutTo) -> Proc {
+    let (stdio, read_lines) = match stdout {
+        StdoutTo::Lines => (Stdio::piped(), true),
+        StdoutTo::Raw => (Stdio::piped(), false),
+        StdoutTo::Other(s) => (s, false),
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(stdio)
+        .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd.spawn().expect("spawn connperf");
     let pid = child.id() as libc::pid_t;
@@ -148,7 +154,7 @@ pub fn spawn_with(args: &[&str], nofile: Option<u64>, stdout: StdoutTo) -> Proc 
     });
     Proc {
         child,
-        label: args.join(" "),
+        label,
         started,
         kept: Vec::new(),
         lines: rx,
@@ -223,6 +229,42 @@ impl Proc {
                     );
                 }
             }
+        }
+    }
+
+    /// Wait (with a deadline) until the child has a handler installed for `sig` (SigCgt in
+    /// /proc/PID/status): for a signal sent while it prints nothing.
+    pub fn wait_catching(&mut self, sig: libc::c_int) {
+        self.wait_status_mask("SigCgt:", sig, true, "a handler for");
+    }
+
+    /// Wait (with a deadline) until a `sig` sent to the child is no longer pending (SigPnd and
+    /// ShdPnd in /proc/PID/status): it has been delivered, so the same signal sent again is a
+    /// second one, not merged with the first.
+    pub fn wait_delivered(&mut self, sig: libc::c_int) {
+        self.wait_status_mask("ShdPnd:", sig, false, "delivery of");
+        self.wait_status_mask("SigPnd:", sig, false, "delivery of");
+    }
+
+    fn wait_status_mask(&mut self, field: &str, sig: libc::c_int, set: bool, what: &str) {
+        let bit = 1u64 << (sig - 1);
+        let deadline = Instant::now() + PROC_TIMEOUT;
+        loop {
+            let mask = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with(field))?.to_string();
+                    u64::from_str_radix(line[field.len()..].trim(), 16).ok()
+                });
+            if mask.is_some_and(|m| (m & bit != 0) == set) {
+                return;
+            }
+            assert!(
+                !self.has_exited() && Instant::now() < deadline,
+                "`connperf {}`: no {what} signal {sig} within {PROC_TIMEOUT:?}",
+                self.label
+            );
+            thread::sleep(ms(1));
         }
     }
 
