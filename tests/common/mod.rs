@@ -4,6 +4,7 @@
 // Each test crate uses only some of these.
 #![allow(dead_code, unused_imports)]
 
+pub mod client;
 pub mod json;
 pub mod listen;
 pub mod proc;
