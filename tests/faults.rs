@@ -1375,7 +1375,7 @@ fn run_with_closed_stdout(args: &[&str], term: bool) -> Outcome {
     let mut p = spawn_with(args, None, StdoutTo::Other(closed_pipe()));
     if term {
         wait_running(&p);
-        thread::sleep(ms(200));
+        p.wait_catching(libc::SIGTERM);
         p.signal(libc::SIGTERM);
     }
     p.finish(Duration::from_secs(10))
