@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::proc::{spawn, spawn_with, Outcome, Proc, StdoutTo, PROC_TIMEOUT};
-use common::{f, listening_addr, rows, u, write_file};
+use common::{f, rows, u, write_file};
 use connperf::report::Failure;
 
 /// How long past its `--duration` a client may take to end: startup, the drain of replies in
@@ -119,17 +119,7 @@ impl Server {
         let mut args = vec!["serve", "-l", listen, "-p", "tcp", "--jsonlines"];
         args.extend_from_slice(extra);
         let mut p = spawn(&args, nofile);
-        let Some(line) = p.line_within(PROC_TIMEOUT) else {
-            p.kill();
-            let o = p.finish(PROC_TIMEOUT);
-            panic!(
-                "`connperf {}` printed no Listening line: {}",
-                o.label, o.err
-            );
-        };
-        let addr = listening_addr(&line)
-            .unwrap_or_else(|| panic!("expected `Listening at ADDR (...)`, got {line:?}"));
-        assert_ne!(addr.port(), 0, "{line}");
+        let addr = p.listening(1)[0];
         Server { p, addr }
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, BIN};
+use common::{f, json_total, Server, BIN};
 
 fn netlab_path() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/lab/netlab");
@@ -228,13 +228,7 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        let last = text
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("no output: {text}"));
-        let v: Value = serde_json::from_str(last).expect("json");
-        assert_eq!(v["kind"], "total");
-        (v, started.elapsed())
+        (json_total(&text), started.elapsed())
     }
 }
 
@@ -274,10 +268,6 @@ impl TcpProbe {
     }
 }
 
-fn us(v: &Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
-
 fn known_delay_is_reported_as_that_delay() {
     let lab = Lab::up("delay");
     let (server, port) = lab.serve("tcp");
@@ -314,7 +304,7 @@ fn known_delay_is_reported_as_that_delay() {
     let (delayed, on_wire) = lab.tcp_probe(350).run_beside(|| run("persistent"));
     let p50 = delayed["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
     // The service time is measured from the actual send, like the probe's.
-    let svc = us(&delayed, "service_50p_us");
+    let svc = f(&delayed, "service_50p_us");
     let slack = (0.10 * on_wire).max(600.0);
     assert!(
         (svc - on_wire).abs() <= slack,
@@ -343,7 +333,7 @@ fn known_delay_is_reported_as_that_delay() {
             &target,
         ])
     });
-    let connect = us(&eph, "connect_50p_us");
+    let connect = f(&eph, "connect_50p_us");
     let whole = eph["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
     assert!(
         (5000.0..=eph_wire + 1500.0).contains(&connect),
