@@ -86,8 +86,9 @@ fn spin_us_polls_after_traffic_and_sleeps_when_idle() -> Completion {
             drop(s);
             server.stop();
             return Completion::ignored_with(format!(
-                "core {core} was busy with other threads for {others:?} of 1.1 s, so the worker \
-                 rightly did not spin"
+                "core {core} was busy with other threads for {:?} of 1.1 s, so the worker \
+                 rightly did not spin",
+                others.unwrap_or_default()
             ));
         }
         panic!("no spinning after traffic: {idle:?} then {after:?} (others on core {core}: {others:?})");
