@@ -3,45 +3,34 @@
 //! between client and server, and a saturated generator says so.
 
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, BIN};
+use common::proc::{spawn, Proc};
+use common::{u, Server, BIN};
+
+/// Start `connperf connect --jsonlines ARGS`.
+fn start_connect(args: &[&str]) -> Proc {
+    let mut a = vec!["connect", "--jsonlines"];
+    a.extend_from_slice(args);
+    spawn(&a, None)
+}
+
+/// Wait for a run (at most `limit` from its start); it must exit 0. Every row.
+fn rows_of(mut p: Proc, limit: Duration) -> Vec<Value> {
+    let o = p.finish_within(limit);
+    assert!(o.status.success(), "{}: {}", o.label, o.err);
+    o.out
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
 
 /// Run `connperf connect --jsonlines ARGS` (bounded by `limit`); return every row.
 fn connect(args: &[&str], limit: Duration) -> Vec<Value> {
-    let mut child = Command::new(BIN)
-        .arg("connect")
-        .arg("--jsonlines")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start client");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("connect {args:?} ran past {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "connect {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
+    rows_of(start_connect(args), limit)
 }
 
 fn total(rows: &[Value]) -> &Value {
@@ -50,44 +39,36 @@ fn total(rows: &[Value]) -> &Value {
     t
 }
 
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
-}
-
 #[test]
 fn a_stalled_server_shows_up_in_the_percentiles() {
-    let server = Server::start(&["--workers", "1"]);
+    let mut server = Server::start(&["--workers", "1"]);
     let addr = server.addr();
-    let pid = server.child.id() as i32;
-    // Returns how long the server was really stopped (a busy machine may oversleep).
-    let staller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1000));
-        // SAFETY: signals to our own child process.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-        let stopped = std::time::Instant::now();
-        std::thread::sleep(Duration::from_millis(1000));
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-        stopped.elapsed()
+    let mut client = start_connect(&[
+        "-c",
+        "10",
+        "-r",
+        "100",
+        "-d",
+        "3s",
+        "-i",
+        "1s",
+        "--timeout",
+        "5s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    // The stall starts once the first 1 s window is out, and lasts 1 s (measured: a busy
+    // machine may oversleep).
+    client.wait_line(Duration::from_secs(5), |l| {
+        l.contains("\"kind\":\"interval\"")
     });
-    let rows = connect(
-        &[
-            "-c",
-            "10",
-            "-r",
-            "100",
-            "-d",
-            "3s",
-            "-i",
-            "1s",
-            "--timeout",
-            "5s",
-            "--workers",
-            "1",
-            &addr,
-        ],
-        Duration::from_secs(20),
-    );
-    let stall = staller.join().unwrap().as_micros() as u64;
+    server.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    server.signal(libc::SIGCONT);
+    let stall = stopped.elapsed().as_micros() as u64;
+    let rows = rows_of(client, Duration::from_secs(20));
     let t = total(&rows);
     // Every slot of the schedule is on the books: answered, or (if the run ended before the
     // one worker caught up on the stall's backlog, as on a busy machine) not started.
@@ -435,37 +416,32 @@ fn ephemeral_requests_still_connecting_at_the_end_are_on_the_books() {
 
 #[test]
 fn warm_up_requests_never_reach_the_results() {
-    let server = Server::start(&["--workers", "1"]);
+    // The server's counters every 100 ms show when the warm-up traffic flows.
+    let mut server = Server::start(&["--workers", "1", "--interval", "100ms"]);
     let addr = server.addr();
-    let pid = server.child.id() as i32;
-    // Stall the server across the end of the warm-up: requests intended during the warm-up
-    // complete after it, and must not be counted.
-    let staller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: signals to our own child process.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-        std::thread::sleep(Duration::from_millis(800));
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-    });
-    let rows = connect(
-        &[
-            "-c",
-            "2",
-            "-r",
-            "100",
-            "--warmup",
-            "1s",
-            "-d",
-            "1s",
-            "--timeout",
-            "3s",
-            "--workers",
-            "1",
-            &addr,
-        ],
-        Duration::from_secs(15),
-    );
-    staller.join().unwrap();
+    let client = start_connect(&[
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "--warmup",
+        "1s",
+        "-d",
+        "1s",
+        "--timeout",
+        "3s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    // Stall the server across the end of the warm-up (1 s after the start): requests intended
+    // during the warm-up complete after it, and must not be counted.
+    server.wait_row(|r| r["kind"] == "interval" && r["tcp_bytes"].as_u64() > Some(0));
+    server.signal(libc::SIGSTOP);
+    let warm_up_end = client.started + Duration::from_millis(1100);
+    std::thread::sleep(warm_up_end.saturating_duration_since(Instant::now()));
+    server.signal(libc::SIGCONT);
+    let rows = rows_of(client, Duration::from_secs(15));
     let t = total(&rows);
     assert!(
         u(t, "count") <= 200,
