@@ -1,7 +1,7 @@
 //! Property tests: no argument vector and no addresses-file content makes the parser panic.
 //! Every input either parses into a config or gives an error (exit status 2 for config errors).
 
-use connperf::cli::{parse_args, read_addrs_file, Command};
+use connperf::cli::{parse_args, read_addrs_file, Command, Exit};
 use proptest::prelude::*;
 use std::sync::LazyLock;
 
@@ -15,7 +15,7 @@ const JUNK: &[&str] = &["--", "-", "--bogus", "-x", "--help", "help"];
 /// so a flag added to cli.rs is generated here without anyone listing it.
 fn flags_of(sub: &str) -> Vec<String> {
     let argv = [sub.to_string(), "--help".to_string()];
-    let Err(Ok(help)) = parse_args(&argv) else {
+    let Err(Exit::Help(help)) = parse_args(&argv) else {
         panic!("`{sub} --help` did not print help");
     };
     let options = help
@@ -212,7 +212,7 @@ fn the_generated_flags_are_the_parsers() {
         // Every flag the help names is one the parser takes (as a switch or with a value).
         for f in &flags {
             let argv: Vec<String> = [sub, f.as_str()].iter().map(|s| s.to_string()).collect();
-            if let Err(Err(e)) = parse_args(&argv) {
+            if let Err(Exit::Usage(e)) = parse_args(&argv) {
                 assert!(
                     !e.contains("Unrecognized argument"),
                     "{sub} {f}: help names a flag the parser rejects: {e}"
