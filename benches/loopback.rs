@@ -68,6 +68,10 @@
 //! Every child is bounded in time (killed past its deadline), gets SIGKILL if this process dies
 //! (PR_SET_PDEATHSIG), and is stopped and reaped on every exit path, error or panic included.
 
+// The `Listening at` parser shared with the tests (tests/common).
+#[path = "../tests/common/listen.rs"]
+mod listen;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -545,16 +549,10 @@ fn connperf_server(env: &Env, args: &[&str]) -> Res<(Proc, u16)> {
     let mut argv = vec![env.bin.display().to_string(), "serve".into()];
     argv.extend(s(args));
     let mut srv = Proc::spawn("connperf serve", &argv)?;
-    let line = srv.wait_line("Listening at ", Instant::now() + START_TIMEOUT)?;
-    // "Listening at 127.0.0.1:PORT (tcp, 1 workers)"
-    let addr = line["Listening at ".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap_or("");
-    let port = addr
-        .parse::<SocketAddr>()
+    let line = srv.wait_line(listen::LISTENING, Instant::now() + START_TIMEOUT)?;
+    let port = listen::listening_addr(&line)
         .map(|a| a.port())
-        .map_err(|_| format!("connperf serve: cannot read the port from {line:?}"))?;
+        .ok_or_else(|| format!("connperf serve: cannot read the port from {line:?}"))?;
     Ok((srv, port))
 }
 
@@ -875,24 +873,20 @@ const C_PEER_SCENARIOS: [&str; 4] = ["rr100", "rr1000", "eph", "paced50k"];
 
 /// The c-epoll peer's binary, in a temp directory of its own that is removed on drop.
 struct CPeer {
-    dir: PathBuf,
+    _dir: tempfile::TempDir,
     bin: PathBuf,
-}
-
-impl Drop for CPeer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Compile the peer with `cc -O2 -Wall -pthread` into a fresh temp directory.
 fn build_c_peer(cc: &Path) -> Res<CPeer> {
     let src = manifest_dir().join("benches/peers/tcp_rr_flows.c");
-    let dir = std::env::temp_dir().join(format!("connperf-loopback-{}-peer", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("connperf-loopback-peer-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp directory: {e}"))?;
     let peer = CPeer {
-        bin: dir.join("tcp_rr_flows"),
-        dir,
+        bin: dir.path().join("tcp_rr_flows"),
+        _dir: dir,
     };
     let argv = vec![
         cc.display().to_string(),
@@ -1070,14 +1064,19 @@ fn neper_run(
     let (ctrl, data) = (free_port(false)?, free_port(false)?);
     // neper writes a log file per process where it runs (even with --nolog): a directory of
     // its own, removed afterwards.
-    let dir = std::env::temp_dir().join(format!(
-        "connperf-loopback-{}-neper-{ctrl}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let r = neper_in(env, bin, name, &dir, [ctrl, data], [flows, threads], pin);
-    let _ = std::fs::remove_dir_all(&dir);
-    r
+    let dir = tempfile::Builder::new()
+        .prefix("connperf-loopback-neper-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp directory: {e}"))?;
+    neper_in(
+        env,
+        bin,
+        name,
+        dir.path(),
+        [ctrl, data],
+        [flows, threads],
+        pin,
+    )
 }
 
 fn neper_in(
@@ -1293,33 +1292,21 @@ fn mem19k_run(env: &Env) -> Res<Measured> {
 // ---------------------------------------------------------------------------------------------
 // syscalls: strace -c on both sides.
 
-/// Removes its files when dropped.
-struct TempFiles(Vec<PathBuf>);
-
-impl TempFiles {
-    /// A client's and a server's output file, `*-client.EXT` and `*-server.EXT` in the temp
-    /// directory, with their paths as strings for a command line.
-    fn client_server(ext: &str) -> (TempFiles, String, String) {
-        let tag = format!("connperf-loopback-{}", std::process::id());
-        let dir = std::env::temp_dir();
-        let files = TempFiles(vec![
-            dir.join(format!("{tag}-client.{ext}")),
-            dir.join(format!("{tag}-server.{ext}")),
-        ]);
-        let (c, s) = (
-            files.0[0].display().to_string(),
-            files.0[1].display().to_string(),
-        );
-        (files, c, s)
-    }
-}
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+/// A client's and a server's output file, `client.EXT` and `server.EXT` in a temp directory
+/// that is removed when dropped, with their paths as strings for a command line.
+fn client_server_files(ext: &str) -> Res<(tempfile::TempDir, String, String)> {
+    let dir = tempfile::Builder::new()
+        .prefix("connperf-loopback-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp directory: {e}"))?;
+    let path = |side: &str| {
+        dir.path()
+            .join(format!("{side}.{ext}"))
+            .display()
+            .to_string()
+    };
+    let (c, s) = (path("client"), path("server"));
+    Ok((dir, c, s))
 }
 
 /// Wait until every thread of `target` is traced by `tracer`.
@@ -1408,7 +1395,7 @@ fn per_request(rows: &[(String, f64)], requests: f64) -> (f64, f64, String) {
 
 /// One `syscalls` measurement: 1,000 connections closed loop for 2 s, both sides under strace.
 fn syscalls_run(env: &Env, strace: &Path) -> Res<Measured> {
-    let (files, cfile, sfile) = TempFiles::client_server("strace");
+    let (_files, cfile, sfile) = client_server_files("strace")?;
     let st = strace.display().to_string();
     let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"])?;
     let spid = srv.pid.to_string();
@@ -1425,8 +1412,8 @@ fn syscalls_run(env: &Env, strace: &Path) -> Res<Measured> {
     let texit = tracer.stop();
     let server_note = stop_connperf_server(srv);
     let mut m = client_result(&cli, &argv, ended, 2.0, server_note)?;
-    let crows = strace_counts(&files.0[0])?;
-    let srows = strace_counts(&files.0[1])
+    let crows = strace_counts(Path::new(&cfile))?;
+    let srows = strace_counts(Path::new(&sfile))
         .map_err(|e| format!("server strace ({}): {e}{}", texit.describe(), tracer.tail()))?;
     let (c_all, c_io, c_top) = per_request(&crows, m.requests);
     let (s_all, s_io, s_top) = per_request(&srows, m.requests);
@@ -1463,7 +1450,7 @@ fn perf_count(path: &Path) -> Res<f64> {
 /// `perf stat -e raw_syscalls:sys_enter` (a kernel tracepoint: no stop per call, unlike
 /// strace). Returns (client, server) syscalls per request, everything included.
 fn syscalls_full_speed(env: &Env, perf: &Path) -> Res<(f64, f64)> {
-    let (files, cfile, sfile) = TempFiles::client_server("perf");
+    let (_files, cfile, sfile) = client_server_files("perf")?;
     let pf = perf.display().to_string();
     let ev = "raw_syscalls:sys_enter";
     let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "2", "-p", "tcp"])?;
@@ -1487,8 +1474,8 @@ fn syscalls_full_speed(env: &Env, perf: &Path) -> Res<(f64, f64)> {
     }
     let requests = m.requests.max(1.0);
     Ok((
-        perf_count(&files.0[0])? / requests,
-        perf_count(&files.0[1])? / requests,
+        perf_count(Path::new(&cfile))? / requests,
+        perf_count(Path::new(&sfile))? / requests,
     ))
 }
 

@@ -5,6 +5,10 @@
 //! `make soak` (or `cargo bench --bench soak`); `SOAK_SECS=60` for a short run. Needs root and
 //! ../shared/lab/netlab; says why and exits 0 where the lab cannot run.
 
+// The `Listening at` parser shared with the tests (tests/common).
+#[path = "../tests/common/listen.rs"]
+mod listen;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -133,7 +137,9 @@ fn main() {
         .expect("server");
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let addr = first.split_whitespace().nth(2).unwrap().to_string();
+    let addr = listen::listening_addr(&first)
+        .unwrap_or_else(|| panic!("no `Listening at ADDR` line from the server: {first:?}"))
+        .to_string();
     let server = Guard(server);
     let rate = RATE_PER_CONN.to_string();
     let conns = CONNS.to_string();

@@ -3,45 +3,34 @@
 //! between client and server, and a saturated generator says so.
 
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, BIN};
+use common::proc::{spawn, Proc};
+use common::{u, Server, BIN};
+
+/// Start `connperf connect --jsonlines ARGS`.
+fn start_connect(args: &[&str]) -> Proc {
+    let mut a = vec!["connect", "--jsonlines"];
+    a.extend_from_slice(args);
+    spawn(&a, None)
+}
+
+/// Wait for a run (at most `limit` from its start); it must exit 0. Every row.
+fn rows_of(mut p: Proc, limit: Duration) -> Vec<Value> {
+    let o = p.finish_within(limit);
+    assert!(o.status.success(), "{}: {}", o.label, o.err);
+    o.out
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
 
 /// Run `connperf connect --jsonlines ARGS` (bounded by `limit`); return every row.
 fn connect(args: &[&str], limit: Duration) -> Vec<Value> {
-    let mut child = Command::new(BIN)
-        .arg("connect")
-        .arg("--jsonlines")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start client");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("connect {args:?} ran past {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "connect {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
+    rows_of(start_connect(args), limit)
 }
 
 fn total(rows: &[Value]) -> &Value {
@@ -50,44 +39,36 @@ fn total(rows: &[Value]) -> &Value {
     t
 }
 
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
-}
-
 #[test]
 fn a_stalled_server_shows_up_in_the_percentiles() {
-    let server = Server::start(&["--workers", "1"]);
+    let mut server = Server::start(&["--workers", "1"]);
     let addr = server.addr();
-    let pid = server.child.id() as i32;
-    // Returns how long the server was really stopped (a busy machine may oversleep).
-    let staller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1000));
-        // SAFETY: signals to our own child process.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-        let stopped = std::time::Instant::now();
-        std::thread::sleep(Duration::from_millis(1000));
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-        stopped.elapsed()
+    let mut client = start_connect(&[
+        "-c",
+        "10",
+        "-r",
+        "100",
+        "-d",
+        "3s",
+        "-i",
+        "1s",
+        "--timeout",
+        "5s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    // The stall starts once the first 1 s window is out, and lasts 1 s (measured: a busy
+    // machine may oversleep).
+    client.wait_line(Duration::from_secs(5), |l| {
+        l.contains("\"kind\":\"interval\"")
     });
-    let rows = connect(
-        &[
-            "-c",
-            "10",
-            "-r",
-            "100",
-            "-d",
-            "3s",
-            "-i",
-            "1s",
-            "--timeout",
-            "5s",
-            "--workers",
-            "1",
-            &addr,
-        ],
-        Duration::from_secs(20),
-    );
-    let stall = staller.join().unwrap().as_micros() as u64;
+    server.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    server.signal(libc::SIGCONT);
+    let stall = stopped.elapsed().as_micros() as u64;
+    let rows = rows_of(client, Duration::from_secs(20));
     let t = total(&rows);
     // Every slot of the schedule is on the books: answered, or (if the run ended before the
     // one worker caught up on the stall's backlog, as on a busy machine) not started.
@@ -435,37 +416,32 @@ fn ephemeral_requests_still_connecting_at_the_end_are_on_the_books() {
 
 #[test]
 fn warm_up_requests_never_reach_the_results() {
-    let server = Server::start(&["--workers", "1"]);
+    // The server's counters every 100 ms show when the warm-up traffic flows.
+    let mut server = Server::start(&["--workers", "1", "--interval", "100ms"]);
     let addr = server.addr();
-    let pid = server.child.id() as i32;
-    // Stall the server across the end of the warm-up: requests intended during the warm-up
-    // complete after it, and must not be counted.
-    let staller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: signals to our own child process.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-        std::thread::sleep(Duration::from_millis(800));
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-    });
-    let rows = connect(
-        &[
-            "-c",
-            "2",
-            "-r",
-            "100",
-            "--warmup",
-            "1s",
-            "-d",
-            "1s",
-            "--timeout",
-            "3s",
-            "--workers",
-            "1",
-            &addr,
-        ],
-        Duration::from_secs(15),
-    );
-    staller.join().unwrap();
+    let client = start_connect(&[
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "--warmup",
+        "1s",
+        "-d",
+        "1s",
+        "--timeout",
+        "3s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    // Stall the server across the end of the warm-up (1 s after the start): requests intended
+    // during the warm-up complete after it, and must not be counted.
+    server.wait_row(|r| r["kind"] == "interval" && r["tcp_bytes"].as_u64() > Some(0));
+    server.signal(libc::SIGSTOP);
+    let warm_up_end = client.started + Duration::from_millis(1100);
+    std::thread::sleep(warm_up_end.saturating_duration_since(Instant::now()));
+    server.signal(libc::SIGCONT);
+    let rows = rows_of(client, Duration::from_secs(15));
     let t = total(&rows);
     assert!(
         u(t, "count") <= 200,
@@ -507,5 +483,349 @@ fn generator_cpu_covers_the_measured_period_only() {
         cpu > 0.0 && cpu <= secs * 1.05,
         "one worker used {cpu} s of CPU in a {secs} s measured period: {t}"
     );
+    server.stop();
+}
+
+// ---- Nothing the generator does is charged to the target ----
+
+/// Everything a row accounts for: completed, failed, lost and never started.
+fn booked(row: &Value) -> u64 {
+    u(row, "count") + u(row, "error_count") + u(row, "lost") + u(row, "not_started")
+}
+
+/// The schedule starts once every connection is up: 1,000 connections at 10/s each for 2 s
+/// schedule exactly 20,000 requests, every one answered, none lost to the ramp (which has its
+/// own figures), with one worker and with 64.
+#[test]
+fn the_schedule_starts_when_every_connection_is_up() {
+    let server = Server::start(&["--workers", "2"]);
+    let addr = server.addr();
+    for workers in ["1", "64"] {
+        let rows = connect(
+            &[
+                "-c",
+                "1000",
+                "-r",
+                "10",
+                "-d",
+                "2s",
+                "-i",
+                "1s",
+                "--timeout",
+                "5s",
+                "--workers",
+                workers,
+                &addr,
+            ],
+            Duration::from_secs(30),
+        );
+        let t = total(&rows);
+        assert_eq!(u(t, "count"), 20_000, "--workers {workers}: {t}");
+        assert_eq!(booked(t), 20_000, "--workers {workers}: {t}");
+        assert_eq!(u(t, "not_started"), 0, "--workers {workers}: {t}");
+        assert_eq!(u(t, "ramp_connections"), 1000, "--workers {workers}: {t}");
+        assert!(t["ramp_sec"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(t["ramp_connect_50p_us"].as_u64().is_some(), "{t}");
+        for row in rows.iter().filter(|r| r["kind"] == "interval") {
+            assert_eq!(
+                booked(row),
+                10_000,
+                "--workers {workers}: a window of 1 s: {row}"
+            );
+        }
+    }
+    server.stop();
+}
+
+/// A client stopped for 300 ms mid-run sends late: its send lag says so (every run carries its
+/// own error bar), while the target's service time stays small.
+#[test]
+fn the_send_lag_is_the_generators_own_lateness() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let mut client = start_connect(&[
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "4s",
+        "-i",
+        "1s",
+        "--timeout",
+        "5s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    client.wait_line(Duration::from_secs(10), |l| l.contains("\"interval\""));
+    client.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    client.signal(libc::SIGCONT);
+    let rows = rows_of(client, Duration::from_secs(15));
+    let t = total(&rows);
+    assert_eq!(booked(t), 800, "{t}");
+    assert!(
+        u(t, "send_lag_max_us") >= 250_000,
+        "the stop is in the send lag: {t}"
+    );
+    assert!(u(t, "late_starts") > 0, "{t}");
+    assert!(
+        u(t, "send_lag_50p_us") < 50_000,
+        "most sends were on time: {t}"
+    );
+    assert!(
+        u(t, "service_99p_us") < 250_000,
+        "the target was never slow: {t}"
+    );
+    for row in &rows {
+        for k in ["send_lag_50p_us", "send_lag_99p_us", "send_lag_max_us"] {
+            assert!(row.get(k).is_some(), "{k} in every row: {row}");
+        }
+    }
+    server.stop();
+}
+
+/// Killing the server at 2.5 s of a 4 s run: each window's row holds the requests that were due
+/// in it, so each adds up to 1,000 (10 connections x 100/s x 1 s); the failures are in the
+/// windows where they happened, not when the connection came back or at the end.
+#[test]
+fn each_request_is_booked_in_the_window_it_was_due_in() {
+    let mut server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let mut client = start_connect(&[
+        "-c",
+        "10",
+        "-r",
+        "100",
+        "-d",
+        "4s",
+        "-i",
+        "1s",
+        "--timeout",
+        "5s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    // The first row comes one interval after window 0 ends (it stays open that long for its
+    // requests to settle): 2 s into the schedule.
+    client.wait_line(Duration::from_secs(10), |l| l.contains("\"interval\""));
+    std::thread::sleep(Duration::from_millis(500));
+    server.signal(libc::SIGKILL);
+    let rows = rows_of(client, Duration::from_secs(15));
+    let windows: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "interval").collect();
+    assert_eq!(windows.len(), 4, "{rows:?}");
+    for w in &windows {
+        assert_eq!(booked(w), 1000, "every window adds up to its schedule: {w}");
+        assert_eq!(
+            u(w, "not_started"),
+            0,
+            "the target's failures are failures: {w}"
+        );
+    }
+    assert_eq!(u(windows[0], "count"), 1000, "{}", windows[0]);
+    assert_eq!(u(windows[1], "count"), 1000, "{}", windows[1]);
+    let killed = u(windows[2], "count");
+    assert!(
+        (100..1000).contains(&killed),
+        "killed mid-window: {}",
+        windows[2]
+    );
+    assert_eq!(u(windows[3], "count"), 0, "{}", windows[3]);
+    assert_eq!(u(windows[3], "error_count"), 1000, "{}", windows[3]);
+    assert_eq!(booked(total(&rows)), 4000);
+}
+
+/// Against a refused target every slot fails as refused (none is "not started"), and the table
+/// gives one account: requests failed by kind, then connection attempts; no "behind schedule"
+/// line for a target's failures.
+#[test]
+fn a_refused_target_fails_every_slot_in_one_account() {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let rows = connect(
+        &[
+            "-c",
+            "5",
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "-i",
+            "1s",
+            "--workers",
+            "1",
+            &refused,
+        ],
+        Duration::from_secs(10),
+    );
+    let t = total(&rows);
+    assert_eq!(u(t, "count"), 0, "{t}");
+    assert_eq!(t["errors"]["refused"], 500, "{t}");
+    assert_eq!(u(t, "not_started"), 0, "{t}");
+    assert_eq!(t["ramp_failed"]["refused"], 5, "{t}");
+    let mut p = spawn(
+        &[
+            "connect",
+            "-c",
+            "5",
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "--workers",
+            "1",
+            &refused,
+        ],
+        None,
+    );
+    let o = p.finish_within(Duration::from_secs(10));
+    let text = o.text();
+    let account: Vec<&str> = text.lines().filter(|l| l.contains(" errors: ")).collect();
+    assert_eq!(account.len(), 1, "{text}");
+    assert!(
+        account[0].contains("errors: refused=500; connection attempts failed: refused="),
+        "{text}"
+    );
+    assert!(!text.contains("behind schedule"), "{text}");
+}
+
+/// Slots held back by --max-inflight are the generator's own: not started, by that cause.
+#[test]
+fn slots_held_back_by_the_in_flight_limit_are_not_started_by_it() {
+    // Accepts (in the kernel) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let rows = connect(
+        &[
+            "-f",
+            "ephemeral",
+            "-r",
+            "1000",
+            "-d",
+            "1s",
+            "--max-inflight",
+            "1",
+            "--timeout",
+            "5s",
+            "--workers",
+            "1",
+            &addr,
+        ],
+        Duration::from_secs(15),
+    );
+    let t = total(&rows);
+    assert_eq!(booked(t), 1000, "{t}");
+    assert_eq!(u(t, "lost"), 1, "the one request in flight: {t}");
+    assert_eq!(t["not_started_by"]["in_flight_limit"], 999, "{t}");
+    assert_eq!(t["not_started_by"]["run_ended"], 0, "{t}");
+    drop(silent);
+}
+
+/// An echo server that answers each request 1 ms late, over TCP and UDP on one port.
+fn slow_echo() -> String {
+    use std::io::{Read, Write};
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let udp = std::net::UdpSocket::bind(addr).unwrap();
+    std::thread::spawn(move || {
+        for c in tcp.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut c = c;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            std::thread::sleep(Duration::from_millis(1));
+            let _ = udp.send_to(&buf[..n], from);
+        }
+    });
+    addr.to_string()
+}
+
+/// `--timeout 200us` against an echo 1 ms late: no request completes, in any mode; each is a
+/// timeout (UDP: lost, its reply late), however much finer than the sweep the timeout is.
+#[test]
+fn timeouts_below_a_millisecond_are_enforced() {
+    let addr = slow_echo();
+    let modes: [(&[&str], &str); 3] = [
+        (&["-c", "2", "-r", "50"], "persistent"),
+        (&["-f", "ephemeral", "-r", "50"], "ephemeral"),
+        (&["-p", "udp", "-r", "50"], "udp"),
+    ];
+    for (m, name) in modes {
+        let mut args = vec![
+            "-d",
+            "1s",
+            "-i",
+            "1s",
+            "--timeout",
+            "200us",
+            "--workers",
+            "1",
+        ];
+        args.extend_from_slice(m);
+        args.push(&addr);
+        let rows = connect(&args, Duration::from_secs(10));
+        let t = total(&rows);
+        assert_eq!(u(t, "count"), 0, "{name}: {t}");
+        let scheduled = if name == "persistent" { 100 } else { 50 };
+        assert_eq!(booked(t), scheduled, "{name}: {t}");
+        if name == "udp" {
+            assert_eq!(u(t, "lost"), 50, "{name}: {t}");
+            assert_eq!(u(t, "late"), 50, "{name}: every reply came, late: {t}");
+        } else {
+            assert_eq!(t["errors"]["timeout"], scheduled, "{name}: {t}");
+        }
+    }
+}
+
+/// `--arrival poisson` keeps the mean rate and, with the same `--seed`, the same schedule: two
+/// runs schedule the same number of requests; the seed is in the rows.
+#[test]
+fn poisson_arrivals_repeat_from_their_seed() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let run = || {
+        let rows = connect(
+            &[
+                "-c",
+                "4",
+                "-r",
+                "200",
+                "-d",
+                "1s",
+                "-i",
+                "1s",
+                "--arrival",
+                "poisson",
+                "--seed",
+                "7",
+                "--timeout",
+                "5s",
+                &addr,
+            ],
+            Duration::from_secs(10),
+        );
+        total(&rows).clone()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(booked(&a), booked(&b), "same seed, same schedule: {a} {b}");
+    assert_eq!(u(&a, "count"), booked(&a), "{a}");
+    // 800 expected; a Poisson count's standard deviation is sqrt(800) = 28.
+    assert!((660..=940).contains(&booked(&a)), "{a}");
+    assert_eq!(a["seed"], 7, "{a}");
     server.stop();
 }

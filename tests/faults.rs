@@ -16,35 +16,31 @@ use serde_json::Value;
 use socket2::SockRef;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream,
+    UdpSocket,
+};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_connperf");
+mod common;
+
+use common::proc::{spawn, spawn_with, Outcome, Proc, StdoutTo, PROC_TIMEOUT};
+use common::{f, rows, u, write_file};
+use connperf::report::Failure;
+
 /// How long past its `--duration` a client may take to end: startup, the drain of replies in
 /// flight (at most `--timeout`, capped at 1 s), and a loaded 2-core machine.
 const GRACE: Duration = Duration::from_millis(2500);
-/// Deadline for what should be quick: a server's `Listening at` line, an exit after SIGTERM.
-const PROC_TIMEOUT: Duration = Duration::from_secs(5);
-/// The error kinds every JSON row names, in the README's order.
-const KINDS: [&str; 9] = [
-    "refused",
-    "reset",
-    "timeout",
-    "closed_early",
-    "mismatch",
-    "unreachable",
-    "addr_not_avail",
-    "fd_limit",
-    "other",
-];
+/// The error kinds every JSON row names, in report order: the code's own list.
+fn kinds() -> Vec<&'static str> {
+    Failure::ALL.iter().map(|k| k.name()).collect()
+}
 /// Memory bound for any client run here, in KiB: a base plus 4 MiB per worker (one per core;
 /// each holds receive buffers and a window's histograms). Runs take about 10 MiB on 2 cores.
 fn max_client_rss_kib() -> u64 {
@@ -72,266 +68,6 @@ fn ms(n: u64) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------------------------
-
-/// A connperf child process. A waiter thread polls it every 5 ms, recording its peak RSS and
-/// reaping it, so its exit instant is known however late the test looks. Dropping it while it runs sends SIGCONT (it
-/// may be stopped) and SIGKILL to its PID.
-struct Proc {
-    child: Child,
-    label: String,
-    started: Instant,
-    lines: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-    exit: Receiver<Exit>,
-    exited: Option<Exit>,
-}
-
-#[derive(Clone, Copy)]
-struct Exit {
-    status: ExitStatus,
-    at: Instant,
-    max_rss_kib: u64,
-}
-
-/// How a child process ended and what it printed.
-struct Outcome {
-    label: String,
-    status: ExitStatus,
-    out: Vec<String>,
-    err: String,
-    /// From spawn to exit.
-    elapsed: Duration,
-    /// Peak resident set size (VmHWM, as last seen while it ran).
-    max_rss_kib: u64,
-}
-
-/// Where a child's stdout goes.
-enum StdoutTo {
-    /// A pipe read line by line into `Proc::lines`.
-    Lines,
-    /// A pipe left in `Proc::child.stdout` for the test to read (or close).
-    Raw,
-    /// Anything else.
-    Other(Stdio),
-}
-
-fn spawn(args: &[&str], nofile: Option<u64>) -> Proc {
-    spawn_with(args, nofile, StdoutTo::Lines)
-}
-
-fn spawn_with(args: &[&str], nofile: Option<u64>, stdout: StdoutTo) -> Proc {
-    let mut cmd = Command::new(BIN);
-    let (stdio, read_lines) = match stdout {
-        StdoutTo::Lines => (Stdio::piped(), true),
-        StdoutTo::Raw => (Stdio::piped(), false),
-        StdoutTo::Other(s) => (s, false),
-    };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(stdio)
-        .stderr(Stdio::piped());
-    if let Some(n) = nofile {
-        // SAFETY: the closure runs in the forked child before exec, where only
-        // async-signal-safe calls are allowed: it calls setrlimit(2) (async-signal-safe) on a
-        // stack value and builds an io::Error from errno (no allocation), touching no locks.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: n as libc::rlim_t,
-                    rlim_max: n as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("spawn connperf");
-    let pid = child.id() as libc::pid_t;
-    let mut err = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    if read_lines {
-        let out = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let stderr = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        String::from_utf8_lossy(&b).into_owned()
-    });
-    let (etx, erx) = mpsc::channel();
-    thread::spawn(move || {
-        // Poll rather than block: between polls the child is not reaped, so its /proc entry is
-        // its own, and VmHWM (peak RSS of its own address space, unlike wait4's ru_maxrss, which
-        // also counts the test process it was forked from) can be read.
-        let mut peak = 0;
-        let mut status: libc::c_int = 0;
-        loop {
-            // SAFETY: waitpid on the PID of our own child, writing into a local.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                break;
-            }
-            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return;
-            }
-            if let Some(kib) = vm_hwm_kib(pid) {
-                peak = peak.max(kib);
-            }
-            thread::sleep(ms(5));
-        }
-        let _ = etx.send(Exit {
-            status: ExitStatus::from_raw(status),
-            at: Instant::now(),
-            max_rss_kib: peak,
-        });
-    });
-    Proc {
-        child,
-        label: args.join(" "),
-        started,
-        lines: rx,
-        stderr: Some(stderr),
-        exit: erx,
-        exited: None,
-    }
-}
-
-impl Proc {
-    fn pid(&self) -> libc::pid_t {
-        self.child.id() as libc::pid_t
-    }
-
-    /// True once the process has exited (and been reaped).
-    fn has_exited(&mut self) -> bool {
-        if self.exited.is_none() {
-            self.exited = self.exit.try_recv().ok();
-        }
-        self.exited.is_some()
-    }
-
-    fn signal(&mut self, sig: libc::c_int) {
-        assert!(!self.has_exited(), "`connperf {}` ended early", self.label);
-        // SAFETY: kill(2) on the PID of our child, which has not been reaped (checked above).
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({sig}) {}: {}",
-            self.label,
-            io::Error::last_os_error()
-        );
-    }
-
-    /// SIGCONT + SIGKILL if still running, and wait (bounded) for the reaper.
-    fn kill(&mut self) {
-        if !self.has_exited() {
-            // SAFETY: signals to our own, not yet reaped child.
-            unsafe {
-                libc::kill(self.pid(), libc::SIGCONT);
-                libc::kill(self.pid(), libc::SIGKILL);
-            }
-            self.exited = self.exit.recv_timeout(PROC_TIMEOUT).ok();
-        }
-    }
-
-    /// The next stdout line within `limit`.
-    fn line_within(&mut self, limit: Duration) -> Option<String> {
-        self.lines.recv_timeout(limit).ok()
-    }
-
-    /// Wait (at most `limit`) for the process to exit; then every stdout line and all of stderr.
-    fn finish(&mut self, limit: Duration) -> Outcome {
-        if self.exited.is_none() {
-            self.exited = self.exit.recv_timeout(limit).ok();
-        }
-        let Some(exit) = self.exited else {
-            self.kill();
-            let err = self
-                .stderr
-                .take()
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default();
-            panic!(
-                "`connperf {}` still running after {limit:?}; stderr: {err}",
-                self.label
-            );
-        };
-        let mut out = Vec::new();
-        let drain_deadline = Instant::now() + PROC_TIMEOUT;
-        loop {
-            let left = drain_deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => out.push(l),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout of {} not closed", self.label),
-            }
-        }
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().expect("stderr reader"))
-            .unwrap_or_default();
-        Outcome {
-            label: self.label.clone(),
-            status: exit.status,
-            out,
-            err,
-            elapsed: exit.at.saturating_duration_since(self.started),
-            max_rss_kib: exit.max_rss_kib,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-impl Outcome {
-    /// Exit status 0, nothing panicked.
-    fn assert_clean(&self) {
-        assert!(
-            !self.err.contains("panicked"),
-            "`connperf {}` panicked: {}",
-            self.label,
-            self.err
-        );
-        assert_eq!(
-            self.status.code(),
-            Some(0),
-            "`connperf {}` exit status {:?}; stderr: {}",
-            self.label,
-            self.status,
-            self.err
-        );
-    }
-
-    fn text(&self) -> String {
-        self.out.join("\n")
-    }
-}
-
-/// Peak RSS (VmHWM) of a process in KiB; None once it has exited.
-fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 /// User + system CPU seconds a live process has used, from /proc/PID/stat.
 fn cpu_secs(pid: libc::pid_t) -> f64 {
@@ -368,14 +104,6 @@ fn wait_running(p: &Proc) {
     }
 }
 
-/// Sleep until `at` (no-op if it has passed).
-fn sleep_until(at: Instant) {
-    let now = Instant::now();
-    if at > now {
-        thread::sleep(at - now);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // connperf serve
 // ---------------------------------------------------------------------------------------------
@@ -391,20 +119,7 @@ impl Server {
         let mut args = vec!["serve", "-l", listen, "-p", "tcp", "--jsonlines"];
         args.extend_from_slice(extra);
         let mut p = spawn(&args, nofile);
-        let Some(line) = p.line_within(PROC_TIMEOUT) else {
-            p.kill();
-            let o = p.finish(PROC_TIMEOUT);
-            panic!(
-                "`connperf {}` printed no Listening line: {}",
-                o.label, o.err
-            );
-        };
-        let addr = line
-            .strip_prefix("Listening at ")
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("expected `Listening at ADDR (...)`, got {line:?}"));
-        assert_ne!(addr.port(), 0, "{line}");
+        let addr = p.listening(1)[0];
         Server { p, addr }
     }
 
@@ -558,7 +273,7 @@ fn table_error_kinds(o: &Outcome) -> HashMap<String, u64> {
             let requests = list.split(';').next().unwrap_or_default();
             for kv in requests.split_whitespace() {
                 let (k, v) = kv.split_once('=').expect("kind=count");
-                assert!(KINDS.contains(&k), "unknown error kind {k:?} in {l:?}");
+                assert!(kinds().contains(&k), "unknown error kind {k:?} in {l:?}");
                 m.insert(k.to_string(), v.parse().expect("count"));
             }
         }
@@ -585,7 +300,7 @@ fn check_json(o: &Outcome) -> Vec<Value> {
         let errs = r["errors"].as_object().expect("errors object");
         let mut names: Vec<&str> = errs.keys().map(String::as_str).collect();
         names.sort_unstable();
-        let mut want = KINDS.to_vec();
+        let mut want = kinds();
         want.sort_unstable();
         assert_eq!(names, want, "error kinds in {r}");
         let sum: u64 = errs.values().map(|v| v.as_u64().expect("count")).sum();
@@ -597,14 +312,6 @@ fn check_json(o: &Outcome) -> Vec<Value> {
         );
     }
     rows
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
-}
-
-fn f(v: &Value, k: &str) -> f64 {
-    v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"))
 }
 
 impl Pair {
@@ -770,8 +477,103 @@ fn dead_port() -> u16 {
 // 1. Refused
 // ---------------------------------------------------------------------------------------------
 
+/// An address on `ip` where nothing listens (TCP): bound to port 0, then closed.
+fn closed_tcp_port(ip: IpAddr) -> String {
+    let l = TcpListener::bind((ip, 0)).expect("bind");
+    let a = l.local_addr().expect("local_addr");
+    drop(l);
+    a.to_string()
+}
+
+/// An address on `ip` where no UDP socket is bound.
+fn closed_udp_port(ip: IpAddr) -> String {
+    let s = UdpSocket::bind((ip, 0)).expect("bind");
+    let a = s.local_addr().expect("local_addr");
+    drop(s);
+    a.to_string()
+}
+
+/// UDP to a closed loopback port: each datagram's ICMP port unreachable comes back at once (the
+/// kernel does not rate-limit ICMP on loopback) and surfaces on the socket as ECONNREFUSED, so
+/// every datagram that went out is counted refused, once: none answered, none counted twice,
+/// none missing. (Should a burst of ICMP errors ever share the socket's one error slot, the
+/// datagram whose error was overwritten is lost instead; the identity still holds.)
+fn assert_udp_refused_once(t: &Value, scheduled: u64, what: &str) {
+    let refused = u(&t["errors"], "refused");
+    assert!(refused > 0, "{what}: refusals counted: {t}");
+    assert_eq!(u(t, "count"), 0, "{what}: {t}");
+    assert_eq!(u(t, "error_count"), refused, "{what}: only refusals: {t}");
+    assert_eq!(
+        refused + u(t, "lost") + u(t, "not_started"),
+        scheduled,
+        "{what}: each of {scheduled} datagrams counted once: {t}"
+    );
+}
+
 #[test]
 fn refused_is_counted_in_every_mode() {
+    // Every mode and family, one JSON run each (from tests/connect.rs).
+    let tcp4 = closed_tcp_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let tcp6 = closed_tcp_port(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    let udp4 = closed_udp_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let cases: [(&[&str], &str, &str); 9] = [
+        (&["-c", "2", "-r", "10"], "persistent", &tcp4),
+        (&["-c", "2", "-r", "10"], "persistent ipv6", &tcp6),
+        (&["-c", "2", "-r", "0"], "persistent closed loop", &tcp4),
+        (&["-f", "ephemeral", "-r", "100"], "ephemeral rst", &tcp4),
+        (
+            &["-f", "ephemeral", "--close", "fin", "-r", "100"],
+            "ephemeral fin",
+            &tcp4,
+        ),
+        (
+            &["-f", "ephemeral", "-c", "2", "-r", "0"],
+            "ephemeral closed loop",
+            &tcp4,
+        ),
+        (&["-p", "udp", "-r", "100"], "udp", &udp4),
+        (&["-p", "udp", "-r", "0"], "udp closed loop", &udp4),
+        // 100 datagrams with a timeout shorter than the drain: each counted once.
+        (
+            &["-p", "udp", "-r", "100", "--timeout", "300ms"],
+            "udp counted once",
+            &udp4,
+        ),
+    ];
+    let procs: Vec<(Proc, &str)> = cases
+        .iter()
+        .map(|(m, name, addr)| {
+            let mut args = vec!["connect", "-d", "1", "--workers", "1"];
+            args.extend_from_slice(m);
+            if !m.contains(&"--timeout") {
+                args.extend(["--timeout", "500ms"]);
+            }
+            args.extend(["--jsonlines", "--show-only-results", addr]);
+            (spawn(&args, None), *name)
+        })
+        .collect();
+    for (mut p, name) in procs {
+        let d = p.finish_within(rows::limit(1.0, Duration::from_millis(500)));
+        d.assert_ok(name);
+        let rows = rows::json_rows(&d);
+        rows::check_rows(&rows, 64);
+        let t = rows::the_total(&rows);
+        assert_eq!(u(t, "count"), 0, "{name}: {t}");
+        // A paced run's slots fail as refused requests; a closed loop has no slots, so its
+        // refused dials are connection errors.
+        let refused =
+            rows::errors(t, "refused") + t["connection_errors"]["refused"].as_u64().unwrap_or(0);
+        assert!(refused > 0, "{name}: refusals counted: {t}");
+        if name == "udp" || name == "udp counted once" {
+            assert_udp_refused_once(t, 100, name);
+        }
+        if !name.starts_with("udp") {
+            // A refused connect leaves nothing in flight: the run ends without a drain.
+            d.assert_within(rows::limit(1.0, Duration::ZERO), name);
+        }
+    }
+
+    // Each mode as a table and as JSON side by side, with the fault-matrix contract.
     let addr = format!("127.0.0.1:{}", dead_port());
     let d = Duration::from_secs(1);
     let modes: [&[&str]; 3] = [&["-f", "persistent"], &["-f", "ephemeral"], &["-p", "udp"]];
@@ -788,11 +590,10 @@ fn refused_is_counted_in_every_mode() {
         let total = p.total();
         assert_eq!(u(total, "count"), 0, "{m:?}: {total}");
         if m[1] == "udp" {
-            // ICMP port unreachable surfaces as a refused send or receive; a datagram whose
-            // error never surfaced counts as lost.
-            assert!(p.err("refused") + u(total, "lost") > 0, "{m:?}: {total}");
+            // 100 datagrams/s for 1 s (the default rate).
+            assert_udp_refused_once(total, 100, "udp");
             assert!(
-                p.table_kinds().contains_key("refused") || p.table.text().contains("lost="),
+                p.table_kinds().get("refused").is_some_and(|&n| n > 0),
                 "{m:?}:\n{}",
                 p.table.text()
             );
@@ -869,6 +670,61 @@ fn closed_loop_udp_against_a_refusing_target_backs_off() {
 fn a_target_that_never_answers_times_out() {
     let hold = Fake::start(Fault::Hold);
     let addr = hold.addr();
+
+    // Every mode, one JSON run each (from tests/connect.rs); UDP to a bound socket that never
+    // answers.
+    let quiet_udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let udp = quiet_udp.local_addr().unwrap().to_string();
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["-c", "2", "-r", "10"], "persistent", &addr),
+        (&["-c", "2", "-r", "0"], "persistent closed loop", &addr),
+        (&["-f", "ephemeral", "-r", "50"], "ephemeral", &addr),
+        (&["-p", "udp", "-r", "50"], "udp", &udp),
+    ];
+    let procs: Vec<(Proc, &str)> = cases
+        .iter()
+        .map(|(m, name, addr)| {
+            let mut args = vec!["connect", "-d", "1", "--workers", "1", "--timeout", "300ms"];
+            args.extend_from_slice(m);
+            args.extend(["--jsonlines", "--show-only-results", addr]);
+            (spawn(&args, None), *name)
+        })
+        .collect();
+    for (mut p, name) in procs {
+        let d = p.finish_within(rows::limit(1.0, Duration::from_millis(300)));
+        d.assert_ok(name);
+        let rows = rows::json_rows(&d);
+        rows::check_rows(&rows, 64);
+        let t = rows::the_total(&rows);
+        assert_eq!(u(t, "count"), 0, "{name}: {t}");
+        if name == "udp" {
+            assert!(u(t, "lost") >= 40, "{name}: 50 datagrams, no replies: {t}");
+            assert_eq!(
+                u(t, "error_count"),
+                0,
+                "{name}: a bound socket sends no ICMP: {t}"
+            );
+        } else {
+            assert!(
+                rows::errors(t, "timeout") > 0,
+                "{name}: timeouts counted: {t}"
+            );
+            assert_eq!(
+                rows::errors(t, "timeout"),
+                u(t, "error_count"),
+                "{name}: only timeouts: {t}"
+            );
+        }
+        if name == "ephemeral" {
+            assert!(
+                rows::errors(t, "timeout") >= 40,
+                "{name}: each of 50 times out: {t}"
+            );
+        }
+    }
+    drop(quiet_udp);
+
+    // Both TCP flavors as a table and as JSON side by side, with the fault-matrix contract.
     let d = ms(1500);
     let common = [
         "-d",
@@ -904,7 +760,10 @@ fn a_target_that_never_answers_times_out() {
             );
         }
     }
-    assert!(hold.accepted.load(Ordering::Relaxed) > 0);
+    assert!(
+        hold.accepted.load(Ordering::Relaxed) > 0,
+        "the generator connected"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -933,13 +792,14 @@ fn persistent_connections_come_back_after_the_server_restarts() {
         ],
         None,
     );
-    let t0 = Instant::now();
-    sleep_until(t0 + ms(1000));
+    let mut j = j;
+    // Windows of 500 ms: the kill after the second, the restart after the third.
+    wait_interval_rows(&mut j, 2);
     let mut first = first;
     first.p.signal(libc::SIGKILL);
     let killed = first.p.finish(PROC_TIMEOUT);
     assert_eq!(killed.status.signal(), Some(libc::SIGKILL));
-    sleep_until(t0 + ms(1500));
+    wait_interval_rows(&mut j, 1);
     let second = Server::start(&format!("127.0.0.1:{port}"), &[], None);
     let p = finish_pair(t, j, d);
     let (srv, _) = second.stop();
@@ -1088,8 +948,7 @@ fn a_stopped_server_times_out_and_the_run_ends_on_time() {
         addr.as_str(),
     ];
     let flavors = ["persistent", "ephemeral"];
-    let t0 = Instant::now();
-    let started: Vec<_> = flavors
+    let mut started: Vec<_> = flavors
         .iter()
         .map(|fl| {
             let mut a = vec!["-f", fl];
@@ -1097,7 +956,8 @@ fn a_stopped_server_times_out_and_the_run_ends_on_time() {
             start_pair(&a, None)
         })
         .collect();
-    sleep_until(t0 + ms(500));
+    // Stopped once the first JSON run's first 500 ms window is out: answered before the stop.
+    wait_interval_rows(&mut started[0].1, 1);
     server.p.signal(libc::SIGSTOP);
     for (fl, (t, j)) in flavors.iter().zip(started) {
         let p = finish_pair(t, j, ms(1500));
@@ -1226,14 +1086,27 @@ fn a_server_out_of_descriptors_backs_off_and_stays_responsive() {
 // 9. Signals
 // ---------------------------------------------------------------------------------------------
 
-/// Start a pair, signal both at `at` after spawn (the table with SIGINT, the JSON run with
-/// SIGTERM), and check each printed totals and exited 0 promptly.
-fn signalled(args: &[&str], at: Duration) -> (Pair, Duration) {
+/// Wait until `p` (a `connect` run) has printed `n` interval rows: JSON rows with
+/// `"kind":"interval"`, or table rows (after the header, before the result line).
+fn wait_interval_rows(p: &mut Proc, n: usize) {
+    for _ in 0..n {
+        p.wait_line(PROC_TIMEOUT, |l| {
+            l.contains("\"kind\":\"interval\"") || (!l.starts_with('{') && !l.starts_with("PEER"))
+        });
+    }
+}
+
+/// Start a pair, signal both once each has printed `rows` interval rows (or, for 0, once it
+/// runs; the table with SIGINT, the JSON run with SIGTERM), and check each printed totals and
+/// exited 0 promptly. Returns the pair and when the signal went, from the table run's start.
+fn signalled(args: &[&str], rows: usize) -> (Pair, Duration) {
     let (mut t, mut j) = start_pair(args, None);
     wait_running(&t);
     wait_running(&j);
-    let when = t.started + at;
-    sleep_until(when);
+    t.wait_catching(libc::SIGINT);
+    j.wait_catching(libc::SIGTERM);
+    wait_interval_rows(&mut t, rows);
+    wait_interval_rows(&mut j, rows);
     let signalled_at = t.started.elapsed();
     t.signal(libc::SIGINT);
     j.signal(libc::SIGTERM);
@@ -1260,7 +1133,7 @@ fn sigint_during_the_connection_ramp_up_prints_totals() {
             "500ms",
             &addr,
         ],
-        ms(50),
+        0,
     );
     assert!(at < Duration::from_secs(1), "signalled at {at:?}");
     assert!(f(p.total(), "elapsed_sec") < 2.0, "{}", p.total());
@@ -1271,9 +1144,10 @@ fn sigint_during_the_connection_ramp_up_prints_totals() {
 fn sigint_mid_run_prints_totals_of_the_run_so_far() {
     let server = Server::start("127.0.0.1:0", &[], None);
     let addr = server.addr();
+    // After the second 500 ms window: about 1 s into the run.
     let (p, at) = signalled(
         &["-c", "10", "-r", "100", "-d", "3s", "-i", "500ms", &addr],
-        ms(1000),
+        2,
     );
     let total = p.total();
     let elapsed = f(total, "elapsed_sec");
@@ -1284,15 +1158,61 @@ fn sigint_mid_run_prints_totals_of_the_run_so_far() {
     assert!(u(total, "count") > 500, "{total}");
     assert_eq!(u(total, "error_count"), 0, "{total}");
     server.stop();
+
+    // Each mode (from tests/connect.rs), against a server for TCP and UDP, signalled after its
+    // second interval row (about 1 s into a 10 s run).
+    let server = common::Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let modes: [(&[&str], &str); 3] = [
+        (&["-c", "4", "-r", "100"], "persistent"),
+        (&["-f", "ephemeral", "-r", "200"], "ephemeral"),
+        (&["-p", "udp", "-r", "200"], "udp"),
+    ];
+    let mut procs: Vec<(Proc, &str)> = modes
+        .into_iter()
+        .map(|(m, name)| {
+            let mut args = vec!["connect", "-d", "10s", "-i", "500ms", "--workers", "1"];
+            args.extend_from_slice(m);
+            args.extend(["--timeout", "3s", "--jsonlines", &addr]);
+            (spawn(&args, None), name)
+        })
+        .collect();
+    for (p, _) in &mut procs {
+        wait_interval_rows(p, 2);
+    }
+    let mut sent = Vec::new();
+    for (mut p, name) in procs {
+        let at = Instant::now();
+        p.signal(libc::SIGINT);
+        sent.push((p, name, at));
+    }
+    for (mut p, name, at) in sent {
+        let d = p.finish_by(at + Duration::from_secs(2));
+        assert!(
+            d.exited_at - at <= Duration::from_secs(2),
+            "{name}: exit {:?} after SIGINT",
+            d.exited_at - at
+        );
+        let rows = rows::check_clean(&d, 64, name);
+        let t = rows::the_total(&rows);
+        assert_eq!(rows.last().unwrap(), t, "{name}: totals last");
+        let elapsed = f(t, "elapsed_sec");
+        assert!(
+            (0.9..3.0).contains(&elapsed),
+            "{name}: measured until the signal, not 10 s: {t}"
+        );
+    }
+    server.stop();
 }
 
 #[test]
 fn sigint_in_the_last_interval_prints_totals() {
     let server = Server::start("127.0.0.1:0", &[], None);
     let addr = server.addr();
+    // After the third 500 ms window: in the last.
     let (p, _) = signalled(
         &["-c", "10", "-r", "100", "-d", "2s", "-i", "500ms", &addr],
-        ms(1800),
+        3,
     );
     assert!(u(p.total(), "count") > 1000, "{}", p.total());
     assert!(p.intervals().len() >= 3, "{:?}", p.rows);
@@ -1311,15 +1231,15 @@ fn a_second_sigint_exits_at_once_with_130() {
             "--timeout",
             "10s",
             "-i",
-            "1s",
+            "250ms",
             &addr,
         ],
         None,
     );
-    wait_running(&c);
-    sleep_until(c.started + ms(500));
+    wait_interval_rows(&mut c, 1);
     c.signal(libc::SIGINT);
-    thread::sleep(ms(10));
+    // The first SIGINT taken, the second is one more (not merged with it while pending).
+    c.wait_delivered(libc::SIGINT);
     c.signal(libc::SIGINT);
     let second = c.started.elapsed();
     let o = c.finish(PROC_TIMEOUT);
@@ -1357,14 +1277,20 @@ fn sigint_with_replies_outstanding_reports_the_time_until_the_signal() {
         ],
         None,
     );
-    wait_running(&c);
-    sleep_until(c.started + ms(500));
+    // Signalled in the first window, once the target holds all 10 connections (each with its
+    // request unanswered) and the handler is in.
+    let deadline = Instant::now() + PROC_TIMEOUT;
+    while hold.accepted.load(Ordering::Relaxed) < 10 {
+        assert!(Instant::now() < deadline, "the generator did not connect");
+        thread::sleep(ms(2));
+    }
+    c.wait_catching(libc::SIGINT);
     c.signal(libc::SIGINT);
     let o = c.finish(PROC_TIMEOUT);
     o.assert_clean();
     let rows = check_json(&o);
     let total = rows.last().unwrap();
-    // The run was measured for about 0.5 s; the 1 s drain for unanswered requests after the
+    // The run was measured until the signal; the 1 s drain for unanswered requests after the
     // signal is not measured time (as it is not after a normal end at --duration).
     assert!(f(total, "elapsed_sec") < 0.8, "{total}");
     assert!(
@@ -1385,8 +1311,9 @@ fn a_signal_while_waiting_for_start_at_still_prints_totals() {
         .as_secs_f64()
         .to_string();
     let (mut t, mut j) = start_pair(&["--start-at", &at, "-d", "1s", &addr], None);
-    // Parsing is done in milliseconds; the wait for --start-at is 30 s.
-    thread::sleep(ms(500));
+    // The wait for --start-at is 30 s and prints nothing: signal once the handlers are in.
+    t.wait_catching(libc::SIGINT);
+    j.wait_catching(libc::SIGTERM);
     t.signal(libc::SIGINT);
     j.signal(libc::SIGTERM);
     let p = finish_pair(t, j, ms(500));
@@ -1440,7 +1367,7 @@ fn run_with_closed_stdout(args: &[&str], term: bool) -> Outcome {
     let mut p = spawn_with(args, None, StdoutTo::Other(closed_pipe()));
     if term {
         wait_running(&p);
-        thread::sleep(ms(200));
+        p.wait_catching(libc::SIGTERM);
         p.signal(libc::SIGTERM);
     }
     p.finish(Duration::from_secs(10))
@@ -1569,39 +1496,6 @@ fn max_connections_rejects_the_excess_without_spinning() {
 // ---------------------------------------------------------------------------------------------
 
 /// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "connperf-faults-{}-{tag}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn file(&self, name: &str, content: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn bad_input_is_one_line_exit_2_and_no_traffic() {
     // A sink on one port for TCP and UDP: nothing may reach it.
@@ -1612,16 +1506,22 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
     usink.set_nonblocking(true).unwrap();
     let t = target.to_string();
 
-    let dir = TempDir::new("bad-input");
+    let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("missing").to_str().unwrap().to_string();
-    let empty = dir.file("empty", b"");
-    let comments = dir.file("comments", b"# nothing here\n\n   \n");
-    let binary = dir.file("binary", &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1]);
-    let bad_line = dir.file(
+    let empty = write_file(&dir, "empty", b"");
+    let comments = write_file(&dir, "comments", b"# nothing here\n\n   \n");
+    let binary = write_file(&dir, "binary", &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1]);
+    let bad_line = write_file(
+        &dir,
         "bad-line",
         format!("# targets\n\n{t}  # ok\n{t} not-an-address\n").as_bytes(),
     );
     let dir_path = dir.path().to_str().unwrap().to_string();
+    let bad_line_3 = write_file(
+        &dir,
+        "bad-line-3",
+        b"# targets\n127.0.0.1:1\nnot-an-address\n127.0.0.1:2\n",
+    );
 
     // (arguments after `connperf`, any of these must appear in the one stderr line)
     let flag_cases: &[(&[&str], &[&str])] = &[
@@ -1635,6 +1535,8 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
         (&["-i", "0"], &["-i"]),
         (&["-i", ""], &["-i"]),
         (&["-i", "5x"], &["-i"]),
+        // Finer than 1 ms would print rows, not measurements.
+        (&["-i", "1ns"], &["-i"]),
         (&["--timeout", "0"], &["--timeout"]),
         (&["--timeout", "-1"], &["--timeout"]),
         (&["--timeout", "1e999"], &["--timeout"]),
@@ -1753,6 +1655,56 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
             vec!["--idle-timeout"],
         ),
         (vec!["serve", "--spin-us", "2000000"], vec!["--spin-us"]),
+        (
+            vec![
+                "serve",
+                "-l",
+                "127.0.0.1:0",
+                "-p",
+                "tcp",
+                "--interval",
+                "1ns",
+            ],
+            vec!["--interval"],
+        ),
+        // From tests/connect.rs: the one line names what was wrong.
+        (
+            vec!["connect", "-d", "1", "--message-bytes", "0", "127.0.0.1:1"],
+            vec!["--message-bytes"],
+        ),
+        (
+            vec![
+                "connect",
+                "-d",
+                "1",
+                "--message-bytes",
+                "16777217",
+                "127.0.0.1:1",
+            ],
+            vec!["--message-bytes"],
+        ),
+        (
+            vec!["connect", "-d", "1", "-r", "-1", "127.0.0.1:1"],
+            vec!["negative"],
+        ),
+        (
+            vec!["connect", "-d", "1", "--rate=-1", "127.0.0.1:1"],
+            vec!["negative"],
+        ),
+        (vec!["connect", "-d", "1", "127.0.0.1"], vec!["127.0.0.1"]),
+        (vec!["connect", "-d", "1", "[::1]"], vec!["[::1]"]),
+        (
+            vec!["connect", "-d", "1", "no-such-host.invalid:80"],
+            vec!["no-such-host.invalid"],
+        ),
+        (
+            vec!["connect", "-d", "1", "--addrs-file", &bad_line_3],
+            vec!["line 3"],
+        ),
+        (
+            vec!["connect", "-d", "1", "-p", "sctp", "127.0.0.1:1"],
+            vec!["sctp"],
+        ),
     ];
     for (a, n) in other_cases {
         cases.push((own(&a), own(&n)));
@@ -1762,15 +1714,17 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
     for (args, needles) in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut p = spawn(&argv, None);
-        let o = p.finish(Duration::from_secs(10));
+        // Name resolution may be slow where no resolver answers; nothing else is.
+        let o = p.finish(Duration::from_secs(30));
         let lines: Vec<&str> = o.err.lines().collect();
         let ok = o.status.code() == Some(2)
             && o.out.is_empty()
             && lines.len() == 1
+            && lines[0].starts_with("connperf: ")
             && needles.iter().any(|n| lines[0].contains(n.as_str()));
         if !ok {
             failures.push(format!(
-                "{args:?}: status {:?}, stdout {:?}, stderr {:?} (wanted one line naming one of {needles:?})",
+                "{args:?}: status {:?}, stdout {:?}, stderr {:?} (wanted one `connperf: ` line naming one of {needles:?})",
                 o.status, o.out, o.err
             ));
         }
@@ -1790,104 +1744,4 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
         matches!(usink.recv_from(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
         "a refused command line reached the UDP target"
     );
-}
-
-#[test]
-fn an_addrs_file_with_blank_lines_and_comments_is_valid() {
-    let echo = Fake::start(Fault::Echo);
-    let dir = TempDir::new("good-addrs");
-    let f = dir.file(
-        "addrs",
-        format!(
-            "# targets\n\n   \n{}   # the echo server\n\n# end\n",
-            echo.addr()
-        )
-        .as_bytes(),
-    );
-    let p = run_pair(
-        &["--addrs-file", "-d", "500ms", "-i", "250ms", "-c", "2", &f],
-        ms(500),
-    );
-    let total = p.total();
-    assert!(u(total, "count") > 50, "{total}");
-    assert_eq!(u(total, "error_count"), 0, "{total}");
-    assert_eq!(total["peer"], echo.addr(), "{total}");
-}
-
-#[test]
-
-fn a_nanosecond_interval_is_refused_or_harmless() {
-    let echo = Fake::start(Fault::Echo);
-    let addr = echo.addr();
-    let mut c = spawn(
-        &[
-            "connect",
-            "-i",
-            "1ns",
-            "-d",
-            "1s",
-            "-c",
-            "2",
-            "--jsonlines",
-            &addr,
-        ],
-        None,
-    );
-    let o = c.finish(Duration::from_secs(10));
-    if o.status.code() == Some(2) {
-        assert_eq!(o.err.lines().count(), 1, "{}", o.err);
-        assert!(o.err.contains("-i"), "{}", o.err);
-        return;
-    }
-    o.assert_clean();
-    let rows = check_json(&o);
-    let total = rows.last().unwrap();
-    // 2 connections × 100 req/s cost about 0.02 s of CPU with a 1 s interval; a report window per
-    // loop turn costs 20 to 50 times that.
-    let cpu = f(total, "generator_cpu_sec");
-    assert!(
-        cpu < 0.2,
-        "generator CPU {cpu} s in a 1 s run at 2 × 100 req/s ({} rows): {total}",
-        rows.len()
-    );
-}
-
-#[test]
-
-fn a_nanosecond_server_interval_is_refused_or_harmless() {
-    let mut p = spawn(
-        &[
-            "serve",
-            "-l",
-            "127.0.0.1:0",
-            "-p",
-            "tcp",
-            "--interval",
-            "1ns",
-        ],
-        None,
-    );
-    let Some(line) = p.line_within(PROC_TIMEOUT) else {
-        // Refused before listening: that is fine too, as one line naming the flag.
-        let o = p.finish(PROC_TIMEOUT);
-        assert_eq!(o.status.code(), Some(2), "{}", o.err);
-        assert_eq!(o.err.lines().count(), 1, "{}", o.err);
-        assert!(o.err.contains("--interval"), "{}", o.err);
-        return;
-    };
-    let addr: SocketAddr = line
-        .strip_prefix("Listening at ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}"));
-    // The catch-up loop's cost grows with the gap it covers: give it a second to spiral.
-    thread::sleep(ms(1500));
-    let mut s = TcpStream::connect_timeout(&addr, PROC_TIMEOUT).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.write_all(b"ping").unwrap();
-    let mut back = [0u8; 4];
-    s.read_exact(&mut back)
-        .expect("an echo within 2 s from a server printing counters every 1 ns");
-    p.signal(libc::SIGTERM);
-    p.finish(PROC_TIMEOUT).assert_clean();
 }

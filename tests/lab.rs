@@ -1,6 +1,11 @@
 //! Accuracy on a real (namespaced) network path: known delay is reported as that delay, and UDP
-//! loss is counted exactly. Uses ../shared/lab/netlab; needs root, and skips with a message where
-//! namespaces cannot be made. All traffic stays inside the lab's own namespaces.
+//! loss is counted exactly. Uses ../shared/lab/netlab; needs root. All traffic stays inside the
+//! lab's own namespaces.
+//!
+//! Its own harness (libtest-mimic, `harness = false`): where the lab cannot run (not root, no
+//! netlab, `netlab check` says no namespaces, or `CONNPERF_LAB=off` in the environment) every
+//! test is reported as ignored, with the reason printed once to stderr, never as passed.
+//! `cargo test --test lab NAME` filters as usual.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -9,11 +14,77 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, BIN};
+use common::{f, json_total, Server, BIN};
 
 fn netlab_path() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/lab/netlab");
     p.exists().then_some(p)
+}
+
+/// Ok if the lab can run here, or why not.
+fn lab_available() -> Result<(), String> {
+    if std::env::var("CONNPERF_LAB").is_ok_and(|v| v == "off") {
+        return Err("CONNPERF_LAB=off".into());
+    }
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("the network lab needs root".into());
+    }
+    let Some(netlab) = netlab_path() else {
+        return Err("../shared/lab/netlab not found".into());
+    };
+    let check = Command::new(&netlab)
+        .arg("check")
+        .output()
+        .map_err(|e| format!("cannot run netlab check: {e}"))?;
+    if check.status.code() == Some(77) {
+        return Err("netlab check says namespaces cannot be made here".into());
+    }
+    Ok(())
+}
+
+/// Every test of this file, by name.
+const TESTS: &[(&str, fn())] = &[
+    (
+        "known_delay_is_reported_as_that_delay",
+        known_delay_is_reported_as_that_delay,
+    ),
+    ("udp_loss_is_counted_exactly", udp_loss_is_counted_exactly),
+    (
+        "source_addrs_go_past_the_local_port_range",
+        source_addrs_go_past_the_local_port_range,
+    ),
+    (
+        "ephemeral_port_exhaustion_is_counted_and_paced",
+        ephemeral_port_exhaustion_is_counted_and_paced,
+    ),
+    (
+        "connections_fill_a_port_range_to_one_target_without_loss",
+        connections_fill_a_port_range_to_one_target_without_loss,
+    ),
+    (
+        "three_client_hosts_against_two_servers_merge_into_one_report",
+        three_client_hosts_against_two_servers_merge_into_one_report,
+    ),
+];
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let unavailable = lab_available().err();
+    if let Some(why) = &unavailable {
+        eprintln!("lab tests ignored: {why}");
+    }
+    let trials = TESTS
+        .iter()
+        .map(|&(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+            .with_ignored_flag(unavailable.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }
 
 /// Serializes the lab tests of this binary.
@@ -27,30 +98,20 @@ struct Lab {
 }
 
 impl Lab {
-    /// Bring a lab up, or explain why this test is skipped.
-    fn up(name: &str) -> Option<Lab> {
+    /// Bring a lab up (`main` has checked that it can be).
+    fn up(name: &str) -> Lab {
         Lab::up_with(name, &[])
     }
 
     /// As `up`, with extra `netlab up` arguments.
-    fn up_with(name: &str, extra: &[&str]) -> Option<Lab> {
+    fn up_with(name: &str, extra: &[&str]) -> Lab {
         // One lab at a time: the delay daemon is a userspace process, and two labs' traffic
         // on two cores would show up as delay that was never asked for.
         let guard = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: geteuid has no arguments and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipping {name}: the network lab needs root");
-            return None;
+        if let Err(why) = lab_available() {
+            panic!("{name}: the network lab cannot run here: {why}");
         }
-        let Some(netlab) = netlab_path() else {
-            eprintln!("skipping {name}: ../shared/lab/netlab not found");
-            return None;
-        };
-        let check = Command::new(&netlab).arg("check").output().ok()?;
-        if check.status.code() == Some(77) {
-            eprintln!("skipping {name}: netlab check says namespaces cannot be made here");
-            return None;
-        }
+        let netlab = netlab_path().expect("checked by lab_available");
         let prefix = format!("cp{}{}", std::process::id() % 100_000, name);
         let lab = Lab {
             netlab,
@@ -65,7 +126,7 @@ impl Lab {
             "netlab up failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(lab)
+        lab
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -167,13 +228,7 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        let last = text
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("no output: {text}"));
-        let v: Value = serde_json::from_str(last).expect("json");
-        assert_eq!(v["kind"], "total");
-        (v, started.elapsed())
+        (json_total(&text), started.elapsed())
     }
 }
 
@@ -213,13 +268,8 @@ impl TcpProbe {
     }
 }
 
-fn us(v: &Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
-
-#[test]
 fn known_delay_is_reported_as_that_delay() {
-    let Some(lab) = Lab::up("delay") else { return };
+    let lab = Lab::up("delay");
     let (server, port) = lab.serve("tcp");
     let target = format!("10.77.0.1:{port}");
     let run = |flavor: &str| {
@@ -254,7 +304,7 @@ fn known_delay_is_reported_as_that_delay() {
     let (delayed, on_wire) = lab.tcp_probe(350).run_beside(|| run("persistent"));
     let p50 = delayed["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
     // The service time is measured from the actual send, like the probe's.
-    let svc = us(&delayed, "service_50p_us");
+    let svc = f(&delayed, "service_50p_us");
     let slack = (0.10 * on_wire).max(600.0);
     assert!(
         (svc - on_wire).abs() <= slack,
@@ -283,7 +333,7 @@ fn known_delay_is_reported_as_that_delay() {
             &target,
         ])
     });
-    let connect = us(&eph, "connect_50p_us");
+    let connect = f(&eph, "connect_50p_us");
     let whole = eph["latency_ns"]["p50"].as_f64().unwrap() / 1000.0;
     assert!(
         (5000.0..=eph_wire + 1500.0).contains(&connect),
@@ -307,9 +357,8 @@ fn known_delay_is_reported_as_that_delay() {
     server.stop();
 }
 
-#[test]
 fn udp_loss_is_counted_exactly() {
-    let Some(lab) = Lab::up("loss") else { return };
+    let lab = Lab::up("loss");
     let (server, port) = lab.serve("udp");
     let target = format!("10.77.0.1:{port}");
     lab.impair(&["--loss", "5%"]);
@@ -354,14 +403,11 @@ fn udp_loss_is_counted_exactly() {
 /// 500 local ports in the client namespace: far fewer than the connections asked for.
 const SMALL_PORT_RANGE: &str = "net.ipv4.ip_local_port_range=60000 60499";
 
-#[test]
 fn source_addrs_go_past_the_local_port_range() {
-    let Some(lab) = Lab::up_with(
+    let lab = Lab::up_with(
         "ports",
         &["--client-ips", "4", "--sysctl", SMALL_PORT_RANGE],
-    ) else {
-        return;
-    };
+    );
     let (server, port) = lab.serve("tcp");
     let target = format!("10.77.0.1:{port}");
     let conns = "1500";
@@ -416,11 +462,8 @@ fn source_addrs_go_past_the_local_port_range() {
     );
 }
 
-#[test]
 fn ephemeral_port_exhaustion_is_counted_and_paced() {
-    let Some(lab) = Lab::up_with("tw", &["--sysctl", SMALL_PORT_RANGE]) else {
-        return;
-    };
+    let lab = Lab::up_with("tw", &["--sysctl", SMALL_PORT_RANGE]);
     let (server, port) = lab.serve("tcp");
     let target = format!("10.77.0.1:{port}");
     // FIN close leaves each port in TIME_WAIT for a minute: 500 ports cannot carry 2,000 in 2 s.
@@ -454,16 +497,13 @@ fn ephemeral_port_exhaustion_is_counted_and_paced() {
     eprintln!("lab TIME_WAIT exhaustion: {count} completed, {not_avail} addr_not_avail, {took:?}");
 }
 
-#[test]
 fn connections_fill_a_port_range_to_one_target_without_loss() {
     // 2,048 ports: 8 windows of 256, so connperf walks the range window by window. 1,900
     // connections to one server port fill 93 % of it.
-    let Some(lab) = Lab::up_with(
+    let lab = Lab::up_with(
         "ports",
         &["--sysctl", "net.ipv4.ip_local_port_range=40000 42047"],
-    ) else {
-        return;
-    };
+    );
     let (server, port) = lab.serve("tcp");
     let target = format!("10.77.0.1:{port}");
     let (t, took) = lab.connect_timed(&[
@@ -501,16 +541,13 @@ fn connections_fill_a_port_range_to_one_target_without_loss() {
     eprintln!("lab port range 93 % full: {count} of 7,600 answered in {took:?}");
 }
 
-#[test]
 fn three_client_hosts_against_two_servers_merge_into_one_report() {
-    let Some(lab) = Lab::up_with("merge", &["--hosts", "4"]) else {
-        return;
-    };
+    let lab = Lab::up_with("merge", &["--hosts", "4"]);
     let (s1, p1) = lab.serve_on(1, "tcp");
     let (s2, p2) = lab.serve_on(2, "tcp");
     let targets = [format!("10.77.0.1:{p1}"), format!("10.77.0.2:{p2}")];
-    let dir = std::env::temp_dir().join(format!("connperf-labmerge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -610,5 +647,4 @@ fn three_client_hosts_against_two_servers_merge_into_one_report() {
     assert_eq!(v["count"].as_u64().unwrap(), counted.values().sum::<u64>());
     s1.stop();
     s2.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,10 +8,9 @@ mod common;
 
 use common::{json_total, Server, BIN};
 
-fn tmp(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("connperf-merge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name).to_str().unwrap().to_string()
+/// A path named `name` in `dir`, as a string for a command line.
+fn tmp(dir: &tempfile::TempDir, name: &str) -> String {
+    dir.path().join(name).to_str().unwrap().to_string()
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -25,9 +24,10 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn merging_one_log_gives_the_runs_own_totals() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&["-p", "tcp", "--workers", "1"]);
     let target = server.addr();
-    let log = tmp("one.hlog");
+    let log = tmp(&dir, "one.hlog");
     let (code, out, err) = run(&[
         "connect",
         "-c",
@@ -84,9 +84,12 @@ fn merging_one_log_gives_the_runs_own_totals() {
 
 #[test]
 fn three_hosts_merge_into_the_union_of_their_samples() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&["-p", "tcp", "--workers", "1"]);
     let target = server.addr();
-    let logs: Vec<String> = (0..3).map(|i| tmp(&format!("host{i}.hlog"))).collect();
+    let logs: Vec<String> = (0..3)
+        .map(|i| tmp(&dir, &format!("host{i}.hlog")))
+        .collect();
     let start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -169,7 +172,8 @@ fn three_hosts_merge_into_the_union_of_their_samples() {
 
 #[test]
 fn a_bad_log_is_named_with_its_byte_offset() {
-    let good = tmp("good.hlog");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = tmp(&dir, "good.hlog");
     let server = Server::start(&["-p", "tcp", "--workers", "1"]);
     let target = server.addr();
     let (code, _, err) = run(&[
@@ -189,7 +193,7 @@ fn a_bad_log_is_named_with_its_byte_offset() {
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&good).unwrap();
     // Truncate in the middle of the last histogram line.
-    let cut = tmp("cut.hlog");
+    let cut = tmp(&dir, "cut.hlog");
     std::fs::write(&cut, &text[..text.len() - 20]).unwrap();
     let last_line = text.trim_end().rfind('\n').unwrap() + 1;
     let (code, _, err) = run(&["merge", &cut]);
@@ -198,7 +202,7 @@ fn a_bad_log_is_named_with_its_byte_offset() {
         err.contains(&cut) && err.contains(&format!("byte {last_line}")),
         "{err}"
     );
-    let garbage = tmp("garbage.hlog");
+    let garbage = tmp(&dir, "garbage.hlog");
     std::fs::write(&garbage, "not a log\n").unwrap();
     let (code, _, err) = run(&["merge", &garbage]);
     assert_eq!((code, err.lines().count()), (2, 1), "{err}");
@@ -228,9 +232,10 @@ fn start_at_in_the_past_is_an_error() {
 
 #[test]
 fn merge_interval_shorter_than_the_logs_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&["-p", "tcp", "--workers", "1"]);
     let target = server.addr();
-    let log = tmp("coarse.hlog");
+    let log = tmp(&dir, "coarse.hlog");
     let (code, _, err) = run(&[
         "connect",
         "-c",

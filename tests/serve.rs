@@ -8,18 +8,21 @@ use connperf::affinity::Plan;
 use connperf::echo::{Protocols, ServeConfig, Server};
 use connperf::reactor::{LoopOptions, Shutdown};
 use connperf::report::ServerCounters;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::ExitStatus;
+use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-/// Timeout for any single socket read or write that should succeed.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a child process gets to start, or to exit after SIGTERM.
 const PROC_TIMEOUT: Duration = Duration::from_secs(5);
+
+mod common;
+
+use common::client::{echo_small, pattern, tcp, IO_TIMEOUT};
+use common::proc::{spawn, Proc};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: in-process server
@@ -126,36 +129,6 @@ fn config(addrs: &[&str]) -> ServeConfig {
 // Helpers: clients
 // ---------------------------------------------------------------------------------------------
 
-/// Deterministic, non-repeating-looking bytes, so a reordered or shifted echo cannot match.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-/// Write `msg` and read back exactly as many bytes; they must be the same.
-fn echo_small(s: &mut TcpStream, msg: &[u8]) {
-    s.write_all(msg).expect("write message");
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back).expect("read echo");
-    assert!(back == msg, "echo of {} bytes differs", msg.len());
-}
-
 /// Write `msg` from another thread while this one reads the echo (the server stops reading
 /// while its echo is not taken, so a single thread would deadlock on large messages).
 fn echo_big(s: &mut TcpStream, msg: Arc<Vec<u8>>) {
@@ -241,153 +214,17 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 // Helpers: the binary
 // ---------------------------------------------------------------------------------------------
 
-/// A `connperf` child process; killed (by its PID) on drop if still running.
-struct Proc {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_connperf"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn connperf");
-        let out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(l).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Proc {
-            child,
-            stdout: rx,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        self.child.id() as libc::pid_t
-    }
-
-    /// Read the `Listening at ADDR (...)` lines, `n` of them, and return the addresses.
-    fn listening(&mut self, n: usize) -> Vec<SocketAddr> {
-        let deadline = Instant::now() + PROC_TIMEOUT;
-        let mut addrs = Vec::new();
-        while addrs.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.stdout.recv_timeout(left) {
-                Ok(l) => l,
-                Err(e) => {
-                    let status = self.child.try_wait();
-                    panic!(
-                        "waiting for `Listening at` line {} of {n}: {e:?} (child status {status:?}, stderr {:?})",
-                        addrs.len() + 1,
-                        self.stderr_if_exited()
-                    );
-                }
-            };
-            let rest = line
-                .strip_prefix("Listening at ")
-                .unwrap_or_else(|| panic!("expected `Listening at ...`, got {line:?}"));
-            let addr = rest
-                .split_whitespace()
-                .next()
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .unwrap_or_else(|| panic!("no address in {line:?}"));
-            assert_ne!(addr.port(), 0, "port 0 resolved in {line:?}");
-            addrs.push(addr);
-        }
-        addrs
-    }
-
-    fn stderr_if_exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(_)) => self.stderr.take().and_then(|h| h.join().ok()),
-            _ => None,
-        }
-    }
-
-    /// Wait for the process to exit by itself within `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return st;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("connperf did not exit within {limit:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGTERM the child, wait for it, and return its status, the rest of stdout and stderr.
-    fn terminate(mut self) -> (ExitStatus, Vec<String>, String) {
-        // SAFETY: kill(2) with the PID of a child we spawned and have not reaped yet.
-        let rc = unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM): {}", io::Error::last_os_error());
-        let status = self.wait_exit(PROC_TIMEOUT);
-        let (lines, err) = self.drain();
-        (status, lines, err)
-    }
-
-    /// After exit: every remaining stdout line, and all of stderr.
-    fn drain(&mut self) -> (Vec<String>, String) {
-        let deadline = Instant::now() + PROC_TIMEOUT;
-        let mut lines = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(l) => lines.push(l),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout not closed after exit"),
-            }
-        }
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().expect("stderr reader"))
-            .unwrap_or_default();
-        (lines, err)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// SIGTERM the child, wait for it, and return its status, the rest of stdout and stderr.
+fn terminate(mut p: Proc) -> (ExitStatus, Vec<String>, String) {
+    p.signal(libc::SIGTERM);
+    let o = p.finish(PROC_TIMEOUT);
+    (o.status, o.out, o.err)
 }
 
 /// Run connperf with arguments that must be refused: returns (status code, stdout, stderr).
 fn run_refused(args: &[&str]) -> (Option<i32>, Vec<String>, String) {
-    let mut p = Proc::spawn(args);
-    let st = p.wait_exit(PROC_TIMEOUT);
-    let (out, err) = p.drain();
-    (st.code(), out, err)
+    let o = spawn(args, None).finish(PROC_TIMEOUT);
+    (o.status.code(), o.out, o.err)
 }
 
 /// VmRSS of a process in KiB, from /proc/PID/status.
@@ -410,17 +247,6 @@ fn field(line: &str, name: &str) -> u64 {
         .find_map(|w| w.strip_prefix(&key))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-}
-
-fn temp_path(tag: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    std::env::temp_dir().join(format!(
-        "connperf-serve-test-{}-{tag}-{nanos}",
-        std::process::id()
-    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -880,7 +706,7 @@ fn idle_timeout_closes_an_idle_connection_only() {
 
 #[test]
 fn binary_serves_then_exits_0_on_sigterm_with_totals() {
-    let mut p = Proc::spawn(&["serve", "-l", "127.0.0.1:0", "--workers", "2"]);
+    let mut p = spawn(&["serve", "-l", "127.0.0.1:0", "--workers", "2"], None);
     let addr = p.listening(1)[0];
     assert!(addr.ip().is_loopback());
     let mut s = tcp(addr);
@@ -891,7 +717,7 @@ fn binary_serves_then_exits_0_on_sigterm_with_totals() {
     // A connection still open at SIGTERM is closed by the server, which then exits.
     let mut open = tcp(addr);
     echo_small(&mut open, b"open");
-    let (status, lines, err) = p.terminate();
+    let (status, lines, err) = terminate(p);
     assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
     expect_closed(&mut open, Duration::from_secs(1));
     let total = lines
@@ -915,26 +741,28 @@ fn binary_serves_then_exits_0_on_sigterm_with_totals() {
 
 #[test]
 fn binary_jsonlines_prints_only_json_after_listening() {
-    let mut p = Proc::spawn(&[
-        "serve",
-        "-l",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-        "--jsonlines",
-        "--interval",
-        "100ms",
-    ]);
+    let mut p = spawn(
+        &[
+            "serve",
+            "-l",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--jsonlines",
+            "--interval",
+            "100ms",
+        ],
+        None,
+    );
     let addr = p.listening(1)[0];
     let mut s = tcp(addr);
     echo_small(&mut s, &pattern(1000, 1));
     drop(s);
     // Let at least one interval row come out before stopping.
     let first = p
-        .stdout
-        .recv_timeout(Duration::from_secs(3))
+        .line_within(Duration::from_secs(3))
         .expect("an interval row within 3 s");
-    let (status, mut lines, err) = p.terminate();
+    let (status, mut lines, err) = terminate(p);
     assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
     lines.insert(0, first);
     let rows: Vec<serde_json::Value> = lines
@@ -1010,10 +838,10 @@ fn binary_accepts_go_camel_case_and_equals_spellings() {
     ] {
         let mut args = vec!["serve", "--workers", "1"];
         args.extend_from_slice(flag);
-        let mut p = Proc::spawn(&args);
+        let mut p = spawn(&args, None);
         let addr = p.listening(1)[0];
         echo_small(&mut tcp(addr), b"spelling");
-        let (status, lines, err) = p.terminate();
+        let (status, lines, err) = terminate(p);
         assert_eq!(status.code(), Some(0), "{args:?}: stderr {err}");
         assert!(
             lines.iter().any(|l| l.starts_with("server total")),
@@ -1024,27 +852,23 @@ fn binary_accepts_go_camel_case_and_equals_spellings() {
 
 #[test]
 fn binary_listen_addrs_file_with_comments_binds_every_entry() {
-    let path = temp_path("addrs");
-    std::fs::write(
-        &path,
-        "# where connperf listens\n\n127.0.0.1:0   # IPv4 loopback\n  [::1]:0\n# the end\n",
-    )
-    .unwrap();
-    let mut p = Proc::spawn(&[
-        "serve",
-        "--workers",
-        "1",
-        "--listen-addrs-file",
-        path.to_str().unwrap(),
-    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = common::write_file(
+        &dir,
+        "listen.addrs",
+        b"# where connperf listens\n\n127.0.0.1:0   # IPv4 loopback\n  [::1]:0\n# the end\n",
+    );
+    let mut p = spawn(
+        &["serve", "--workers", "1", "--listen-addrs-file", &path],
+        None,
+    );
     let addrs = p.listening(2);
-    let _ = std::fs::remove_file(&path);
     assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "{addrs:?}");
     for (i, &a) in addrs.iter().enumerate() {
         echo_small(&mut tcp(a), &pattern(33, i as u64));
         udp_echo(&udp_client(a), a, &pattern(44, i as u64));
     }
-    let (status, lines, err) = p.terminate();
+    let (status, lines, err) = terminate(p);
     assert_eq!(status.code(), Some(0), "stderr {err}");
     let total = lines
         .iter()
@@ -1057,7 +881,10 @@ fn binary_listen_addrs_file_with_comments_binds_every_entry() {
 #[test]
 fn peer_that_never_reads_leaves_memory_bounded_and_others_served() {
     // One worker, so the flooding peer and the well-behaved one share a loop.
-    let mut p = Proc::spawn(&["serve", "-l", "127.0.0.1:0", "-p", "tcp", "--workers", "1"]);
+    let mut p = spawn(
+        &["serve", "-l", "127.0.0.1:0", "-p", "tcp", "--workers", "1"],
+        None,
+    );
     let addr = p.listening(1)[0];
     let mut good = tcp(addr);
     echo_small(&mut good, b"warm up");
@@ -1130,7 +957,7 @@ fn peer_that_never_reads_leaves_memory_bounded_and_others_served() {
     );
     drop(flood);
     drop(good);
-    let (status, lines, err) = p.terminate();
+    let (status, lines, err) = terminate(p);
     assert_eq!(status.code(), Some(0), "stderr {err}");
     let total = lines
         .iter()
@@ -1150,11 +977,16 @@ fn binary_exits_1_naming_the_address_when_the_port_is_taken() {
         err.lines().next().is_some_and(|l| l.contains(&taken)),
         "first stderr line names {taken}: {err:?}"
     );
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.contains("Address already in use")),
+        "first stderr line says the address is in use: {err:?}"
+    );
     assert!(out.is_empty(), "no `Listening` line: {out:?}");
 }
 
 #[test]
-
 fn second_server_on_a_port_in_use_fails_to_bind() {
     let first = Running::start(config(&["127.0.0.1:0"]), 1);
     let addr = first.addr();
@@ -1174,99 +1006,34 @@ fn second_server_on_a_port_in_use_fails_to_bind() {
         LoopOptions::default(),
         io::sink(),
     );
-    let joined = second.is_ok();
-    if let Ok(s) = second {
-        shutdown.trigger();
-        let _ = stop_within(s, Duration::from_secs(5));
-    }
+    let outcome = match second {
+        Ok(s) => {
+            shutdown.trigger();
+            let _ = stop_within(s, Duration::from_secs(5));
+            None
+        }
+        Err(e) => Some(e),
+    };
     first.stop();
+    let Some(e) = outcome else {
+        panic!(
+            "a second server bound {addr}, already served by a running server: the kernel now \
+             splits connections and datagrams between the two"
+        );
+    };
+    // Refused by the kernel as a port in use, and reported as a bind error on that address.
     assert!(
-        !joined,
-        "a second server bound {addr}, already served by a running server: the kernel now splits \
-         connections and datagrams between the two"
+        matches!(&e, connperf::Error::Bind { addr: a, source }
+            if *a == addr && source.kind() == io::ErrorKind::AddrInUse),
+        "not address-in-use on {addr}: {e:?}"
     );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Core steering and adaptive spinning (the `connperf serve` binary)
+// Datagram batches and --allow (the `connperf serve` binary; core steering: tests/steering.rs)
 // ---------------------------------------------------------------------------------------------
-
-mod common;
 
 use common::Server as ServeProc;
-
-/// Pin the calling thread to `core`.
-fn pin_thread(core: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) acts on the calling thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0,
-            "pin test thread to core {core}"
-        );
-    }
-}
-
-/// The running kernel's (major, minor) version.
-fn kernel_version() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut it = release
-        .split(['.', '-'])
-        .map(|x| x.trim().parse().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
-#[test]
-fn connections_are_served_by_the_worker_on_the_core_they_come_from() {
-    let cores = connperf::affinity::available_cores();
-    if cores.len() < 2 || kernel_version() < (6, 1) {
-        eprintln!(
-            "skipping: needs 2 cores and Linux 6.1+ (SO_INCOMING_CPU in reuseport groups); \
-             have {} cores, kernel {:?}",
-            cores.len(),
-            kernel_version()
-        );
-        return;
-    }
-    let (c0, c1) = (cores[0], cores[1]);
-    let list = format!("{c0},{c1}");
-    let server = ServeProc::start(&["-p", "tcp", "--cpus", &list]);
-    let addr: SocketAddr = server.addr().parse().unwrap();
-    // On loopback a SYN is processed on the core of the thread that sends it; the listener of
-    // the worker pinned there must take the connection.
-    let dial = |core: usize, n: usize| {
-        thread::spawn(move || {
-            pin_thread(core);
-            (0..n)
-                .map(|i| {
-                    let mut s = tcp(addr);
-                    echo_small(&mut s, &pattern(64, i as u64));
-                    s
-                })
-                .collect::<Vec<_>>()
-        })
-        .join()
-        .expect("dialer")
-    };
-    let from_c1 = dial(c1, 12);
-    let from_c0 = dial(c0, 5);
-    let rows = server.stop_rows();
-    let accepted = |name: &str| {
-        rows.iter()
-            .rev()
-            .find(|v| v["kind"] == "worker" && v["name"] == name)
-            .and_then(|v| v["accepted"].as_u64())
-            .unwrap_or_else(|| panic!("no row for worker {name}: {rows:#?}"))
-    };
-    assert_eq!(
-        (accepted("w0"), accepted("w1")),
-        (5, 12),
-        "worker 0 is on core {c0}, worker 1 on core {c1}"
-    );
-    drop((from_c0, from_c1));
-}
 
 #[test]
 fn udp_bursts_from_several_senders_come_back_to_each_and_denied_ones_do_not() {

@@ -1,19 +1,27 @@
-//! Helpers shared by the binary tests: a `connperf serve` child that is stopped by PID and
-//! whose final counters are read back, and the JSON total row of a `connect` run.
+//! The one harness of the binary tests (and, through `#[path]`, of the benches): `proc` runs a
+//! `connperf` child, `listen` reads its `Listening at` lines, `json` reads its JSON rows; here, a
+//! `connperf serve` child that is stopped by PID and whose final counters are read back.
 // Each test crate uses only some of these.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod json;
+pub mod listen;
+pub mod proc;
+pub mod rows;
+
+pub use json::{f, json_total, u};
+pub use listen::listening_addr;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_connperf");
 
 /// A running `connperf serve` (started with `--jsonlines`), killed on drop.
 pub struct Server {
-    pub child: Child,
-    lines: Option<Lines<BufReader<ChildStdout>>>,
+    pub p: proc::Proc,
     /// The port from its `Listening at ADDR ...` line.
     pub port: u16,
 }
@@ -29,25 +37,11 @@ impl Server {
 
     /// Start a server command built by the caller (for example under `ip netns exec`); it
     /// must pass `--jsonlines` for `stop` to find the total row.
-    pub fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start server");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let first = lines.next().expect("a Listening line").expect("read");
-        let port = first
-            .split_whitespace()
-            .nth(2)
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {first:?}"));
-        Server {
-            child,
-            lines: Some(lines),
-            port,
-        }
+    pub fn spawn(cmd: Command) -> Server {
+        let label = format!("{cmd:?}");
+        let mut p = proc::spawn_command(cmd, label, proc::StdoutTo::Lines);
+        let port = p.listening(1)[0].port();
+        Server { p, port }
     }
 
     /// `127.0.0.1:PORT`.
@@ -55,10 +49,22 @@ impl Server {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Send `sig` to the server process.
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill sends a signal to the child we spawned; no memory is involved.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+    pub fn pid(&self) -> libc::pid_t {
+        self.p.pid()
+    }
+
+    /// Send `sig` to the server process (it must still run).
+    pub fn signal(&mut self, sig: i32) {
+        self.p.signal(sig);
+    }
+
+    /// Wait (with a deadline) for a JSON row the server prints (with `--interval`) that
+    /// satisfies `pred`; it stays among the rows `stop_rows` returns.
+    pub fn wait_row(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let line = self.p.wait_line(proc::PROC_TIMEOUT, |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| pred(&v))
+        });
+        serde_json::from_str(&line).expect("JSON row")
     }
 
     /// SIGTERM, then the server's final JSON total row; it must exit 0.
@@ -70,24 +76,23 @@ impl Server {
 
     /// SIGTERM, then every JSON row the server printed; it must exit 0.
     pub fn stop_rows(mut self) -> Vec<Value> {
-        self.signal(libc::SIGTERM);
-        let rows = self
-            .lines
-            .take()
-            .expect("lines")
-            .map_while(Result::ok)
-            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
-            .collect();
+        self.p.signal(libc::SIGTERM);
+        let o = self.p.finish(proc::PROC_TIMEOUT);
         assert!(
-            self.child.wait().expect("wait").success(),
-            "server exit status"
+            o.status.success(),
+            "server exit status {:?}: {}",
+            o.status,
+            o.err
         );
-        rows
+        o.out
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect()
     }
 
     /// CPU time the server has used so far (user + system), from /proc.
     pub fn cpu_time(&self) -> std::time::Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
             .expect("read /proc/PID/stat");
         // Fields after the parenthesized name: state is field 3, utime 14, stime 15.
         let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
@@ -101,18 +106,9 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The last line of `connect --jsonlines` output, which must be the total row.
-pub fn json_total(stdout: &str) -> Value {
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("no output"));
-    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{last:?}: {e}"));
-    assert_eq!(v["kind"], "total", "{v}");
-    v
+/// Write `content` to `NAME` in `dir`; returns the path as a string for a command line.
+pub fn write_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, content).expect("write temp file");
+    p.to_str().expect("UTF-8 temp path").to_string()
 }
