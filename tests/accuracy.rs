@@ -51,14 +51,15 @@ fn a_stalled_server_shows_up_in_the_percentiles() {
         "-d",
         "3s",
         "-i",
-        "1s",
+        "500ms",
         "--timeout",
         "5s",
         "--workers",
         "1",
         &addr,
     ]);
-    // The stall starts once the first 1 s window is out, and lasts 1 s (measured: a busy
+    // The stall starts once the first 500 ms window is out (a window's row comes one interval
+    // after its end, when its requests have settled: at 1 s), and lasts 1 s (measured: a busy
     // machine may oversleep).
     client.wait_line(Duration::from_secs(5), |l| {
         l.contains("\"kind\":\"interval\"")
