@@ -6,21 +6,28 @@
 //! channel to one reporter thread, which merges and prints.
 //!
 //! ```text
-//! argv ─argh─▶ cli::Args ─into_config()─▶ ConnectConfig | ServeConfig   (all validation happens here)
+//! argv ─argh─▶ cli::Args ─into_config()─▶ ConnectPlan { ConnectConfig { Mode, .. }, .. }
+//!                         │                | ServeConfig        (all validation happens here)
 //!                         │ rlimit::raise_nofile(), affinity::plan(workers)
-//!                         ▼
-//!   worker i (thread connperf-w{i}, pinned): Poll + Waker + timerfd, Slab<Conn>, Pacers,
-//!                                             Stats (HdrHistograms + counters) per target
-//!                         │ every interval: Interval { worker, seq, window, stats, cpu }
+//!                         ▼ driver::Run::start: report::Reporter::spawn, reactor::spawn
+//!   worker i (thread connperf-w{i}, pinned): reactor::run (Poll + Waker + timerfd) driving
+//!     driver::Worker<T> { core: client::Client, traffic: T }
+//!       T = persistent::Persistent | ephemeral::Ephemeral | udp_client::UdpClient
+//!           (the TCP modes share tcp_conn: Dialer, TcpIo::exchange; sockets via sockopt)
+//!       Client: clock, open report windows of Stats (HdrHistograms + counters) per target
+//!                         │ ramp: client::Gate collects every worker's ramp, then
+//!                         │       Run::begin sets one Clock for all and wakes them
+//!                         │ per window, once its requests settled: Interval { worker, seq, .. }
 //!                         ▼ bounded crossbeam channel (try_send only; a full channel folds)
 //!   reporter (connperf-report): merge per seq ─▶ stdout (table | --jsonlines) ─▶ totals at end
-//!                                             └▶ --hdr-log (histlog: HdrHistogram interval log)
+//!                                             └▶ --hdr-log (histlog::WindowLog)
 //! ctrl-c / --duration elapsed / test ─▶ Shutdown::trigger(): sets the flag and wakes every worker
 //!
 //! connperf merge FILE... ─histlog::read_log─▶ merge by wall-clock window ─▶ report::print_report
 //! ```
 //!
-//! `serve` runs the same workers with `echo::EchoWorker` handlers and a counters-only reporter.
+//! `serve` runs the same workers with `echo::EchoWorker` handlers and a counters-only reporter
+//! started by the same `report::Reporter::spawn`.
 
 use std::fmt;
 use std::io;
