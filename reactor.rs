@@ -462,11 +462,16 @@ struct Contention {
     /// No spinning before this.
     until: Instant,
     backoff: Duration,
+    /// Run delay (ns) and time at the last timer wake-up.
+    woke: Option<(u64, Instant)>,
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(8);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Less waiting for the CPU than this between two timer wake-ups is a wake-up's own
+/// scheduling, not a shared core (a few µs on an idle core here).
+const WAKE_WAITED_MIN: Duration = Duration::from_micros(20);
 
 impl Contention {
     /// For the calling thread.
@@ -476,6 +481,7 @@ impl Contention {
             last: None,
             until: now,
             backoff: BACKOFF_MIN,
+            woke: None,
         }
     }
 
@@ -523,6 +529,31 @@ impl Contention {
     /// Spinning is off for now: the core was found shared.
     fn backing_off(&self, now: Instant) -> bool {
         now < self.until
+    }
+
+    /// The timer woke the worker at `now`: was the core shared since the last timer wake-up?
+    /// Waking early spins in bursts too short for `may_spin`'s probe, so each timer wake-up
+    /// reads the run delay (one `pread`) and judges the span since the last one the same way:
+    /// waiting for the CPU a quarter of it (and more than a wake-up on an idle core ever
+    /// waits) means shared, and starts a back-off. Such a wake-up was late for the other
+    /// thread, not for the timer: the wake-up margin must not learn from it.
+    fn timer_woke(&mut self, now: Instant) -> bool {
+        let Some(delay) = self.run_delay() else {
+            return false;
+        };
+        let shared = self.woke.is_some_and(|(before, at)| {
+            let waited = Duration::from_nanos(delay.saturating_sub(before));
+            waited >= WAKE_WAITED_MIN && waited * 4 > now.saturating_duration_since(at)
+        });
+        self.woke = Some((delay, now));
+        if shared && now >= self.until {
+            self.until = now + self.backoff;
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            self.last = None;
+        } else if !shared && now >= self.until {
+            self.backoff = BACKOFF_MIN;
+        }
+        shared
     }
 
     /// The worker sleeps: the next spin starts a fresh probe interval, so that a long sleep
@@ -624,8 +655,10 @@ pub fn run<H: Handler>(
                 WAKER => {}
                 TIMER => {
                     timer.fired();
-                    if let Some(at) = wake_at {
-                        margin.record(woke.saturating_duration_since(at));
+                    if let (Some(at), true) = (wake_at, may_spin) {
+                        if !contention.timer_woke(woke) {
+                            margin.record(woke.saturating_duration_since(at));
+                        }
                     }
                 }
                 _ => handler.on_event(ev),
