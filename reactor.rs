@@ -462,14 +462,14 @@ struct Contention {
     /// No spinning before this.
     until: Instant,
     backoff: Duration,
-    /// Run delay (ns) and time at the last timer wake-up.
+    /// Run delay (ns) and time at the last late timer wake-up.
     woke: Option<(u64, Instant)>,
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(8);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Less waiting for the CPU than this between two timer wake-ups is a wake-up's own
+/// Less waiting for the CPU than this between two late timer wake-ups is a wake-up's own
 /// scheduling, not a shared core (a few µs on an idle core here).
 const WAKE_WAITED_MIN: Duration = Duration::from_micros(20);
 
@@ -531,12 +531,12 @@ impl Contention {
         now < self.until
     }
 
-    /// The timer woke the worker at `now`: was the core shared since the last timer wake-up?
-    /// Waking early spins in bursts too short for `may_spin`'s probe, so each timer wake-up
-    /// reads the run delay (one `pread`) and judges the span since the last one the same way:
-    /// waiting for the CPU a quarter of it (and more than a wake-up on an idle core ever
-    /// waits) means shared, and starts a back-off. Such a wake-up was late for the other
-    /// thread, not for the timer: the wake-up margin must not learn from it.
+    /// The timer woke the worker late at `now`: was the core shared since the last such
+    /// wake-up? Waking early spins in bursts too short for `may_spin`'s probe, so a late
+    /// timer wake-up reads the run delay (one `pread`) and judges the span since the last one
+    /// the same way: waiting for the CPU a quarter of it (and more than a wake-up on an idle
+    /// core ever waits) means shared, and starts a back-off. Such a wake-up was late for the
+    /// other thread, not for the timer: the wake-up margin must not learn from it.
     fn timer_woke(&mut self, now: Instant) -> bool {
         let Some(delay) = self.run_delay() else {
             return false;
@@ -546,12 +546,11 @@ impl Contention {
             waited >= WAKE_WAITED_MIN && waited * 4 > now.saturating_duration_since(at)
         });
         self.woke = Some((delay, now));
+        // Only `may_spin`'s probe, over a span of spinning, ends the back-off's doubling.
         if shared && now >= self.until {
             self.until = now + self.backoff;
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             self.last = None;
-        } else if !shared && now >= self.until {
-            self.backoff = BACKOFF_MIN;
         }
         shared
     }
@@ -656,8 +655,11 @@ pub fn run<H: Handler>(
                 TIMER => {
                     timer.fired();
                     if let (Some(at), true) = (wake_at, may_spin) {
-                        if !contention.timer_woke(woke) {
-                            margin.record(woke.saturating_duration_since(at));
+                        // Only a wake-up later than the margin can raise it: only such a
+                        // one is judged, one `pread` for one wake-up in ten or so.
+                        let late = woke.saturating_duration_since(at);
+                        if late <= margin.margin() || !contention.timer_woke(woke) {
+                            margin.record(late);
                         }
                     }
                 }
