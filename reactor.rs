@@ -1,9 +1,10 @@
 //! The event loop of one worker thread, shared by the echo server and the load generator.
 //!
 //! Owns: the `mio::Poll` turn (poll timeout from the nearest deadline, a `timerfd` for deadlines
-//! finer than epoll's milliseconds), the stop `Waker`, the generation-checked `Slab` that maps
-//! tokens to connections, the `Handler` trait that `echo` and `driver` implement, spawning and
-//! pinning the worker threads, and `Shutdown`.
+//! finer than epoll's milliseconds, armed early by the worker's learned wake-up lateness), the
+//! stop `Waker`, the generation-checked `Slab` that maps tokens to connections, the `Handler`
+//! trait that `echo` and `driver` implement, spawning and pinning the worker threads, and
+//! `Shutdown`.
 //! Leaves to others: what a connection does (`echo`, `driver`), pacing policy, output.
 
 use crate::affinity::Plan;
@@ -327,7 +328,7 @@ pub struct LoopOptions {
     /// The most a worker polls without sleeping after an event before it sleeps (`--spin-us`):
     /// a reply that comes back within the window costs no wakeup. The window adapts (see
     /// [`SpinWindow`]), so sparse traffic costs no spinning. Zero: never spin, not even to wait
-    /// out a deadline a few microseconds away.
+    /// out a deadline a few microseconds away, and never wake before a deadline ([`WakeMargin`]).
     pub spin_for: Duration,
 }
 
@@ -383,6 +384,8 @@ impl SpinWindow {
 pub struct WakeMargin {
     /// The last `WAKE_SAMPLES` overshoots, ns (a ring; `len` of them filled).
     samples: [u32; WAKE_SAMPLES],
+    /// How far the deadline was when each of those sleeps began, ns.
+    waits: [u32; WAKE_SAMPLES],
     len: usize,
     next: usize,
     /// Samples since the margin was last recomputed.
@@ -402,6 +405,9 @@ const WAKE_PERCENTILE: usize = 90;
 /// The most a worker wakes early: past this a "timer" is really a descheduled vCPU, and
 /// spinning that long per send would cost more than the lateness it saves.
 const MARGIN_MAX: Duration = Duration::from_millis(1);
+/// The margin is at most this fraction (1/n) of the median wait it shortens, so waking early
+/// costs a worker at most about an eighth of a core, however late its wake-ups come.
+const MARGIN_SHARE: u32 = 8;
 
 impl Default for WakeMargin {
     fn default() -> Self {
@@ -414,6 +420,7 @@ impl WakeMargin {
     pub fn new() -> WakeMargin {
         WakeMargin {
             samples: [0; WAKE_SAMPLES],
+            waits: [0; WAKE_SAMPLES],
             len: 0,
             next: 0,
             fresh: 0,
@@ -426,19 +433,24 @@ impl WakeMargin {
         self.margin
     }
 
-    /// A timer armed for some instant woke the worker `overshoot` after it.
-    pub fn record(&mut self, overshoot: Duration) {
-        self.samples[self.next] = u32::try_from(overshoot.as_nanos()).unwrap_or(u32::MAX);
+    /// A timer armed for some instant woke the worker `overshoot` after it; when the worker
+    /// went to sleep, its deadline was `wait` away.
+    pub fn record(&mut self, overshoot: Duration, wait: Duration) {
+        let ns = |d: Duration| u32::try_from(d.as_nanos()).unwrap_or(u32::MAX);
+        self.samples[self.next] = ns(overshoot);
+        self.waits[self.next] = ns(wait);
         self.next = (self.next + 1) % WAKE_SAMPLES;
         self.len = (self.len + 1).min(WAKE_SAMPLES);
         self.fresh += 1;
         if self.fresh >= WAKE_EVERY {
             self.fresh = 0;
-            let mut sorted = self.samples;
-            let filled = &mut sorted[..self.len];
-            let at = (filled.len() - 1) * WAKE_PERCENTILE / 100;
-            let (_, &mut ns, _) = filled.select_nth_unstable(at);
-            self.margin = Duration::from_nanos(u64::from(ns)).min(MARGIN_MAX);
+            let nth = |mut v: [u32; WAKE_SAMPLES], percent: usize| {
+                let filled = &mut v[..self.len];
+                let at = (filled.len() - 1) * percent / 100;
+                Duration::from_nanos(u64::from(*filled.select_nth_unstable(at).1))
+            };
+            let cap = (nth(self.waits, 50) / MARGIN_SHARE).min(MARGIN_MAX);
+            self.margin = nth(self.samples, WAKE_PERCENTILE).min(cap);
         }
     }
 }
@@ -611,7 +623,8 @@ pub fn run<H: Handler>(
             // other end of a loopback test) run first. With none, this returns at once.
             std::thread::yield_now();
         }
-        // The instant the timer is armed for, when this poll sleeps on it.
+        // The instant the timer is armed for, when this poll sleeps on it, and how far the
+        // deadline is.
         let mut wake_at = None;
         let timeout = if opts.spin || spinning {
             Some(Duration::ZERO)
@@ -626,7 +639,7 @@ pub fn run<H: Handler>(
                         d
                     };
                     timer.arm(at, now);
-                    wake_at = Some(at);
+                    wake_at = Some((at, d - now));
                     None
                 }
             }
@@ -654,12 +667,12 @@ pub fn run<H: Handler>(
                 WAKER => {}
                 TIMER => {
                     timer.fired();
-                    if let (Some(at), true) = (wake_at, may_spin) {
+                    if let (Some((at, wait)), true) = (wake_at, may_spin) {
                         // Only a wake-up later than the margin can raise it: only such a
                         // one is judged, one `pread` for one wake-up in ten or so.
                         let late = woke.saturating_duration_since(at);
                         if late <= margin.margin() || !contention.timer_woke(woke) {
-                            margin.record(late);
+                            margin.record(late, wait);
                         }
                     }
                 }
@@ -791,6 +804,8 @@ mod tests {
     #[test]
     fn wake_margin_covers_most_overshoots_within_bounds() {
         let us = Duration::from_micros;
+        // Sleeps of 10 ms: the share cap (1.25 ms) stays above MARGIN_MAX.
+        let wait = Duration::from_millis(10);
         let mut m = WakeMargin::new();
         assert_eq!(
             m.margin(),
@@ -799,10 +814,10 @@ mod tests {
         );
         // Too few samples: still none.
         for _ in 0..WAKE_EVERY - 1 {
-            m.record(us(40));
+            m.record(us(40), wait);
         }
         assert_eq!(m.margin(), Duration::ZERO);
-        m.record(us(40));
+        m.record(us(40), wait);
         assert_eq!(m.margin(), us(40));
         // Overshoots of 1..=100 µs, evenly: the margin is their 90th percentile, and the
         // rare long wake-ups (a descheduled vCPU) above it do not raise it.
@@ -813,25 +828,32 @@ mod tests {
             } else {
                 us(1 + i as u64 % 100)
             };
-            m.record(o);
+            m.record(o, wait);
         }
         let p90 = m.margin();
         assert!(p90 >= us(85) && p90 <= us(95), "p90 of 1..100 µs: {p90:?}");
         // Only the last WAKE_SAMPLES count: the load changed, the margin follows.
         for _ in 0..WAKE_SAMPLES {
-            m.record(us(10));
+            m.record(us(10), wait);
         }
         assert_eq!(m.margin(), us(10));
         // Bounded above, whatever the overshoot.
         for _ in 0..WAKE_SAMPLES {
-            m.record(Duration::from_secs(10));
+            m.record(Duration::from_secs(10), wait);
         }
         assert_eq!(m.margin(), MARGIN_MAX);
         // Recomputed only every WAKE_EVERY samples.
         for _ in 0..WAKE_EVERY - 1 {
-            m.record(Duration::ZERO);
+            m.record(Duration::ZERO, wait);
         }
         assert_eq!(m.margin(), MARGIN_MAX);
+        // Short sleeps cap it at an eighth of the median wait, so spinning stays a small
+        // share of the worker's time whatever the overshoot.
+        let mut m = WakeMargin::new();
+        for _ in 0..WAKE_SAMPLES {
+            m.record(us(300), us(400));
+        }
+        assert_eq!(m.margin(), us(50));
     }
 
     /// Two busy threads on one core: the one probing its run delay finds the core shared and
