@@ -476,6 +476,10 @@ struct Contention {
     backoff: Duration,
     /// Run delay (ns) and time at the last late timer wake-up.
     woke: Option<(u64, Instant)>,
+    /// No early wake-ups before this (a late timer wake-up found the core shared), and the
+    /// next such back-off. Spinning itself is left to `until`, as before early wake-ups.
+    early_until: Instant,
+    early_backoff: Duration,
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(8);
@@ -494,6 +498,8 @@ impl Contention {
             until: now,
             backoff: BACKOFF_MIN,
             woke: None,
+            early_until: now,
+            early_backoff: BACKOFF_MIN,
         }
     }
 
@@ -538,17 +544,19 @@ impl Contention {
         }
     }
 
-    /// Spinning is off for now: the core was found shared.
-    fn backing_off(&self, now: Instant) -> bool {
-        now < self.until
+    /// May the worker wake before a deadline at `now`? Not while the core is found shared,
+    /// by either judgement.
+    fn may_wake_early(&self, now: Instant) -> bool {
+        now >= self.until && now >= self.early_until
     }
 
     /// The timer woke the worker late at `now`: was the core shared since the last such
     /// wake-up? Waking early spins in bursts too short for `may_spin`'s probe, so a late
     /// timer wake-up reads the run delay (one `pread`) and judges the span since the last one
     /// the same way: waiting for the CPU a quarter of it (and more than a wake-up on an idle
-    /// core ever waits) means shared, and starts a back-off. Such a wake-up was late for the
-    /// other thread, not for the timer: the wake-up margin must not learn from it.
+    /// core ever waits) means shared, and starts a back-off of early wake-ups (10 ms, doubling
+    /// up to 1 s while it lasts). Such a wake-up was late for the other thread, not for the
+    /// timer: the wake-up margin must not learn from it.
     fn timer_woke(&mut self, now: Instant) -> bool {
         let Some(delay) = self.run_delay() else {
             return false;
@@ -558,11 +566,13 @@ impl Contention {
             waited >= WAKE_WAITED_MIN && waited * 4 > now.saturating_duration_since(at)
         });
         self.woke = Some((delay, now));
-        // Only `may_spin`'s probe, over a span of spinning, ends the back-off's doubling.
-        if shared && now >= self.until {
-            self.until = now + self.backoff;
-            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            self.last = None;
+        if now >= self.early_until {
+            if shared {
+                self.early_until = now + self.early_backoff;
+                self.early_backoff = (self.early_backoff * 2).min(BACKOFF_MAX);
+            } else {
+                self.early_backoff = BACKOFF_MIN;
+            }
         }
         shared
     }
@@ -608,9 +618,10 @@ pub fn run<H: Handler>(
         }
         // Spinning: the window after an event, or waiting out a deadline closer than
         // SPIN_BELOW or the learned wake-up margin; none of it with `--spin-us 0`, nor on a
-        // core another thread needs (there the timer is armed for the deadline itself).
+        // core another thread needs. There the timer is armed for the deadline itself, and
+        // only SPIN_BELOW is waited out by spinning, as `may_spin` allows.
         let may_spin = !opts.spin && !opts.spin_for.is_zero();
-        let early = may_spin && !contention.backing_off(now);
+        let early = may_spin && contention.may_wake_early(now);
         let lead = if early {
             margin.margin().max(SPIN_BELOW)
         } else {
@@ -633,7 +644,7 @@ pub fn run<H: Handler>(
                 None => None,
                 Some(d) if d <= now => Some(Duration::ZERO),
                 Some(d) => {
-                    let at = if early && !contention.backing_off(now) {
+                    let at = if early && contention.may_wake_early(now) {
                         d.checked_sub(margin.margin()).map_or(d, |at| at.max(now))
                     } else {
                         d
