@@ -1,9 +1,10 @@
 //! The event loop of one worker thread, shared by the echo server and the load generator.
 //!
 //! Owns: the `mio::Poll` turn (poll timeout from the nearest deadline, a `timerfd` for deadlines
-//! finer than epoll's milliseconds), the stop `Waker`, the generation-checked `Slab` that maps
-//! tokens to connections, the `Handler` trait that `echo` and `driver` implement, spawning and
-//! pinning the worker threads, and `Shutdown`.
+//! finer than epoll's milliseconds, armed early by the worker's learned wake-up lateness), the
+//! stop `Waker`, the generation-checked `Slab` that maps tokens to connections, the `Handler`
+//! trait that `echo` and `driver` implement, spawning and pinning the worker threads, and
+//! `Shutdown`.
 //! Leaves to others: what a connection does (`echo`, `driver`), pacing policy, output.
 
 use crate::affinity::Plan;
@@ -333,7 +334,7 @@ pub struct LoopOptions {
     /// The most a worker polls without sleeping after an event before it sleeps (`--spin-us`):
     /// a reply that comes back within the window costs no wakeup. The window adapts (see
     /// [`SpinWindow`]), so sparse traffic costs no spinning. Zero: never spin, not even to wait
-    /// out a deadline a few microseconds away.
+    /// out a deadline a few microseconds away, and never wake before a deadline ([`WakeMargin`]).
     pub spin_for: Duration,
 }
 
@@ -378,6 +379,88 @@ impl SpinWindow {
     }
 }
 
+/// How early a worker wakes before a deadline: a high percentile of how late its recent timer
+/// wake-ups came. A sleeping timer (`timerfd`) fires tens of microseconds after its deadline on
+/// a VM (the host has to run the halted vCPU again), and a paced send that late is latency the
+/// target never caused. Waking `margin()` early and waiting out the rest without sleeping costs
+/// that much spinning per wake-up and meets the deadline like `--spin` does. The overshoot is
+/// measured from the instant the timer was armed for, so an early wake does not feed back into
+/// what is learned.
+#[derive(Debug, Clone)]
+pub struct WakeMargin {
+    /// The last `WAKE_SAMPLES` overshoots, ns (a ring; `len` of them filled).
+    samples: [u32; WAKE_SAMPLES],
+    /// How far the deadline was when each of those sleeps began, ns.
+    waits: [u32; WAKE_SAMPLES],
+    len: usize,
+    next: usize,
+    /// Samples since the margin was last recomputed.
+    fresh: usize,
+    margin: Duration,
+}
+
+/// Overshoots remembered: a few hundred wake-ups, under a second at the rates where punctuality
+/// shows (1,000 sends/s), so the margin follows a change of load within seconds.
+const WAKE_SAMPLES: usize = 256;
+/// The margin is recomputed every this many samples (and first at this many): a selection over
+/// 256 numbers, about a microsecond, once every 32 sleeps.
+const WAKE_EVERY: usize = 32;
+/// The percentile of overshoot the margin covers: nine wake-ups in ten are on time, while the
+/// rare long ones (a preempted vCPU) do not set the spin for all the others.
+const WAKE_PERCENTILE: usize = 90;
+/// The most a worker wakes early: past this a "timer" is really a descheduled vCPU, and
+/// spinning that long per send would cost more than the lateness it saves.
+const MARGIN_MAX: Duration = Duration::from_millis(1);
+/// The margin is at most this fraction (1/n) of the median wait it shortens, so waking early
+/// costs a worker at most about an eighth of a core, however late its wake-ups come.
+const MARGIN_SHARE: u32 = 8;
+
+impl Default for WakeMargin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WakeMargin {
+    /// No samples yet: a margin of zero (sleep to the deadline) until `WAKE_EVERY` wake-ups.
+    pub fn new() -> WakeMargin {
+        WakeMargin {
+            samples: [0; WAKE_SAMPLES],
+            waits: [0; WAKE_SAMPLES],
+            len: 0,
+            next: 0,
+            fresh: 0,
+            margin: Duration::ZERO,
+        }
+    }
+
+    /// How long before a deadline to wake.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// A timer armed for some instant woke the worker `overshoot` after it; when the worker
+    /// went to sleep, its deadline was `wait` away.
+    pub fn record(&mut self, overshoot: Duration, wait: Duration) {
+        let ns = |d: Duration| u32::try_from(d.as_nanos()).unwrap_or(u32::MAX);
+        self.samples[self.next] = ns(overshoot);
+        self.waits[self.next] = ns(wait);
+        self.next = (self.next + 1) % WAKE_SAMPLES;
+        self.len = (self.len + 1).min(WAKE_SAMPLES);
+        self.fresh += 1;
+        if self.fresh >= WAKE_EVERY {
+            self.fresh = 0;
+            let nth = |mut v: [u32; WAKE_SAMPLES], percent: usize| {
+                let filled = &mut v[..self.len];
+                let at = (filled.len() - 1) * percent / 100;
+                Duration::from_nanos(u64::from(*filled.select_nth_unstable(at).1))
+            };
+            let cap = (nth(self.waits, 50) / MARGIN_SHARE).min(MARGIN_MAX);
+            self.margin = nth(self.samples, WAKE_PERCENTILE).min(cap);
+        }
+    }
+}
+
 /// Whether another thread wants this worker's core, from the worker's own run delay: the time
 /// it spent runnable but waiting for the CPU (`/proc/thread-self/schedstat`, second field). A
 /// worker that spins on a core another thread needs takes that thread's time, and the
@@ -397,11 +480,20 @@ struct Contention {
     /// No spinning before this.
     until: Instant,
     backoff: Duration,
+    /// Run delay (ns) and time at the last late timer wake-up.
+    woke: Option<(u64, Instant)>,
+    /// No early wake-ups before this (a late timer wake-up found the core shared), and the
+    /// next such back-off. Spinning itself is left to `until`, as before early wake-ups.
+    early_until: Instant,
+    early_backoff: Duration,
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(8);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Less waiting for the CPU than this between two late timer wake-ups is a wake-up's own
+/// scheduling, not a shared core (a few µs on an idle core here).
+const WAKE_WAITED_MIN: Duration = Duration::from_micros(20);
 
 impl Contention {
     /// For the calling thread.
@@ -411,6 +503,9 @@ impl Contention {
             last: None,
             until: now,
             backoff: BACKOFF_MIN,
+            woke: None,
+            early_until: now,
+            early_backoff: BACKOFF_MIN,
         }
     }
 
@@ -455,6 +550,39 @@ impl Contention {
         }
     }
 
+    /// May the worker wake before a deadline at `now`? Not while the core is found shared,
+    /// by either judgement.
+    fn may_wake_early(&self, now: Instant) -> bool {
+        now >= self.until && now >= self.early_until
+    }
+
+    /// The timer woke the worker late at `now`: was the core shared since the last such
+    /// wake-up? Waking early spins in bursts too short for `may_spin`'s probe, so a late
+    /// timer wake-up reads the run delay (one `pread`) and judges the span since the last one
+    /// the same way: waiting for the CPU a quarter of it (and more than a wake-up on an idle
+    /// core ever waits) means shared, and starts a back-off of early wake-ups (10 ms, doubling
+    /// up to 1 s while it lasts). Such a wake-up was late for the other thread, not for the
+    /// timer: the wake-up margin must not learn from it.
+    fn timer_woke(&mut self, now: Instant) -> bool {
+        let Some(delay) = self.run_delay() else {
+            return false;
+        };
+        let shared = self.woke.is_some_and(|(before, at)| {
+            let waited = Duration::from_nanos(delay.saturating_sub(before));
+            waited >= WAKE_WAITED_MIN && waited * 4 > now.saturating_duration_since(at)
+        });
+        self.woke = Some((delay, now));
+        if now >= self.early_until {
+            if shared {
+                self.early_until = now + self.early_backoff;
+                self.early_backoff = (self.early_backoff * 2).min(BACKOFF_MAX);
+            } else {
+                self.early_backoff = BACKOFF_MIN;
+            }
+        }
+        shared
+    }
+
     /// The worker sleeps: the next spin starts a fresh probe interval, so that a long sleep
     /// does not dilute the next one.
     fn slept(&mut self) {
@@ -492,6 +620,7 @@ fn run_with<H: Handler>(
     let mut spin = SpinWindow::new(opts.spin_for);
     let mut spin_until = Instant::now();
     let mut contention = Contention::new(spin_until);
+    let mut margin = WakeMargin::new();
     loop {
         let now = Instant::now();
         if drain_until.is_none() && shutdown.is_triggered() {
@@ -505,17 +634,26 @@ fn run_with<H: Handler>(
             next = Some(next.map_or(d, |n| n.min(d)));
         }
         // Spinning: the window after an event, or waiting out a deadline closer than
-        // SPIN_BELOW; neither with `--spin-us 0`, nor on a core another thread needs.
-        let near = next.is_some_and(|d| d <= now + SPIN_BELOW);
-        let spinning = !opts.spin
-            && !opts.spin_for.is_zero()
-            && (now < spin_until || near)
-            && contention.may_spin(now);
+        // SPIN_BELOW or the learned wake-up margin; none of it with `--spin-us 0`, nor on a
+        // core another thread needs. There the timer is armed for the deadline itself, and
+        // only SPIN_BELOW is waited out by spinning, as `may_spin` allows.
+        let may_spin = !opts.spin && !opts.spin_for.is_zero();
+        let early = may_spin && contention.may_wake_early(now);
+        let lead = if early {
+            margin.margin().max(SPIN_BELOW)
+        } else {
+            SPIN_BELOW
+        };
+        let near = next.is_some_and(|d| d <= now + lead);
+        let spinning = may_spin && (now < spin_until || near) && contention.may_spin(now);
         if spinning && events.is_empty() {
             // Nothing came on the last poll: let another thread that wants this core (say, the
             // other end of a loopback test) run first. With none, this returns at once.
             std::thread::yield_now();
         }
+        // The instant the timer is armed for, when this poll sleeps on it, and how far the
+        // deadline is.
+        let mut wake_at = None;
         let timeout = if opts.spin || spinning {
             Some(Duration::ZERO)
         } else {
@@ -523,7 +661,13 @@ fn run_with<H: Handler>(
                 None => None,
                 Some(d) if d <= now => Some(Duration::ZERO),
                 Some(d) => {
-                    timer.arm(d, now);
+                    let at = if early && contention.may_wake_early(now) {
+                        d.checked_sub(margin.margin()).map_or(d, |at| at.max(now))
+                    } else {
+                        d
+                    };
+                    timer.arm(at, now);
+                    wake_at = Some((at, d - now));
                     None
                 }
             }
@@ -539,8 +683,8 @@ fn run_with<H: Handler>(
             }
             return Err(e);
         }
+        let woke = Instant::now();
         if !opts.spin_for.is_zero() && !events.is_empty() {
-            let woke = Instant::now();
             if sleeps {
                 spin.woke_after(woke - polled);
             }
@@ -549,7 +693,17 @@ fn run_with<H: Handler>(
         for ev in events.iter() {
             match ev.token() {
                 WAKER => {}
-                TIMER => timer.fired(),
+                TIMER => {
+                    timer.fired();
+                    if let (Some((at, wait)), true) = (wake_at, may_spin) {
+                        // Only a wake-up later than the margin can raise it: only such a
+                        // one is judged, one `pread` for one wake-up in ten or so.
+                        let late = woke.saturating_duration_since(at);
+                        if late <= margin.margin() || !contention.timer_woke(woke) {
+                            margin.record(late, wait);
+                        }
+                    }
+                }
                 _ => handler.on_event(ev),
             }
         }
@@ -676,6 +830,61 @@ mod tests {
         assert_eq!(off.window(), Duration::ZERO);
     }
 
+    #[test]
+    fn wake_margin_covers_most_overshoots_within_bounds() {
+        let us = Duration::from_micros;
+        // Sleeps of 10 ms: the share cap (1.25 ms) stays above MARGIN_MAX.
+        let wait = Duration::from_millis(10);
+        let mut m = WakeMargin::new();
+        assert_eq!(
+            m.margin(),
+            Duration::ZERO,
+            "no samples: sleep to the deadline"
+        );
+        // Too few samples: still none.
+        for _ in 0..WAKE_EVERY - 1 {
+            m.record(us(40), wait);
+        }
+        assert_eq!(m.margin(), Duration::ZERO);
+        m.record(us(40), wait);
+        assert_eq!(m.margin(), us(40));
+        // Overshoots of 1..=100 µs, evenly: the margin is their 90th percentile, and the
+        // rare long wake-ups (a descheduled vCPU) above it do not raise it.
+        let mut m = WakeMargin::new();
+        for i in 0..WAKE_SAMPLES {
+            let o = if i % 50 == 0 {
+                us(20_000)
+            } else {
+                us(1 + i as u64 % 100)
+            };
+            m.record(o, wait);
+        }
+        let p90 = m.margin();
+        assert!(p90 >= us(85) && p90 <= us(95), "p90 of 1..100 µs: {p90:?}");
+        // Only the last WAKE_SAMPLES count: the load changed, the margin follows.
+        for _ in 0..WAKE_SAMPLES {
+            m.record(us(10), wait);
+        }
+        assert_eq!(m.margin(), us(10));
+        // Bounded above, whatever the overshoot.
+        for _ in 0..WAKE_SAMPLES {
+            m.record(Duration::from_secs(10), wait);
+        }
+        assert_eq!(m.margin(), MARGIN_MAX);
+        // Recomputed only every WAKE_EVERY samples.
+        for _ in 0..WAKE_EVERY - 1 {
+            m.record(Duration::ZERO, wait);
+        }
+        assert_eq!(m.margin(), MARGIN_MAX);
+        // Short sleeps cap it at an eighth of the median wait, so spinning stays a small
+        // share of the worker's time whatever the overshoot.
+        let mut m = WakeMargin::new();
+        for _ in 0..WAKE_SAMPLES {
+            m.record(us(300), us(400));
+        }
+        assert_eq!(m.margin(), us(50));
+    }
+
     /// Two busy threads on one core: the one probing its run delay finds the core shared and
     /// stops spinning for a back-off; alone again, it spins.
     #[test]
@@ -788,9 +997,25 @@ mod tests {
 
     #[test]
     fn loop_meets_sub_millisecond_deadlines_and_stops() {
+        meets_deadlines(LoopOptions::default(), 20);
+    }
+
+    /// With spinning allowed the worker wakes before its deadlines (once it has learned by how
+    /// much), and still runs nothing early.
+    #[test]
+    fn loop_waking_early_runs_nothing_before_its_deadline() {
+        let opts = LoopOptions {
+            spin: false,
+            spin_for: Duration::from_micros(100),
+        };
+        meets_deadlines(opts, 120);
+    }
+
+    /// `count` deadlines 300 µs apart: all run, none before it is due.
+    fn meets_deadlines(opts: LoopOptions, count: u32) {
         let start = Instant::now();
-        let due: Vec<Instant> = (1..=20)
-            .map(|k| start + Duration::from_micros(300 * k))
+        let due: Vec<Instant> = (1..=count)
+            .map(|k| start + Duration::from_micros(300) * k)
             .collect();
         let mut h = Ticks {
             due: due.clone(),
@@ -803,13 +1028,13 @@ mod tests {
         shutdown.add_waker(waker);
         let s2 = shutdown.clone();
         let stopper = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_micros(300) * count + Duration::from_millis(50));
             s2.trigger();
         });
-        run(&mut poll, &mut h, &shutdown, LoopOptions::default()).unwrap();
+        run(&mut poll, &mut h, &shutdown, opts).unwrap();
         stopper.join().unwrap();
         assert!(h.exited);
-        assert_eq!(h.fired.len(), 20);
+        assert_eq!(h.fired.len(), count as usize);
         for (d, f) in due.iter().zip(&h.fired) {
             assert!(f >= d, "never early");
         }

@@ -43,6 +43,12 @@
 //!   Then the same run at full speed with every syscall of each side counted by
 //!   `perf stat -e raw_syscalls:sys_enter` (`*_full_speed`; skipped without `perf`), which
 //!   does not slow the processes down the way strace's stop per call does.
+//! - `punctual`: paced sends at low CPU, default flags against a 1-worker `connperf serve`,
+//!   min(BENCH_SECS, 3) s a run: `-c 10 -r 100`, `-c 10 -r 1000`, `-c 1 -r 1000`, each giving
+//!   p50 from the intended send time and from the actual send (`service_p50_us`), the gap
+//!   between them (how late sends left) and the generator's CPU (`gen_cpu_pct`, of one core);
+//!   then `sockperf under-load --tcp --mps 1000` (pinned as rr1), which waits for each send by
+//!   polling the clock: its p50 and avg round trip and its CPU.
 //!
 //! The c-epoll peer, `benches/peers/tcp_rr_flows.c`, is the "any epoll program" floor: what
 //! neper's tcp_rr and tcp_crr and tcpkali's `--message-rate` do (neither neper nor tcpkali
@@ -84,7 +90,7 @@ use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "rr1",
     "rr1-spin",
     "rr100",
@@ -96,6 +102,7 @@ const SCENARIOS: [&str; 11] = [
     "paced50k",
     "mem19k",
     "syscalls",
+    "punctual",
 ];
 /// How long a server may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1500,6 +1507,159 @@ fn strip_ansi(l: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// punctual: does a paced send leave when it is due, and at what CPU?
+
+/// Seconds per `punctual` run: BENCH_SECS, at most this (three runs plus sockperf per round).
+const PUNCTUAL_SECS: u64 = 3;
+
+/// The `punctual` rows: connperf with default flags at three paced loads against a 1-worker
+/// `connperf serve`, then `sockperf under-load` at 1,000 msg/s if sockperf is here.
+fn punctual_tools<'a>(env: &'a Env, sockperf: Option<&'a Path>) -> Vec<(&'static str, Runner<'a>)> {
+    let mut tools: Vec<(&'static str, Runner<'a>)> = Vec::new();
+    for (tool, c, r) in [
+        ("c10r100", "10", "100"),
+        ("c10r1000", "10", "1000"),
+        ("c1r1000", "1", "1000"),
+    ] {
+        tools.push((
+            tool,
+            Box::new(move || punctual_run(env, &["-c", c, "-r", r])),
+        ));
+    }
+    if let Some(sp) = sockperf {
+        tools.push(("sockperf", Box::new(move || sockperf_under_load(env, sp))));
+    }
+    tools
+}
+
+/// One connperf run for `punctual`: latency from the intended send time and from the actual
+/// send (service time), their gap (how late sends left), and the generator's CPU.
+fn punctual_run(env: &Env, connect: &[&str]) -> Res<Measured> {
+    let (srv, port) = connperf_server(env, &["-l", "127.0.0.1:0", "--workers", "1"])?;
+    let secs = env.secs.min(PUNCTUAL_SECS);
+    let d = format!("{secs}s");
+    let mut args = connect.to_vec();
+    args.extend(["-d", d.as_str()]);
+    let (mut cli, argv) = spawn_client(env, &[], &args, port, 1)?;
+    let ended = wait_client(&mut cli, secs as f64);
+    let server_note = stop_connperf_server(srv);
+    let mut m = client_result(&cli, &argv, ended, secs as f64, server_note)?;
+    let (intended, service) = (m.num("latency_50p_us"), m.num("service_50p_us"));
+    m.extra("p50_us", intended, 0);
+    m.extra("service_p50_us", service, 0);
+    m.extra("gap_us", intended - service, 0);
+    let cpu_pct = m.num("generator_cpu_sec") / m.num("elapsed_sec") * 100.0;
+    m.extra("gen_cpu_pct", cpu_pct, 1);
+    Ok(m)
+}
+
+/// `sockperf under-load` over TCP at 1,000 msg/s, every message answered, full round trips,
+/// client and server pinned as in rr1. sockperf waits for each send time by polling the clock;
+/// its latency is from the actual send. CPU is the client's, over its run and warm-up.
+fn sockperf_under_load(env: &Env, sockperf: &Path) -> Res<Measured> {
+    let port = free_port(false)?;
+    let ps = port.to_string();
+    let sp = sockperf.display().to_string();
+    let argv = s(&[
+        "taskset",
+        "-c",
+        "1",
+        &sp,
+        "server",
+        "--tcp",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &ps,
+    ]);
+    let mut srv = Proc::spawn("sockperf server", &argv)?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    srv.wait_ready(&format!("listening on {port}"), || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    })?;
+    let secs = env.secs.min(PUNCTUAL_SECS).to_string();
+    let argv = s(&[
+        "taskset",
+        "-c",
+        "0",
+        &sp,
+        "under-load",
+        "--tcp",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &ps,
+        "-t",
+        &secs,
+        "-m",
+        "64",
+        "--mps",
+        "1000",
+        "--reply-every",
+        "1",
+        "--full-rtt",
+    ]);
+    let mut cli = Proc::spawn("sockperf under-load", &argv)?;
+    let (exit, killed) = wait_client(&mut cli, env.secs.min(PUNCTUAL_SECS) as f64);
+    srv.stop();
+    if killed || !exit.success() {
+        return Err(peer_failed(
+            "sockperf under-load",
+            killed,
+            &exit,
+            &argv,
+            &cli,
+        ));
+    }
+    let text: Vec<String> = cli
+        .out
+        .iter()
+        .chain(&cli.err)
+        .map(|l| strip_ansi(l))
+        .collect();
+    // sockperf: ====> avg-rtt=61.234 (std-dev=12.345)
+    // sockperf: ---> percentile 50.000 =   57.099
+    // sockperf: [Total Run] RunTime=3.000 sec; Warm up time=400 msec; SentMessages=3001; ReceivedMessages=3001
+    let number_after = |needle: &str| -> f64 {
+        text.iter()
+            .find_map(|l| {
+                let rest = l[l.find(needle)? + needle.len()..].trim_start();
+                let v: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                v.parse().ok()
+            })
+            .unwrap_or(f64::NAN)
+    };
+    let (avg, p50, p99) = (
+        number_after("avg-rtt="),
+        number_after("percentile 50.000 ="),
+        number_after("percentile 99.000 ="),
+    );
+    let (run_secs, received) = (number_after("RunTime="), number_after("ReceivedMessages="));
+    if !(received > 0.0 && run_secs > 0.0) {
+        return Err(format!(
+            "sockperf under-load exchanged no messages{}",
+            cli.tail()
+        ));
+    }
+    let note = format!(
+        "received={received} in {run_secs}s proc_cpu={:.2}s wall={:.2}s avg_rtt={avg}us p50={p50}us p99={p99}us",
+        exit.cpu_s,
+        exit.wall.as_secs_f64()
+    );
+    let mut m = measured(received / run_secs, received, &exit, note);
+    m.sample.p99_us = p99;
+    m.extra("p50_us", p50, 0);
+    m.extra("avg_us", avg, 0);
+    // Over its run and warm-up ("Warm up time=400 msec"), not the seconds it takes to exit.
+    let busy_secs = run_secs + number_after("Warm up time=") / 1000.0;
+    m.extra("cpu_pct", exit.cpu_s / busy_secs * 100.0, 1);
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Scenarios, medians, the table.
 
 #[derive(Default)]
@@ -1912,6 +2072,7 @@ fn main() {
                 };
                 tools.push(("connperf", Box::new(move || syscalls_run(e, st))));
             }
+            "punctual" => tools = punctual_tools(e, sockperf.as_deref()),
             _ => unreachable!("checked above"),
         }
         let rows = run_scenario(name, tools, runs);
