@@ -616,11 +616,7 @@ fn run_with<H: Handler>(
         Interest::READABLE,
     )?;
     let mut drain_until: Option<Instant> = None;
-    // Polling without sleeping goes on until here (the spin window after the last event).
-    let mut spin = SpinWindow::new(opts.spin_for);
-    let mut spin_until = Instant::now();
-    let mut contention = Contention::new(spin_until);
-    let mut margin = WakeMargin::new();
+    let mut sleeper = Sleeper::new(opts);
     loop {
         let now = Instant::now();
         if drain_until.is_none() && shutdown.is_triggered() {
@@ -633,36 +629,96 @@ fn run_with<H: Handler>(
             }
             next = Some(next.map_or(d, |n| n.min(d)));
         }
+        let plan = sleeper.plan(now, next, events.is_empty(), &mut timer);
+        let polled = Instant::now();
+        if let Err(e) = poll.poll(&mut events, plan.timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let woke = Instant::now();
+        sleeper.woke(&plan, polled, woke, !events.is_empty());
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                TIMER => {
+                    timer.fired();
+                    sleeper.timer_fired(&plan, woke);
+                }
+                _ => handler.on_event(ev),
+            }
+        }
+    }
+    handler.on_exit(Instant::now());
+    Ok(())
+}
+
+/// How one poll waits.
+struct Wait {
+    /// The poll's timeout: zero to spin, `None` to sleep until an event or the timer.
+    timeout: Option<Duration>,
+    /// When sleeping on the timer: the instant it is armed for, and how far the deadline was.
+    wake_at: Option<(Instant, Duration)>,
+    /// The poll may sleep.
+    sleeps: bool,
+}
+
+/// When a worker's loop sleeps, spins, or wakes early for a deadline: the spin window after
+/// events, the learned wake-up margin and the shared-core detector, together.
+struct Sleeper {
+    opts: LoopOptions,
+    spin: SpinWindow,
+    /// Polling without sleeping goes on until here (the spin window after the last event).
+    spin_until: Instant,
+    contention: Contention,
+    margin: WakeMargin,
+}
+
+impl Sleeper {
+    fn new(opts: LoopOptions) -> Sleeper {
+        let now = Instant::now();
+        Sleeper {
+            opts,
+            spin: SpinWindow::new(opts.spin_for),
+            spin_until: now,
+            contention: Contention::new(now),
+            margin: WakeMargin::new(),
+        }
+    }
+
+    /// How to wait at `now` for the deadline `next` (arming `timer` when sleeping on it);
+    /// `idle`: the last poll brought no event.
+    fn plan(&mut self, now: Instant, next: Option<Instant>, idle: bool, timer: &mut Timer) -> Wait {
         // Spinning: the window after an event, or waiting out a deadline closer than
         // SPIN_BELOW or the learned wake-up margin; none of it with `--spin-us 0`, nor on a
         // core another thread needs. There the timer is armed for the deadline itself, and
         // only SPIN_BELOW is waited out by spinning, as `may_spin` allows.
-        let may_spin = !opts.spin && !opts.spin_for.is_zero();
-        let early = may_spin && contention.may_wake_early(now);
+        let may_spin = !self.opts.spin && !self.opts.spin_for.is_zero();
+        let early = may_spin && self.contention.may_wake_early(now);
         let lead = if early {
-            margin.margin().max(SPIN_BELOW)
+            self.margin.margin().max(SPIN_BELOW)
         } else {
             SPIN_BELOW
         };
         let near = next.is_some_and(|d| d <= now + lead);
-        let spinning = may_spin && (now < spin_until || near) && contention.may_spin(now);
-        if spinning && events.is_empty() {
+        let spinning = may_spin && (now < self.spin_until || near) && self.contention.may_spin(now);
+        if spinning && idle {
             // Nothing came on the last poll: let another thread that wants this core (say, the
             // other end of a loopback test) run first. With none, this returns at once.
             std::thread::yield_now();
         }
-        // The instant the timer is armed for, when this poll sleeps on it, and how far the
-        // deadline is.
         let mut wake_at = None;
-        let timeout = if opts.spin || spinning {
+        let timeout = if self.opts.spin || spinning {
             Some(Duration::ZERO)
         } else {
             match next {
                 None => None,
                 Some(d) if d <= now => Some(Duration::ZERO),
                 Some(d) => {
-                    let at = if early && contention.may_wake_early(now) {
-                        d.checked_sub(margin.margin()).map_or(d, |at| at.max(now))
+                    let at = if early && self.contention.may_wake_early(now) {
+                        d.checked_sub(self.margin.margin())
+                            .map_or(d, |at| at.max(now))
                     } else {
                         d
                     };
@@ -674,42 +730,37 @@ fn run_with<H: Handler>(
         };
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
-            contention.slept();
+            self.contention.slept();
         }
-        let polled = Instant::now();
-        if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        Wait {
+            timeout,
+            wake_at,
+            sleeps,
+        }
+    }
+
+    /// The poll of `plan`, begun at `polled`, returned at `woke`, with events or not.
+    fn woke(&mut self, plan: &Wait, polled: Instant, woke: Instant, got_events: bool) {
+        if !self.opts.spin_for.is_zero() && got_events {
+            if plan.sleeps {
+                self.spin.woke_after(woke - polled);
             }
-            return Err(e);
+            self.spin_until = woke + self.spin.window();
         }
-        let woke = Instant::now();
-        if !opts.spin_for.is_zero() && !events.is_empty() {
-            if sleeps {
-                spin.woke_after(woke - polled);
-            }
-            spin_until = woke + spin.window();
-        }
-        for ev in events.iter() {
-            match ev.token() {
-                WAKER => {}
-                TIMER => {
-                    timer.fired();
-                    if let (Some((at, wait)), true) = (wake_at, may_spin) {
-                        // Only a wake-up later than the margin can raise it: only such a
-                        // one is judged, one `pread` for one wake-up in ten or so.
-                        let late = woke.saturating_duration_since(at);
-                        if late <= margin.margin() || !contention.timer_woke(woke) {
-                            margin.record(late, wait);
-                        }
-                    }
-                }
-                _ => handler.on_event(ev),
+    }
+
+    /// The timer fired for the poll of `plan`, which returned at `woke`.
+    fn timer_fired(&mut self, plan: &Wait, woke: Instant) {
+        let may_spin = !self.opts.spin && !self.opts.spin_for.is_zero();
+        if let (Some((at, wait)), true) = (plan.wake_at, may_spin) {
+            // Only a wake-up later than the margin can raise it: only such a one is judged,
+            // one `pread` for one wake-up in ten or so.
+            let late = woke.saturating_duration_since(at);
+            if late <= self.margin.margin() || !self.contention.timer_woke(woke) {
+                self.margin.record(late, wait);
             }
         }
     }
-    handler.on_exit(Instant::now());
-    Ok(())
 }
 
 /// Running worker threads.

@@ -512,26 +512,37 @@ pub fn run_reporter<W: Write>(
     }
     print_upto(&mut pending, None, &mut out);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
-    let ramp = ramp();
+    summary.totals = print_end(cfg, &mut out, &totals, &summary, ramp().as_ref());
+    out.flush();
+    summary
+}
+
+/// The end of a run's report: the totals, the ramp, the notes and the distributions. Returns
+/// the total rows.
+fn print_end<W: Write>(
+    cfg: &ReportConfig,
+    out: &mut Out<W>,
+    totals: &[Stats],
+    summary: &Summary,
+    ramp: Option<&Ramp>,
+) -> Vec<Stats> {
     let rows = print_totals(
         cfg,
-        &mut out,
-        &totals,
+        out,
+        totals,
         summary.elapsed,
         summary.cpu,
         SystemTime::now(),
-        ramp.as_ref(),
+        ramp,
     );
     if !cfg.jsonlines {
-        if let Some(r) = &ramp {
-            print_ramp(cfg, &mut out, r);
+        if let Some(r) = ramp {
+            print_ramp(cfg, out, r);
         }
-        print_notes(cfg, &mut out, &rows, &summary);
+        print_notes(cfg, out, &rows, summary);
     }
-    print_distributions(cfg, &mut out, &totals);
-    out.flush();
-    summary.totals = rows;
-    summary
+    print_distributions(cfg, out, totals);
+    rows
 }
 
 /// `# PEER ramp: 10 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)[; failed: refused=2]`
