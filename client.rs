@@ -155,6 +155,20 @@ impl Client {
         true
     }
 
+    /// This worker's share of `target`'s schedule, for the modes paced per target (ephemeral,
+    /// UDP): the rate split over the workers. `None` in a closed loop or before the start.
+    pub fn split_pacer(&self, target: usize) -> Option<Pacer> {
+        if self.cfg.closed_loop() || !self.started {
+            return None;
+        }
+        let (id, workers, clock) = (self.id, self.workers, self.clock);
+        Some(
+            Pacer::split(self.cfg.rate, clock.t0, id, workers)
+                .with_end(clock.end)
+                .with_arrival(self.cfg.arrival, (target * workers + id) as u64),
+        )
+    }
+
     /// The worker ends: if it never said its ramp was done, say so now (with what it has),
     /// so that a worker that failed or panicked does not hold up the others' start.
     pub fn leave(&mut self) {

@@ -197,8 +197,11 @@ pub(crate) trait Traffic: Sized + Send + 'static {
     /// This worker's share of the run, set up on the core's registry; ramping up (dialling)
     /// starts at once.
     fn new(core: &mut Client) -> Result<Self>;
-    /// The ramp is done: every connection is up or has failed once.
-    fn ramped(&self) -> bool;
+    /// The ramp is done: every connection is up or has failed once (at once for a mode
+    /// without connections to bring up).
+    fn ramped(&self) -> bool {
+        true
+    }
     /// The clock is set (`core.clock`): lay out the schedule.
     fn begin(&mut self, core: &mut Client);
     /// An event for one of the mode's sockets.

@@ -92,21 +92,9 @@ impl Traffic for Ephemeral {
         })
     }
 
-    fn ramped(&self) -> bool {
-        true
-    }
-
     fn begin(&mut self, core: &mut Client) {
-        if core.cfg.closed_loop() {
-            return;
-        }
-        let (id, workers, clock) = (core.id, core.workers, core.clock);
         self.pacers = (0..core.cfg.targets.len())
-            .map(|t| {
-                Pacer::split(core.cfg.rate, clock.t0, id, workers)
-                    .with_end(clock.end)
-                    .with_arrival(core.cfg.arrival, (t * workers + id) as u64)
-            })
+            .filter_map(|t| core.split_pacer(t))
             .collect();
     }
 

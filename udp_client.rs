@@ -203,21 +203,9 @@ impl Traffic for UdpClient {
         Ok(UdpClient { flows })
     }
 
-    fn ramped(&self) -> bool {
-        true
-    }
-
     fn begin(&mut self, core: &mut Client) {
-        if core.cfg.closed_loop() {
-            return;
-        }
-        let (id, workers, clock) = (core.id, core.workers, core.clock);
-        for (i, f) in self.flows.iter_mut().enumerate() {
-            f.pacer = Some(
-                Pacer::split(core.cfg.rate, clock.t0, id, workers)
-                    .with_end(clock.end)
-                    .with_arrival(core.cfg.arrival, (i * workers + id) as u64),
-            );
+        for (target, f) in self.flows.iter_mut().enumerate() {
+            f.pacer = core.split_pacer(target);
         }
     }
 
