@@ -766,7 +766,9 @@ fn peer_failed(label: &str, killed: bool, exit: &Exit, argv: &[String], cli: &Pr
     )
 }
 
-fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
+/// A `sockperf server` on a free port of 127.0.0.1, pinned to core 1, ready: it accepts a
+/// connection (TCP) or has bound its socket (UDP). The server and its port.
+fn start_sockperf_server(sockperf: &Path, tcp: bool) -> Res<(Proc, u16)> {
     let port = free_port(!tcp)?;
     let ps = port.to_string();
     let sp = sockperf.display().to_string();
@@ -776,7 +778,6 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
     }
     argv.extend(s(&["-i", "127.0.0.1", "-p", &ps]));
     let mut srv = Proc::spawn("sockperf server", &argv)?;
-    // Ready when it accepts a connection (TCP) or has bound its socket (UDP).
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     srv.wait_ready(&format!("listening on {port}"), || {
         if tcp {
@@ -785,6 +786,22 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
             udp_bound(port)
         }
     })?;
+    Ok((srv, port))
+}
+
+/// Everything a sockperf client printed, stdout then stderr, without its colour codes.
+fn sockperf_text(cli: &Proc) -> Vec<String> {
+    cli.out
+        .iter()
+        .chain(&cli.err)
+        .map(|l| strip_ansi(l))
+        .collect()
+}
+
+fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
+    let (mut srv, port) = start_sockperf_server(sockperf, tcp)?;
+    let ps = port.to_string();
+    let sp = sockperf.display().to_string();
     let secs = env.secs;
     let mut argv = s(&["taskset", "-c", "0", &sp, "ping-pong"]);
     if tcp {
@@ -810,12 +827,7 @@ fn sockperf_run(env: &Env, sockperf: &Path, tcp: bool) -> Res<Measured> {
             &cli,
         ));
     }
-    let text: Vec<String> = cli
-        .out
-        .iter()
-        .chain(&cli.err)
-        .map(|l| strip_ansi(l))
-        .collect();
+    let text = sockperf_text(&cli);
     // sockperf: [Total Run] RunTime=5.000 sec; Warm up time=400 msec; SentMessages=..; ReceivedMessages=..
     // sockperf: [Valid Duration] RunTime=4.547 sec; SentMessages=..; ReceivedMessages=..
     // sockperf: Summary: Round trip is 60.124 usec
@@ -1557,26 +1569,9 @@ fn punctual_run(env: &Env, connect: &[&str]) -> Res<Measured> {
 /// client and server pinned as in rr1. sockperf waits for each send time by polling the clock;
 /// its latency is from the actual send. CPU is the client's, over its run and warm-up.
 fn sockperf_under_load(env: &Env, sockperf: &Path) -> Res<Measured> {
-    let port = free_port(false)?;
+    let (mut srv, port) = start_sockperf_server(sockperf, true)?;
     let ps = port.to_string();
     let sp = sockperf.display().to_string();
-    let argv = s(&[
-        "taskset",
-        "-c",
-        "1",
-        &sp,
-        "server",
-        "--tcp",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &ps,
-    ]);
-    let mut srv = Proc::spawn("sockperf server", &argv)?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    srv.wait_ready(&format!("listening on {port}"), || {
-        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-    })?;
     let secs = env.secs.min(PUNCTUAL_SECS).to_string();
     let argv = s(&[
         "taskset",
@@ -1611,12 +1606,7 @@ fn sockperf_under_load(env: &Env, sockperf: &Path) -> Res<Measured> {
             &cli,
         ));
     }
-    let text: Vec<String> = cli
-        .out
-        .iter()
-        .chain(&cli.err)
-        .map(|l| strip_ansi(l))
-        .collect();
+    let text = sockperf_text(&cli);
     // sockperf: ====> avg-rtt=61.234 (std-dev=12.345)
     // sockperf: ---> percentile 50.000 =   57.099
     // sockperf: [Total Run] RunTime=3.000 sec; Warm up time=400 msec; SentMessages=3001; ReceivedMessages=3001
