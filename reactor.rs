@@ -687,6 +687,12 @@ impl Sleeper {
         }
     }
 
+    /// Spinning (and waking early) is allowed at all: not with `--spin` (which never sleeps)
+    /// nor with `--spin-us 0` (which always does).
+    fn may_spin(&self) -> bool {
+        !self.opts.spin && !self.opts.spin_for.is_zero()
+    }
+
     /// How to wait at `now` for the deadline `next` (arming `timer` when sleeping on it);
     /// `idle`: the last poll brought no event.
     fn plan(&mut self, now: Instant, next: Option<Instant>, idle: bool, timer: &mut Timer) -> Wait {
@@ -694,7 +700,7 @@ impl Sleeper {
         // SPIN_BELOW or the learned wake-up margin; none of it with `--spin-us 0`, nor on a
         // core another thread needs. There the timer is armed for the deadline itself, and
         // only SPIN_BELOW is waited out by spinning, as `may_spin` allows.
-        let may_spin = !self.opts.spin && !self.opts.spin_for.is_zero();
+        let may_spin = self.may_spin();
         let early = may_spin && self.contention.may_wake_early(now);
         let lead = if early {
             self.margin.margin().max(SPIN_BELOW)
@@ -751,8 +757,7 @@ impl Sleeper {
 
     /// The timer fired for the poll of `plan`, which returned at `woke`.
     fn timer_fired(&mut self, plan: &Wait, woke: Instant) {
-        let may_spin = !self.opts.spin && !self.opts.spin_for.is_zero();
-        if let (Some((at, wait)), true) = (plan.wake_at, may_spin) {
+        if let (Some((at, wait)), true) = (plan.wake_at, self.may_spin()) {
             // Only a wake-up later than the margin can raise it: only such a one is judged,
             // one `pread` for one wake-up in ten or so.
             let late = woke.saturating_duration_since(at);

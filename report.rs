@@ -285,11 +285,6 @@ impl Stats {
         let _ = self.send_lag.add(&other.send_lag);
         self.clamped += other.clamped;
     }
-
-    /// Take the current window's stats, leaving empty ones in place.
-    pub fn take(&mut self) -> Stats {
-        std::mem::take(self)
-    }
 }
 
 /// One worker's report for one window, sent to the reporter.
@@ -551,11 +546,7 @@ fn print_ramp<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, ramp: &Ramp) {
         let Some(r) = RampUs::of(ramp.took, &s) else {
             continue;
         };
-        let failed: Vec<String> = Failure::ALL
-            .iter()
-            .filter(|k| s.conn_errors[k.index()] > 0)
-            .map(|k| format!("{}={}", k.name(), s.conn_errors[k.index()]))
-            .collect();
+        let failed = failure_list(&s.conn_errors);
         let connect = match (r.ramp_connect_50p_us, r.ramp_connect_99p_us) {
             (Some(p50), Some(p99)) => format!(" (connect p50 {p50} µs, p99 {p99} µs)"),
             _ => String::new(),
@@ -567,7 +558,7 @@ fn print_ramp<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, ramp: &Ramp) {
             if failed.is_empty() {
                 String::new()
             } else {
-                format!("; failed: {}", failed.join(" "))
+                format!("; failed: {failed}")
             }
         ));
     }
@@ -1255,16 +1246,8 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
 /// no request in flight) by kind; `None` if nothing failed.
 /// `# PEER errors: refused=1000; connection attempts failed: refused=60`
 fn failures_note(peer: &str, s: &Stats) -> Option<String> {
-    let list = |counts: &[u64; ERROR_KINDS]| -> String {
-        let kinds: Vec<String> = Failure::ALL
-            .iter()
-            .filter(|k| counts[k.index()] > 0)
-            .map(|k| format!("{}={}", k.name(), counts[k.index()]))
-            .collect();
-        kinds.join(" ")
-    };
-    let requests = list(&s.errors);
-    let attempts = list(&s.conn_errors);
+    let requests = failure_list(&s.errors);
+    let attempts = failure_list(&s.conn_errors);
     match (requests.is_empty(), attempts.is_empty()) {
         (true, true) => None,
         (false, true) => Some(format!("# {peer} errors: {requests}")),
@@ -1273,6 +1256,16 @@ fn failures_note(peer: &str, s: &Stats) -> Option<String> {
             "# {peer} errors: {requests}; connection attempts failed: {attempts}"
         )),
     }
+}
+
+/// `refused=3 timeout=2`: the kinds with a count, in report order; empty if none.
+fn failure_list(counts: &[u64; ERROR_KINDS]) -> String {
+    let kinds: Vec<String> = Failure::ALL
+        .iter()
+        .filter(|k| counts[k.index()] > 0)
+        .map(|k| format!("{}={}", k.name(), counts[k.index()]))
+        .collect();
+    kinds.join(" ")
 }
 
 /// Quantile iteration points, 5 ticks per half distance as HdrHistogram's own output uses:
