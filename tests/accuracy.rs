@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::proc::{spawn, Proc};
-use common::{u, Server, BIN};
+use common::{booked, u, Server, BIN};
 
 /// Start `connperf connect --jsonlines ARGS`.
 fn start_connect(args: &[&str]) -> Proc {
@@ -73,11 +73,7 @@ fn a_stalled_server_shows_up_in_the_percentiles() {
     let t = total(&rows);
     // Every slot of the schedule is on the books: answered, or (if the run ended before the
     // one worker caught up on the stall's backlog, as on a busy machine) not started.
-    assert_eq!(
-        u(t, "count") + u(t, "not_started") + u(t, "error_count") + u(t, "lost"),
-        3000,
-        "{t}"
-    );
+    assert_eq!(booked(t), 3000, "{t}");
     assert!(u(t, "count") >= 2000, "{t}");
     assert_eq!(u(t, "error_count"), 0, "{t}");
     // About a third of the requests were due during the stall and waited up to its length.
@@ -132,7 +128,7 @@ fn achieved_rate_matches_the_schedule_from_1_to_100k_per_second() {
         let rows = connect(&a, Duration::from_secs(20));
         let t = total(&rows);
         let count = u(t, "count") as f64;
-        let books = count + (u(t, "not_started") + u(t, "lost") + u(t, "error_count")) as f64;
+        let books = booked(t) as f64;
         assert!(
             (books - scheduled).abs() <= 0.01 * scheduled + 1.0,
             "{args:?}: books {books} vs {scheduled}: {t}"
@@ -371,8 +367,7 @@ fn udp_garbage_is_stray_and_a_corrupted_echo_fails_its_request_once() {
     );
     assert_eq!(u(t, "stray"), 100, "one garbage datagram per request: {t}");
     assert_eq!(u(t, "duplicate"), 0, "{t}");
-    let books = u(t, "count") + u(t, "error_count") + u(t, "lost") + u(t, "not_started");
-    assert_eq!(books, 100, "every scheduled request ends once: {t}");
+    assert_eq!(booked(t), 100, "every scheduled request ends once: {t}");
 }
 
 #[test]
@@ -411,8 +406,11 @@ fn ephemeral_requests_still_connecting_at_the_end_are_on_the_books() {
         Duration::from_secs(15),
     );
     let t = total(&rows);
-    let books = u(t, "count") + u(t, "error_count") + u(t, "lost") + u(t, "not_started");
-    assert_eq!(books, 100, "every scheduled request ends somewhere: {t}");
+    assert_eq!(
+        booked(t),
+        100,
+        "every scheduled request ends somewhere: {t}"
+    );
 }
 
 #[test]
@@ -488,11 +486,6 @@ fn generator_cpu_covers_the_measured_period_only() {
 }
 
 // ---- Nothing the generator does is charged to the target ----
-
-/// Everything a row accounts for: completed, failed, lost and never started.
-fn booked(row: &Value) -> u64 {
-    u(row, "count") + u(row, "error_count") + u(row, "lost") + u(row, "not_started")
-}
 
 /// The schedule starts once every connection is up: 1,000 connections at 10/s each for 2 s
 /// schedule exactly 20,000 requests, every one answered, none lost to the ramp (which has its

@@ -17,6 +17,11 @@ pub fn f(row: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {key} in {row}"))
 }
 
+/// Every request a `connect` row accounts for: completed, failed, lost and never started.
+pub fn booked(row: &Value) -> u64 {
+    u(row, "count") + u(row, "error_count") + u(row, "lost") + u(row, "not_started")
+}
+
 /// The last line of `connect --jsonlines` output, which must be the total row.
 pub fn json_total(stdout: &str) -> Value {
     let last = stdout.lines().last().unwrap_or_else(|| panic!("no output"));

@@ -10,7 +10,7 @@ pub mod listen;
 pub mod proc;
 pub mod rows;
 
-pub use json::{f, json_total, u};
+pub use json::{booked, f, json_total, u};
 pub use listen::listening_addr;
 
 use serde_json::Value;
