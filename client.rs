@@ -120,9 +120,14 @@ impl Client {
         self.started
     }
 
-    /// Requests may start: the schedule has begun (`t0`), and not ended or stopped.
+    /// Requests may start: the schedule has begun (`t0`) and the run is not stopped. A paced
+    /// slot due before the end is sent however late the worker comes to it (a pacer has no slot
+    /// at or after the end); a closed loop starts nothing once the end has come.
     pub fn sending(&self, now: Instant) -> bool {
-        self.started && now >= self.clock.t0 && self.running(now)
+        self.started
+            && now >= self.clock.t0
+            && !self.stopping
+            && (now < self.clock.end || !self.cfg.closed_loop())
     }
 
     /// When requests may start, if that is still ahead: the start of a schedule already set.

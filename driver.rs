@@ -222,6 +222,9 @@ pub(crate) trait Traffic: Sized + Send + 'static {
     fn on_exit(&mut self, core: &mut Client, now: Instant);
 }
 
+/// Most turns of sending a stopping worker takes to catch up with the slots due by the stop.
+const CATCH_UP_TURNS: usize = 16;
+
 /// One worker of the load generator: the shared core and one mode's traffic.
 pub(crate) struct Worker<T> {
     core: Client,
@@ -249,6 +252,18 @@ impl<T: Traffic> Handler for Worker<T> {
     }
 
     fn on_stop(&mut self, now: Instant) -> Instant {
+        // Slots due by the stop are sent first, however late the worker comes to them: its own
+        // lag must not cost the schedule a request (a busy worker can be behind by a turn when
+        // the end is signalled).
+        if self.core.started() {
+            self.core.begin_turn(now);
+            for _ in 0..CATCH_UP_TURNS {
+                match self.traffic.on_due(&mut self.core, now) {
+                    Some(next) if next <= now => {}
+                    _ => break,
+                }
+            }
+        }
         let end = self.core.stop(now);
         if self.core.measured(now) {
             self.traffic.book_unsent(&mut self.core, end);

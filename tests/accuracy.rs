@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::proc::{spawn, Proc};
-use common::{booked, u, Server, BIN};
+use common::{booked, u, DeadPort, Server, BIN};
 
 /// Start `connperf connect --jsonlines ARGS`.
 fn start_connect(args: &[&str]) -> Proc {
@@ -636,10 +636,8 @@ fn each_request_is_booked_in_the_window_it_was_due_in() {
 /// line for a target's failures.
 #[test]
 fn a_refused_target_fails_every_slot_in_one_account() {
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let dead = DeadPort::new();
+    let refused = dead.addr();
     let rows = connect(
         &[
             "-c",

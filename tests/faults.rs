@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::proc::{spawn, spawn_with, Outcome, Proc, StdoutTo, PROC_TIMEOUT};
-use common::{f, rows, u, write_file};
+use common::{f, rows, u, write_file, DeadPort};
 use connperf::report::Failure;
 
 /// How long past its `--duration` a client may take to end: startup, the drain of replies in
@@ -467,12 +467,6 @@ fn misbehave(fault: Fault, mut s: TcpStream) {
     }
 }
 
-/// A port nothing listens on: bind 127.0.0.1:0, note the port, close it.
-fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Refused
 // ---------------------------------------------------------------------------------------------
@@ -574,7 +568,8 @@ fn refused_is_counted_in_every_mode() {
     }
 
     // Each mode as a table and as JSON side by side, with the fault-matrix contract.
-    let addr = format!("127.0.0.1:{}", dead_port());
+    let dead = DeadPort::new();
+    let addr = dead.addr();
     let d = Duration::from_secs(1);
     let modes: [&[&str]; 3] = [&["-f", "persistent"], &["-f", "ephemeral"], &["-p", "udp"]];
     let started: Vec<_> = modes
@@ -614,7 +609,8 @@ fn refused_is_counted_in_every_mode() {
 /// request or, for persistent connections, a connection error), and
 /// the generator waits between attempts instead of spinning.
 fn closed_loop_against_refused(mode: &[&str]) {
-    let addr = format!("127.0.0.1:{}", dead_port());
+    let dead = DeadPort::new();
+    let addr = dead.addr();
     let d = Duration::from_secs(1);
     let mut a = mode.to_vec();
     a.extend_from_slice(&[

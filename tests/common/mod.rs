@@ -112,3 +112,46 @@ pub fn write_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> String
     std::fs::write(&p, content).expect("write temp file");
     p.to_str().expect("UTF-8 temp path").to_string()
 }
+
+/// A port of 127.0.0.1 that refuses TCP connections and UDP datagrams while it is held. A TCP
+/// socket bound to it without listening keeps anyone else from listening there, and a port
+/// below the kernel's ephemeral range is never handed to a `bind(:0)` or used as a source
+/// port: a freed ephemeral port can be (another test's server once took one, and a test of
+/// refused connections measured its echoes).
+pub struct DeadPort {
+    _hold: socket2::Socket,
+    pub port: u16,
+}
+
+impl DeadPort {
+    pub fn new() -> DeadPort {
+        use socket2::{Domain, Socket, Type};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768);
+        let first = if low > 20_000 { 20_000 } else { 1024 };
+        let span = low.saturating_sub(first).max(1);
+        let seed = std::process::id() * 7919 + CALLS.fetch_add(1, Ordering::Relaxed) * 104_729;
+        for i in 0..span {
+            let port = (first + (seed + i) % span) as u16;
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+            let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            if sock.bind(&addr.into()).is_err() {
+                continue;
+            }
+            if std::net::UdpSocket::bind(addr).is_err() {
+                continue;
+            }
+            return DeadPort { _hold: sock, port };
+        }
+        panic!("no free port below the ephemeral range {low}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
