@@ -216,7 +216,7 @@ pub(crate) trait Traffic: Sized + Send + 'static {
     /// A window closed at `now`: book the slots due by then that can no longer be sent (a
     /// persistent connection that is down), so each lands in the window it was due in.
     fn settle(&mut self, _core: &mut Client, _now: Instant) {}
-    /// Requests are still awaiting replies.
+    /// Requests are still awaiting replies (asked every turn of the loop: a field read).
     fn in_flight(&self) -> bool;
     /// The worker exits: requests still unanswered are lost.
     fn on_exit(&mut self, core: &mut Client, now: Instant);
@@ -273,6 +273,10 @@ impl<T: Traffic> Handler for Worker<T> {
 
     fn is_drained(&self) -> bool {
         !self.traffic.in_flight()
+    }
+
+    fn awaiting(&self) -> bool {
+        self.traffic.in_flight()
     }
 
     fn on_exit(&mut self, now: Instant) {

@@ -151,11 +151,9 @@ impl Traffic for Ephemeral {
     }
 
     fn in_flight(&self) -> bool {
-        self.conns.iter().any(|(_, c)| match c.state {
-            State::Open => !c.io.reqs.is_empty(),
-            // A connecting connection carries its request.
-            State::Connecting { .. } => true,
-        })
+        // Each connection carries one request (a connecting one too) until it is answered or
+        // fails, and is removed then.
+        self.inflight > 0
     }
 
     fn on_exit(&mut self, core: &mut Client, _now: Instant) {

@@ -64,6 +64,8 @@ pub(crate) struct Persistent {
     depth: usize,
     /// Connections whose ramp is not done yet.
     ramping: usize,
+    /// Requests sent (or queued to send) and not yet answered or failed, on all connections.
+    in_flight: usize,
     done: Completions,
 }
 
@@ -80,6 +82,7 @@ impl Traffic for Persistent {
             dialer: Dialer::new(&core.cfg, core.id, core.workers, true, false),
             depth,
             ramping: 0,
+            in_flight: 0,
             done: Completions::default(),
         };
         // The ramp: every connection is dialled now, `CONNECT_BURST` a turn.
@@ -205,9 +208,7 @@ impl Traffic for Persistent {
     }
 
     fn in_flight(&self) -> bool {
-        self.conns
-            .iter()
-            .any(|(_, c)| c.state == State::Open && !c.io.reqs.is_empty())
+        self.in_flight > 0
     }
 
     fn on_exit(&mut self, core: &mut Client, _now: Instant) {
@@ -307,6 +308,7 @@ impl Persistent {
         // Every request in flight failed with the connection; one that failed with nothing in
         // flight is a connection event, counted apart from requests.
         let reqs = c.io.reset();
+        self.in_flight -= reqs.len();
         if reqs.is_empty() {
             core.conn_failed(c.target, kind, now);
         }
@@ -396,6 +398,7 @@ impl Persistent {
                 },
             };
             c.io.begin(intended, now);
+            self.in_flight += 1;
             began = true;
             if from_timer {
                 core.record_start(c.target, intended, now);
@@ -427,6 +430,7 @@ impl Persistent {
     ) -> Option<Instant> {
         let c = self.conns.get_mut(token)?;
         let ex = c.io.exchange(core, c.target, ready, &mut self.done);
+        self.in_flight -= self.done.len();
         if ex.answered.is_some() {
             // An answer: the connection is healthy again.
             c.backoff = MIN_BACKOFF;

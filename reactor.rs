@@ -52,6 +52,13 @@ pub trait Handler {
     fn on_stop(&mut self, now: Instant) -> Instant;
     /// True when nothing is in flight any more, so the loop may end before the drain deadline.
     fn is_drained(&self) -> bool;
+    /// Replies are awaited, so the spin window after an event may catch one. A client with
+    /// nothing in flight has nothing to catch before its next deadline: it sleeps at once
+    /// (waking early for the deadline) instead of spinning out the window. Asked every turn:
+    /// keep it a field read.
+    fn awaiting(&self) -> bool {
+        true
+    }
     /// The loop ended: flush final reports.
     fn on_exit(&mut self, now: Instant);
 }
@@ -629,7 +636,7 @@ fn run_with<H: Handler>(
             }
             next = Some(next.map_or(d, |n| n.min(d)));
         }
-        let plan = sleeper.plan(now, next, events.is_empty(), &mut timer);
+        let plan = sleeper.plan(now, next, events.is_empty(), handler.awaiting(), &mut timer);
         let polled = Instant::now();
         if let Err(e) = poll.poll(&mut events, plan.timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -694,8 +701,16 @@ impl Sleeper {
     }
 
     /// How to wait at `now` for the deadline `next` (arming `timer` when sleeping on it);
-    /// `idle`: the last poll brought no event.
-    fn plan(&mut self, now: Instant, next: Option<Instant>, idle: bool, timer: &mut Timer) -> Wait {
+    /// `idle`: the last poll brought no event; `awaiting`: replies are in flight (the spin
+    /// window after an event is for them).
+    fn plan(
+        &mut self,
+        now: Instant,
+        next: Option<Instant>,
+        idle: bool,
+        awaiting: bool,
+        timer: &mut Timer,
+    ) -> Wait {
         // Spinning: the window after an event, or waiting out a deadline closer than
         // SPIN_BELOW or the learned wake-up margin; none of it with `--spin-us 0`, nor on a
         // core another thread needs. There the timer is armed for the deadline itself, and
@@ -708,7 +723,8 @@ impl Sleeper {
             SPIN_BELOW
         };
         let near = next.is_some_and(|d| d <= now + lead);
-        let spinning = may_spin && (now < self.spin_until || near) && self.contention.may_spin(now);
+        let window = awaiting && now < self.spin_until;
+        let spinning = may_spin && (window || near) && self.contention.may_spin(now);
         if spinning && idle {
             // Nothing came on the last poll: let another thread that wants this core (say, the
             // other end of a loopback test) run first. With none, this returns at once.
@@ -981,6 +997,36 @@ mod tests {
         hog.join().unwrap();
         let backoff = backoff.expect("a core shared with a busy thread was never seen as shared");
         assert!(backoff <= BACKOFF_MIN, "first back-off {backoff:?}");
+    }
+
+    /// After an event the worker spins out its window only while replies are awaited: with
+    /// nothing in flight and the next deadline far, it sleeps on the timer at once.
+    #[test]
+    fn the_spin_window_is_for_awaited_replies_only() {
+        let opts = LoopOptions {
+            spin: false,
+            spin_for: Duration::from_micros(100),
+        };
+        let mut timer = Timer::new().unwrap();
+        let mut sleeper = Sleeper::new(opts);
+        let polled = Instant::now();
+        let woke = Instant::now();
+        let slept = Wait {
+            timeout: None,
+            wake_at: None,
+            sleeps: true,
+        };
+        sleeper.woke(&slept, polled, woke, true);
+        let far = Some(woke + Duration::from_millis(5));
+        let plan = sleeper.plan(woke, far, false, true, &mut timer);
+        assert_eq!(
+            plan.timeout,
+            Some(Duration::ZERO),
+            "awaiting: spin the window"
+        );
+        let plan = sleeper.plan(woke, far, false, false, &mut timer);
+        assert_eq!(plan.timeout, None, "nothing awaited: sleep");
+        assert!(plan.sleeps && plan.wake_at.is_some(), "on the timer");
     }
 
     #[test]

@@ -103,6 +103,11 @@ impl Completions {
         self.reqs.clear();
         self.at = None;
     }
+
+    /// How many requests the exchange completed.
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
 }
 
 /// What one `TcpIo::exchange` did.

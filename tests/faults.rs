@@ -1208,9 +1208,23 @@ fn sigint_mid_run_prints_totals_of_the_run_so_far() {
 fn sigint_in_the_last_interval_prints_totals() {
     let server = Server::start("127.0.0.1:0", &[], None);
     let addr = server.addr();
-    // After the third 500 ms window: in the last.
+    // After the third 1 s window's row, in the last window. A window's row comes once its
+    // replies are in (here --timeout and a sweep, about 125 ms after it ends), so the signal
+    // goes about 3.1 s into a 4 s run (a 2 s run's third row of four came at its very end).
     let (p, _) = signalled(
-        &["-c", "10", "-r", "100", "-d", "2s", "-i", "500ms", &addr],
+        &[
+            "-c",
+            "10",
+            "-r",
+            "100",
+            "-d",
+            "4s",
+            "-i",
+            "1s",
+            "--timeout",
+            "100ms",
+            &addr,
+        ],
         3,
     );
     assert!(u(p.total(), "count") > 1000, "{}", p.total());
