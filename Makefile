@@ -45,7 +45,7 @@ check: lint test
 	$(CARGO) bench --no-run
 
 smoke: build
-	$(BIN) connect -d 2s -i 1s
+	$(BIN) connect --demo -d 2s -i 1s
 
 docker:
 	docker build -t connperf .

@@ -211,7 +211,7 @@ pub struct ServeArgs {
     subcommand,
     name = "connect",
     example = "connperf connect 127.0.0.1:9100                          # 10 connections, 100 req/s each, 10 s\nconnperf connect -f ephemeral -r 1000 -d 15s host:9100  # 1,000 new connections/s\nconnperf connect -p udp -r 10000 --jsonlines host:9100   # UDP datagrams, JSON Lines",
-    note = "Latency is measured from each request's intended send time (no coordinated omission).\nWith no address, connect runs against a built-in echo server on 127.0.0.1 (a demo)."
+    note = "Latency is measured from each request's intended send time (no coordinated omission).\nWith --demo and no address, connect runs against a built-in echo server on 127.0.0.1."
 )]
 pub struct ConnectArgs {
     /// targets (host:port), or with --addrs-file one file of them
@@ -247,6 +247,9 @@ pub struct ConnectArgs {
     /// the one positional argument is a file of host:port entries (# starts a comment)
     #[argh(switch)]
     pub addrs_file: bool,
+    /// no address: run against a built-in echo server on 127.0.0.1 (a demo)
+    #[argh(switch)]
+    pub demo: bool,
     /// print JSON Lines instead of a table
     #[argh(switch)]
     pub jsonlines: bool,
@@ -864,7 +867,8 @@ impl ConnectPlan {
 }
 
 impl ConnectArgs {
-    /// Validate into a run. No target address makes a demo run (`ConnectPlan::demo`). An
+    /// Validate into a run. `--demo` (with no target address) makes a demo run
+    /// (`ConnectPlan::demo`). An
     /// ephemeral run without `--max-inflight` raises and reads the open-file limit.
     pub fn into_config(self) -> Result<ConnectPlan> {
         let mut warnings = Vec::new();
@@ -986,9 +990,24 @@ impl ConnectArgs {
         })
     }
 
-    /// The targets: the positional addresses, or the entries of the `--addrs-file`. None at all
-    /// means a demo run.
+    /// The targets: the positional addresses, or the entries of the `--addrs-file`; none with
+    /// `--demo`. No address without `--demo` is a usage error: an empty `$TARGETS` in a
+    /// script must not quietly benchmark a built-in server.
     fn targets(&self) -> Result<Vec<Target>> {
+        match (self.demo, self.addrs.is_empty()) {
+            (true, false) => {
+                return Err(Error::Config(
+                    "--demo runs against a built-in server and takes no address".into(),
+                ))
+            }
+            (false, true) if !self.addrs_file => {
+                return Err(Error::Config(
+                    "no target address: give host:port (to try connperf locally: `make run`, or `connperf connect --demo`)".into(),
+                ))
+            }
+            (true, true) => return Ok(Vec::new()),
+            _ => {}
+        }
         let named = if self.addrs_file {
             match self.addrs.as_slice() {
                 [f] => read_addrs_file(f, "--addrs-file")?,
@@ -1725,7 +1744,7 @@ mod tests {
 
     #[test]
     fn no_target_is_a_demo_aimed_once_its_server_listens() {
-        let p = connect(&["connect", "-p", "udp"]).unwrap();
+        let p = connect(&["connect", "-p", "udp", "--demo"]).unwrap();
         assert!(p.demo && p.cfg.targets.is_empty() && p.report.peers.is_empty());
         let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let p = p.aim_at_demo(addr);
@@ -1739,6 +1758,19 @@ mod tests {
         assert_eq!(p.report.peers, vec!["127.0.0.1:40000".to_string()]);
         assert_eq!(p.cfg.mode, Mode::Udp);
         assert!(!connect(&["connect", "127.0.0.1:1"]).unwrap().demo);
+    }
+
+    #[test]
+    fn no_target_without_demo_is_a_usage_error() {
+        for args in [&["connect"][..], &["connect", "-d", "1s", "-p", "udp"]] {
+            let e = connect(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("--demo") && msg.contains("make run"), "{msg}");
+        }
+        let e = connect(&["connect", "--demo", "127.0.0.1:1"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains("--demo"), "{e}");
     }
 
     #[test]

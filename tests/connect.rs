@@ -1303,8 +1303,8 @@ fn enable_pprof_is_accepted_with_a_note() {
 }
 
 #[test]
-fn no_address_runs_a_demo_against_a_built_in_server() {
-    let d = run(&["connect", "-d", "1"], limit(1.0, MAX_DRAIN));
+fn demo_runs_against_a_built_in_server() {
+    let d = run(&["connect", "--demo", "-d", "1"], limit(1.0, MAX_DRAIN));
     d.assert_ok("demo");
     assert!(d.err.contains("built-in echo server"), "{}", d.err);
     let sep = d
@@ -1324,6 +1324,7 @@ fn demo_run_has_no_errors() {
         let d = run(
             &[
                 "connect",
+                "--demo",
                 "-d",
                 "1",
                 "--workers",

@@ -1657,6 +1657,10 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
             vec!["--addrs-file"],
         ),
         (vec!["connect", "--addrs-file"], vec!["--addrs-file"]),
+        // No address (an empty $TARGETS) is no run, and names the way to a demo.
+        (vec!["connect"], vec!["--demo"]),
+        (vec!["connect", "-d", "1s", "-p", "udp"], vec!["make run"]),
+        (vec!["connect", "--demo", &t], vec!["--demo"]),
         (vec!["connect", "-c"], vec!["-c"]),
         (vec!["serve", "-l", "127.0.0.1"], vec!["--listen-addr"]),
         (
