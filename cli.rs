@@ -295,6 +295,14 @@ pub struct ConnectArgs {
     /// extra percentile columns after the Go tool's (default 99.9), e.g. 50,99.9,99.99
     #[argh(option)]
     pub percentiles: Option<String>,
+    /// fail (exit 1) if more than PCT % of a target's requests failed (default 100: only a
+    /// target with nothing completed fails)
+    #[argh(option)]
+    pub max_error_rate: Option<String>,
+    /// fail (exit 1) unless every target meets these bounds, e.g.
+    /// p99=2ms,p99.9=10ms,max=1s,mean=1ms,errors=0.1%
+    #[argh(option)]
+    pub slo: Option<String>,
     /// print the full latency percentile spectrum (HdrHistogram text format) at the end
     #[argh(switch)]
     pub latency_distribution: bool,
@@ -987,7 +995,22 @@ impl ConnectArgs {
                 Arrival::Poisson { seed } => Some(seed),
                 Arrival::Uniform => None,
             },
+            thresholds: self.thresholds()?,
         })
+    }
+
+    /// `--max-error-rate` and `--slo`.
+    fn thresholds(&self) -> Result<crate::verdict::Thresholds> {
+        let mut t = crate::verdict::Thresholds::default();
+        if let Some(v) = &self.max_error_rate {
+            t.max_error_rate = crate::verdict::parse_pct(v)
+                .map_err(|e| Error::Config(format!("invalid --max-error-rate {v:?}: {e}")))?;
+        }
+        if let Some(v) = &self.slo {
+            t.slo = crate::verdict::parse_slo(v)
+                .map_err(|e| Error::Config(format!("invalid --slo {v:?}: {e}")))?;
+        }
+        Ok(t)
     }
 
     /// The targets: the positional addresses, or the entries of the `--addrs-file`; none with
@@ -1303,7 +1326,12 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     if let Some(s) = demo_server {
         s.join()?;
     }
-    joined.map(|_| ())
+    let summary = joined?;
+    if summary.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(summary.failures))
+    }
 }
 
 /// The demo's echo server: one worker on a free port of 127.0.0.1, speaking the run's protocol.

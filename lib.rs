@@ -48,6 +48,7 @@ pub mod rlimit;
 pub mod sockopt;
 mod tcp_conn;
 mod udp_client;
+pub mod verdict;
 
 /// Everything that can stop connperf before or while it starts work.
 ///
@@ -70,6 +71,8 @@ pub enum Error {
     Spawn(io::Error),
     /// Any other I/O failure during setup, with what was being done.
     Io { what: String, source: io::Error },
+    /// The run ended but its totals failed checks (`PEER: reason` each): exit status 1.
+    Failed(Vec<String>),
 }
 
 impl Error {
@@ -93,6 +96,12 @@ impl fmt::Display for Error {
             Error::WorkerPanicked { id } => write!(f, "worker {id} panicked"),
             Error::Spawn(e) => write!(f, "cannot start a thread: {e}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
+            // One stderr line per check: `connperf: ` starts the first, this the others.
+            Error::Failed(checks) => write!(
+                f,
+                "check failed: {}",
+                checks.join("\nconnperf: check failed: ")
+            ),
         }
     }
 }

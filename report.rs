@@ -97,7 +97,7 @@ impl Failure {
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -329,6 +329,8 @@ pub struct ReportConfig {
     pub labels: Vec<(String, String)>,
     /// The seed of `--arrival poisson` (printed, so the run can be repeated).
     pub seed: Option<u64>,
+    /// What each total row must meet (`--max-error-rate`, `--slo`).
+    pub thresholds: crate::verdict::Thresholds,
 }
 
 /// Everything the reporter printed, for tests and for the exit summary.
@@ -342,6 +344,8 @@ pub struct Summary {
     pub cpu: Duration,
     /// Windows folded because the reporter fell behind.
     pub late_reports: u64,
+    /// The checks the totals failed, `PEER: reason` each; none: the run passed.
+    pub failures: Vec<String>,
 }
 
 /// Writes to stdout (or anything) and goes quiet after the reader went away (`| head`).
@@ -478,6 +482,7 @@ pub fn run_reporter<W: Write>(
                         cpu: p.cpu,
                         end: SystemTime::now(),
                         ramp: None,
+                        verdicts: None,
                     };
                     print_rows(cfg, out, &span, &p.stats);
                     out.flush();
@@ -507,37 +512,87 @@ pub fn run_reporter<W: Write>(
     }
     print_upto(&mut pending, None, &mut out);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
-    summary.totals = print_end(cfg, &mut out, &totals, &summary, ramp().as_ref());
+    print_end(cfg, &mut out, &totals, &mut summary, ramp().as_ref());
     out.flush();
     summary
 }
 
-/// The end of a run's report: the totals, the ramp, the notes and the distributions. Returns
-/// the total rows.
+/// The end of a run's report: the totals with their verdicts, the ramp, the notes and the
+/// distributions. Sets the summary's total rows and failed checks.
 fn print_end<W: Write>(
     cfg: &ReportConfig,
     out: &mut Out<W>,
     totals: &[Stats],
-    summary: &Summary,
+    summary: &mut Summary,
     ramp: Option<&Ramp>,
-) -> Vec<Stats> {
-    let rows = print_totals(
-        cfg,
-        out,
-        totals,
-        summary.elapsed,
-        summary.cpu,
-        SystemTime::now(),
+) {
+    let verdicts = judge_rows(cfg, totals);
+    let span = Span {
+        kind: "total",
+        seq: None,
+        length: summary.elapsed,
+        cpu: summary.cpu,
+        end: SystemTime::now(),
         ramp,
-    );
+        verdicts: Some(&verdicts),
+    };
+    let rows = print_totals(cfg, out, totals, &span);
+    let names = row_names(cfg);
     if !cfg.jsonlines {
         if let Some(r) = ramp {
             print_ramp(cfg, out, r);
         }
         print_notes(cfg, out, &rows, summary);
+        print_verdicts(out, &names, &verdicts);
     }
     print_distributions(cfg, out, totals);
-    rows
+    summary.totals = rows;
+    summary.failures = names
+        .iter()
+        .zip(&verdicts)
+        .flat_map(|(peer, reasons)| reasons.iter().map(move |r| format!("{peer}: {r}")))
+        .collect();
+}
+
+/// Each printed total row's failed checks: the row's own and, in a merged row, each target's
+/// (named), so that a dead target is not hidden in the sum of the live ones.
+fn judge_rows(cfg: &ReportConfig, totals: &[Stats]) -> Vec<Vec<String>> {
+    let t = &cfg.thresholds;
+    rows_of(cfg, totals)
+        .iter()
+        .map(|(_, s)| {
+            let mut reasons = t.judge(s);
+            if cfg.merge && cfg.peers.len() > 1 {
+                for (peer, target) in cfg.peers.iter().zip(totals) {
+                    reasons.extend(t.judge(target).into_iter().map(|r| format!("{peer}: {r}")));
+                }
+            }
+            reasons
+        })
+        .collect()
+}
+
+/// The printed rows' names (the targets, or the one merged row).
+fn row_names(cfg: &ReportConfig) -> Vec<String> {
+    rows_of(cfg, &vec![Stats::new(); cfg.peers.len()])
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// `# PEER FAIL: reason` per failed check, then `# verdict: pass` or `# verdict: fail`.
+fn print_verdicts<W: Write>(out: &mut Out<W>, names: &[String], verdicts: &[Vec<String>]) {
+    for (peer, reasons) in names.iter().zip(verdicts) {
+        for r in reasons {
+            out.line(&format!("# {peer} FAIL: {r}"));
+        }
+    }
+    let failed = verdicts.iter().any(|v| !v.is_empty());
+    out.line(if failed {
+        "# verdict: fail"
+    } else {
+        "# verdict: pass"
+    });
 }
 
 /// `# PEER ramp: 10 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)[; failed: refused=2]`
@@ -569,23 +624,12 @@ fn print_totals<W: Write>(
     cfg: &ReportConfig,
     out: &mut Out<W>,
     totals: &[Stats],
-    elapsed: Duration,
-    cpu: Duration,
-    end: SystemTime,
-    ramp: Option<&Ramp>,
+    span: &Span,
 ) -> Vec<Stats> {
     if !cfg.jsonlines {
         out.line("--- A result during total execution time ---");
     }
-    let span = Span {
-        kind: "total",
-        seq: None,
-        length: elapsed,
-        cpu,
-        end,
-        ramp,
-    };
-    print_rows(cfg, out, &span, totals)
+    print_rows(cfg, out, span, totals)
 }
 
 /// With `--latency-distribution` in table mode, the spectrum of each total row.
@@ -645,19 +689,21 @@ pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) ->
                 cpu: Duration::ZERO,
                 end,
                 ramp: None,
+                verdicts: None,
             };
             print_rows(cfg, &mut out, &span, &w.stats);
         }
     }
-    let rows = print_totals(
-        cfg,
-        &mut out,
-        &totals,
-        elapsed,
-        Duration::ZERO,
-        last_end,
-        None,
-    );
+    let span = Span {
+        kind: "total",
+        seq: None,
+        length: elapsed,
+        cpu: Duration::ZERO,
+        end: last_end,
+        ramp: None,
+        verdicts: None,
+    };
+    let rows = print_totals(cfg, &mut out, &totals, &span);
     print_distributions(cfg, &mut out, &totals);
     out.flush();
     Summary {
@@ -747,6 +793,8 @@ struct Span<'a> {
     end: SystemTime,
     /// Total rows: the ramp that came before the measured period.
     ramp: Option<&'a Ramp>,
+    /// Total rows: each printed row's failed checks (none: it passed).
+    verdicts: Option<&'a [Vec<String>]>,
 }
 
 /// The ramp before a run's schedule started: how long it took, and per target the connect
@@ -802,6 +850,10 @@ fn print_rows<W: Write>(
             let mut row = Row::new(cfg, span, &ts, peer, s);
             if let (Some(r), Some(rs)) = (span.ramp, &ramps) {
                 row.ramp = RampUs::of(r.took, &rs[i].1);
+            }
+            if let Some(reasons) = span.verdicts.and_then(|v| v.get(i)) {
+                row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
+                row.reasons = Some(reasons);
             }
             out.line(&json_line(&row));
         } else {
@@ -928,6 +980,13 @@ struct Row<'a> {
     /// `--latency-distribution`, total rows only: `[value µs, percentile, total count]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_distribution: Option<Vec<(f64, f64, u64)>>,
+    /// Total rows of `connect`: `pass` or `fail` (`--max-error-rate`, `--slo`, and some
+    /// request completed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<&'static str>,
+    /// Total rows of `connect`: the checks that failed, one sentence each (empty on a pass).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<&'a [String]>,
 }
 
 /// Intended-time latency in ns (`latency_ns`).
@@ -1119,6 +1178,8 @@ impl<'a> Row<'a> {
                     .map(|(v, q, n)| (round6(v as f64 / 1000.0), q, n))
                     .collect()
             }),
+            verdict: None,
+            reasons: None,
         }
     }
 }
@@ -1185,11 +1246,7 @@ impl ConnectUs {
 }
 
 fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], summary: &Summary) {
-    let names: Vec<String> = rows_of(cfg, &vec![Stats::new(); cfg.peers.len()])
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
-    for (peer, s) in names.iter().zip(rows) {
+    for (peer, s) in row_names(cfg).iter().zip(rows) {
         if let Some(line) = failures_note(peer, s) {
             out.line(&line);
         }
@@ -1649,6 +1706,55 @@ mod tests {
         (String::from_utf8(buf).unwrap(), s)
     }
 
+    /// A target with requests on the books and none answered fails, named in the JSON total
+    /// row, the table's `#` lines and the summary that sets the exit status; a merged row names
+    /// it too; a healthy one passes.
+    #[test]
+    fn total_rows_carry_the_verdict() {
+        let iv = || {
+            let mut iv = interval(0, 0, &[&[1000, 2000], &[]]);
+            for _ in 0..3 {
+                iv.stats[1].error(Failure::Refused);
+            }
+            iv
+        };
+        let mut cfg = ReportConfig {
+            peers: vec!["up:1".into(), "dead:2".into()],
+            workers: 1,
+            jsonlines: true,
+            ..Default::default()
+        };
+        let (text, summary) = run(&cfg, vec![iv()]);
+        let totals: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["kind"] == "total")
+            .collect();
+        assert_eq!(totals[0]["verdict"], "pass", "{text}");
+        assert_eq!(totals[0]["reasons"], serde_json::json!([]));
+        assert_eq!(totals[1]["verdict"], "fail", "{text}");
+        let reason = "no request completed (3 failed: refused=3)";
+        assert_eq!(totals[1]["reasons"], serde_json::json!([reason]));
+        assert_eq!(summary.failures, vec![format!("dead:2: {reason}")]);
+        assert!(
+            !text.contains("\"kind\":\"interval\",\"verdict"),
+            "intervals carry none"
+        );
+
+        cfg.jsonlines = false;
+        cfg.merge = true;
+        let (text, summary) = run(&cfg, vec![iv()]);
+        assert!(
+            text.contains(&format!("# merged(2 hosts) FAIL: dead:2: {reason}\n")),
+            "{text}"
+        );
+        assert!(text.ends_with("# verdict: fail\n"), "{text}");
+        assert_eq!(
+            summary.failures,
+            vec![format!("merged(2 hosts): dead:2: {reason}")]
+        );
+    }
+
     #[test]
     fn windows_merge_across_workers_and_rows_sum_to_totals() {
         let cfg = ReportConfig {
@@ -1874,16 +1980,16 @@ mod tests {
     const GOLDEN_FULL: &[&str] = &[
         r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678}"#,
         r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]]}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[]}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]],"verdict":"pass","reasons":[]}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[],"verdict":"pass","reasons":[]}"#,
     ];
 
     /// `json_rows_are_pinned` with no optional key: output of the map-built rows.
     const GOLDEN_BARE: &[&str] = &[
         r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
         r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
-        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01,"verdict":"pass","reasons":[]}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01,"verdict":"pass","reasons":[]}"#,
     ];
 
     /// The exact JSON text with every optional key present (labels, interval, extra

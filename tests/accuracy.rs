@@ -18,10 +18,11 @@ fn start_connect(args: &[&str]) -> Proc {
     spawn(&a, None)
 }
 
-/// Wait for a run (at most `limit` from its start); it must exit 0. Every row.
+/// Wait for a run (at most `limit` from its start); its exit status must be its verdict (0
+/// for pass, 1 for fail). Every row.
 fn rows_of(mut p: Proc, limit: Duration) -> Vec<Value> {
     let o = p.finish_within(limit);
-    assert!(o.status.success(), "{}: {}", o.label, o.err);
+    o.assert_verdict();
     o.out
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))

@@ -1132,7 +1132,8 @@ fn unanswered_tcp_run(jsonlines: bool) -> (Outcome, String) {
     }
     args.push(&addr);
     let d = run(&args, limit(1.0, MAX_DRAIN));
-    d.assert_ok("silent target");
+    // A target that accepts and never answers fails the run (exit 1).
+    assert!(d.assert_verdict(), "silent target: the run must fail");
     assert_eq!(silent.finish(), 2, "two connections");
     (d, addr)
 }

@@ -172,7 +172,7 @@ fn finish_pair(mut t: Proc, mut j: Proc, duration: Duration) -> Pair {
     let table = t.finish(limit);
     let json = j.finish(limit);
     for o in [&table, &json] {
-        o.assert_clean();
+        o.assert_verdict();
         assert!(
             o.elapsed <= duration + GRACE,
             "`connperf {}` took {:?} for a {duration:?} run",
@@ -548,7 +548,7 @@ fn refused_is_counted_in_every_mode() {
         .collect();
     for (mut p, name) in procs {
         let d = p.finish_within(rows::limit(1.0, Duration::from_millis(500)));
-        d.assert_ok(name);
+        assert!(d.assert_verdict(), "{name}: a refused target fails the run");
         let rows = rows::json_rows(&d);
         rows::check_rows(&rows, 64);
         let t = rows::the_total(&rows);
@@ -688,7 +688,7 @@ fn a_target_that_never_answers_times_out() {
         .collect();
     for (mut p, name) in procs {
         let d = p.finish_within(rows::limit(1.0, Duration::from_millis(300)));
-        d.assert_ok(name);
+        assert!(d.assert_verdict(), "{name}: a refused target fails the run");
         let rows = rows::json_rows(&d);
         rows::check_rows(&rows, 64);
         let t = rows::the_total(&rows);
@@ -884,7 +884,7 @@ fn misbehaving(fault: Fault, kind: &str, at_least: u64) {
     );
 
     let o = deep.finish(d + GRACE + Duration::from_secs(10));
-    o.assert_clean();
+    o.assert_verdict();
     assert!(o.elapsed <= d + GRACE, "--depth 4 run took {:?}", o.elapsed);
     assert!(
         o.max_rss_kib <= max_client_rss_kib(),

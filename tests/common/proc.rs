@@ -378,6 +378,55 @@ impl Outcome {
         self.out.join("\n")
     }
 
+    /// Nothing panicked, and the exit status is the verdict the report printed (`# verdict:`
+    /// in a table, `"verdict"` in the JSON total rows): 0 for pass; for fail 1, with a
+    /// `connperf: check failed: ...` stderr line per failed check. True if it failed.
+    pub fn assert_verdict(&self) -> bool {
+        assert!(
+            !self.err.contains("panicked"),
+            "`connperf {}` panicked: {}",
+            self.label,
+            self.err
+        );
+        let total = |l: &&String| l.starts_with('{') && l.contains("\"kind\":\"total\"");
+        let said = |v: &str| {
+            self.out.iter().any(|l| *l == format!("# verdict: {v}"))
+                || self
+                    .out
+                    .iter()
+                    .filter(total)
+                    .any(|l| l.contains(&format!("\"verdict\":\"{v}\"")))
+        };
+        let failed = said("fail");
+        assert!(
+            failed || said("pass"),
+            "`connperf {}` printed no verdict:\n{}",
+            self.label,
+            self.text()
+        );
+        assert_eq!(
+            self.status.code(),
+            Some(i32::from(failed)),
+            "`connperf {}`: exit status and verdict disagree; stderr: {}\nstdout:\n{}",
+            self.label,
+            self.err,
+            self.text()
+        );
+        let checks = self
+            .err
+            .lines()
+            .filter(|l| l.starts_with("connperf: check failed: "))
+            .count();
+        assert_eq!(
+            checks > 0,
+            failed,
+            "`connperf {}` stderr: {}",
+            self.label,
+            self.err
+        );
+        failed
+    }
+
     /// The non-blank lines of stderr.
     pub fn stderr_lines(&self) -> Vec<&str> {
         self.err.lines().filter(|l| !l.trim().is_empty()).collect()
