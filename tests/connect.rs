@@ -1339,3 +1339,98 @@ fn demo_run_has_no_errors() {
         assert!(u(the_total(&rows), "count") > 0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Verdict and exit status (--slo, --max-error-rate)
+// ---------------------------------------------------------------------------------------------
+
+/// `--slo` and `--max-error-rate` decide the exit status on real traffic: bounds that hold
+/// pass (0); a bound that cannot hold (p99 under 1 µs on loopback) fails (1) with its one
+/// stderr line; a dead target beside a live one fails the merged run, named, even with the
+/// default thresholds; too many failures fail `--max-error-rate`.
+#[test]
+fn slo_and_max_error_rate_set_the_exit_status() {
+    let server = Server::start(false, false);
+    let live = server.addrs[0].to_string();
+    let dead = common::DeadPort::new();
+    let dead = dead.addr();
+    let base = [
+        "connect",
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "--workers",
+        "1",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        run(&a, limit(1.0, MAX_DRAIN))
+    };
+
+    let d = with(&["--jsonlines", "--slo", "p99=10s,max=20s,errors=0%", &live]);
+    assert!(!d.assert_verdict(), "bounds that hold pass:\n{}", d.text());
+    let rows = json_rows(&d);
+    let t = the_total(&rows);
+    assert_eq!(t["verdict"], "pass", "{t}");
+    assert_eq!(u(t, "count"), 200, "{t}");
+
+    let d = with(&["--slo", "p99=1us", &live]);
+    assert!(d.assert_verdict(), "p99 under 1 µs fails:\n{}", d.text());
+    let lines = d.stderr_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("connperf: check failed: {live}: p99 "))
+            && lines[0].ends_with("> slo 1 µs"),
+        "{lines:?}"
+    );
+    assert!(d.out.iter().any(|l| l == "# verdict: fail"), "{}", d.text());
+
+    let d = with(&["--merge-results-each-host", "--jsonlines", &live, &dead]);
+    assert!(
+        d.assert_verdict(),
+        "a dead target fails the merged run:\n{}",
+        d.text()
+    );
+    let rows = json_rows(&d);
+    let t = the_total(&rows);
+    assert_eq!(t["peer"], "merged(2 hosts)", "{t}");
+    let reasons = t["reasons"].as_array().expect("reasons");
+    assert_eq!(reasons.len(), 1, "{t}");
+    assert!(
+        reasons[0].as_str().unwrap().starts_with(&format!(
+            "{dead}: no request completed (200 failed: refused=200"
+        )),
+        "{t}"
+    );
+
+    // Per target, only the dead one fails (and breaks a 60 % budget); merged, half the requests
+    // failed: over a 10 % budget.
+    let d = with(&["--max-error-rate", "60", &live, &dead]);
+    let lines = d.stderr_lines();
+    assert!(d.assert_verdict(), "{}", d.text());
+    assert_eq!(lines.len(), 2, "only the dead target: {lines:?}");
+    assert!(lines.iter().all(|l| l.contains(&dead)), "{lines:?}");
+    assert!(
+        lines[1].ends_with("errors 100 % > --max-error-rate 60 %"),
+        "{lines:?}"
+    );
+    let d = with(&[
+        "--max-error-rate",
+        "10%",
+        "--merge-results-each-host",
+        &live,
+        &dead,
+    ]);
+    assert!(d.assert_verdict(), "{}", d.text());
+    assert!(
+        d.err
+            .contains("merged(2 hosts): errors 50 % > --max-error-rate 10 %"),
+        "{}",
+        d.err
+    );
+    server.stop();
+}

@@ -1661,6 +1661,17 @@ fn bad_input_is_one_line_exit_2_and_no_traffic() {
         (vec!["connect"], vec!["--demo"]),
         (vec!["connect", "-d", "1s", "-p", "udp"], vec!["make run"]),
         (vec!["connect", "--demo", &t], vec!["--demo"]),
+        (vec!["connect", "--slo", "p99", &t], vec!["--slo"]),
+        (vec!["connect", "--slo", "p100=1ms", &t], vec!["--slo"]),
+        (vec!["connect", "--slo", "q99=1ms", &t], vec!["--slo"]),
+        (
+            vec!["connect", "--max-error-rate", "101", &t],
+            vec!["--max-error-rate"],
+        ),
+        (
+            vec!["connect", "--max-error-rate", "x", &t],
+            vec!["--max-error-rate"],
+        ),
         (vec!["connect", "-c"], vec!["-c"]),
         (vec!["serve", "-l", "127.0.0.1"], vec!["--listen-addr"]),
         (
