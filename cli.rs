@@ -1206,16 +1206,21 @@ pub fn parse_args(argv: &[String]) -> std::result::Result<Args, Exit> {
     })
 }
 
-/// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown`, a second exits at once
-/// with status 130.
+/// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown` (stop, drain what is
+/// in flight, report); a second hurries it (the drain ends at once; the report is still printed
+/// and the exit status is the run's). `timeout` sends two: one to the child, one to its process
+/// group. A third is the escape hatch for a hung process: exit at once with status 130, without
+/// the report.
 fn install_signals(shutdown: &Shutdown) {
     let s = shutdown.clone();
     let hits = Arc::new(AtomicUsize::new(0));
-    let _ = ctrlc::set_handler(move || {
-        if hits.fetch_add(1, Ordering::SeqCst) > 0 {
-            std::process::exit(130);
+    let _ = ctrlc::set_handler(move || match hits.fetch_add(1, Ordering::SeqCst) {
+        0 => s.trigger(),
+        1 => {
+            eprintln!("connperf: signalled again: stopping without the drain (a third signal exits at once, without the report)");
+            s.hurry();
         }
-        s.trigger();
+        _ => std::process::exit(130),
     });
 }
 

@@ -1232,8 +1232,10 @@ fn sigint_in_the_last_interval_prints_totals() {
     server.stop();
 }
 
+/// A second SIGINT ends the drain at once (the target holds every request, so the drain would
+/// take its full second) and the report is still printed, with the run's exit status (0).
 #[test]
-fn a_second_sigint_exits_at_once_with_130() {
+fn a_second_sigint_ends_the_drain_at_once_and_still_reports() {
     let hold = Fake::start(Fault::Hold);
     let addr = hold.addr();
     let mut c = spawn(
@@ -1256,19 +1258,111 @@ fn a_second_sigint_exits_at_once_with_130() {
     c.signal(libc::SIGINT);
     let second = c.started.elapsed();
     let o = c.finish(PROC_TIMEOUT);
-    assert_eq!(
-        o.status.code(),
-        Some(130),
-        "exit status {:?} (a signal death is not an exit): {}",
-        o.status,
-        o.err
-    );
+    o.assert_clean();
     assert!(
         o.elapsed < second + ms(500),
         "exited {:?} after the second SIGINT",
         o.elapsed - second
     );
-    assert!(!o.err.contains("panicked"), "{}", o.err);
+    check_table(&o);
+}
+
+/// `timeout --preserve-status ARGS… connperf CMD…`: `timeout` is the test's child and does the
+/// signalling itself, as in the issue: the signal to connperf, then the same to its process
+/// group (connperf again). `--preserve-status` makes connperf's own exit status timeout's.
+fn under_timeout(timeout_args: &[&str], args: &[&str]) -> Proc {
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.arg("--preserve-status")
+        .args(timeout_args)
+        .arg(common::BIN)
+        .args(args);
+    let label = format!(
+        "timeout {} connperf {}",
+        timeout_args.join(" "),
+        args.join(" ")
+    );
+    common::proc::spawn_command(cmd, label, StdoutTo::Lines)
+}
+
+/// Run `runs` copies of `start()` in batches of `batch` at a time and hand each outcome to
+/// `check`, which gets the run's number.
+fn in_batches(
+    runs: usize,
+    batch: usize,
+    start: impl Fn(usize) -> Proc,
+    check: impl Fn(usize, &Outcome),
+) {
+    for first in (0..runs).step_by(batch) {
+        let procs: Vec<(usize, Proc)> = (first..runs.min(first + batch))
+            .map(|i| (i, start(i)))
+            .collect();
+        for (i, mut p) in procs {
+            let o = p.finish(PROC_TIMEOUT);
+            check(i, &o);
+        }
+    }
+}
+
+/// Issue 13: `timeout -s INT 1.5 connperf connect -d 10s …` once exited 130 without a report
+/// in 1 run of 4 (the group signal came as a second SIGINT). 20 runs against a real server,
+/// every other one `--jsonlines`: each exits 0 with its totals.
+#[test]
+fn connect_under_timeout_always_reports() {
+    let server = common::Server::start(&[]);
+    let addr = server.addr();
+    in_batches(
+        20,
+        5,
+        |i| {
+            let mut args = vec!["connect", "-d", "10s", "-r", "200"];
+            if i % 2 == 1 {
+                args.push("--jsonlines");
+            }
+            args.push(&addr);
+            under_timeout(&["-s", "INT", "1.5"], &args)
+        },
+        |i, o| {
+            o.assert_clean();
+            let count: u64 = if i % 2 == 1 {
+                u(check_json(o).last().unwrap(), "count")
+            } else {
+                check_table(o);
+                table_total(o)["CNT"].parse().expect("CNT column")
+            };
+            assert!(
+                count > 0,
+                "run {i}: no requests in the totals:\n{}",
+                o.text()
+            );
+        },
+    );
+}
+
+/// Issue 13: `timeout 1 connperf serve …` lost its final counters in about half the runs. 20
+/// runs (SIGTERM from `timeout`, twice): each exits 0 with its `server total` line.
+#[test]
+fn serve_under_timeout_always_prints_its_final_counters() {
+    in_batches(
+        20,
+        5,
+        |_| under_timeout(&["1"], &["serve", "-l", "127.0.0.1:0", "--workers", "1"]),
+        |i, o| {
+            o.assert_clean();
+            assert!(
+                o.out
+                    .first()
+                    .is_some_and(|l| l.starts_with("Listening at ")),
+                "run {i}:\n{}",
+                o.text()
+            );
+            assert!(
+                o.out.iter().any(|l| l.starts_with("server total ")),
+                "run {i}: no final counters:\n{}\nstderr: {}",
+                o.text(),
+                o.err
+            );
+        },
+    );
 }
 
 #[test]
