@@ -304,7 +304,7 @@ pub struct ConnectArgs {
     /// KEY=VALUE stamped into JSON lines and --hdr-log tags (repeatable)
     #[argh(option)]
     pub label: Vec<String>,
-    /// wait until this wall-clock time (RFC 3339 or Unix seconds) before starting, so many hosts start together
+    /// wait until this wall-clock time (RFC 3339 or Unix seconds; at most 24 h ahead) before starting, so many hosts start together; a time already past starts at once
     #[argh(option)]
     pub start_at: Option<String>,
     /// how late a --start-at already past may be and still start (with a note); later is an error (default 10s)
