@@ -312,9 +312,12 @@ pub struct ConnectArgs {
     /// KEY=VALUE stamped into JSON lines and --hdr-log tags (repeatable)
     #[argh(option)]
     pub label: Vec<String>,
-    /// wait until this wall-clock time (RFC 3339 or Unix seconds) before starting, so many hosts start together
+    /// wait until this wall-clock time (RFC 3339 or Unix seconds; at most 24 h ahead) before starting, so many hosts start together; a time already past starts at once
     #[argh(option)]
     pub start_at: Option<String>,
+    /// how late a --start-at already past may be and still start (with a note); later is an error (default 10s)
+    #[argh(option, from_str_fn(parse_duration_zero))]
+    pub start_late_max: Option<Duration>,
     /// accepted for the Go tool's scripts; has no effect (profile with `perf record`)
     #[argh(switch)]
     pub enable_pprof: bool,
@@ -580,6 +583,38 @@ pub fn parse_source_addrs(s: &str) -> std::result::Result<Vec<IpAddr>, String> {
         }
     }
     Ok(out)
+}
+
+/// `--start-late-max` by default: how late a `--start-at` already past may be and still start.
+const START_LATE_MAX: Duration = Duration::from_secs(10);
+/// How far ahead a `--start-at` may be: further is a mistake (a wrong date or unit), not a wait.
+const START_AT_MAX_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// When a run with `--start-at` starts, seen at one moment.
+#[derive(Debug, PartialEq)]
+enum StartAt {
+    /// The time is this far ahead: wait.
+    Wait(Duration),
+    /// The time passed this long ago (at most `--start-late-max`): start now.
+    Late(Duration),
+}
+
+/// Where `at` stands from `now`: a wait of at most 24 h, or a start at most `late_max` late;
+/// anything else is a usage error (a badly skewed clock, a wrong date).
+fn start_at_wait(at: SystemTime, now: SystemTime, late_max: Duration) -> Result<StartAt> {
+    match at.duration_since(now) {
+        Ok(ahead) if ahead > START_AT_MAX_AHEAD => Err(Error::Config(format!(
+            "invalid --start-at: {:.1} h ahead, more than 24 h",
+            ahead.as_secs_f64() / 3600.0
+        ))),
+        Ok(ahead) => Ok(StartAt::Wait(ahead)),
+        Err(past) if past.duration() > late_max => Err(Error::Config(format!(
+            "invalid --start-at: {:.1} s in the past, more than --start-late-max ({:.1} s); check this host's clock or raise --start-late-max",
+            past.duration().as_secs_f64(),
+            late_max.as_secs_f64()
+        ))),
+        Err(past) => Ok(StartAt::Late(past.duration())),
+    }
 }
 
 /// `--start-at`: Unix seconds (`1764097200`, fractions allowed) or RFC 3339
@@ -849,6 +884,8 @@ pub struct ConnectPlan {
     pub hdr_log: Option<String>,
     /// `--start-at`.
     pub start_at: Option<SystemTime>,
+    /// `--start-late-max`.
+    pub start_late_max: Duration,
     /// One-line notes for stderr (flags without effect in this mode, and the like).
     pub warnings: Vec<String>,
 }
@@ -882,13 +919,8 @@ impl ConnectArgs {
         let mut warnings = Vec::new();
         let (cfg, plan) = self.connect_config(&mut warnings)?;
         let report = self.report_config(&cfg, plan.workers)?;
-        let start_at = match &self.start_at {
-            Some(t) => Some(
-                parse_start_at(t)
-                    .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?,
-            ),
-            None => None,
-        };
+        let start_late_max = self.start_late_max.unwrap_or(START_LATE_MAX);
+        let start_at = self.start_at(start_late_max, &mut warnings)?;
         let loop_opts = LoopOptions {
             spin: self.spin,
             spin_for: spin_for(self.spin_us)?,
@@ -901,8 +933,28 @@ impl ConnectArgs {
             loop_opts,
             hdr_log: self.hdr_log,
             start_at,
+            start_late_max,
             warnings,
         })
+    }
+
+    /// `--start-at`, checked against the clock now (too far ahead, or later than `late_max`, is
+    /// a usage error before anything starts; `wait_for_start` checks again when the wait begins).
+    fn start_at(
+        &self,
+        late_max: Duration,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<SystemTime>> {
+        let Some(t) = &self.start_at else {
+            if self.start_late_max.is_some() {
+                warnings.push("--start-late-max has no effect without --start-at; ignored".into());
+            }
+            return Ok(None);
+        };
+        let at = parse_start_at(t)
+            .map_err(|e| Error::Config(format!("invalid --start-at {t:?}: {e}")))?;
+        start_at_wait(at, SystemTime::now(), late_max)?;
+        Ok(Some(at))
     }
 
     /// The engine's half of the flags and the worker plan (the in-flight default depends on
@@ -1229,16 +1281,21 @@ pub fn parse_args(argv: &[String]) -> std::result::Result<Args, Exit> {
     })
 }
 
-/// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown`, a second exits at once
-/// with status 130.
+/// Install SIGINT/SIGTERM handling: the first signal triggers `shutdown` (stop, drain what is
+/// in flight, report); a second hurries it (the drain ends at once; the report is still printed
+/// and the exit status is the run's). `timeout` sends two: one to the child, one to its process
+/// group. A third is the escape hatch for a hung process: exit at once with status 130, without
+/// the report.
 fn install_signals(shutdown: &Shutdown) {
     let s = shutdown.clone();
     let hits = Arc::new(AtomicUsize::new(0));
-    let _ = ctrlc::set_handler(move || {
-        if hits.fetch_add(1, Ordering::SeqCst) > 0 {
-            std::process::exit(130);
+    let _ = ctrlc::set_handler(move || match hits.fetch_add(1, Ordering::SeqCst) {
+        0 => s.trigger(),
+        1 => {
+            eprintln!("connperf: signalled again: stopping without the drain (a third signal exits at once, without the report)");
+            s.hurry();
         }
-        s.trigger();
+        _ => std::process::exit(130),
     });
 }
 
@@ -1304,16 +1361,27 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     } else {
         (plan, None)
     };
-    let run = match start_load(plan, &shutdown) {
-        Ok(r) => r,
+    let joined = match start_load(plan, &shutdown) {
+        Ok(Some(run)) => run_to_end(run, &shutdown),
+        Ok(None) => {
+            eprintln!("connperf: stopped by a signal while waiting for --start-at; nothing was sent, no report");
+            Ok(())
+        }
         Err(e) => {
             shutdown.trigger();
-            demo_shutdown.trigger();
-            return Err(e);
+            Err(e)
         }
     };
+    demo_shutdown.trigger();
+    let demo = demo_server.map_or(Ok(()), |s| s.join().map(|_| ()));
+    joined.and(demo)
+}
+
+/// Let a started run go to its end (or a signal), stop it and wait for its report: an error
+/// naming each failed check if its totals failed one (exit status 1).
+fn run_to_end(run: Run, shutdown: &Shutdown) -> Result<()> {
     // The measured schedule starts once every connection is up (the ramp).
-    if let Some(clock) = run.begin(&shutdown) {
+    if let Some(clock) = run.begin(shutdown) {
         shutdown.wait_timeout(
             clock
                 .end
@@ -1321,12 +1389,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         );
     }
     shutdown.trigger();
-    let joined = run.join();
-    demo_shutdown.trigger();
-    if let Some(s) = demo_server {
-        s.join()?;
-    }
-    let summary = joined?;
+    let summary = run.join()?;
     if summary.failures.is_empty() {
         Ok(())
     } else {
@@ -1358,22 +1421,24 @@ fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
         std::io::sink(),
     )?;
     eprintln!(
-        "connperf: no target given: running against a built-in echo server at {} (give host:port to test a real server)",
+        "connperf: --demo: running against a built-in echo server at {} (give host:port to test a real server)",
         server.addrs[0]
     );
     Ok(server)
 }
 
 /// Check the descriptors the run needs, open `--hdr-log`, wait for `--start-at`, then start
-/// the workers and the reporter.
-fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Run> {
+/// the workers and the reporter. `None`: a signal came during the wait, so nothing started.
+fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Run>> {
     check_fds(plan.cfg.fds_needed(plan.plan.workers))?;
     let hdr_log = match &plan.hdr_log {
         Some(path) => Some(open_hdr_log(path, &plan.report.labels)?),
         None => None,
     };
     if let Some(at) = plan.start_at {
-        wait_for_start(at, shutdown)?;
+        if !wait_for_start(at, plan.start_late_max, shutdown)? {
+            return Ok(None);
+        }
     }
     Run::start(
         plan.cfg,
@@ -1384,6 +1449,7 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Run> {
         std::io::BufWriter::new(std::io::stdout()),
         hdr_log,
     )
+    .map(Some)
 }
 
 /// Create the `--hdr-log` file and write its header.
@@ -1397,19 +1463,26 @@ fn open_hdr_log(
     crate::histlog::LogWriter::new(out, SystemTime::now(), labels)
 }
 
-/// Sleep until `--start-at`. A time already past is an error.
-fn wait_for_start(at: SystemTime, shutdown: &Shutdown) -> Result<()> {
-    let wait = at
-        .duration_since(SystemTime::now())
-        .map_err(|_| Error::Config("invalid --start-at: the time is in the past".into()))?;
-    eprintln!(
-        "connperf: waiting {:.1} s for --start-at",
-        wait.as_secs_f64()
-    );
-    // A signal while waiting ends the wait; the run then starts already stopped and
-    // prints its (empty) report, so scripts always get a totals row.
-    shutdown.wait_timeout(wait);
-    Ok(())
+/// Sleep until `--start-at`; a time already past (by at most `late_max`) starts at once with a
+/// note saying how late. False if a signal ended the wait: the run is not started, so there is
+/// no report of zeros.
+fn wait_for_start(at: SystemTime, late_max: Duration, shutdown: &Shutdown) -> Result<bool> {
+    match start_at_wait(at, SystemTime::now(), late_max)? {
+        StartAt::Late(late) => {
+            eprintln!(
+                "connperf: note: starting {:.3} s late: --start-at had already passed",
+                late.as_secs_f64()
+            );
+            Ok(true)
+        }
+        StartAt::Wait(wait) => {
+            eprintln!(
+                "connperf: waiting {:.1} s for --start-at",
+                wait.as_secs_f64()
+            );
+            Ok(!shutdown.wait_timeout(wait))
+        }
+    }
 }
 
 /// `connperf merge`.
@@ -1690,6 +1763,38 @@ mod tests {
         ] {
             assert!(parse_start_at(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn start_at_waits_up_to_a_day_and_starts_up_to_late_max_late() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_764_097_200);
+        let max = Duration::from_secs(10);
+        let s = Duration::from_secs;
+        assert_eq!(
+            start_at_wait(now + s(30), now, max).unwrap(),
+            StartAt::Wait(s(30))
+        );
+        assert_eq!(
+            start_at_wait(now + s(86_400), now, max).unwrap(),
+            StartAt::Wait(s(86_400))
+        );
+        assert_eq!(
+            start_at_wait(now - s(2), now, max).unwrap(),
+            StartAt::Late(s(2))
+        );
+        assert_eq!(
+            start_at_wait(now - s(10), now, max).unwrap(),
+            StartAt::Late(s(10))
+        );
+        for (at, needle) in [(now - s(11), "--start-late-max"), (now + s(86_401), "24 h")] {
+            let e = start_at_wait(at, now, max).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        assert_eq!(
+            start_at_wait(now - s(60), now, s(120)).unwrap(),
+            StartAt::Late(s(60))
+        );
     }
 
     #[test]

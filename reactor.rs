@@ -201,6 +201,8 @@ pub struct Shutdown {
 #[derive(Default)]
 struct ShutdownInner {
     flag: AtomicBool,
+    /// `hurry` ran: end the drain now.
+    hurried: AtomicBool,
     wakers: Mutex<Vec<Arc<Waker>>>,
     done: Mutex<bool>,
     cv: Condvar,
@@ -218,6 +220,18 @@ impl Shutdown {
         self.wake();
         *self.inner.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.inner.cv.notify_all();
+    }
+
+    /// Stop, and end any drain at once: workers exit without waiting for what is in flight
+    /// (it is counted lost on exit, as at the drain deadline). For a second signal.
+    pub fn hurry(&self) {
+        self.inner.hurried.store(true, Ordering::Release);
+        self.trigger();
+    }
+
+    /// True once `hurry` ran.
+    pub fn is_hurried(&self) -> bool {
+        self.inner.hurried.load(Ordering::Acquire)
     }
 
     /// Wake every worker sleeping in `poll`, so that it runs `on_due` (say, because the run's
@@ -597,7 +611,8 @@ impl Contention {
     }
 }
 
-/// Run one worker's loop until shutdown has been triggered and the handler has drained.
+/// Run one worker's loop until shutdown has been triggered and the handler has drained (or
+/// shutdown was hurried).
 pub fn run<H: Handler>(
     poll: &mut Poll,
     handler: &mut H,
@@ -631,7 +646,7 @@ fn run_with<H: Handler>(
         }
         let mut next = handler.on_due(now);
         if let Some(d) = drain_until {
-            if now >= d || handler.is_drained() {
+            if now >= d || handler.is_drained() || shutdown.is_hurried() {
                 break;
             }
             next = Some(next.map_or(d, |n| n.min(d)));
@@ -1140,5 +1155,56 @@ mod tests {
         for (d, f) in due.iter().zip(&h.fired) {
             assert!(f >= d, "never early");
         }
+    }
+
+    /// A handler whose drain never ends on its own (a minute's deadline, never drained).
+    struct Stuck {
+        stopped: bool,
+        exited: bool,
+    }
+
+    impl Handler for Stuck {
+        fn on_event(&mut self, _: &Event) {}
+        fn on_due(&mut self, _: Instant) -> Option<Instant> {
+            None
+        }
+        fn on_stop(&mut self, now: Instant) -> Instant {
+            self.stopped = true;
+            now + Duration::from_secs(60)
+        }
+        fn is_drained(&self) -> bool {
+            false
+        }
+        fn on_exit(&mut self, _: Instant) {
+            self.exited = true;
+        }
+    }
+
+    /// A trigger starts the drain; a hurry during it ends the loop at once (through `on_exit`).
+    #[test]
+    fn hurry_ends_the_drain_at_once() {
+        let mut h = Stuck {
+            stopped: false,
+            exited: false,
+        };
+        let mut poll = Poll::new().unwrap();
+        let shutdown = Shutdown::new();
+        shutdown.add_waker(Arc::new(Waker::new(poll.registry(), WAKER).unwrap()));
+        shutdown.trigger();
+        let s2 = shutdown.clone();
+        let hurrier = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            s2.hurry();
+        });
+        let start = Instant::now();
+        run(&mut poll, &mut h, &shutdown, LoopOptions::default()).unwrap();
+        hurrier.join().unwrap();
+        assert!(h.stopped && h.exited);
+        assert!(shutdown.is_triggered() && shutdown.is_hurried());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -212,7 +212,7 @@ fn a_bad_log_is_named_with_its_byte_offset() {
 }
 
 #[test]
-fn start_at_in_the_past_is_an_error() {
+fn start_at_too_far_in_the_past_is_an_error() {
     let (code, out, err) = run(&[
         "connect",
         "--start-at",
