@@ -34,6 +34,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub mod affinity;
+mod args;
 pub mod cli;
 mod client;
 pub mod driver;
