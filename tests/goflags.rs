@@ -269,3 +269,48 @@ fn zsh_and_fish_completion_scripts() {
         }
     }
 }
+
+/// README.md's flag tables name every flag of `serve` and `connect` with its short form as
+/// the binary's help lists it (`-c/--connections`), and the tables' flags are the binary's.
+#[test]
+fn readme_flag_tables_match_the_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for sub in ["serve", "connect"] {
+        let o = run(&[sub, "--help"]);
+        o.assert_ok(sub);
+        let help = o.text();
+        let options = help.split_once("\nOptions:\n").expect("Options").1;
+        let mut longs = vec![];
+        for line in options.lines().filter(|l| l.starts_with("  -")) {
+            let names: Vec<&str> = line
+                .split_whitespace()
+                .map(|w| w.trim_end_matches(','))
+                .take_while(|w| w.starts_with('-'))
+                .collect();
+            let spelled = match names[..] {
+                [short, long] => format!("`{short}/{long}"),
+                [long] => format!("`{long}"),
+                _ => panic!("{line:?}"),
+            };
+            assert!(readme.contains(&spelled), "README lacks {spelled}` ({sub})");
+            longs.push(*names.last().unwrap());
+        }
+        // The other way: each `--flag` in the subcommand's table is one the help lists.
+        let table = readme
+            .split(&format!("### `connperf {sub}`"))
+            .nth(1)
+            .and_then(|t| t.split("\n\n").find(|p| p.starts_with("| flag |")))
+            .expect("a flag table");
+        for w in table.split(['`', ' ', ',', '/', '|']) {
+            if w.strip_prefix("--")
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_lowercase()))
+            {
+                assert!(
+                    longs.contains(&w),
+                    "README's {sub} table names {w}, which --help lacks"
+                );
+            }
+        }
+    }
+}
