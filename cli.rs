@@ -10,7 +10,7 @@ use crate::pacing::Arrival;
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::ReportConfig;
 use crate::{rlimit, Error, Result};
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -92,11 +92,11 @@ fn parse_keyword<T: FromStr<Err = String>>(flag: &str, value: &str) -> Result<T>
         .map_err(|e| Error::Config(format!("invalid {flag} {e}")))
 }
 
-#[derive(FromArgs, Debug)]
+#[derive(FromArgs, ArgsInfo, Debug)]
 /// connperf: TCP/UDP connection load generator and echo server (thread-per-core, epoll).
 #[argh(
     example = "connperf serve -l 127.0.0.1:9100\nconnperf connect -c 10 -r 1000 -d 10s 127.0.0.1:9100",
-    note = "Every flag also accepts the `--flag=value` spelling and the Go tool's camelCase names."
+    note = "The Go tool's spellings work too: -h, -c=5, -c5, --flag=value, --switch=true|false,\ncamelCase names, comma lists (-l a:1,b:2; targets a:1,b:2); the last of a repeated flag wins."
 )]
 pub struct Args {
     /// print the version and exit
@@ -109,15 +109,29 @@ pub struct Args {
 // Parsed once per process: the size of the connect variant costs nothing, and argh's
 // subcommand derive takes the argument structs themselves, not boxes.
 #[allow(clippy::large_enum_variant)]
-#[derive(FromArgs, Debug)]
+#[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(subcommand)]
 pub enum Command {
     Serve(ServeArgs),
     Connect(ConnectArgs),
     Merge(MergeArgs),
+    Completion(CompletionArgs),
 }
 
-#[derive(FromArgs, Debug, Default)]
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
+/// Print a shell completion script: bash, zsh or fish.
+#[argh(
+    subcommand,
+    name = "completion",
+    example = "source <(connperf completion bash)\nconnperf completion fish > ~/.config/fish/completions/connperf.fish"
+)]
+pub struct CompletionArgs {
+    /// the shell: bash, zsh or fish
+    #[argh(positional)]
+    pub shell: Option<String>,
+}
+
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
 /// Combine HdrHistogram interval logs (`connect --hdr-log`) from many hosts into one report.
 #[argh(
     subcommand,
@@ -149,7 +163,7 @@ pub struct MergeArgs {
     pub latency_distribution: bool,
 }
 
-#[derive(FromArgs, Debug, Default)]
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
 /// Run the TCP/UDP echo server.
 #[argh(
     subcommand,
@@ -205,7 +219,7 @@ pub struct ServeArgs {
     pub allow: Option<String>,
 }
 
-#[derive(FromArgs, Debug, Default)]
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
 /// Generate load against one or many echo servers and report latency.
 #[argh(
     subcommand,
@@ -426,38 +440,6 @@ pub fn parse_rate(s: &str) -> std::result::Result<f64, String> {
         return Err("is above 100,000,000/s".into());
     }
     Ok(r)
-}
-
-/// Rewrite the Go tool's spellings so argh understands them: `--flag=value` becomes two
-/// arguments, `--camelCase` becomes `--camel-case`. Arguments after `--` are left alone.
-pub fn normalize_args(args: &[String]) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut literal = false;
-    for a in args {
-        if literal || !a.starts_with("--") || a == "--" {
-            literal |= a == "--";
-            out.push(a.clone());
-            continue;
-        }
-        let (name, value) = match a.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (a.as_str(), None),
-        };
-        let mut kebab = String::with_capacity(name.len() + 4);
-        for ch in name.chars() {
-            if ch.is_ascii_uppercase() {
-                kebab.push('-');
-                kebab.push(ch.to_ascii_lowercase());
-            } else {
-                kebab.push(ch);
-            }
-        }
-        out.push(kebab);
-        if let Some(v) = value {
-            out.push(v.to_string());
-        }
-    }
-    out
 }
 
 /// Resolve `host:port` (IPv6 in brackets) to one socket address.
@@ -1266,7 +1248,18 @@ pub enum Exit {
 
 /// Parse argv (without the program name) into `Args`, or the early exit to take.
 pub fn parse_args(argv: &[String]) -> std::result::Result<Args, Exit> {
-    let args = normalize_args(argv);
+    parse_args_noting(argv, &mut Vec::new())
+}
+
+/// `parse_args`, adding to `notes` what rewriting the Go tool's spellings has to say
+/// (`note: -d given twice; the last (2s) is used`), for stderr.
+pub fn parse_args_noting(
+    argv: &[String],
+    notes: &mut Vec<String>,
+) -> std::result::Result<Args, Exit> {
+    let norm = crate::args::normalize(argv).map_err(Exit::Usage)?;
+    notes.extend(norm.notes);
+    let args = norm.argv;
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Args::from_args(&["connperf"], &refs).map_err(|early| match early.status {
         Ok(()) => Exit::Help(early.output),
@@ -1520,10 +1513,27 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `connperf completion SHELL`: the completion script on stdout.
+fn run_completion(shell: &str) -> Result<()> {
+    let script = crate::args::completion_script(shell).ok_or_else(|| {
+        Error::Config(match shell {
+            "" => "completion needs a shell: bash, zsh or fish".to_string(),
+            _ => format!("unknown shell {shell:?}: use bash, zsh or fish"),
+        })
+    })?;
+    let _ = std::io::stdout().write_all(script.as_bytes());
+    Ok(())
+}
+
 /// The program: parse, run, map errors to exit codes. Returns the exit status.
 pub fn main() -> i32 {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse_args(&argv) {
+    let mut notes = Vec::new();
+    let parsed = parse_args_noting(&argv, &mut notes);
+    for note in notes {
+        eprintln!("connperf: {note}");
+    }
+    let args = match parsed {
         Ok(a) => a,
         Err(Exit::Help(help)) => {
             let _ = std::io::stdout().write_all(help.as_bytes());
@@ -1543,6 +1553,7 @@ pub fn main() -> i32 {
         Some(Command::Serve(s)) => run_serve(s),
         Some(Command::Connect(c)) => run_connect(c),
         Some(Command::Merge(m)) => run_merge(m),
+        Some(Command::Completion(c)) => run_completion(c.shell.as_deref().unwrap_or("")),
         None => {
             eprintln!("connperf: a subcommand is needed: serve or connect (see connperf --help)");
             return 2;
@@ -1701,33 +1712,6 @@ mod tests {
         ] {
             assert!(serve.contains(&want), "serve --help lacks {want:?}");
         }
-    }
-
-    #[test]
-    fn go_spellings_are_normalized() {
-        assert_eq!(
-            normalize_args(&s(&[
-                "serve",
-                "--listenAddr",
-                "x",
-                "--protocol=tcp",
-                "--",
-                "--a=b"
-            ])),
-            s(&[
-                "serve",
-                "--listen-addr",
-                "x",
-                "--protocol",
-                "tcp",
-                "--",
-                "--a=b"
-            ])
-        );
-        assert_eq!(
-            normalize_args(&s(&["connect", "--message-bytes=10"])),
-            s(&["connect", "--message-bytes", "10"])
-        );
     }
 
     #[test]

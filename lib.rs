@@ -26,6 +26,9 @@
 //! connperf merge FILE... ─histlog::read_log─▶ merge by wall-clock window ─▶ report::print_report
 //! ```
 //!
+//! Before argh sees argv, `args::normalize` rewrites the Go tool's spellings (`-c5`, `-d=1s`,
+//! `--switch=false`, camelCase names, comma lists, a flag given twice) into argh's.
+//!
 //! `serve` runs the same workers with `echo::EchoWorker` handlers and a counters-only reporter
 //! started by the same `report::Reporter::spawn`.
 
@@ -34,6 +37,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub mod affinity;
+mod args;
 pub mod cli;
 mod client;
 pub mod driver;
