@@ -223,7 +223,7 @@ pub struct ConnectArgs {
     /// persistent or ephemeral (default persistent)
     #[argh(option, short = 'f', default = "String::from(\"persistent\")")]
     pub flavor: String,
-    /// connections per target to keep (persistent; default 10)
+    /// connections per target to keep (persistent), or UDP flows per target (sockets, so source ports; default 10)
     #[argh(option, short = 'c', from_str_fn(parse_count))]
     pub connections: Option<u64>,
     /// requests/s: per connection (persistent), per target (ephemeral, udp); 0 = closed loop (default 100)
@@ -919,7 +919,7 @@ impl ConnectArgs {
         let plan = plan_of(&self.cpus, self.workers)?;
         let busy_poll_us = busy_poll(self.busy_poll)?;
         let mode = match (proto, flavor) {
-            (Proto::Udp, _) => Mode::Udp,
+            (Proto::Udp, _) => Mode::Udp { flows: connections },
             (Proto::Tcp, Flavor::Persistent) => Mode::Persistent { connections, depth },
             (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
                 close,
@@ -976,7 +976,7 @@ impl ConnectArgs {
             workers,
             extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
             latency_distribution: self.latency_distribution,
-            udp: cfg.mode == Mode::Udp,
+            udp: cfg.udp(),
             ephemeral: cfg.ephemeral(),
             labels: self
                 .label
@@ -1039,16 +1039,13 @@ impl ConnectArgs {
         let mut notes = Vec::new();
         let closed = rate == 0.0;
         if self.connections.is_some()
-            && (proto == Proto::Udp || (flavor == Flavor::Ephemeral && !closed))
+            && proto == Proto::Tcp
+            && flavor == Flavor::Ephemeral
+            && !closed
         {
-            notes.push(format!(
-                "--connections has no effect with {} (it sets persistent connections); ignored",
-                if proto == Proto::Udp {
-                    "--proto udp"
-                } else {
-                    "--flavor ephemeral at a fixed --rate"
-                }
-            ));
+            notes.push(
+                "--connections has no effect with --flavor ephemeral at a fixed --rate (it sets persistent connections); ignored".into(),
+            );
         }
         if proto == Proto::Udp && flavor == Flavor::Ephemeral {
             notes.push("--flavor has no effect with --proto udp; ignored".into());
@@ -1310,7 +1307,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
 fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
     let cfg = ServeConfig {
         addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        protocols: if mode == Mode::Udp {
+        protocols: if matches!(mode, Mode::Udp { .. }) {
             Protocols::Udp
         } else {
             Protocols::Tcp
@@ -1577,7 +1574,7 @@ mod tests {
         let p = DEFAULT_PERCENTILES.map(|p| p.to_string()).join(",");
         let connect = help(&["connect", "--help"]);
         for want in [
-            format!("(persistent; default {connections})"),
+            format!("source ports; default {connections})"),
             format!("closed loop (default {})", d.rate),
             format!("measurement period (default {})", secs(d.duration)),
             format!("16 MiB (default {})", d.message_bytes),
@@ -1756,7 +1753,7 @@ mod tests {
             }]
         );
         assert_eq!(p.report.peers, vec!["127.0.0.1:40000".to_string()]);
-        assert_eq!(p.cfg.mode, Mode::Udp);
+        assert_eq!(p.cfg.mode, Mode::Udp { flows: 10 });
         assert!(!connect(&["connect", "127.0.0.1:1"]).unwrap().demo);
     }
 
@@ -1818,7 +1815,7 @@ mod tests {
             "127.0.0.1:2",
         ])
         .unwrap();
-        assert_eq!(p.cfg.mode, Mode::Udp);
+        assert_eq!(p.cfg.mode, Mode::Udp { flows: 10 });
         assert_eq!(p.cfg.rate, 0.5);
         assert_eq!(p.cfg.duration, Duration::from_secs(3));
         assert_eq!(p.cfg.interval, Duration::from_millis(500));

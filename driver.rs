@@ -81,8 +81,12 @@ pub enum Mode {
         /// Closed loop: connections kept in flight per target (`-c`).
         concurrency: usize,
     },
-    /// Datagrams over one connected UDP socket per worker per target.
-    Udp,
+    /// Datagrams over connected UDP sockets: `flows` per target (each its own source port),
+    /// spread over the workers.
+    Udp {
+        /// Sockets per target (`-c`).
+        flows: usize,
+    },
 }
 
 /// Everything `connect` needs, validated.
@@ -134,6 +138,11 @@ impl ConnectConfig {
         self.rate == 0.0
     }
 
+    /// Datagrams (`--proto udp`).
+    pub fn udp(&self) -> bool {
+        matches!(self.mode, Mode::Udp { .. })
+    }
+
     /// A new TCP connection per request.
     pub fn ephemeral(&self) -> bool {
         matches!(self.mode, Mode::Ephemeral { .. })
@@ -143,7 +152,7 @@ impl ConnectConfig {
     pub fn fds_needed(&self, workers: usize) -> u64 {
         let t = self.targets.len() as u64;
         match self.mode {
-            Mode::Udp => t * workers as u64,
+            Mode::Udp { flows } => t * flows as u64,
             Mode::Persistent { connections, .. } => t * connections as u64,
             Mode::Ephemeral { max_inflight, .. } => {
                 (max_inflight as u64).saturating_mul(workers as u64)
@@ -359,7 +368,7 @@ impl Run {
             Mode::Ephemeral { .. } => {
                 spawn::<Ephemeral>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
             }
-            Mode::Udp => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, &gate, &tx),
+            Mode::Udp { .. } => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, &gate, &tx),
         }?;
         drop(tx);
         Ok(Run {
@@ -415,7 +424,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.fds_needed(2), 200);
-        c.mode = Mode::Udp;
-        assert_eq!(c.fds_needed(2), 4);
+        c.mode = Mode::Udp { flows: 3 };
+        assert_eq!(c.fds_needed(2), 6);
     }
 }

@@ -1064,6 +1064,11 @@ fn table_columns_for_ephemeral_and_udp() {
         );
         assert_eq!(total.len(), 1);
         assert_eq!(total[0].len(), header.len(), "{total:?}");
+        if last == "LOST" {
+            // The default -c 10: ten sockets, so ten source ports.
+            let note = format!("# {addr} udp: flows=10 lost=0 ");
+            assert!(d.out.iter().any(|l| l.starts_with(&note)), "{:?}", d.out);
+        }
     }
     server.stop();
 }
