@@ -919,7 +919,11 @@ impl ConnectArgs {
         let plan = plan_of(&self.cpus, self.workers)?;
         let busy_poll_us = busy_poll(self.busy_poll)?;
         let mode = match (proto, flavor) {
-            (Proto::Udp, _) => Mode::Udp { flows: connections },
+            (Proto::Udp, Flavor::Persistent) => Mode::Udp { flows: connections },
+            (Proto::Udp, Flavor::Ephemeral) => Mode::UdpEphemeral {
+                max_inflight: max_inflight_or_fit(max_inflight, plan.workers)?,
+                concurrency: connections,
+            },
             (Proto::Tcp, Flavor::Persistent) => Mode::Persistent { connections, depth },
             (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
                 close,
@@ -1038,17 +1042,10 @@ impl ConnectArgs {
     fn ignored_flags(&self, proto: Proto, flavor: Flavor, rate: f64) -> Vec<String> {
         let mut notes = Vec::new();
         let closed = rate == 0.0;
-        if self.connections.is_some()
-            && proto == Proto::Tcp
-            && flavor == Flavor::Ephemeral
-            && !closed
-        {
+        if self.connections.is_some() && flavor == Flavor::Ephemeral && !closed {
             notes.push(
-                "--connections has no effect with --flavor ephemeral at a fixed --rate (it sets persistent connections); ignored".into(),
+                "--connections has no effect with --flavor ephemeral at a fixed --rate (it sets persistent connections and UDP flows); ignored".into(),
             );
-        }
-        if proto == Proto::Udp && flavor == Flavor::Ephemeral {
-            notes.push("--flavor has no effect with --proto udp; ignored".into());
         }
         if self.close.is_some() && !(proto == Proto::Tcp && flavor == Flavor::Ephemeral) {
             notes.push("--close has no effect outside --flavor ephemeral; ignored".into());
@@ -1307,7 +1304,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
 fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
     let cfg = ServeConfig {
         addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        protocols: if matches!(mode, Mode::Udp { .. }) {
+        protocols: if matches!(mode, Mode::Udp { .. } | Mode::UdpEphemeral { .. }) {
             Protocols::Udp
         } else {
             Protocols::Tcp
@@ -1793,6 +1790,35 @@ mod tests {
         assert_eq!(fit_max_inflight(limit(1 << 20), 4), DEFAULT_MAX_INFLIGHT);
         assert_eq!(fit_max_inflight(limit(1024), 2), (1024 - 64) / 2);
         assert_eq!(fit_max_inflight(limit(10), 4), 1);
+    }
+
+    #[test]
+    fn udp_connections_are_flows_and_ephemeral_udp_a_socket_per_datagram() {
+        let p = connect(&["connect", "-p", "udp", "-c", "50", "127.0.0.1:1"]).unwrap();
+        assert_eq!(p.cfg.mode, Mode::Udp { flows: 50 });
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.cfg.fds_needed(2), 50);
+        let args = [
+            "connect",
+            "-p",
+            "udp",
+            "-f",
+            "ephemeral",
+            "--max-inflight",
+            "7",
+        ];
+        let p = connect(&[&args[..], &["-r", "0", "-c", "3", "127.0.0.1:1"]].concat()).unwrap();
+        assert_eq!(
+            p.cfg.mode,
+            Mode::UdpEphemeral {
+                max_inflight: 7,
+                concurrency: 3
+            }
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(p.report.udp && p.report.ephemeral);
+        let p = connect(&[&args[..], &["-c", "3", "127.0.0.1:1"]].concat()).unwrap();
+        assert_eq!(p.warnings.len(), 1, "-c at a fixed rate: {:?}", p.warnings);
     }
 
     #[test]

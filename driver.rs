@@ -7,7 +7,8 @@
 //! Run::start ─▶ reactor::spawn ─▶ Worker<T> { core: client::Client, traffic: T }
 //!                                  T = persistent::Persistent  (long-lived connections)
 //!                                    | ephemeral::Ephemeral    (a connection per request)
-//!                                    | udp_client::UdpClient   (datagrams)
+//!                                    | udp_client::UdpClient   (datagrams, -c flows per target)
+//!                                    | udp_ephemeral::UdpEphemeral (a socket per datagram)
 //!              persistent and ephemeral share tcp_conn (dialing, request/echo I/O)
 //! ```
 //!
@@ -23,6 +24,7 @@ use crate::persistent::Persistent;
 use crate::reactor::{self, Handler};
 use crate::report::Interval;
 use crate::udp_client::UdpClient;
+use crate::udp_ephemeral::UdpEphemeral;
 use crate::Result;
 use crossbeam_channel::Sender;
 use mio::event::Event;
@@ -87,6 +89,13 @@ pub enum Mode {
         /// Sockets per target (`-c`).
         flows: usize,
     },
+    /// A new UDP socket (so a new source port) per datagram.
+    UdpEphemeral {
+        /// Sockets open per worker at most.
+        max_inflight: usize,
+        /// Closed loop: datagrams kept in flight per target (`-c`).
+        concurrency: usize,
+    },
 }
 
 /// Everything `connect` needs, validated.
@@ -140,12 +149,15 @@ impl ConnectConfig {
 
     /// Datagrams (`--proto udp`).
     pub fn udp(&self) -> bool {
-        matches!(self.mode, Mode::Udp { .. })
+        matches!(self.mode, Mode::Udp { .. } | Mode::UdpEphemeral { .. })
     }
 
-    /// A new TCP connection per request.
+    /// A new TCP connection or UDP socket per request.
     pub fn ephemeral(&self) -> bool {
-        matches!(self.mode, Mode::Ephemeral { .. })
+        matches!(
+            self.mode,
+            Mode::Ephemeral { .. } | Mode::UdpEphemeral { .. }
+        )
     }
 
     /// File descriptors the run may hold at once, for the rlimit check.
@@ -154,7 +166,7 @@ impl ConnectConfig {
         match self.mode {
             Mode::Udp { flows } => t * flows as u64,
             Mode::Persistent { connections, .. } => t * connections as u64,
-            Mode::Ephemeral { max_inflight, .. } => {
+            Mode::Ephemeral { max_inflight, .. } | Mode::UdpEphemeral { max_inflight, .. } => {
                 (max_inflight as u64).saturating_mul(workers as u64)
             }
         }
@@ -369,6 +381,9 @@ impl Run {
                 spawn::<Ephemeral>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
             }
             Mode::Udp { .. } => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, &gate, &tx),
+            Mode::UdpEphemeral { .. } => {
+                spawn::<UdpEphemeral>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
+            }
         }?;
         drop(tx);
         Ok(Run {
@@ -426,5 +441,10 @@ mod tests {
         assert_eq!(c.fds_needed(2), 200);
         c.mode = Mode::Udp { flows: 3 };
         assert_eq!(c.fds_needed(2), 6);
+        c.mode = Mode::UdpEphemeral {
+            max_inflight: 5,
+            concurrency: 1,
+        };
+        assert_eq!(c.fds_needed(2), 10);
     }
 }

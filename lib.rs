@@ -48,6 +48,7 @@ pub mod rlimit;
 pub mod sockopt;
 mod tcp_conn;
 mod udp_client;
+mod udp_ephemeral;
 
 /// Everything that can stop connperf before or while it starts work.
 ///

@@ -54,6 +54,19 @@ enum Reply {
     Expired { idx: usize },
 }
 
+/// The sequence number of `datagram` if it carries worker `worker`'s header.
+pub(crate) fn sequence_of(datagram: &[u8], worker: u32) -> Option<u64> {
+    let ours = datagram.len() >= UDP_HEADER_LEN
+        && datagram[0..4] == UDP_MAGIC.to_le_bytes()
+        && datagram[4..8] == worker.to_le_bytes();
+    ours.then(|| u64::from_le_bytes(datagram[8..16].try_into().expect("8 bytes")))
+}
+
+/// `datagram` echoes a request whose bytes after the header are those of `payload`.
+pub(crate) fn intact(datagram: &[u8], payload: &[u8]) -> bool {
+    datagram.len() == payload.len() && datagram[UDP_HEADER_LEN..] == payload[UDP_HEADER_LEN..]
+}
+
 /// The datagrams of one flow still within `--timeout` of their send, answered or not: a second
 /// reply within it is a duplicate; only replies after it are late.
 #[derive(Default)]
@@ -70,13 +83,9 @@ struct Window {
 impl Window {
     /// What `datagram` is, for worker `worker` whose requests carry `payload` after the header.
     fn classify(&self, datagram: &[u8], worker: u32, payload: &[u8]) -> Reply {
-        let ours = datagram.len() >= UDP_HEADER_LEN
-            && datagram[0..4] == UDP_MAGIC.to_le_bytes()
-            && datagram[4..8] == worker.to_le_bytes();
-        if !ours {
+        let Some(seq) = sequence_of(datagram, worker) else {
             return Reply::Stray;
-        }
-        let seq = u64::from_le_bytes(datagram[8..16].try_into().expect("8 bytes"));
+        };
         if seq < self.base {
             return Reply::Late;
         }
@@ -84,15 +93,10 @@ impl Window {
         match self.slots.get(idx) {
             None => Reply::Stray,
             Some(s) if s.answered => Reply::Duplicate,
-            Some(_)
-                if datagram.len() == payload.len()
-                    && datagram[UDP_HEADER_LEN..] == payload[UDP_HEADER_LEN..] =>
-            {
-                Reply::Ok {
-                    idx,
-                    reordered: self.max_answered.is_some_and(|m| seq < m),
-                }
-            }
+            Some(_) if intact(datagram, payload) => Reply::Ok {
+                idx,
+                reordered: self.max_answered.is_some_and(|m| seq < m),
+            },
             Some(_) => Reply::Mismatch { idx },
         }
     }
@@ -309,7 +313,7 @@ fn flow_pacer(core: &Client, target: usize, flow: usize, flows: usize) -> Option
 }
 
 /// A non-blocking UDP socket connected to `target`, from `source` if given.
-fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> {
+pub(crate) fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> {
     let addr = target.addr;
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(
         |source| Error::Io {
@@ -482,7 +486,7 @@ impl UdpClient {
 }
 
 /// The header of a request datagram.
-fn write_header(buf: &mut [u8], worker: u32, seq: u64, sent_ns: u64) {
+pub(crate) fn write_header(buf: &mut [u8], worker: u32, seq: u64, sent_ns: u64) {
     buf[0..4].copy_from_slice(&UDP_MAGIC.to_le_bytes());
     buf[4..8].copy_from_slice(&worker.to_le_bytes());
     buf[8..16].copy_from_slice(&seq.to_le_bytes());
@@ -591,6 +595,15 @@ mod tests {
         let bad = Reply::Mismatch { idx: 0 };
         assert_eq!(w.too_late(bad, later, timeout), Reply::Expired { idx: 0 });
         assert_eq!(w.too_late(Reply::Stray, later, timeout), Reply::Stray);
+    }
+
+    #[test]
+    fn flows_are_dealt_to_the_workers_each_once() {
+        let mut all: Vec<usize> = (0..3).flat_map(|w| my_flows(10, w, 3)).collect();
+        assert_eq!(my_flows(10, 1, 3).collect::<Vec<_>>(), [1, 4, 7]);
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(my_flows(2, 3, 4).count(), 0, "fewer flows than workers");
     }
 
     #[test]

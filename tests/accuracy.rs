@@ -899,3 +899,35 @@ fn udp_connections_are_flows_with_their_own_source_ports() {
         assert_eq!(u(r, "flows"), 50, "every flow sends in every window: {r}");
     }
 }
+
+/// `-p udp -f ephemeral`: a new socket, so a new source port, per datagram; each socket is a
+/// flow of the report and its setup time its connect time; every reply is counted.
+#[test]
+fn ephemeral_udp_sends_each_datagram_from_a_new_socket() {
+    let echo = PortCountingEcho::start();
+    let rows = connect(
+        &[
+            "-p",
+            "udp",
+            "-f",
+            "ephemeral",
+            "-r",
+            "200",
+            "-d",
+            "1s",
+            "--workers",
+            "2",
+            &echo.addr,
+        ],
+        Duration::from_secs(10),
+    );
+    let seen = echo.stop();
+    let t = total(&rows);
+    assert_eq!(booked(t), 200, "{t}");
+    assert_eq!(u(t, "count"), 200, "every reply counted: {t}");
+    assert_eq!(seen.values().sum::<u64>(), 200, "{seen:?}");
+    // A port freed by a closed socket may be handed out again, rarely.
+    assert!(seen.len() >= 180, "distinct source ports: {}", seen.len());
+    assert_eq!(u(t, "flows"), 200, "a socket per datagram: {t}");
+    assert_eq!(u(t, "connect_count"), 200, "each socket's setup timed: {t}");
+}
