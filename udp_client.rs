@@ -18,7 +18,8 @@ use mio::event::Event;
 use mio::net::UdpSocket;
 use mio::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -180,6 +181,8 @@ struct Flow {
     backoff: Backoff,
     /// The report window this flow was last counted in as used (`Client::note_flow`).
     counted_in: Option<u64>,
+    /// Paced: the flow has an entry in `UdpClient::due`.
+    queued: bool,
 }
 
 /// A worker's UDP flows: of each target's `-c` flows, those `c` with `c % workers == id`.
@@ -189,6 +192,11 @@ pub(crate) struct UdpClient {
     per_target: usize,
     /// Per flow of `flows`: its number among its target's flows (its share of the schedule).
     numbers: Vec<usize>,
+    /// Paced: when each flow is due next (at most one entry per flow, never later than its
+    /// next slot), so a turn visits only the flows that are due, however many there are.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// The flows taken off `due` this turn (kept for its allocation).
+    taken: Vec<usize>,
 }
 
 /// This worker's flow numbers of each target: `id`, `id + workers`, ... below `flows`.
@@ -219,6 +227,7 @@ impl Traffic for UdpClient {
                     blocked: false,
                     backoff: Backoff::new(),
                     counted_in: None,
+                    queued: false,
                 });
                 numbers.push(c);
             }
@@ -227,12 +236,17 @@ impl Traffic for UdpClient {
             flows,
             per_target,
             numbers,
+            due: BinaryHeap::new(),
+            taken: Vec::new(),
         })
     }
 
     fn begin(&mut self, core: &mut Client) {
         for (f, &c) in self.flows.iter_mut().zip(&self.numbers) {
             f.pacer = flow_pacer(core, f.target as usize, c, self.per_target);
+        }
+        for i in 0..self.flows.len() {
+            self.queue(i);
         }
     }
 
@@ -249,24 +263,21 @@ impl Traffic for UdpClient {
         if ev.is_writable() {
             self.flows[i].blocked = false;
             self.send_due(core, i, now);
+            self.queue(i);
         }
     }
 
     fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if !core.cfg.closed_loop() {
+            return self.run_paced(core, now);
+        }
+        // Closed loop: a flow sends again as its reply comes; here only after a pause.
         let mut next = None;
         for i in 0..self.flows.len() {
             self.send_due(core, i, now);
-            if core.stopping {
-                continue;
+            if !core.stopping {
+                next = sooner(next, self.flows[i].backoff.until.filter(|u| *u > now));
             }
-            let f = &self.flows[i];
-            if !f.blocked {
-                next = sooner(next, f.pacer.as_ref().and_then(|p| p.next_due()));
-            }
-            next = sooner(
-                next,
-                f.backoff.until.filter(|u| *u > now && f.pacer.is_none()),
-            );
         }
         sooner(next, core.start_ahead(now))
     }
@@ -339,6 +350,50 @@ pub(crate) fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<
 }
 
 impl UdpClient {
+    /// Paced: send what is due on the flows whose entry in `due` has come; the next entry.
+    fn run_paced(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if core.stopping {
+            return None;
+        }
+        if !core.sending(now) {
+            return sooner(self.next_queued(), core.start_ahead(now));
+        }
+        let mut taken = std::mem::take(&mut self.taken);
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            self.flows[i].queued = false;
+            taken.push(i);
+        }
+        for &i in &taken {
+            self.send_due(core, i, now);
+            self.queue(i);
+        }
+        taken.clear();
+        self.taken = taken;
+        self.next_queued()
+    }
+
+    /// Put paced flow `i` on `due` at its next slot, unless it is there already, has no slot
+    /// left, or waits for its socket to take more.
+    fn queue(&mut self, i: usize) {
+        let f = &mut self.flows[i];
+        if f.queued || f.blocked {
+            return;
+        }
+        if let Some(at) = f.pacer.as_ref().and_then(|p| p.next_due()) {
+            f.queued = true;
+            self.due.push(Reverse((at, i)));
+        }
+    }
+
+    /// When the first flow on `due` is due.
+    fn next_queued(&self) -> Option<Instant> {
+        self.due.peek().map(|Reverse((at, _))| *at)
+    }
+
     /// Expire the datagrams of flow `i` older than `--timeout` (all with `all`).
     fn expire(&mut self, core: &mut Client, i: usize, now: Instant, all: bool) {
         let timeout = core.cfg.timeout;
