@@ -220,7 +220,7 @@ pub struct ConnectArgs {
     /// protocol: tcp or udp (default tcp)
     #[argh(option, short = 'p', default = "String::from(\"tcp\")")]
     pub proto: String,
-    /// persistent or ephemeral (default persistent)
+    /// persistent or ephemeral: a new connection per request, or with udp a new socket (source port) per datagram (default persistent)
     #[argh(option, short = 'f', default = "String::from(\"persistent\")")]
     pub flavor: String,
     /// connections per target to keep (persistent), or UDP flows per target (sockets, so source ports; default 10)
@@ -268,7 +268,7 @@ pub struct ConnectArgs {
     /// how ephemeral connections close: rst (default, no TIME_WAIT) or fin
     #[argh(option)]
     pub close: Option<String>,
-    /// ephemeral connections in flight per worker at most (default: 10000, or what the open-file limit allows)
+    /// ephemeral connections (udp: sockets) in flight per worker at most (default: 10000, or what the open-file limit allows)
     #[argh(option, from_str_fn(parse_count))]
     pub max_inflight: Option<u64>,
     /// requests in flight per persistent connection (pipelining; default 1)
