@@ -234,10 +234,10 @@ pub struct ConnectArgs {
     /// protocol: tcp or udp (default tcp)
     #[argh(option, short = 'p', default = "String::from(\"tcp\")")]
     pub proto: String,
-    /// persistent or ephemeral (default persistent)
+    /// persistent or ephemeral: a new connection per request, or with udp a new socket (source port) per datagram (default persistent)
     #[argh(option, short = 'f', default = "String::from(\"persistent\")")]
     pub flavor: String,
-    /// connections per target to keep (persistent; default 10)
+    /// connections per target to keep (persistent), or UDP flows per target (sockets, so source ports; default 10)
     #[argh(option, short = 'c', from_str_fn(parse_count))]
     pub connections: Option<u64>,
     /// requests/s: per connection (persistent), per target (ephemeral, udp); 0 = closed loop (default 100)
@@ -282,7 +282,7 @@ pub struct ConnectArgs {
     /// how ephemeral connections close: rst (default, no TIME_WAIT) or fin
     #[argh(option)]
     pub close: Option<String>,
-    /// ephemeral connections in flight per worker at most (default: 10000, or what the open-file limit allows)
+    /// ephemeral connections (udp: sockets) in flight per worker at most (default: 10000, or what the open-file limit allows)
     #[argh(option, from_str_fn(parse_count))]
     pub max_inflight: Option<u64>,
     /// requests in flight per persistent connection (pipelining; default 1)
@@ -961,7 +961,11 @@ impl ConnectArgs {
         let plan = plan_of(&self.cpus, self.workers)?;
         let busy_poll_us = busy_poll(self.busy_poll)?;
         let mode = match (proto, flavor) {
-            (Proto::Udp, _) => Mode::Udp,
+            (Proto::Udp, Flavor::Persistent) => Mode::Udp { flows: connections },
+            (Proto::Udp, Flavor::Ephemeral) => Mode::UdpEphemeral {
+                max_inflight: max_inflight_or_fit(max_inflight, plan.workers)?,
+                concurrency: connections,
+            },
             (Proto::Tcp, Flavor::Persistent) => Mode::Persistent { connections, depth },
             (Proto::Tcp, Flavor::Ephemeral) => Mode::Ephemeral {
                 close,
@@ -1018,7 +1022,7 @@ impl ConnectArgs {
             workers,
             extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
             latency_distribution: self.latency_distribution,
-            udp: cfg.mode == Mode::Udp,
+            udp: cfg.udp(),
             ephemeral: cfg.ephemeral(),
             labels: self
                 .label
@@ -1095,20 +1099,10 @@ impl ConnectArgs {
     fn ignored_flags(&self, proto: Proto, flavor: Flavor, rate: f64) -> Vec<String> {
         let mut notes = Vec::new();
         let closed = rate == 0.0;
-        if self.connections.is_some()
-            && (proto == Proto::Udp || (flavor == Flavor::Ephemeral && !closed))
-        {
-            notes.push(format!(
-                "--connections has no effect with {} (it sets persistent connections); ignored",
-                if proto == Proto::Udp {
-                    "--proto udp"
-                } else {
-                    "--flavor ephemeral at a fixed --rate"
-                }
-            ));
-        }
-        if proto == Proto::Udp && flavor == Flavor::Ephemeral {
-            notes.push("--flavor has no effect with --proto udp; ignored".into());
+        if self.connections.is_some() && flavor == Flavor::Ephemeral && !closed {
+            notes.push(
+                "--connections has no effect with --flavor ephemeral at a fixed --rate (it sets persistent connections and UDP flows); ignored".into(),
+            );
         }
         if self.close.is_some() && !(proto == Proto::Tcp && flavor == Flavor::Ephemeral) {
             notes.push("--close has no effect outside --flavor ephemeral; ignored".into());
@@ -1394,7 +1388,7 @@ fn run_to_end(run: Run, shutdown: &Shutdown) -> Result<()> {
 fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
     let cfg = ServeConfig {
         addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        protocols: if mode == Mode::Udp {
+        protocols: if matches!(mode, Mode::Udp { .. } | Mode::UdpEphemeral { .. }) {
             Protocols::Udp
         } else {
             Protocols::Tcp
@@ -1689,7 +1683,7 @@ mod tests {
         let p = DEFAULT_PERCENTILES.map(|p| p.to_string()).join(",");
         let connect = help(&["connect", "--help"]);
         for want in [
-            format!("(persistent; default {connections})"),
+            format!("source ports; default {connections})"),
             format!("closed loop (default {})", d.rate),
             format!("measurement period (default {})", secs(d.duration)),
             format!("16 MiB (default {})", d.message_bytes),
@@ -1873,7 +1867,7 @@ mod tests {
             }]
         );
         assert_eq!(p.report.peers, vec!["127.0.0.1:40000".to_string()]);
-        assert_eq!(p.cfg.mode, Mode::Udp);
+        assert_eq!(p.cfg.mode, Mode::Udp { flows: 10 });
         assert!(!connect(&["connect", "127.0.0.1:1"]).unwrap().demo);
     }
 
@@ -1916,6 +1910,35 @@ mod tests {
     }
 
     #[test]
+    fn udp_connections_are_flows_and_ephemeral_udp_a_socket_per_datagram() {
+        let p = connect(&["connect", "-p", "udp", "-c", "50", "127.0.0.1:1"]).unwrap();
+        assert_eq!(p.cfg.mode, Mode::Udp { flows: 50 });
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.cfg.fds_needed(2), 50);
+        let args = [
+            "connect",
+            "-p",
+            "udp",
+            "-f",
+            "ephemeral",
+            "--max-inflight",
+            "7",
+        ];
+        let p = connect(&[&args[..], &["-r", "0", "-c", "3", "127.0.0.1:1"]].concat()).unwrap();
+        assert_eq!(
+            p.cfg.mode,
+            Mode::UdpEphemeral {
+                max_inflight: 7,
+                concurrency: 3
+            }
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(p.report.udp && p.report.ephemeral);
+        let p = connect(&[&args[..], &["-c", "3", "127.0.0.1:1"]].concat()).unwrap();
+        assert_eq!(p.warnings.len(), 1, "-c at a fixed rate: {:?}", p.warnings);
+    }
+
+    #[test]
     fn connect_short_flags_and_go_style() {
         let p = connect(&[
             "connect",
@@ -1935,7 +1958,7 @@ mod tests {
             "127.0.0.1:2",
         ])
         .unwrap();
-        assert_eq!(p.cfg.mode, Mode::Udp);
+        assert_eq!(p.cfg.mode, Mode::Udp { flows: 10 });
         assert_eq!(p.cfg.rate, 0.5);
         assert_eq!(p.cfg.duration, Duration::from_secs(3));
         assert_eq!(p.cfg.interval, Duration::from_millis(500));

@@ -292,6 +292,25 @@ impl Client {
         }
     }
 
+    /// A socket of `target` sent a request intended at `intended`: a flow used in that window,
+    /// counted once per window (`last`: the window the socket was last counted in, which it
+    /// keeps) and once in the run (in its first measured window).
+    pub fn note_flow(&mut self, target: u32, intended: Instant, last: &mut Option<u64>) {
+        let Some(i) = self.window_of(intended) else {
+            return;
+        };
+        let w = &mut self.windows[i];
+        if *last == Some(w.seq) {
+            return;
+        }
+        let s = &mut w.stats[target as usize];
+        s.flows += 1;
+        if last.is_none() {
+            s.new_flows += 1;
+        }
+        *last = Some(w.seq);
+    }
+
     /// A request intended at `intended` went out at `now`: how far behind schedule.
     pub fn record_start(&mut self, target: u32, intended: Instant, now: Instant) {
         if let Some(s) = self.stats_at(target, intended) {

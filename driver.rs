@@ -7,7 +7,8 @@
 //! Run::start ─▶ reactor::spawn ─▶ Worker<T> { core: client::Client, traffic: T }
 //!                                  T = persistent::Persistent  (long-lived connections)
 //!                                    | ephemeral::Ephemeral    (a connection per request)
-//!                                    | udp_client::UdpClient   (datagrams)
+//!                                    | udp_client::UdpClient   (datagrams, -c flows per target)
+//!                                    | udp_ephemeral::UdpEphemeral (a socket per datagram)
 //!              persistent and ephemeral share tcp_conn (dialing, request/echo I/O)
 //! ```
 //!
@@ -23,6 +24,7 @@ use crate::persistent::Persistent;
 use crate::reactor::{self, Handler};
 use crate::report::Interval;
 use crate::udp_client::UdpClient;
+use crate::udp_ephemeral::UdpEphemeral;
 use crate::Result;
 use crossbeam_channel::Sender;
 use mio::event::Event;
@@ -81,8 +83,19 @@ pub enum Mode {
         /// Closed loop: connections kept in flight per target (`-c`).
         concurrency: usize,
     },
-    /// Datagrams over one connected UDP socket per worker per target.
-    Udp,
+    /// Datagrams over connected UDP sockets: `flows` per target (each its own source port),
+    /// spread over the workers.
+    Udp {
+        /// Sockets per target (`-c`).
+        flows: usize,
+    },
+    /// A new UDP socket (so a new source port) per datagram.
+    UdpEphemeral {
+        /// Sockets open per worker at most.
+        max_inflight: usize,
+        /// Closed loop: datagrams kept in flight per target (`-c`).
+        concurrency: usize,
+    },
 }
 
 /// Everything `connect` needs, validated.
@@ -134,18 +147,26 @@ impl ConnectConfig {
         self.rate == 0.0
     }
 
-    /// A new TCP connection per request.
+    /// Datagrams (`--proto udp`).
+    pub fn udp(&self) -> bool {
+        matches!(self.mode, Mode::Udp { .. } | Mode::UdpEphemeral { .. })
+    }
+
+    /// A new TCP connection or UDP socket per request.
     pub fn ephemeral(&self) -> bool {
-        matches!(self.mode, Mode::Ephemeral { .. })
+        matches!(
+            self.mode,
+            Mode::Ephemeral { .. } | Mode::UdpEphemeral { .. }
+        )
     }
 
     /// File descriptors the run may hold at once, for the rlimit check.
     pub fn fds_needed(&self, workers: usize) -> u64 {
         let t = self.targets.len() as u64;
         match self.mode {
-            Mode::Udp => t * workers as u64,
+            Mode::Udp { flows } => t * flows as u64,
             Mode::Persistent { connections, .. } => t * connections as u64,
-            Mode::Ephemeral { max_inflight, .. } => {
+            Mode::Ephemeral { max_inflight, .. } | Mode::UdpEphemeral { max_inflight, .. } => {
                 (max_inflight as u64).saturating_mul(workers as u64)
             }
         }
@@ -359,7 +380,10 @@ impl Run {
             Mode::Ephemeral { .. } => {
                 spawn::<Ephemeral>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
             }
-            Mode::Udp => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, &gate, &tx),
+            Mode::Udp { .. } => spawn::<UdpClient>(plan, shutdown, loop_opts, &cfg, &gate, &tx),
+            Mode::UdpEphemeral { .. } => {
+                spawn::<UdpEphemeral>(plan, shutdown, loop_opts, &cfg, &gate, &tx)
+            }
         }?;
         drop(tx);
         Ok(Run {
@@ -415,7 +439,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.fds_needed(2), 200);
-        c.mode = Mode::Udp;
-        assert_eq!(c.fds_needed(2), 4);
+        c.mode = Mode::Udp { flows: 3 };
+        assert_eq!(c.fds_needed(2), 6);
+        c.mode = Mode::UdpEphemeral {
+            max_inflight: 5,
+            concurrency: 1,
+        };
+        assert_eq!(c.fds_needed(2), 10);
     }
 }

@@ -52,6 +52,7 @@ pub mod rlimit;
 pub mod sockopt;
 mod tcp_conn;
 mod udp_client;
+mod udp_ephemeral;
 pub mod verdict;
 
 /// Everything that can stop connperf before or while it starts work.

@@ -166,6 +166,11 @@ pub struct Stats {
     /// ours (magic, worker, sequence). Events, not requests: the request they might have
     /// answered is still lost or answered.
     pub stray: u64,
+    /// UDP sockets (so source ports) that sent in this window.
+    pub flows: u64,
+    /// UDP sockets that sent for the first time in the run in this window: summed over the
+    /// windows, the distinct sockets of the run.
+    pub new_flows: u64,
     /// Scheduled requests that never started, all causes: always the generator's own doing.
     pub not_started: u64,
     /// `not_started` by cause, indexed by `Unsent`.
@@ -204,6 +209,8 @@ impl Stats {
             duplicate: 0,
             reordered: 0,
             stray: 0,
+            flows: 0,
+            new_flows: 0,
             not_started: 0,
             not_started_by: [0; UNSENT_CAUSES],
             send_lag: new_hist(),
@@ -278,6 +285,8 @@ impl Stats {
         self.duplicate += other.duplicate;
         self.reordered += other.reordered;
         self.stray += other.stray;
+        self.flows += other.flows;
+        self.new_flows += other.new_flows;
         self.not_started += other.not_started;
         for (a, b) in self.not_started_by.iter_mut().zip(other.not_started_by) {
             *a += b;
@@ -1030,6 +1039,8 @@ struct UdpCounts {
     duplicate: u64,
     stray: u64,
     reordered: u64,
+    /// Sockets (source ports) used: in the window, or distinct ones in the run (total rows).
+    flows: u64,
 }
 
 /// `--label` pairs as one JSON object.
@@ -1168,6 +1179,11 @@ impl<'a> Row<'a> {
                 duplicate: s.duplicate,
                 stray: s.stray,
                 reordered: s.reordered,
+                flows: if span.kind == "total" {
+                    s.new_flows
+                } else {
+                    s.flows
+                },
             }),
             clamped: s.clamped,
             generator_cpu_sec: round6(span.cpu.as_secs_f64()),
@@ -1256,10 +1272,10 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
                 s.lost
             ));
         }
-        if cfg.udp && (s.lost + s.late + s.duplicate + s.reordered + s.stray) > 0 {
+        if cfg.udp {
             out.line(&format!(
-                "# {peer} udp: lost={} late={} duplicate={} reordered={} stray={}",
-                s.lost, s.late, s.duplicate, s.reordered, s.stray
+                "# {peer} udp: flows={} lost={} late={} duplicate={} reordered={} stray={}",
+                s.new_flows, s.lost, s.late, s.duplicate, s.reordered, s.stray
             ));
         }
         if s.late_starts > 0 || s.not_started > 0 {
@@ -1973,15 +1989,17 @@ mod tests {
         s.reordered = 34;
         s.stray = 35;
         s.not_started = 36;
+        s.flows = 37;
+        s.new_flows = 38;
         s
     }
 
     /// `json_rows_are_pinned` with every optional key: output of the map-built rows.
     const GOLDEN_FULL: &[&str] = &[
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
-        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]],"verdict":"pass","reasons":[]}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[],"verdict":"pass","reasons":[]}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":38,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]],"verdict":"pass","reasons":[]}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[],"verdict":"pass","reasons":[]}"#,
     ];
 
     /// `json_rows_are_pinned` with no optional key: output of the map-built rows.

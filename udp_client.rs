@@ -1,13 +1,14 @@
-//! UDP mode: one connected socket per worker per target; each datagram carries a header
-//! (magic, worker, sequence number, send time) so that every reply is matched to its request,
-//! and losses, late, duplicate, reordered and stray replies are counted apart. Paced per
-//! target and split over the workers, or a closed loop of one datagram in flight per worker
-//! per target.
+//! UDP mode: `-c` connected sockets (flows, each its own source port) per target, spread over
+//! the workers (flow `c` to worker `c % workers`); each datagram carries a header (magic,
+//! worker, sequence number, send time) so that every reply is matched to its request, and
+//! losses, late, duplicate, reordered and stray replies are counted apart, per flow. Paced per
+//! target with the rate split over its flows, or a closed loop of one datagram in flight per
+//! flow.
 //!
 //! Leaves to others: recording and windows (`client`).
 
 use crate::client::{sooner, Backoff, Client, Missed, SEND_BURST};
-use crate::driver::{Target, Traffic};
+use crate::driver::{Mode, Target, Traffic};
 use crate::pacing::Pacer;
 use crate::reactor::{fixed_token, FIXED_BASE};
 use crate::report::{Failure, Unsent};
@@ -17,7 +18,8 @@ use mio::event::Event;
 use mio::net::UdpSocket;
 use mio::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -53,6 +55,19 @@ enum Reply {
     Expired { idx: usize },
 }
 
+/// The sequence number of `datagram` if it carries worker `worker`'s header.
+pub(crate) fn sequence_of(datagram: &[u8], worker: u32) -> Option<u64> {
+    let ours = datagram.len() >= UDP_HEADER_LEN
+        && datagram[0..4] == UDP_MAGIC.to_le_bytes()
+        && datagram[4..8] == worker.to_le_bytes();
+    ours.then(|| u64::from_le_bytes(datagram[8..16].try_into().expect("8 bytes")))
+}
+
+/// `datagram` echoes a request whose bytes after the header are those of `payload`.
+pub(crate) fn intact(datagram: &[u8], payload: &[u8]) -> bool {
+    datagram.len() == payload.len() && datagram[UDP_HEADER_LEN..] == payload[UDP_HEADER_LEN..]
+}
+
 /// The datagrams of one flow still within `--timeout` of their send, answered or not: a second
 /// reply within it is a duplicate; only replies after it are late.
 #[derive(Default)]
@@ -69,13 +84,9 @@ struct Window {
 impl Window {
     /// What `datagram` is, for worker `worker` whose requests carry `payload` after the header.
     fn classify(&self, datagram: &[u8], worker: u32, payload: &[u8]) -> Reply {
-        let ours = datagram.len() >= UDP_HEADER_LEN
-            && datagram[0..4] == UDP_MAGIC.to_le_bytes()
-            && datagram[4..8] == worker.to_le_bytes();
-        if !ours {
+        let Some(seq) = sequence_of(datagram, worker) else {
             return Reply::Stray;
-        }
-        let seq = u64::from_le_bytes(datagram[8..16].try_into().expect("8 bytes"));
+        };
         if seq < self.base {
             return Reply::Late;
         }
@@ -83,15 +94,10 @@ impl Window {
         match self.slots.get(idx) {
             None => Reply::Stray,
             Some(s) if s.answered => Reply::Duplicate,
-            Some(_)
-                if datagram.len() == payload.len()
-                    && datagram[UDP_HEADER_LEN..] == payload[UDP_HEADER_LEN..] =>
-            {
-                Reply::Ok {
-                    idx,
-                    reordered: self.max_answered.is_some_and(|m| seq < m),
-                }
-            }
+            Some(_) if intact(datagram, payload) => Reply::Ok {
+                idx,
+                reordered: self.max_answered.is_some_and(|m| seq < m),
+            },
             Some(_) => Reply::Mismatch { idx },
         }
     }
@@ -163,97 +169,129 @@ impl Window {
     }
 }
 
-/// One target's socket and schedule in this worker.
+/// One flow: a socket to one target (its own source port) with its own schedule.
 struct Flow {
     sock: UdpSocket,
+    target: u32,
     pacer: Option<Pacer>,
     window: Window,
     /// The socket's send buffer was full: wait for a writable event, do not poll for it.
     blocked: bool,
     /// Closed loop only: pause after an ICMP refusal.
     backoff: Backoff,
+    /// The report window this flow was last counted in as used (`Client::note_flow`).
+    counted_in: Option<u64>,
+    /// Paced: the flow has an entry in `UdpClient::due`.
+    queued: bool,
 }
 
-/// A worker's UDP flows, one per target.
+/// A worker's UDP flows: of each target's `-c` flows, those `c` with `c % workers == id`.
 pub(crate) struct UdpClient {
     flows: Vec<Flow>,
+    /// Flows per target, over all workers.
+    per_target: usize,
+    /// Per flow of `flows`: its number among its target's flows (its share of the schedule).
+    numbers: Vec<usize>,
+    /// Paced: when each flow is due next (at most one entry per flow, never later than its
+    /// next slot), so a turn visits only the flows that are due, however many there are.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// The flows taken off `due` this turn (kept for its allocation).
+    taken: Vec<usize>,
+}
+
+/// This worker's flow numbers of each target: `id`, `id + workers`, ... below `flows`.
+fn my_flows(flows: usize, id: usize, workers: usize) -> impl Iterator<Item = usize> {
+    (id..flows).step_by(workers.max(1))
 }
 
 impl Traffic for UdpClient {
     fn new(core: &mut Client) -> Result<UdpClient> {
+        let Mode::Udp { flows: per_target } = core.cfg.mode else {
+            unreachable!("UDP traffic for a UDP run only")
+        };
         let mut sources = crate::client::Sources::new(&core.cfg.source_addrs, core.id);
-        let mut flows = Vec::with_capacity(core.cfg.targets.len());
-        for (i, target) in core.cfg.targets.iter().enumerate() {
-            let mut sock = open(target, sources.pick(target.addr))?;
-            core.registry
-                .register(
-                    &mut sock,
-                    fixed_token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map_err(Error::Poll)?;
-            flows.push(Flow {
-                sock,
-                pacer: None,
-                window: Window::default(),
-                blocked: false,
-                backoff: Backoff::new(),
-            });
+        let mut flows = Vec::new();
+        let mut numbers = Vec::new();
+        for (t, target) in core.cfg.targets.iter().enumerate() {
+            for c in my_flows(per_target, core.id, core.workers) {
+                let mut sock = open(target, sources.pick(target.addr))?;
+                let token = fixed_token(flows.len());
+                core.registry
+                    .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
+                    .map_err(Error::Poll)?;
+                flows.push(Flow {
+                    sock,
+                    target: t as u32,
+                    pacer: None,
+                    window: Window::default(),
+                    blocked: false,
+                    backoff: Backoff::new(),
+                    counted_in: None,
+                    queued: false,
+                });
+                numbers.push(c);
+            }
         }
-        Ok(UdpClient { flows })
+        Ok(UdpClient {
+            flows,
+            per_target,
+            numbers,
+            due: BinaryHeap::new(),
+            taken: Vec::new(),
+        })
     }
 
     fn begin(&mut self, core: &mut Client) {
-        for (target, f) in self.flows.iter_mut().enumerate() {
-            f.pacer = core.split_pacer(target);
+        for (f, &c) in self.flows.iter_mut().zip(&self.numbers) {
+            f.pacer = flow_pacer(core, f.target as usize, c, self.per_target);
+        }
+        for i in 0..self.flows.len() {
+            self.queue(i);
         }
     }
 
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
-        let Some(target) = ev.token().0.checked_sub(FIXED_BASE) else {
+        let Some(i) = ev.token().0.checked_sub(FIXED_BASE) else {
             return;
         };
-        if target >= self.flows.len() {
+        if i >= self.flows.len() {
             return;
         }
         if ev.is_readable() || ev.is_error() {
-            self.recv(core, target);
+            self.recv(core, i);
         }
         if ev.is_writable() {
-            self.flows[target].blocked = false;
-            self.send_due(core, target, now);
+            self.flows[i].blocked = false;
+            self.send_due(core, i, now);
+            self.queue(i);
         }
     }
 
     fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if !core.cfg.closed_loop() {
+            return self.run_paced(core, now);
+        }
+        // Closed loop: a flow sends again as its reply comes; here only after a pause.
         let mut next = None;
-        for target in 0..self.flows.len() {
-            self.send_due(core, target, now);
-            if core.stopping {
-                continue;
+        for i in 0..self.flows.len() {
+            self.send_due(core, i, now);
+            if !core.stopping {
+                next = sooner(next, self.flows[i].backoff.until.filter(|u| *u > now));
             }
-            let f = &self.flows[target];
-            if !f.blocked {
-                next = sooner(next, f.pacer.as_ref().and_then(|p| p.next_due()));
-            }
-            next = sooner(
-                next,
-                f.backoff.until.filter(|u| *u > now && f.pacer.is_none()),
-            );
         }
         sooner(next, core.start_ahead(now))
     }
 
     fn sweep(&mut self, core: &mut Client, now: Instant) {
-        for target in 0..self.flows.len() {
-            self.expire(core, target, now, false);
+        for i in 0..self.flows.len() {
+            self.expire(core, i, now, false);
         }
     }
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
-        for (target, f) in self.flows.iter_mut().enumerate() {
+        for f in &mut self.flows {
             if let Some(p) = &mut f.pacer {
-                core.book_slots(target as u32, p, end, Missed::NotStarted(Unsent::RunEnded));
+                core.book_slots(f.target, p, end, Missed::NotStarted(Unsent::RunEnded));
             }
         }
     }
@@ -264,14 +302,29 @@ impl Traffic for UdpClient {
 
     fn on_exit(&mut self, core: &mut Client, now: Instant) {
         // Datagrams still unanswered when the run ends are counted lost, never dropped.
-        for target in 0..self.flows.len() {
-            self.expire(core, target, now, true);
+        for i in 0..self.flows.len() {
+            self.expire(core, i, now, true);
         }
     }
 }
 
+/// Flow `flow` of `flows` to `target`: its share of the target's `--rate` (slots `flow`,
+/// `flow + flows`, ... of the target's schedule, so the flows add up to it exactly). `None`
+/// in a closed loop or before the start.
+fn flow_pacer(core: &Client, target: usize, flow: usize, flows: usize) -> Option<Pacer> {
+    if core.cfg.closed_loop() || !core.started() {
+        return None;
+    }
+    let clock = core.clock;
+    Some(
+        Pacer::split(core.cfg.rate, clock.t0, flow, flows)
+            .with_end(clock.end)
+            .with_arrival(core.cfg.arrival, (target * flows + flow) as u64),
+    )
+}
+
 /// A non-blocking UDP socket connected to `target`, from `source` if given.
-fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> {
+pub(crate) fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> {
     let addr = target.addr;
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(
         |source| Error::Io {
@@ -297,30 +350,74 @@ fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> 
 }
 
 impl UdpClient {
-    /// Expire the datagrams of `target`'s flow older than `--timeout` (all with `all`).
-    fn expire(&mut self, core: &mut Client, target: usize, now: Instant, all: bool) {
-        let timeout = core.cfg.timeout;
-        self.flows[target]
-            .window
-            .expire(now, timeout, all, |intended| {
-                core.lost(target as u32, intended)
-            });
+    /// Paced: send what is due on the flows whose entry in `due` has come; the next entry.
+    fn run_paced(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if core.stopping {
+            return None;
+        }
+        if !core.sending(now) {
+            return sooner(self.next_queued(), core.start_ahead(now));
+        }
+        let mut taken = std::mem::take(&mut self.taken);
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            self.flows[i].queued = false;
+            taken.push(i);
+        }
+        for &i in &taken {
+            self.send_due(core, i, now);
+            self.queue(i);
+        }
+        taken.clear();
+        self.taken = taken;
+        self.next_queued()
     }
 
-    /// Send the datagrams of `target` that are due, at most `SEND_BURST`.
-    fn send_due(&mut self, core: &mut Client, target: usize, now: Instant) {
+    /// Put paced flow `i` on `due` at its next slot, unless it is there already, has no slot
+    /// left, or waits for its socket to take more.
+    fn queue(&mut self, i: usize) {
+        let f = &mut self.flows[i];
+        if f.queued || f.blocked {
+            return;
+        }
+        if let Some(at) = f.pacer.as_ref().and_then(|p| p.next_due()) {
+            f.queued = true;
+            self.due.push(Reverse((at, i)));
+        }
+    }
+
+    /// When the first flow on `due` is due.
+    fn next_queued(&self) -> Option<Instant> {
+        self.due.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Expire the datagrams of flow `i` older than `--timeout` (all with `all`).
+    fn expire(&mut self, core: &mut Client, i: usize, now: Instant, all: bool) {
+        let timeout = core.cfg.timeout;
+        let f = &mut self.flows[i];
+        let t = f.target;
+        f.window
+            .expire(now, timeout, all, |intended| core.lost(t, intended));
+    }
+
+    /// Send the datagrams of flow `i` that are due, at most `SEND_BURST`.
+    fn send_due(&mut self, core: &mut Client, i: usize, now: Instant) {
         if core.stopping || !core.sending(now) {
             return;
         }
         for _ in 0..SEND_BURST {
-            let f = &mut self.flows[target];
+            let f = &mut self.flows[i];
+            let t = f.target;
             let intended = match f.pacer.as_ref() {
                 Some(p) => match p.next_due() {
                     Some(d) if d <= now => d,
                     _ => return,
                 },
                 None => {
-                    // Closed loop: one datagram in flight per worker per target.
+                    // Closed loop: one datagram in flight per flow.
                     if now >= core.clock.end || f.backoff.waiting(now) || f.window.unanswered > 0 {
                         return;
                     }
@@ -337,7 +434,8 @@ impl UdpClient {
                         p.take(now);
                     }
                     f.window.sent(intended, now);
-                    core.record_start(target as u32, intended, now);
+                    core.note_flow(t, intended, &mut f.counted_in);
+                    core.record_start(t, intended, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     f.blocked = true;
@@ -348,14 +446,14 @@ impl UdpClient {
                     // A pending ICMP error (port unreachable) belongs to an earlier datagram:
                     // charge it to that one and send this slot again. Otherwise the error is
                     // this send's own, and the slot is spent.
-                    if self.icmp_error(core, target, &e, now) {
+                    if self.icmp_error(core, i, &e, now) {
                         continue;
                     }
-                    let paced = match self.flows[target].pacer.as_mut() {
+                    let paced = match self.flows[i].pacer.as_mut() {
                         Some(p) => p.take(now).is_some(),
                         None => false,
                     };
-                    core.count_error(target as u32, Failure::of(&e), intended);
+                    core.count_error(t, Failure::of(&e), intended);
                     if !paced {
                         return;
                     }
@@ -364,37 +462,31 @@ impl UdpClient {
         }
     }
 
-    /// An error reported on the UDP socket (ICMP unreachable for an earlier datagram): the
+    /// An error reported on flow `i`'s socket (ICMP unreachable for an earlier datagram): the
     /// oldest unanswered datagram failed with it. It is counted once, as that error and not
     /// also as lost. Returns false if no datagram was waiting (the error is not about one).
-    fn icmp_error(
-        &mut self,
-        core: &mut Client,
-        target: usize,
-        e: &io::Error,
-        now: Instant,
-    ) -> bool {
-        let Some(intended) = self.flows[target].window.fail_oldest() else {
+    fn icmp_error(&mut self, core: &mut Client, i: usize, e: &io::Error, now: Instant) -> bool {
+        let f = &mut self.flows[i];
+        let Some(intended) = f.window.fail_oldest() else {
             return false;
         };
-        core.count_error(target as u32, Failure::of(e), intended);
-        self.expire(core, target, now, false);
+        core.count_error(f.target, Failure::of(e), intended);
+        self.expire(core, i, now, false);
         true
     }
 
-    /// Read every datagram that has arrived on `target`'s socket.
-    fn recv(&mut self, core: &mut Client, target: usize) {
+    /// Read every datagram that has arrived on flow `i`'s socket.
+    fn recv(&mut self, core: &mut Client, i: usize) {
         loop {
-            let f = &mut self.flows[target];
+            let f = &mut self.flows[i];
             let n = match f.sock.recv(&mut core.recv_buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let now = Instant::now();
-                    if self.icmp_error(core, target, &e, now) && self.flows[target].pacer.is_none()
-                    {
-                        self.flows[target].backoff.failed(now);
+                    if self.icmp_error(core, i, &e, now) && self.flows[i].pacer.is_none() {
+                        self.flows[i].backoff.failed(now);
                     }
                     continue;
                 }
@@ -404,15 +496,15 @@ impl UdpClient {
             let reply =
                 f.window
                     .classify(&core.recv_buf[..n], core.id as u32, &core.send_buf[..msg]);
-            self.on_reply(core, target, reply, now);
+            self.on_reply(core, i, reply, now);
         }
     }
 
-    /// Book one reply.
-    fn on_reply(&mut self, core: &mut Client, target: usize, reply: Reply, now: Instant) {
-        let f = &mut self.flows[target];
+    /// Book one reply of flow `i`.
+    fn on_reply(&mut self, core: &mut Client, i: usize, reply: Reply, now: Instant) {
+        let f = &mut self.flows[i];
         let reply = f.window.too_late(reply, now, core.cfg.timeout);
-        let t = target as u32;
+        let t = f.target;
         match reply {
             Reply::Stray => core.note(t, now, |s| s.stray += 1),
             Reply::Late => core.note(t, now, |s| s.late += 1),
@@ -429,27 +521,27 @@ impl UdpClient {
                     core.note(t, now, |s| s.reordered += 1);
                 }
                 f.backoff.answered();
-                core.record(target as u32, slot.intended, slot.sent_at, now);
+                core.record(t, slot.intended, slot.sent_at, now);
             }
             Reply::Mismatch { idx } => {
                 let slot = f.window.answer(idx, false);
-                core.count_error(target as u32, Failure::Mismatch, slot.intended);
+                core.count_error(t, Failure::Mismatch, slot.intended);
             }
         }
         if matches!(
             reply,
             Reply::Ok { .. } | Reply::Mismatch { .. } | Reply::Expired { .. }
         ) {
-            self.expire(core, target, now, false);
-            if self.flows[target].pacer.is_none() {
-                self.send_due(core, target, now);
+            self.expire(core, i, now, false);
+            if self.flows[i].pacer.is_none() {
+                self.send_due(core, i, now);
             }
         }
     }
 }
 
 /// The header of a request datagram.
-fn write_header(buf: &mut [u8], worker: u32, seq: u64, sent_ns: u64) {
+pub(crate) fn write_header(buf: &mut [u8], worker: u32, seq: u64, sent_ns: u64) {
     buf[0..4].copy_from_slice(&UDP_MAGIC.to_le_bytes());
     buf[4..8].copy_from_slice(&worker.to_le_bytes());
     buf[8..16].copy_from_slice(&seq.to_le_bytes());
@@ -558,6 +650,15 @@ mod tests {
         let bad = Reply::Mismatch { idx: 0 };
         assert_eq!(w.too_late(bad, later, timeout), Reply::Expired { idx: 0 });
         assert_eq!(w.too_late(Reply::Stray, later, timeout), Reply::Stray);
+    }
+
+    #[test]
+    fn flows_are_dealt_to_the_workers_each_once() {
+        let mut all: Vec<usize> = (0..3).flat_map(|w| my_flows(10, w, 3)).collect();
+        assert_eq!(my_flows(10, 1, 3).collect::<Vec<_>>(), [1, 4, 7]);
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(my_flows(2, 3, 4).count(), 0, "fewer flows than workers");
     }
 
     #[test]

@@ -1959,7 +1959,18 @@ fn main() {
                         connperf_run(
                             e,
                             &with(&RR1_SERVE, &["udp"]),
-                            &["-p", "udp", "-r", "0", "--workers", "1", "--cpus", "0"],
+                            &[
+                                "-p",
+                                "udp",
+                                "-c",
+                                "1",
+                                "-r",
+                                "0",
+                                "--workers",
+                                "1",
+                                "--cpus",
+                                "0",
+                            ],
                             1,
                         )
                     }),

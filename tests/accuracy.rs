@@ -826,3 +826,109 @@ fn poisson_arrivals_repeat_from_their_seed() {
     assert_eq!(a["seed"], 7, "{a}");
     server.stop();
 }
+
+/// A UDP echo on 127.0.0.1 owned by the test, counting the datagrams of each source port.
+struct PortCountingEcho {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::collections::HashMap<u16, u64>>,
+}
+
+impl PortCountingEcho {
+    fn start() -> PortCountingEcho {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::HashMap::new();
+            let mut buf = [0u8; 2048];
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    *seen.entry(from.port()).or_insert(0u64) += 1;
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+            seen
+        });
+        PortCountingEcho { addr, stop, thread }
+    }
+
+    /// Stop echoing; the datagrams received, by source port.
+    fn stop(self) -> std::collections::HashMap<u16, u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// `-p udp -c 50`: 50 sockets, so 50 source ports, each with an equal share of the target's
+/// rate; the rows say 50 flows.
+#[test]
+fn udp_connections_are_flows_with_their_own_source_ports() {
+    let echo = PortCountingEcho::start();
+    let rows = connect(
+        &[
+            "-p",
+            "udp",
+            "-c",
+            "50",
+            "-r",
+            "500",
+            "-d",
+            "1s",
+            "-i",
+            "500ms",
+            "--workers",
+            "2",
+            &echo.addr,
+        ],
+        Duration::from_secs(10),
+    );
+    let seen = echo.stop();
+    let t = total(&rows);
+    assert_eq!(booked(t), 500, "{t}");
+    assert_eq!(seen.len(), 50, "distinct source ports: {seen:?}");
+    assert!(
+        seen.values().all(|n| *n == 10),
+        "500/s over 50 flows for 1 s: 10 datagrams each: {seen:?}"
+    );
+    assert_eq!(u(t, "count"), 500, "every datagram answered: {t}");
+    assert_eq!(u(t, "flows"), 50, "{t}");
+    for r in rows.iter().filter(|r| r["kind"] == "interval") {
+        assert_eq!(u(r, "flows"), 50, "every flow sends in every window: {r}");
+    }
+}
+
+/// `-p udp -f ephemeral`: a new socket, so a new source port, per datagram; each socket is a
+/// flow of the report and its setup time its connect time; every reply is counted.
+#[test]
+fn ephemeral_udp_sends_each_datagram_from_a_new_socket() {
+    let echo = PortCountingEcho::start();
+    let rows = connect(
+        &[
+            "-p",
+            "udp",
+            "-f",
+            "ephemeral",
+            "-r",
+            "200",
+            "-d",
+            "1s",
+            "--workers",
+            "2",
+            &echo.addr,
+        ],
+        Duration::from_secs(10),
+    );
+    let seen = echo.stop();
+    let t = total(&rows);
+    assert_eq!(booked(t), 200, "{t}");
+    assert_eq!(u(t, "count"), 200, "every reply counted: {t}");
+    assert_eq!(seen.values().sum::<u64>(), 200, "{seen:?}");
+    // A port freed by a closed socket may be handed out again, rarely.
+    assert!(seen.len() >= 180, "distinct source ports: {}", seen.len());
+    assert_eq!(u(t, "flows"), 200, "a socket per datagram: {t}");
+    assert_eq!(u(t, "connect_count"), 200, "each socket's setup timed: {t}");
+}

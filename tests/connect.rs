@@ -681,10 +681,11 @@ fn persistent_rate_is_kept_over_the_run() {
 fn closed_loop_sends_as_fast_as_replies_come() {
     let server = Server::start(false, true);
     let addr = server.v4();
-    let modes: [&[&str]; 3] = [
+    let modes: [&[&str]; 4] = [
         &["-c", "2"],
         &["-f", "ephemeral", "-c", "2"],
         &["-p", "udp"],
+        &["-p", "udp", "-f", "ephemeral", "-c", "2"],
     ];
     let procs: Vec<(Proc, String)> = modes
         .iter()
@@ -701,6 +702,13 @@ fn closed_loop_sends_as_fast_as_replies_come() {
         let t = the_total(&rows);
         assert!(u(t, "count") >= 500, "{what}: closed loop on loopback: {t}");
         assert_eq!(u(t, "not_started"), 0, "{what}: nothing is scheduled: {t}");
+        if what.starts_with("-p udp -f ephemeral") {
+            // A socket per datagram, each one setup timed.
+            assert_eq!(u(t, "flows"), booked(t), "{what}: {t}");
+            assert_eq!(u(t, "connect_count"), booked(t), "{what}: {t}");
+        } else if what == "-p udp" {
+            assert_eq!(u(t, "flows"), 10, "{what}: the default -c 10: {t}");
+        }
     }
     let s = server.stop();
     assert_eq!(counter(&s, "errors"), 0, "{s:?}");
@@ -1064,6 +1072,11 @@ fn table_columns_for_ephemeral_and_udp() {
         );
         assert_eq!(total.len(), 1);
         assert_eq!(total[0].len(), header.len(), "{total:?}");
+        if last == "LOST" {
+            // The default -c 10: ten sockets, so ten source ports.
+            let note = format!("# {addr} udp: flows=10 lost=0 ");
+            assert!(d.out.iter().any(|l| l.starts_with(&note)), "{:?}", d.out);
+        }
     }
     server.stop();
 }

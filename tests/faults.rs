@@ -510,7 +510,7 @@ fn refused_is_counted_in_every_mode() {
     let tcp4 = closed_tcp_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let tcp6 = closed_tcp_port(IpAddr::V6(Ipv6Addr::LOCALHOST));
     let udp4 = closed_udp_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let cases: [(&[&str], &str, &str); 9] = [
+    let cases: [(&[&str], &str, &str); 11] = [
         (&["-c", "2", "-r", "10"], "persistent", &tcp4),
         (&["-c", "2", "-r", "10"], "persistent ipv6", &tcp6),
         (&["-c", "2", "-r", "0"], "persistent closed loop", &tcp4),
@@ -531,6 +531,16 @@ fn refused_is_counted_in_every_mode() {
         (
             &["-p", "udp", "-r", "100", "--timeout", "300ms"],
             "udp counted once",
+            &udp4,
+        ),
+        (
+            &["-p", "udp", "-f", "ephemeral", "-r", "100"],
+            "udp ephemeral",
+            &udp4,
+        ),
+        (
+            &["-p", "udp", "-f", "ephemeral", "-c", "2", "-r", "0"],
+            "udp ephemeral closed loop",
             &udp4,
         ),
     ];
@@ -558,7 +568,7 @@ fn refused_is_counted_in_every_mode() {
         let refused =
             rows::errors(t, "refused") + t["connection_errors"]["refused"].as_u64().unwrap_or(0);
         assert!(refused > 0, "{name}: refusals counted: {t}");
-        if name == "udp" || name == "udp counted once" {
+        if ["udp", "udp counted once", "udp ephemeral"].contains(&name) {
             assert_udp_refused_once(t, 100, name);
         }
         if !name.starts_with("udp") {
