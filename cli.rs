@@ -29,8 +29,12 @@ pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
 /// Default `--percentiles` of `connect` and `merge`: the one tail column the Go tool lacks.
 const DEFAULT_PERCENTILES: [f64; 1] = [99.9];
-/// Largest UDP payload: the 65,535-byte IPv4 packet less its 20-byte IP and 8-byte UDP headers.
-const MAX_UDP_PAYLOAD: usize = 65_507;
+/// Largest UDP payload over IPv4: the 65,535-byte packet less its 20-byte IP and 8-byte UDP
+/// headers.
+const MAX_UDP_PAYLOAD_V4: usize = 65_507;
+/// Largest UDP payload over IPv6: the 65,535-byte payload length (the 40-byte IPv6 header is not
+/// counted in it) less the 8-byte UDP header.
+const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 /// Most `--connections` per target: a sanity bound, far above what one host's descriptors allow.
 const MAX_CONNECTIONS: u64 = 10_000_000;
 /// Most `--depth`: requests in flight on one persistent connection.
@@ -951,7 +955,7 @@ impl ConnectArgs {
             None => CloseMode::Rst,
         };
         let targets = self.targets()?;
-        let message_bytes = message_bytes(self.message_bytes, proto, warnings)?;
+        let message_bytes = message_bytes(self.message_bytes, proto, &targets)?;
         let connections = connections(self.connections)?;
         let rate = self.rate.unwrap_or(defaults.rate);
         warnings.extend(self.ignored_flags(proto, flavor, rate));
@@ -1124,9 +1128,10 @@ fn persistent_defaults() -> (usize, usize) {
     }
 }
 
-/// `--message-bytes`: 1 to 16 MiB, and over UDP one datagram at most. A UDP message shorter
-/// than the header that every datagram carries is raised to it, with a note.
-fn message_bytes(given: Option<u64>, proto: Proto, warnings: &mut Vec<String>) -> Result<usize> {
+/// `--message-bytes`: 1 to 16 MiB; over UDP at least the header every datagram carries and at
+/// most one datagram: 65,527 bytes when every target is IPv6, else 65,507 (the `--demo` server
+/// is IPv4).
+fn message_bytes(given: Option<u64>, proto: Proto, targets: &[Target]) -> Result<usize> {
     let n = given.unwrap_or(ConnectConfig::default().message_bytes as u64);
     if n == 0 || n > MAX_MESSAGE_BYTES {
         return Err(Error::Config(format!(
@@ -1135,19 +1140,26 @@ fn message_bytes(given: Option<u64>, proto: Proto, warnings: &mut Vec<String>) -
     }
     let n = n as usize;
     if proto == Proto::Udp {
-        if n > MAX_UDP_PAYLOAD {
+        let (max, over) = udp_payload_max(targets);
+        if n < UDP_HEADER_LEN || n > max {
             return Err(Error::Config(format!(
-                "invalid --message-bytes {n}: a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes"
+                "invalid --message-bytes {n}: a UDP message must be {UDP_HEADER_LEN} (its header: sequence number and send time) to {max} bytes{over}"
             )));
-        }
-        if n < UDP_HEADER_LEN {
-            warnings.push(format!(
-                "--message-bytes {n} is below the {UDP_HEADER_LEN}-byte UDP header (sequence number and send time); sending {UDP_HEADER_LEN}-byte datagrams"
-            ));
-            return Ok(UDP_HEADER_LEN);
         }
     }
     Ok(n)
+}
+
+/// The largest UDP payload to every target, and what limits it (for the error message).
+fn udp_payload_max(targets: &[Target]) -> (usize, &'static str) {
+    let all_v6 = !targets.is_empty() && targets.iter().all(|t| t.addr.is_ipv6());
+    if all_v6 {
+        (MAX_UDP_PAYLOAD_V6, " (IPv6)")
+    } else if targets.iter().any(|t| t.addr.is_ipv6()) {
+        (MAX_UDP_PAYLOAD_V4, " (IPv4: not every target is IPv6)")
+    } else {
+        (MAX_UDP_PAYLOAD_V4, " (IPv4)")
+    }
 }
 
 /// `-c`: 1 to `MAX_CONNECTIONS`.

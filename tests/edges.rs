@@ -1,0 +1,164 @@
+//! Binary tests for the edges of `connperf connect`'s flags and of its table (issue 13 item 9):
+//! UDP message sizes at their limits over IPv4 and IPv6, a schedule with no request in it, the
+//! CPU share of a run too short to measure one, repeated `--percentiles`, the PEER column of
+//! long target names, and the Makefile's binary under `CARGO_TARGET_DIR`.
+//!
+//! Everything listens on 127.0.0.1 / [::1] port 0; every child is waited for with a deadline and
+//! killed (by its PID) if it overstays.
+
+use serde_json::Value;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+mod common;
+
+use common::proc::{spawn, Outcome, Proc};
+use common::rows::{json_rows, limit, the_total};
+use common::u;
+
+/// How long a refused command line may take to exit.
+const QUICK: Duration = Duration::from_secs(10);
+
+/// Run `connperf ARGS` to completion within `limit`.
+fn run(args: &[&str], limit: Duration) -> Outcome {
+    spawn(args, None).finish_within(limit)
+}
+
+/// `connperf serve -l ADDR --workers 1` (TCP and UDP); its address.
+fn serve(listen: &str) -> (Proc, String) {
+    let mut p = spawn(&["serve", "-l", listen, "--workers", "1"], None);
+    let addr = p.listening(1)[0].to_string();
+    (p, addr)
+}
+
+/// Stop a server started by `serve`: SIGTERM, then it must exit 0.
+fn stop(mut p: Proc) {
+    p.signal(libc::SIGTERM);
+    let o = p.finish(QUICK);
+    o.assert_ok("serve");
+}
+
+/// A refused command line: exit 2, nothing on stdout, one `connperf: ` line on stderr that
+/// contains every one of `needles`.
+fn assert_usage_error(o: &Outcome, needles: &[&str]) {
+    let lines = o.stderr_lines();
+    assert!(
+        o.status.code() == Some(2)
+            && o.out.is_empty()
+            && lines.len() == 1
+            && lines[0].starts_with("connperf: ")
+            && needles.iter().all(|n| lines[0].contains(n)),
+        "{}: status {:?}, stdout {:?}, stderr {:?} (wanted one line with {needles:?})",
+        o.label,
+        o.status,
+        o.out,
+        o.err
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// UDP message sizes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn udp_message_below_the_header_or_above_a_datagram_is_a_usage_error() {
+    // A sink on both address families: a refused command line sends nothing.
+    let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let v6 = UdpSocket::bind("[::1]:0").unwrap();
+    v4.set_nonblocking(true).unwrap();
+    v6.set_nonblocking(true).unwrap();
+    let (a4, a6) = (
+        v4.local_addr().unwrap().to_string(),
+        v6.local_addr().unwrap().to_string(),
+    );
+    let both = format!("{a6},{a4}");
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("1", &a4, &["--message-bytes 1", "24", "65507"]),
+        ("23", &a4, &["--message-bytes 23", "24"]),
+        ("23", &a6, &["--message-bytes 23", "24", "65527"]),
+        ("65508", &a4, &["65508", "65507", "IPv4"]),
+        ("65528", &a6, &["65528", "65527", "IPv6"]),
+        // Mixed families: the smaller limit, IPv4's.
+        (
+            "65508",
+            &both,
+            &["65508", "65507", "not every target is IPv6"],
+        ),
+    ];
+    for (bytes, target, needles) in cases {
+        let o = run(
+            &[
+                "connect",
+                "-p",
+                "udp",
+                "-d",
+                "1s",
+                "--message-bytes",
+                bytes,
+                target,
+            ],
+            QUICK,
+        );
+        assert_usage_error(&o, needles);
+    }
+    // The demo server is IPv4.
+    let o = run(
+        &["connect", "--demo", "-p", "udp", "--message-bytes", "65508"],
+        QUICK,
+    );
+    assert_usage_error(&o, &["65507"]);
+    let mut b = [0u8; 16];
+    assert!(v4.recv_from(&mut b).is_err(), "a refused run sent to IPv4");
+    assert!(v6.recv_from(&mut b).is_err(), "a refused run sent to IPv6");
+}
+
+/// One paced UDP run of `bytes`-byte messages against `addr`: its total row.
+fn udp_total(addr: &str, bytes: &str) -> Value {
+    let o = run(
+        &[
+            "connect",
+            "-p",
+            "udp",
+            "-c",
+            "1",
+            "-r",
+            "20",
+            "-d",
+            "500ms",
+            "--workers",
+            "1",
+            "--timeout",
+            "2s",
+            "--message-bytes",
+            bytes,
+            "--jsonlines",
+            addr,
+        ],
+        limit(0.5, Duration::from_secs(2)),
+    );
+    o.assert_ok(&format!("--message-bytes {bytes} to {addr}"));
+    the_total(&json_rows(&o)).clone()
+}
+
+#[test]
+fn udp_messages_of_the_header_and_of_the_largest_datagram_each_family_carries() {
+    let (s4, a4) = serve("127.0.0.1:0");
+    let (s6, a6) = serve("[::1]:0");
+    for (addr, bytes) in [
+        (&a4, "24"),
+        (&a4, "65507"),
+        (&a6, "24"),
+        (&a6, "65508"),
+        (&a6, "65527"),
+    ] {
+        let t = udp_total(addr, bytes);
+        let what = format!("--message-bytes {bytes} to {addr}: {t}");
+        assert!(u(&t, "count") >= 5, "{what}");
+        assert_eq!(u(&t, "error_count"), 0, "{what}");
+        assert_eq!(u(&t, "lost"), 0, "{what}");
+        let b: u64 = bytes.parse().unwrap();
+        assert_eq!(u(&t, "bytes") % b, 0, "whole messages of {b} bytes: {what}");
+    }
+    stop(s4);
+    stop(s6);
+}
