@@ -1,6 +1,7 @@
 # Thin wrappers around cargo; see README.md.
 CARGO ?= cargo
-BIN := target/release/connperf
+# Where cargo puts the binary: $CARGO_TARGET_DIR if set (as cargo does), else ./target.
+BIN := $(or $(CARGO_TARGET_DIR),target)/release/connperf
 RUN_SECS ?= 5s
 
 .PHONY: build run test lint fmt bench soak check smoke docker clean

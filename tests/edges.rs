@@ -162,3 +162,42 @@ fn udp_messages_of_the_header_and_of_the_largest_datagram_each_family_carries() 
     stop(s4);
     stop(s6);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Makefile
+// ---------------------------------------------------------------------------------------------
+
+/// `make -n TARGET` in the crate, with `CARGO_TARGET_DIR` set to `dir` or unset: its commands.
+fn make_n(target: &str, dir: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("make");
+    cmd.args(["-n", target])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // What `cargo test` itself was given must not decide the answer.
+    cmd.env_remove("CARGO_TARGET_DIR").env_remove("MAKEFLAGS");
+    if let Some(d) = dir {
+        cmd.env("CARGO_TARGET_DIR", d);
+    }
+    let o = cmd.output().expect("run make -n");
+    assert!(o.status.success(), "make -n {target}: {o:?}");
+    String::from_utf8(o.stdout).expect("UTF-8")
+}
+
+#[test]
+fn make_run_and_smoke_use_the_binary_under_cargo_target_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().to_str().unwrap();
+    let ours = format!("{d}/release/connperf");
+    for target in ["run", "smoke"] {
+        let with = make_n(target, Some(d));
+        assert!(with.contains(&ours), "make -n {target}:\n{with}");
+        assert!(
+            !with.contains(" target/release/"),
+            "make -n {target}:\n{with}"
+        );
+        let without = make_n(target, None);
+        assert!(
+            without.contains("target/release/connperf") && !without.contains(&ours),
+            "make -n {target} without CARGO_TARGET_DIR:\n{without}"
+        );
+    }
+}
