@@ -683,7 +683,8 @@ fn days_from_civil(y: i64, mo: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `50,99.9,99.99` → percentiles, each above 0 and at most 100, in the order given.
+/// `50,99.9,99.99` → percentiles, each above 0 and at most 100, in the order given; one given
+/// twice (`50,50`, `99.9,99.90`) is kept once.
 pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim) {
@@ -709,7 +710,9 @@ pub fn parse_percentiles(s: &str) -> std::result::Result<Vec<f64>, String> {
                 ));
             }
         }
-        out.push(p);
+        if !out.contains(&p) {
+            out.push(p);
+        }
     }
     Ok(out)
 }

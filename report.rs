@@ -752,8 +752,8 @@ fn table_header(cfg: &ReportConfig) -> String {
         "LAT_99p(µs)",
         "RATE(/s)"
     );
-    for p in &cfg.extra_percentiles {
-        h.push_str(&format!(" {:<15}", format!("LAT_{}p(µs)", pct_label(*p))));
+    for p in table_extras(cfg) {
+        h.push_str(&format!(" {:<15}", format!("LAT_{}p(µs)", pct_label(p))));
     }
     if cfg.ephemeral {
         h.push_str(&format!(" {:<15} {:<15}", "CONN_MEAN(µs)", "CONN_99p(µs)"));
@@ -763,6 +763,17 @@ fn table_header(cfg: &ReportConfig) -> String {
         h.push_str(&format!(" {:<8}", "LOST"));
     }
     h
+}
+
+/// The `--percentiles` columns of the table: each once, and none of the fixed ones (90, 95, 99).
+fn table_extras(cfg: &ReportConfig) -> Vec<f64> {
+    let mut ps: Vec<f64> = Vec::new();
+    for &p in &cfg.extra_percentiles {
+        if ![90.0, 95.0, 99.0].contains(&p) && !ps.contains(&p) {
+            ps.push(p);
+        }
+    }
+    ps
 }
 
 /// `99.9` → `99.9`, `50` → `50`.
@@ -898,8 +909,8 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
         q(99.0),
         rate(s.completed, window)
     );
-    for p in &cfg.extra_percentiles {
-        r.push_str(&format!(" {:<15}", q(*p)));
+    for p in table_extras(cfg) {
+        r.push_str(&format!(" {:<15}", q(p)));
     }
     if cfg.ephemeral {
         let c = &s.connect;

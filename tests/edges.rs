@@ -201,3 +201,58 @@ fn make_run_and_smoke_use_the_binary_under_cargo_target_dir() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// --percentiles
+// ---------------------------------------------------------------------------------------------
+
+/// A short `--demo` run with `extra` flags; it must exit 0.
+fn demo(extra: &[&str]) -> Outcome {
+    let mut args = vec!["connect", "--demo", "-c", "1", "-r", "50", "-d", "300ms"];
+    args.extend(extra);
+    let o = run(&args, limit(0.3, Duration::from_secs(2)));
+    o.assert_ok(&format!("{args:?}"));
+    o
+}
+
+#[test]
+fn a_percentile_given_twice_or_fixed_is_one_column_and_one_key() {
+    for (list, want) in [
+        ("50,50", vec!["LAT_50p(µs)"]),
+        ("99.9", vec!["LAT_99.9p(µs)"]),
+        ("99.9,50,99.90,50", vec!["LAT_99.9p(µs)", "LAT_50p(µs)"]),
+        ("99,50,90", vec!["LAT_50p(µs)"]),
+    ] {
+        let o = demo(&["--percentiles", list]);
+        let header: Vec<&str> = o.out[0].split_whitespace().collect();
+        let rate = header.iter().position(|h| *h == "RATE(/s)").unwrap();
+        let errors = header.iter().position(|h| *h == "ERRORS").unwrap();
+        assert_eq!(
+            header[rate + 1..errors],
+            want,
+            "--percentiles {list}: {header:?}"
+        );
+        for h in &header {
+            let n = header.iter().filter(|x| *x == h).count();
+            assert_eq!(n, 1, "--percentiles {list}: {h} {n} times in {header:?}");
+        }
+        let rows: Vec<Vec<&str>> = o
+            .out
+            .iter()
+            .filter(|l| l.starts_with("127.0.0.1:"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert!(!rows.is_empty(), "{}", o.text());
+        for r in rows {
+            assert_eq!(r.len(), header.len(), "--percentiles {list}: {r:?}");
+        }
+    }
+    // JSON: one key (serde_json would keep only the last of two, so count in the text).
+    let o = demo(&["--percentiles", "50,50", "--jsonlines"]);
+    let total = o
+        .out
+        .iter()
+        .find(|l| l.contains("\"kind\":\"total\""))
+        .unwrap_or_else(|| panic!("no total row: {}", o.text()));
+    assert_eq!(total.matches("\"latency_50p_us\"").count(), 1, "{total}");
+}
