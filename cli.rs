@@ -993,6 +993,7 @@ impl ConnectArgs {
             busy_poll_us,
             arrival: self.arrival(warnings)?,
         };
+        warnings.extend(sparse_schedule_note(&cfg));
         Ok((cfg, plan))
     }
 
@@ -1163,6 +1164,51 @@ fn udp_payload_max(targets: &[Target]) -> (usize, &'static str) {
     } else {
         (MAX_UDP_PAYLOAD_V4, " (IPv4)")
     }
+}
+
+/// A note when `--rate` × `--duration` is under one request for every stream of the schedule
+/// (a persistent connection; for ephemeral and UDP runs, a target), saying how many requests
+/// the (uniform) schedule holds in the measured time: none at all with `-r 0.0001 -d 1s`. The
+/// run still goes ahead: it may be meant to check connecting, and it reports what it measured.
+fn sparse_schedule_note(cfg: &ConnectConfig) -> Option<String> {
+    if cfg.closed_loop() {
+        return None;
+    }
+    let r = cfg.rate;
+    let per_stream = r * cfg.duration.as_secs_f64();
+    if per_stream >= 1.0 {
+        return None;
+    }
+    // Slot k of a stream whose first slot is `phase` periods after the start is due at
+    // `(phase + k) / r` s; it is measured if that falls in [warmup, warmup + duration).
+    let (from, to) = (
+        r * cfg.warmup.as_secs_f64(),
+        r * (cfg.warmup + cfg.duration).as_secs_f64(),
+    );
+    let slots = |phase: f64| -> u64 {
+        let lo = (from - phase).ceil().max(0.0);
+        let hi = (to - phase).ceil().max(0.0);
+        (hi - lo).max(0.0) as u64
+    };
+    let (per_target, unit) = match cfg.mode {
+        Mode::Persistent { connections, .. } => (
+            (0..connections)
+                .map(|c| slots((c as f64 + 0.5) / connections as f64))
+                .sum::<u64>(),
+            "connection",
+        ),
+        // The target's one schedule, shared by its flows or workers: slots 0, 1, 2, ...
+        Mode::Udp { .. } | Mode::UdpEphemeral { .. } | Mode::Ephemeral { .. } => {
+            (slots(0.0), "target")
+        }
+    };
+    let n = per_target * cfg.targets.len().max(1) as u64;
+    Some(format!(
+        "-r {r} for -d {:?} is under one request per {unit}: the schedule holds {n} request{} in the measured time{}",
+        cfg.duration,
+        if n == 1 { "" } else { "s" },
+        if n == 0 { ", so nothing will be measured" } else { "" }
+    ))
 }
 
 /// `-c`: 1 to `MAX_CONNECTIONS`.

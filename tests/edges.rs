@@ -256,3 +256,60 @@ fn a_percentile_given_twice_or_fixed_is_one_column_and_one_key() {
         .unwrap_or_else(|| panic!("no total row: {}", o.text()));
     assert_eq!(total.matches("\"latency_50p_us\"").count(), 1, "{total}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A schedule with no request in it; the CPU share of a tiny run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_rate_under_one_request_per_stream_gets_a_note_and_still_runs() {
+    let (s, addr) = serve("127.0.0.1:0");
+    // (flags, the note's count, or None: no note)
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (&["-r", "0.0001", "-d", "1s"], Some("per connection: the schedule holds 0 requests in the measured time, so nothing will be measured")),
+        // Connection c of 10 first sends at (c + 0.5) / 10 / r s: with -r 0.5 over 1 s, 5 do.
+        (&["-r", "0.5", "-d", "1s"], Some("per connection: the schedule holds 5 requests in the measured time")),
+        // Per target, the schedule's slot 0 is at the start.
+        (&["-p", "udp", "-r", "0.0001", "-d", "1s"], Some("per target: the schedule holds 1 request in the measured time")),
+        (&["-r", "1", "-d", "1s"], None),
+        (&["-r", "0", "-d", "300ms"], None),
+    ];
+    for (flags, note) in cases {
+        let mut args = vec!["connect", "--jsonlines", "--timeout", "2s"];
+        args.extend(*flags);
+        args.push(&addr);
+        let o = run(&args, limit(1.0, Duration::from_secs(2)));
+        o.assert_ok(&format!("{args:?}"));
+        let notes: Vec<&str> = o
+            .stderr_lines()
+            .into_iter()
+            .filter(|l| l.contains("under one request"))
+            .collect();
+        match note {
+            Some(n) => {
+                assert_eq!(notes.len(), 1, "{args:?}: {}", o.err);
+                assert!(
+                    notes[0].starts_with("connperf: note: -r "),
+                    "{args:?}: {}",
+                    o.err
+                );
+                assert!(notes[0].ends_with(n), "{args:?}: {}", o.err);
+            }
+            None => assert!(notes.is_empty(), "{args:?}: {}", o.err),
+        }
+        let t = the_total(&json_rows(&o)).clone();
+        if let Some(n) = note {
+            let want: u64 = n
+                .split("holds ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(u(&t, "count"), want, "{args:?}: {t}");
+        }
+    }
+    stop(s);
+}
