@@ -1317,14 +1317,23 @@ fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], s
     }
     let secs = summary.elapsed.as_secs_f64();
     if secs > 0.0 {
+        let cpu = summary.cpu.as_secs_f64();
+        let share = 100.0 * cpu / secs;
+        // The workers' CPU includes their start (and the ramp's last moments), outside the
+        // measured time: over a very short run that alone is a share of thousands of percent.
+        let share = if secs >= MIN_CPU_SHARE_SECS && share <= 100.0 * cfg.workers.max(1) as f64 {
+            format!("{share:.0} % of one core")
+        } else {
+            "too short a run for a share".to_string()
+        };
         out.line(&format!(
-            "# generator cpu: {:.2} s over {:.2} s ({:.0} % of one core)",
-            summary.cpu.as_secs_f64(),
-            secs,
-            100.0 * summary.cpu.as_secs_f64() / secs
+            "# generator cpu: {cpu:.2} s over {secs:.2} s ({share})"
         ));
     }
 }
+
+/// The shortest measured time whose generator CPU share the notes print.
+const MIN_CPU_SHARE_SECS: f64 = 0.1;
 
 /// One account of what failed for `peer`: requests by kind, then connection attempts (with
 /// no request in flight) by kind; `None` if nothing failed.

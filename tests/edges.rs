@@ -313,3 +313,39 @@ fn a_rate_under_one_request_per_stream_gets_a_note_and_still_runs() {
     }
     stop(s);
 }
+
+/// The `# generator cpu:` line of a table run.
+fn cpu_line(o: &Outcome) -> String {
+    o.out
+        .iter()
+        .find(|l| l.starts_with("# generator cpu: "))
+        .unwrap_or_else(|| panic!("no cpu line:\n{}", o.text()))
+        .clone()
+}
+
+#[test]
+fn a_run_too_short_for_a_cpu_share_prints_none() {
+    for d in ["1ns", "1us", "5ms"] {
+        let o = run(
+            &["connect", "--demo", "-d", d, "-i", "1s"],
+            limit(0.0, Duration::from_secs(2)),
+        );
+        o.assert_ok(d);
+        let line = cpu_line(&o);
+        assert!(
+            line.ends_with("(too short a run for a share)") && !line.contains('%'),
+            "-d {d}: {line}"
+        );
+    }
+    // A run long enough: a share, at most 100 % per worker.
+    let o = demo(&["--workers", "1"]);
+    let line = cpu_line(&o);
+    let pct: f64 = line
+        .split(" (")
+        .nth(1)
+        .and_then(|r| r.strip_suffix(" % of one core)"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    assert!((0.0..=100.0).contains(&pct), "{line}");
+}
