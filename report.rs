@@ -739,9 +739,23 @@ fn rate(count: u64, window: Duration) -> f64 {
     }
 }
 
+/// The PEER column's width: the Go tool's 20, or the longest name a row prints (the targets',
+/// or the one `merged(N hosts)`).
+fn peer_width(cfg: &ReportConfig) -> usize {
+    if cfg.merge && cfg.peers.len() > 1 {
+        let merged = format!("merged({} hosts)", cfg.peers.len());
+        return merged.chars().count().max(20);
+    }
+    cfg.peers
+        .iter()
+        .map(|p| p.chars().count())
+        .fold(20, usize::max)
+}
+
+/// The table's header: the Go tool's columns (and its `µs`), then ours; no trailing blanks.
 fn table_header(cfg: &ReportConfig) -> String {
     let mut h = format!(
-        "{:<20} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10}",
+        "{:<w$} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10}",
         "PEER",
         "CNT",
         "LAT_MAX(µs)",
@@ -750,7 +764,8 @@ fn table_header(cfg: &ReportConfig) -> String {
         "LAT_90p(µs)",
         "LAT_95p(µs)",
         "LAT_99p(µs)",
-        "RATE(/s)"
+        "RATE(/s)",
+        w = peer_width(cfg)
     );
     for p in table_extras(cfg) {
         h.push_str(&format!(" {:<15}", format!("LAT_{}p(µs)", pct_label(p))));
@@ -762,6 +777,7 @@ fn table_header(cfg: &ReportConfig) -> String {
     if cfg.udp {
         h.push_str(&format!(" {:<8}", "LOST"));
     }
+    h.truncate(h.trim_end().len());
     h
 }
 
@@ -898,7 +914,7 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
         }
     };
     let mut r = format!(
-        "{:<20} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10.2}",
+        "{:<w$} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10.2}",
         peer,
         s.completed,
         us(max),
@@ -907,7 +923,8 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
         q(90.0),
         q(95.0),
         q(99.0),
-        rate(s.completed, window)
+        rate(s.completed, window),
+        w = peer_width(cfg)
     );
     for p in table_extras(cfg) {
         r.push_str(&format!(" {:<15}", q(p)));
@@ -925,6 +942,7 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
     if cfg.udp {
         r.push_str(&format!(" {:<8}", s.lost));
     }
+    r.truncate(r.trim_end().len());
     r
 }
 

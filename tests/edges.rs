@@ -349,3 +349,90 @@ fn a_run_too_short_for_a_cpu_share_prints_none() {
         .unwrap();
     assert!((0.0..=100.0).contains(&pct), "{line}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The table's PEER column
+// ---------------------------------------------------------------------------------------------
+
+/// Every line of a table (header, rows, notes) ends in no blank; the header and the rows put
+/// each column at the same character offset.
+fn assert_aligned(o: &Outcome, peers: &[&str]) {
+    for l in &o.out {
+        assert_eq!(l.trim_end(), l, "a trailing blank: {l:?}");
+    }
+    let header = &o.out[0];
+    assert!(header.starts_with("PEER "), "{header}");
+    // Where each header column starts, in characters (`µ` is one).
+    let starts = |l: &str| -> Vec<usize> {
+        let cs: Vec<char> = l.chars().collect();
+        (0..cs.len())
+            .filter(|&i| cs[i] != ' ' && (i == 0 || cs[i - 1] == ' '))
+            .collect()
+    };
+    let want = starts(header);
+    let rows: Vec<&String> = o
+        .out
+        .iter()
+        .filter(|l| peers.iter().any(|p| l.starts_with(&format!("{p} "))))
+        .collect();
+    assert!(!rows.is_empty(), "{}", o.text());
+    for r in rows {
+        // A value is left-aligned in its column: it starts where the header's name does. The
+        // peer is one column even with a blank in it (`merged(2 hosts)`).
+        let p = peers
+            .iter()
+            .find(|p| r.starts_with(&format!("{p} ")))
+            .unwrap();
+        let masked = format!("{}{}", "x".repeat(p.chars().count()), &r[p.len()..]);
+        assert_eq!(starts(&masked), want, "header {header:?}\nrow    {r:?}");
+    }
+}
+
+#[test]
+fn the_peer_column_widens_to_the_longest_target_and_lines_end_without_blanks() {
+    let (s4, a4) = serve("127.0.0.1:0");
+    let (s6, a6) = serve("[::1]:0");
+    let port6 = a6.rsplit(':').next().unwrap();
+    // A name longer than 20 characters: [0:0:0:0:0:0:0:1]:PORT.
+    let long = format!("[0:0:0:0:0:0:0:1]:{port6}");
+    assert!(long.len() > 20);
+    let base = [
+        "connect",
+        "-c",
+        "1",
+        "-r",
+        "20",
+        "-d",
+        "1s",
+        "-i",
+        "500ms",
+        "--workers",
+        "1",
+    ];
+    let mut args = base.to_vec();
+    args.extend([a4.as_str(), long.as_str()]);
+    let o = run(&args, limit(1.0, Duration::from_secs(2)));
+    o.assert_ok("two targets");
+    let w = long.chars().count();
+    assert_eq!(o.out[0].find("CNT"), Some(w + 1), "{}", o.out[0]);
+    assert_aligned(&o, &[&a4, &long]);
+    // UDP and ephemeral tables (LOST, CONN_ columns last and in the middle), a short name.
+    for extra in [&["-p", "udp"][..], &["-f", "ephemeral"][..]] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        args.push(&a4);
+        let o = run(&args, limit(1.0, Duration::from_secs(2)));
+        o.assert_ok(&format!("{extra:?}"));
+        assert_eq!(o.out[0].find("CNT"), Some(21), "{}", o.out[0]);
+        assert_aligned(&o, &[&a4]);
+    }
+    // Merged, only `merged(2 hosts)` is printed: the Go tool's 20 however long the targets.
+    let mut args = base.to_vec();
+    args.extend(["--merge-results-each-host", a4.as_str(), long.as_str()]);
+    let o = run(&args, limit(1.0, Duration::from_secs(2)));
+    o.assert_ok("merged");
+    assert_eq!(o.out[0].find("CNT"), Some(21), "{}", o.out[0]);
+    assert_aligned(&o, &["merged(2 hosts)"]);
+    stop(s4);
+    stop(s6);
+}
