@@ -1312,6 +1312,7 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
         Protocols::Udp => "udp",
         Protocols::All => "tcp+udp",
     };
+    let jsonlines = cfg.jsonlines;
     let server = Server::start(
         cfg,
         &plan,
@@ -1322,13 +1323,40 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
     {
         let mut out = std::io::stdout().lock();
         for a in &server.addrs {
-            let _ = writeln!(out, "Listening at {a} ({protos}, {} workers)", plan.workers);
+            let _ = writeln!(
+                out,
+                "{}",
+                listening_line(jsonlines, *a, protos, plan.workers)
+            );
         }
         let _ = out.flush();
     }
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     server.join()?;
     Ok(())
+}
+
+/// What `serve` prints once per bound address: `Listening at ADDR (PROTOS, N workers)`, or
+/// with `--jsonlines` a JSON object (`"kind":"listening"`), so that stdout is JSON only.
+fn listening_line(jsonlines: bool, addr: SocketAddr, protos: &str, workers: usize) -> String {
+    #[derive(serde::Serialize)]
+    struct Listening<'a> {
+        kind: &'a str,
+        addr: String,
+        proto: &'a str,
+        workers: usize,
+    }
+    if jsonlines {
+        let row = Listening {
+            kind: "listening",
+            addr: addr.to_string(),
+            proto: protos,
+            workers,
+        };
+        serde_json::to_string(&row).expect("string keys")
+    } else {
+        format!("Listening at {addr} ({protos}, {workers} workers)")
+    }
 }
 
 /// `connperf connect`.
@@ -1582,6 +1610,21 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// The `serve` listening line: text for the table, a JSON object with `--jsonlines`.
+    #[test]
+    fn listening_lines() {
+        let a: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+        assert_eq!(
+            listening_line(false, a, "tcp+udp", 2),
+            "Listening at 127.0.0.1:9100 (tcp+udp, 2 workers)"
+        );
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(
+            listening_line(true, v6, "tcp", 1),
+            r#"{"kind":"listening","addr":"[::1]:80","proto":"tcp","workers":1}"#
+        );
     }
 
     #[test]
