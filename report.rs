@@ -1699,7 +1699,8 @@ impl<'a> ServerRow<'a> {
 }
 
 /// `c` is what the row counts (a window's delta, or cumulative) over `length`; `now` gives the
-/// open count.
+/// open count. The text row's `key=value` pairs are all integers (`elapsed_ms`), so that a
+/// reader can parse every one as a counter.
 fn server_line(
     jsonlines: bool,
     kind: &str,
@@ -1714,10 +1715,10 @@ fn server_line(
     } else {
         format!(
             "server {kind:<8} {name:<6} accepted={} open={} closed={} rejected={} idle_closed={} \
-             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} denied={} resets={} errors={} (accept_fd_limit={} accept_other={} io={}) elapsed_sec={:.3}",
+             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} denied={} resets={} errors={} (accept_fd_limit={} accept_other={} io={}) elapsed_ms={}",
             c.accepted, now.open(), c.closed, c.rejected, c.idle_closed, c.tcp_reads, c.tcp_bytes,
             c.udp_datagrams, c.udp_bytes, c.denied, c.resets, c.errors(), c.accept_fd_limit, c.accept_errors, c.io_errors,
-            length.as_secs_f64()
+            length.as_millis()
         )
     }
 }
@@ -2146,6 +2147,75 @@ mod tests {
         run_server_reporter(2, true, true, start, rx, &mut buf);
         let text = mask_timestamps(&String::from_utf8(buf).unwrap());
         assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_SERVER);
+    }
+
+    /// The text rows: the partial window at the stop too, and every `key=value` an integer.
+    #[test]
+    fn server_text_rows_have_the_partial_window_and_integer_values() {
+        let c = |k: u64| ServerCounters {
+            accepted: k,
+            tcp_bytes: 10 * k,
+            ..Default::default()
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let start = Instant::now();
+        for (seq, k, ms, last) in [(0, 3, 1000, false), (1, 5, 2000, false), (2, 6, 2250, true)] {
+            tx.send(ServerSnapshot {
+                worker: 0,
+                seq,
+                counters: c(k),
+                at: start + Duration::from_millis(ms),
+                last,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut buf = Vec::new();
+        run_server_reporter(1, false, true, start, rx, &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let rows: Vec<(String, BTreeMap<String, u64>)> = text
+            .lines()
+            .map(|l| {
+                let head: Vec<&str> = l.split_whitespace().take(3).collect();
+                let kv = l
+                    .split_whitespace()
+                    .filter_map(|t| t.split_once('='))
+                    .map(|(k, v)| {
+                        let v = v.trim_end_matches(')');
+                        (k.trim_start_matches('(').to_string(), v.parse().unwrap())
+                    })
+                    .collect();
+                (head.join(" "), kv)
+            })
+            .collect();
+        let heads: Vec<&str> = rows.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(
+            heads,
+            [
+                "server interval 0",
+                "server interval 1",
+                "server interval 2",
+                "server worker w0",
+                "server total total"
+            ],
+            "{text}"
+        );
+        let col = |i: usize, k: &str| rows[i].1[k];
+        assert_eq!(
+            [col(0, "accepted"), col(1, "accepted"), col(2, "accepted")],
+            [3, 2, 1]
+        );
+        assert_eq!(col(2, "tcp_bytes"), 10, "{text}");
+        assert_eq!(
+            [
+                col(0, "elapsed_ms"),
+                col(1, "elapsed_ms"),
+                col(2, "elapsed_ms")
+            ],
+            [1000, 1000, 250]
+        );
+        assert_eq!(col(4, "accepted"), 6);
+        assert_eq!(col(4, "elapsed_ms"), 2250);
     }
 
     #[test]
