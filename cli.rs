@@ -184,7 +184,7 @@ pub struct ServeArgs {
     /// protocol: tcp, udp or all (default all)
     #[argh(option, short = 'p')]
     pub protocol: Option<String>,
-    /// print counters every interval (e.g. 5s); default: only at shutdown
+    /// print counters every interval (e.g. 5s), and the partial one at the stop; default: only at shutdown
     #[argh(option, from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
     /// close connections beyond this many open at once (counted as rejected)
@@ -211,7 +211,7 @@ pub struct ServeArgs {
     /// number of worker threads (default: one per available core)
     #[argh(option, from_str_fn(parse_count))]
     pub workers: Option<u64>,
-    /// print counters as JSON Lines
+    /// stdout as JSON Lines only: a "listening" object per address, then the counters
     #[argh(switch)]
     pub jsonlines: bool,
     /// answer only these peers: comma-separated addresses or CIDR blocks (TCP and UDP)
