@@ -10,13 +10,16 @@ build:
 	$(CARGO) build --release
 
 # The main job on loopback: an echo server on a free port, a paced client against it, the
-# server's final counters. Everything stops by itself.
+# server's final counters. Everything stops by itself. The server runs in table mode, so its
+# address is on its `Listening at ADDR (...)` line (with --jsonlines it would be the "addr" of
+# its {"kind":"listening",...} object).
 run: build
 	@set -e; out=$$(mktemp); \
 	$(BIN) serve -l 127.0.0.1:0 --workers 1 >"$$out" & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null || true; rm -f "$$out"' EXIT; \
 	for i in $$(seq 100); do grep -q 'Listening at' "$$out" && break; sleep 0.05; done; \
-	addr=$$(awk '/Listening at/ {print $$3; exit}' "$$out"); \
+	addr=$$(awk '/^Listening at / {print $$3; exit}' "$$out"); \
+	test -n "$$addr" || { echo "no 'Listening at' line from connperf serve" >&2; exit 1; }; \
 	echo "== connperf connect -c 10 -r 100 -d $(RUN_SECS) -i 1s $$addr"; \
 	$(BIN) connect -c 10 -r 100 -d $(RUN_SECS) -i 1s "$$addr"; \
 	kill -TERM $$pid; wait $$pid || true; \

@@ -188,7 +188,7 @@ pub struct ServeArgs {
     /// protocol: tcp, udp or all (default all)
     #[argh(option, short = 'p')]
     pub protocol: Option<String>,
-    /// print counters every interval (e.g. 5s); default: only at shutdown
+    /// print counters every interval (e.g. 5s), and the partial one at the stop; default: only at shutdown
     #[argh(option, from_str_fn(parse_interval))]
     pub interval: Option<Duration>,
     /// close connections beyond this many open at once (counted as rejected)
@@ -215,7 +215,7 @@ pub struct ServeArgs {
     /// number of worker threads (default: one per available core)
     #[argh(option, from_str_fn(parse_count))]
     pub workers: Option<u64>,
-    /// print counters as JSON Lines
+    /// stdout as JSON Lines only: a "listening" object per address, then the counters
     #[argh(switch)]
     pub jsonlines: bool,
     /// answer only these peers: comma-separated addresses or CIDR blocks (TCP and UDP)
@@ -1373,6 +1373,7 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
         Protocols::Udp => "udp",
         Protocols::All => "tcp+udp",
     };
+    let jsonlines = cfg.jsonlines;
     let server = Server::start(
         cfg,
         &plan,
@@ -1383,13 +1384,40 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
     {
         let mut out = std::io::stdout().lock();
         for a in &server.addrs {
-            let _ = writeln!(out, "Listening at {a} ({protos}, {} workers)", plan.workers);
+            let _ = writeln!(
+                out,
+                "{}",
+                listening_line(jsonlines, *a, protos, plan.workers)
+            );
         }
         let _ = out.flush();
     }
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     server.join()?;
     Ok(())
+}
+
+/// What `serve` prints once per bound address: `Listening at ADDR (PROTOS, N workers)`, or
+/// with `--jsonlines` a JSON object (`"kind":"listening"`), so that stdout is JSON only.
+fn listening_line(jsonlines: bool, addr: SocketAddr, protos: &str, workers: usize) -> String {
+    #[derive(serde::Serialize)]
+    struct Listening<'a> {
+        kind: &'a str,
+        addr: String,
+        proto: &'a str,
+        workers: usize,
+    }
+    if jsonlines {
+        let row = Listening {
+            kind: "listening",
+            addr: addr.to_string(),
+            proto: protos,
+            workers,
+        };
+        serde_json::to_string(&row).expect("string keys")
+    } else {
+        format!("Listening at {addr} ({protos}, {workers} workers)")
+    }
 }
 
 /// `connperf connect`.
@@ -1643,6 +1671,21 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// The `serve` listening line: text for the table, a JSON object with `--jsonlines`.
+    #[test]
+    fn listening_lines() {
+        let a: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+        assert_eq!(
+            listening_line(false, a, "tcp+udp", 2),
+            "Listening at 127.0.0.1:9100 (tcp+udp, 2 workers)"
+        );
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(
+            listening_line(true, v6, "tcp", 1),
+            r#"{"kind":"listening","addr":"[::1]:80","proto":"tcp","workers":1}"#
+        );
     }
 
     #[test]

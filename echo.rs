@@ -815,6 +815,7 @@ impl EchoWorker {
             worker: self.id,
             seq: self.seq,
             counters: self.counters,
+            at: Instant::now(),
             last,
         };
         // The reporter never falls far behind; if it did, the next snapshot is cumulative anyway.
@@ -986,12 +987,12 @@ impl Server {
         let workers_n = plan.workers;
         let jsonlines = cfg.jsonlines;
         let interval_rows = cfg.interval.is_some();
+        let start = Instant::now();
         let (tx, reporter) = crate::report::Reporter::spawn(workers_n, move |rx| {
-            crate::report::run_server_reporter(workers_n, jsonlines, interval_rows, rx, out)
+            crate::report::run_server_reporter(workers_n, jsonlines, interval_rows, start, rx, out)
         })?;
         let cfg = Arc::new(cfg);
         let shared = Arc::new(Shared::default());
-        let start = Instant::now();
         let mut sockets = bound.sockets.into_iter();
         let workers = reactor::spawn(plan, shutdown, loop_opts, |i, registry| {
             let s = sockets.next().expect("one socket set per worker");

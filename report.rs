@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Largest latency a histogram holds: one hour in ns. Larger samples are clamped and counted.
 pub const MAX_NS: u64 = 3_600_000_000_000;
@@ -1547,21 +1547,28 @@ impl ServerCounters {
     }
 }
 
-/// A worker's cumulative counters at the end of window `seq`; `last` on its final message.
+/// A worker's cumulative counters at the end of window `seq`, taken at `at`; `last` on its
+/// final message.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerSnapshot {
     pub worker: usize,
     pub seq: u64,
     pub counters: ServerCounters,
+    pub at: Instant,
     pub last: bool,
 }
 
 /// Print the echo server's counters: one line per window (if `interval_rows`), and per worker
-/// plus a total at the end. Returns the final totals.
+/// plus a total at the end. Returns the final totals. `start` is when the workers started.
+///
+/// With `interval_rows`, the window in progress when the server stops is printed too, as an
+/// interval row of its real (shorter) length, before the worker and total rows: the interval
+/// rows then add up to the total exactly.
 pub fn run_server_reporter<W: Write>(
     workers: usize,
     jsonlines: bool,
     interval_rows: bool,
+    start: Instant,
     rx: Receiver<ServerSnapshot>,
     out: W,
 ) -> ServerCounters {
@@ -1570,11 +1577,15 @@ pub fn run_server_reporter<W: Write>(
         broken: false,
     };
     let mut latest = vec![ServerCounters::default(); workers];
+    let mut latest_at = vec![start; workers];
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
     let mut printed = ServerCounters::default();
+    let mut printed_at = start;
+    let mut next_window = 0;
     for snap in rx.iter() {
         if let Some(l) = latest.get_mut(snap.worker) {
             *l = snap.counters;
+            latest_at[snap.worker] = snap.at;
         }
         if snap.last || !interval_rows {
             continue;
@@ -1585,22 +1596,49 @@ pub fn run_server_reporter<W: Write>(
             seen.remove(&snap.seq);
             let total = sum(&latest);
             let delta = diff(&total, &printed);
+            let at = latest_at.iter().copied().max().unwrap_or(start);
             printed = total;
             out.line(&server_line(
                 jsonlines,
                 "interval",
                 &format!("{}", snap.seq),
+                at.saturating_duration_since(printed_at),
                 &delta,
                 &total,
             ));
             out.flush();
+            printed_at = at;
+            next_window = snap.seq + 1;
         }
     }
     let total = sum(&latest);
-    for (i, c) in latest.iter().enumerate() {
-        out.line(&server_line(jsonlines, "worker", &format!("w{i}"), c, c));
+    let end = latest_at.iter().copied().max().unwrap_or(start);
+    if interval_rows {
+        // The last, partial window: what the interval rows so far have not counted.
+        out.line(&server_line(
+            jsonlines,
+            "interval",
+            &format!("{next_window}"),
+            end.saturating_duration_since(printed_at),
+            &diff(&total, &printed),
+            &total,
+        ));
     }
-    out.line(&server_line(jsonlines, "total", "total", &total, &total));
+    for (i, c) in latest.iter().enumerate() {
+        let length = latest_at[i].saturating_duration_since(start);
+        out.line(&server_line(
+            jsonlines,
+            "worker",
+            &format!("w{i}"),
+            length,
+            c,
+            c,
+        ));
+    }
+    let length = end.saturating_duration_since(start);
+    out.line(&server_line(
+        jsonlines, "total", "total", length, &total, &total,
+    ));
     out.flush();
     total
 }
@@ -1639,6 +1677,8 @@ struct ServerRow<'a> {
     /// The window number, `w{i}`, or `total`.
     name: &'a str,
     timestamp: &'a str,
+    /// The row's length: its window's (the last one usually shorter), or the run's.
+    elapsed_sec: f64,
     accepted: u64,
     open: u64,
     closed: u64,
@@ -1667,6 +1707,7 @@ impl<'a> ServerRow<'a> {
         kind: &'a str,
         name: &'a str,
         ts: &'a str,
+        length: Duration,
         c: &ServerCounters,
         now: &ServerCounters,
     ) -> Self {
@@ -1674,6 +1715,7 @@ impl<'a> ServerRow<'a> {
             kind,
             name,
             timestamp: ts,
+            elapsed_sec: round6(length.as_secs_f64()),
             accepted: c.accepted,
             open: now.open(),
             closed: c.closed,
@@ -1694,23 +1736,27 @@ impl<'a> ServerRow<'a> {
     }
 }
 
-/// `c` is what the row counts (a window's delta, or cumulative); `now` gives the open count.
+/// `c` is what the row counts (a window's delta, or cumulative) over `length`; `now` gives the
+/// open count. The text row's `key=value` pairs are all integers (`elapsed_ms`), so that a
+/// reader can parse every one as a counter.
 fn server_line(
     jsonlines: bool,
     kind: &str,
     name: &str,
+    length: Duration,
     c: &ServerCounters,
     now: &ServerCounters,
 ) -> String {
     if jsonlines {
         let ts = iso8601(SystemTime::now());
-        json_line(&ServerRow::new(kind, name, &ts, c, now))
+        json_line(&ServerRow::new(kind, name, &ts, length, c, now))
     } else {
         format!(
             "server {kind:<8} {name:<6} accepted={} open={} closed={} rejected={} idle_closed={} \
-             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} denied={} resets={} errors={} (accept_fd_limit={} accept_other={} io={})",
+             tcp_reads={} tcp_bytes={} udp_datagrams={} udp_bytes={} denied={} resets={} errors={} (accept_fd_limit={} accept_other={} io={}) elapsed_ms={}",
             c.accepted, now.open(), c.closed, c.rejected, c.idle_closed, c.tcp_reads, c.tcp_bytes,
-            c.udp_datagrams, c.udp_bytes, c.denied, c.resets, c.errors(), c.accept_fd_limit, c.accept_errors, c.io_errors
+            c.udp_datagrams, c.udp_bytes, c.denied, c.resets, c.errors(), c.accept_fd_limit, c.accept_errors, c.io_errors,
+            length.as_millis()
         )
     }
 }
@@ -2087,12 +2133,14 @@ mod tests {
         assert!(text.ends_with('\n'));
     }
 
-    /// `server_json_rows_are_pinned`: keys in field order.
+    /// `server_json_rows_are_pinned`: keys in field order; the second interval row is the partial
+    /// window at the stop.
     const GOLDEN_SERVER: &[&str] = &[
-        r#"{"kind":"interval","name":"0","timestamp":"T","accepted":102,"open":52,"closed":50,"rejected":106,"idle_closed":108,"tcp_reads":110,"tcp_bytes":112,"udp_datagrams":114,"udp_bytes":116,"denied":118,"resets":120,"errors":{"accept_fd_limit":122,"accept_other":124,"io":126}}"#,
-        r#"{"kind":"worker","name":"w0","timestamp":"T","accepted":1001,"open":501,"closed":500,"rejected":1003,"idle_closed":1004,"tcp_reads":1005,"tcp_bytes":1006,"udp_datagrams":1007,"udp_bytes":1008,"denied":1009,"resets":1010,"errors":{"accept_fd_limit":1011,"accept_other":1012,"io":1013}}"#,
-        r#"{"kind":"worker","name":"w1","timestamp":"T","accepted":101,"open":51,"closed":50,"rejected":103,"idle_closed":104,"tcp_reads":105,"tcp_bytes":106,"udp_datagrams":107,"udp_bytes":108,"denied":109,"resets":110,"errors":{"accept_fd_limit":111,"accept_other":112,"io":113}}"#,
-        r#"{"kind":"total","name":"total","timestamp":"T","accepted":1102,"open":552,"closed":550,"rejected":1106,"idle_closed":1108,"tcp_reads":1110,"tcp_bytes":1112,"udp_datagrams":1114,"udp_bytes":1116,"denied":1118,"resets":1120,"errors":{"accept_fd_limit":1122,"accept_other":1124,"io":1126}}"#,
+        r#"{"kind":"interval","name":"0","timestamp":"T","elapsed_sec":1.0,"accepted":102,"open":52,"closed":50,"rejected":106,"idle_closed":108,"tcp_reads":110,"tcp_bytes":112,"udp_datagrams":114,"udp_bytes":116,"denied":118,"resets":120,"errors":{"accept_fd_limit":122,"accept_other":124,"io":126}}"#,
+        r#"{"kind":"interval","name":"1","timestamp":"T","elapsed_sec":0.5,"accepted":1000,"open":552,"closed":500,"rejected":1000,"idle_closed":1000,"tcp_reads":1000,"tcp_bytes":1000,"udp_datagrams":1000,"udp_bytes":1000,"denied":1000,"resets":1000,"errors":{"accept_fd_limit":1000,"accept_other":1000,"io":1000}}"#,
+        r#"{"kind":"worker","name":"w0","timestamp":"T","elapsed_sec":1.5,"accepted":1001,"open":501,"closed":500,"rejected":1003,"idle_closed":1004,"tcp_reads":1005,"tcp_bytes":1006,"udp_datagrams":1007,"udp_bytes":1008,"denied":1009,"resets":1010,"errors":{"accept_fd_limit":1011,"accept_other":1012,"io":1013}}"#,
+        r#"{"kind":"worker","name":"w1","timestamp":"T","elapsed_sec":1.0,"accepted":101,"open":51,"closed":50,"rejected":103,"idle_closed":104,"tcp_reads":105,"tcp_bytes":106,"udp_datagrams":107,"udp_bytes":108,"denied":109,"resets":110,"errors":{"accept_fd_limit":111,"accept_other":112,"io":113}}"#,
+        r#"{"kind":"total","name":"total","timestamp":"T","elapsed_sec":1.5,"accepted":1102,"open":552,"closed":550,"rejected":1106,"idle_closed":1108,"tcp_reads":1110,"tcp_bytes":1112,"udp_datagrams":1114,"udp_bytes":1116,"denied":1118,"resets":1120,"errors":{"accept_fd_limit":1122,"accept_other":1124,"io":1126}}"#,
     ];
 
     /// The exact JSON text of the echo server's rows: keys in field order.
@@ -2114,21 +2162,98 @@ mod tests {
             io_errors: k + 13,
         };
         let (tx, rx) = crossbeam_channel::unbounded();
-        for (worker, seq, k, last) in [(0, 0, 0, false), (1, 0, 100, false), (0, 1, 1000, true)] {
+        let start = Instant::now();
+        // Worker 0 stops half-way through window 1: the last interval row is 0.5 s long and
+        // holds what window 0 did not count.
+        for (worker, seq, k, ms, last) in [
+            (0, 0, 0, 1000, false),
+            (1, 0, 100, 1000, false),
+            (0, 1, 1000, 1500, true),
+        ] {
             let counters = c(k);
             tx.send(ServerSnapshot {
                 worker,
                 seq,
                 counters,
+                at: start + Duration::from_millis(ms),
                 last,
             })
             .unwrap();
         }
         drop(tx);
         let mut buf = Vec::new();
-        run_server_reporter(2, true, true, rx, &mut buf);
+        run_server_reporter(2, true, true, start, rx, &mut buf);
         let text = mask_timestamps(&String::from_utf8(buf).unwrap());
         assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_SERVER);
+    }
+
+    /// The text rows: the partial window at the stop too, and every `key=value` an integer.
+    #[test]
+    fn server_text_rows_have_the_partial_window_and_integer_values() {
+        let c = |k: u64| ServerCounters {
+            accepted: k,
+            tcp_bytes: 10 * k,
+            ..Default::default()
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let start = Instant::now();
+        for (seq, k, ms, last) in [(0, 3, 1000, false), (1, 5, 2000, false), (2, 6, 2250, true)] {
+            tx.send(ServerSnapshot {
+                worker: 0,
+                seq,
+                counters: c(k),
+                at: start + Duration::from_millis(ms),
+                last,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let mut buf = Vec::new();
+        run_server_reporter(1, false, true, start, rx, &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let rows: Vec<(String, BTreeMap<String, u64>)> = text
+            .lines()
+            .map(|l| {
+                let head: Vec<&str> = l.split_whitespace().take(3).collect();
+                let kv = l
+                    .split_whitespace()
+                    .filter_map(|t| t.split_once('='))
+                    .map(|(k, v)| {
+                        let v = v.trim_end_matches(')');
+                        (k.trim_start_matches('(').to_string(), v.parse().unwrap())
+                    })
+                    .collect();
+                (head.join(" "), kv)
+            })
+            .collect();
+        let heads: Vec<&str> = rows.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(
+            heads,
+            [
+                "server interval 0",
+                "server interval 1",
+                "server interval 2",
+                "server worker w0",
+                "server total total"
+            ],
+            "{text}"
+        );
+        let col = |i: usize, k: &str| rows[i].1[k];
+        assert_eq!(
+            [col(0, "accepted"), col(1, "accepted"), col(2, "accepted")],
+            [3, 2, 1]
+        );
+        assert_eq!(col(2, "tcp_bytes"), 10, "{text}");
+        assert_eq!(
+            [
+                col(0, "elapsed_ms"),
+                col(1, "elapsed_ms"),
+                col(2, "elapsed_ms")
+            ],
+            [1000, 1000, 250]
+        );
+        assert_eq!(col(4, "accepted"), 6);
+        assert_eq!(col(4, "elapsed_ms"), 2250);
     }
 
     #[test]

@@ -739,57 +739,190 @@ fn binary_serves_then_exits_0_on_sigterm_with_totals() {
     );
 }
 
-#[test]
-fn binary_jsonlines_prints_only_json_after_listening() {
-    let mut p = spawn(
-        &[
-            "serve",
-            "-l",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--jsonlines",
-            "--interval",
-            "100ms",
-        ],
-        None,
+/// `serve --jsonlines ARGS` on a free port of 127.0.0.1, two workers. Returns the child, the
+/// address from its first stdout line (which must be the `"kind":"listening"` object, not the
+/// text line) and that line.
+fn spawn_json_server(args: &[&str]) -> (Proc, SocketAddr, String) {
+    let mut argv = vec![
+        "serve",
+        "-l",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--jsonlines",
+    ];
+    argv.extend_from_slice(args);
+    let mut p = spawn(&argv, None);
+    let first = p
+        .line_within(PROC_TIMEOUT)
+        .expect("a first stdout line within 5 s");
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first:?}"));
+    assert_eq!(v["kind"], "listening", "{first}");
+    assert_eq!(v["proto"], "tcp+udp", "{first}");
+    assert_eq!(v["workers"], 2, "{first}");
+    let addr: SocketAddr = v["addr"]
+        .as_str()
+        .expect("addr")
+        .parse()
+        .expect("an address");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{first}");
+    assert_eq!(
+        common::listening_addr(&first),
+        Some(addr),
+        "the harness reads it too"
     );
-    let addr = p.listening(1)[0];
+    (p, addr, first)
+}
+
+/// Issue 13 item 8: with `--jsonlines`, every stdout line from start to stop is a JSON object:
+/// the listening object, the interval rows, the worker rows and the total, in that order.
+#[test]
+fn binary_jsonlines_stdout_is_only_json_from_start_to_stop() {
+    let (mut p, addr, first) = spawn_json_server(&["--interval", "100ms"]);
     let mut s = tcp(addr);
     echo_small(&mut s, &pattern(1000, 1));
     drop(s);
-    // Let at least one interval row come out before stopping.
-    let first = p
-        .line_within(Duration::from_secs(3))
-        .expect("an interval row within 3 s");
+    udp_echo(&udp_client(addr), addr, &pattern(300, 2));
+    // An interval row with the traffic in it comes out before the stop.
+    p.wait_line(PROC_TIMEOUT, |l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .is_ok_and(|v| v["kind"] == "interval" && v["udp_bytes"].as_u64() > Some(0))
+    });
     let (status, mut lines, err) = terminate(p);
     assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
+    assert!(!err.contains("Listening"), "stderr: {err}");
     lines.insert(0, first);
     let rows: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
         .collect();
-    assert_eq!(rows[0]["kind"], "interval", "{:?}", lines[0]);
-    let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds.iter().filter(|k| **k == "worker").count(),
-        2,
+    let kinds: Vec<&str> = rows
+        .iter()
+        .map(|r| r["kind"].as_str().expect("every row has a kind"))
+        .collect();
+    let n = kinds.len();
+    assert!(n >= 5, "{kinds:?}");
+    assert_eq!(kinds[0], "listening", "{kinds:?}");
+    assert!(
+        kinds[1..n - 3].iter().all(|k| *k == "interval"),
         "{kinds:?}"
     );
-    let total = rows.last().expect("rows");
-    assert_eq!(total["kind"], "total", "last row is the total: {lines:#?}");
+    assert_eq!(kinds[n - 3..], ["worker", "worker", "total"], "{kinds:?}");
+    let total = &rows[n - 1];
     assert_eq!(total["tcp_bytes"], 1000, "{total}");
+    assert_eq!(total["udp_bytes"], 300, "{total}");
     assert_eq!(total["accepted"], 1, "{total}");
     assert_eq!(total["errors"]["io"], 0, "{total}");
-    let interval_bytes: u64 = rows
+}
+
+/// The counters a server row counts (all but `open`, which is the state at the row's end).
+fn server_counts(r: &serde_json::Value) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for (k, v) in r.as_object().expect("a JSON object") {
+        match k.as_str() {
+            "kind" | "name" | "timestamp" | "elapsed_sec" | "open" => {}
+            "errors" => {
+                for (e, n) in v.as_object().expect("errors by kind") {
+                    out.push((format!("errors.{e}"), n.as_u64().expect("a count")));
+                }
+            }
+            _ => out.push((k.clone(), v.as_u64().unwrap_or_else(|| panic!("{k}: {v}")))),
+        }
+    }
+    out
+}
+
+/// Issue 13 item 8: the window in progress at the stop is printed as an interval row of its
+/// real, shorter length, so the interval rows add up to the total exactly, counter by counter,
+/// and their lengths to the run's. Real TCP and UDP clients, a few windows, a stop mid-window.
+#[test]
+fn binary_interval_rows_add_up_to_the_totals_with_the_last_partial_window() {
+    const WINDOW: f64 = 0.3;
+    let (mut p, addr, _) = spawn_json_server(&["--interval", "300ms"]);
+    let udp = udp_client(addr);
+    let mut windows_with_traffic = 0;
+    for round in 0..3u64 {
+        let mut s = tcp(addr);
+        echo_small(&mut s, &pattern(100 + round as usize, round));
+        udp_echo(&udp, addr, &pattern(50 + round as usize, round));
+        if round == 2 {
+            // The stop comes right after this traffic, early in a window.
+            drop(s);
+            break;
+        }
+        drop(s);
+        // Wait for the window that holds this round's traffic to be printed.
+        p.wait_line(PROC_TIMEOUT, |l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["kind"] == "interval" && v["udp_datagrams"].as_u64() > Some(0))
+        });
+        windows_with_traffic += 1;
+    }
+    assert_eq!(windows_with_traffic, 2);
+    // A connection left open at the stop: the server closes it, in the last window.
+    let mut open = tcp(addr);
+    echo_small(&mut open, b"open at the stop");
+    let (status, lines, err) = terminate(p);
+    assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
+    let rows: Vec<serde_json::Value> = lines
         .iter()
-        .filter(|r| r["kind"] == "interval")
-        .map(|r| r["tcp_bytes"].as_u64().unwrap())
-        .sum();
-    assert!(
-        interval_bytes <= 1000,
-        "interval deltas exceed total: {lines:#?}"
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    let intervals: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| r["kind"] == "interval").collect();
+    let total = rows.last().expect("rows");
+    assert_eq!(total["kind"], "total", "{lines:#?}");
+    assert!(intervals.len() >= 3, "{lines:#?}");
+    // Window numbers count up; the last row is the partial window, right before the workers.
+    for (i, w) in intervals.windows(2).enumerate() {
+        let a: u64 = w[0]["name"].as_str().unwrap().parse().unwrap();
+        let b: u64 = w[1]["name"].as_str().unwrap().parse().unwrap();
+        assert!(b > a, "row {i}: window {a} then {b}: {lines:#?}");
+    }
+    let last = intervals.last().unwrap();
+    let n = rows.len();
+    assert_eq!(
+        &rows[n - 4],
+        *last,
+        "the partial window comes before the worker rows"
     );
+    let last_len = last["elapsed_sec"].as_f64().expect("elapsed_sec");
+    assert!(
+        last_len > 0.0 && last_len < 2.0 * WINDOW,
+        "the partial window lasted {last_len} s: {last}"
+    );
+    // The server closes the open connection at the stop: that close is the partial window's.
+    assert!(
+        last["closed"].as_u64() >= Some(1),
+        "the close at the stop: {last}"
+    );
+    assert_eq!(last["open"], 0, "{last}");
+    // Counter by counter, the windows sum to the total.
+    let want = server_counts(total);
+    let mut got: Vec<(String, u64)> = want.iter().map(|(k, _)| (k.clone(), 0)).collect();
+    for r in &intervals {
+        for ((k, sum), (k2, x)) in got.iter_mut().zip(server_counts(r)) {
+            assert_eq!(*k, k2, "same keys in every row");
+            *sum += x;
+        }
+    }
+    assert_eq!(got, want, "interval sums vs the total: {lines:#?}");
+    assert_eq!(total["tcp_bytes"], 100 + 101 + 102 + 16, "{total}");
+    assert_eq!(total["udp_bytes"], 50 + 51 + 52, "{total}");
+    assert_eq!(total["accepted"], 4, "{total}");
+    assert_eq!(total["closed"], 4, "{total}");
+    // The lengths add up to the run's (each rounded to the microsecond).
+    let lengths: f64 = intervals
+        .iter()
+        .map(|r| r["elapsed_sec"].as_f64().unwrap())
+        .sum();
+    let run = total["elapsed_sec"].as_f64().unwrap();
+    assert!(
+        (lengths - run).abs() < 1e-5 * intervals.len() as f64,
+        "windows {lengths} s vs run {run} s"
+    );
+    drop(open);
 }
 
 #[test]

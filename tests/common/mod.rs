@@ -1,5 +1,5 @@
 //! The one harness of the binary tests (and, through `#[path]`, of the benches): `proc` runs a
-//! `connperf` child, `listen` reads its `Listening at` lines, `json` reads its JSON rows; here, a
+//! `connperf` child, `listen` reads the address lines of `serve`, `json` reads its JSON rows; here, a
 //! `connperf serve` child that is stopped by PID and whose final counters are read back.
 // Each test crate uses only some of these.
 #![allow(dead_code, unused_imports)]
@@ -22,7 +22,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_connperf");
 /// A running `connperf serve` (started with `--jsonlines`), killed on drop.
 pub struct Server {
     pub p: proc::Proc,
-    /// The port from its `Listening at ADDR ...` line.
+    /// The port from its `"kind":"listening"` line.
     pub port: u16,
 }
 

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// Deadline for what should be quick: a `Listening at` line, the close of stdout after exit.
+/// Deadline for what should be quick: a listening line, the close of stdout after exit.
 pub const PROC_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn ms(n: u64) -> Duration {
@@ -268,8 +268,9 @@ impl Proc {
         }
     }
 
-    /// Read `n` `Listening at ADDR (...)` lines (the first `n` lines; not kept for `finish`)
-    /// and return their addresses, none with port 0.
+    /// Read `n` listening lines (`Listening at ADDR (...)`, or with `--jsonlines` the
+    /// `"kind":"listening"` object): the first `n` lines, not kept for `finish`. Returns their
+    /// addresses, none with port 0.
     pub fn listening(&mut self, n: usize) -> Vec<SocketAddr> {
         (1..=n)
             .map(|i| {
@@ -277,13 +278,13 @@ impl Proc {
                     self.kill();
                     let err = self.stderr.take().map(|h| h.join().unwrap_or_default());
                     panic!(
-                        "`connperf {}`: no `Listening at` line {i} of {n} (status {:?}, stderr {err:?})",
+                        "`connperf {}`: no listening line {i} of {n} (status {:?}, stderr {err:?})",
                         self.label,
                         self.exited.map(|e| e.status)
                     );
                 };
                 let addr = listening_addr(&line)
-                    .unwrap_or_else(|| panic!("expected `Listening at ADDR (...)`, got {line:?}"));
+                    .unwrap_or_else(|| panic!("expected a listening line, got {line:?}"));
                 assert_ne!(addr.port(), 0, "port 0 resolved in {line:?}");
                 addr
             })
