@@ -577,8 +577,8 @@ pub struct Merged {
 /// (floor), so hosts whose runs began a fraction of an interval apart share windows. `interval`
 /// defaults to the most common entry duration (the longer on a tie), and is at least the log's
 /// 1 ms resolution. A window lasts `interval`, or less when its entries end sooner (the
-/// run's last, partial window). With `merge_peers` and more than one target, every window's
-/// targets are added into one row, named as `connect --merge-results-each-host` names it.
+/// run's last, partial window). With `merge_peers`, every window's targets are added into one
+/// row, named as `connect --merge-results-each-host` names it (`merged(1 hosts)` for one).
 pub fn merge(entries: Vec<Entry>, interval: Option<Duration>, merge_peers: bool) -> Merged {
     let interval = interval
         .unwrap_or_else(|| most_common_duration(&entries))
@@ -612,7 +612,7 @@ pub fn merge(entries: Vec<Entry>, interval: Option<Duration>, merge_peers: bool)
         *end = (*end).max(e.start.checked_add(e.duration).unwrap_or(e.start));
     }
     let npeers = peers.len();
-    let merge_rows = merge_peers && npeers > 1;
+    let merge_rows = merge_peers;
     let windows = windows
         .into_iter()
         .map(|(seq, (mut stats, end))| {

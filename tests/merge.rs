@@ -40,7 +40,7 @@ fn merging_one_log_gives_the_runs_own_totals() {
         "500ms",
         "--workers",
         "1",
-        "--jsonlines",
+        "--json-stream",
         "--label",
         "host=a",
         "--label",
