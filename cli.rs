@@ -224,7 +224,7 @@ pub struct ServeArgs {
 #[argh(
     subcommand,
     name = "connect",
-    example = "connperf connect 127.0.0.1:9100                          # 10 connections, 100 req/s each, 10 s\nconnperf connect -f ephemeral -r 1000 -d 15s host:9100  # 1,000 new connections/s\nconnperf connect -p udp -r 10000 --jsonlines host:9100   # UDP datagrams, JSON Lines",
+    example = "connperf connect 127.0.0.1:9100                          # 10 connections, 100 req/s each, 10 s\nconnperf connect -f ephemeral -r 1000 -d 15s host:9100  # 1,000 new connections/s\nconnperf connect -p udp -r 10000 --jsonlines host:9100   # UDP datagrams, totals as JSON Lines",
     note = "Latency is measured from each request's intended send time (no coordinated omission).\nWith --demo and no address, connect runs against a built-in echo server on 127.0.0.1."
 )]
 pub struct ConnectArgs {

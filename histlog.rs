@@ -877,6 +877,20 @@ mod tests {
             }
         }
 
+        // One target merged is still the merged row, as `connect` names it.
+        let (_files, entries) = three_host_entries("union-merged-one");
+        let one: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| e.tag.peer == PEERS[1])
+            .collect();
+        let m = merge(one, None, true);
+        assert_eq!(m.peers, ["merged(1 hosts)"]);
+        for (w, win) in m.windows.iter().enumerate() {
+            assert_eq!(win.stats.len(), 1);
+            let want = union(&[0, 1, 2], &[w], &[1], Kind::Latency);
+            assert_same(&win.stats[0].latency, &want, &format!("merged window {w}"));
+        }
+
         let (_files, entries) = three_host_entries("union-merged");
         let m = merge(entries, None, true);
         assert_eq!(m.peers, ["merged(2 hosts)"]);
