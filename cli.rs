@@ -228,7 +228,7 @@ pub struct ServeArgs {
 #[argh(
     subcommand,
     name = "connect",
-    example = "connperf connect 127.0.0.1:9100                          # 10 connections, 100 req/s each, 10 s\nconnperf connect -f ephemeral -r 1000 -d 15s host:9100  # 1,000 new connections/s\nconnperf connect -p udp -r 10000 --jsonlines host:9100   # UDP datagrams, JSON Lines",
+    example = "connperf connect 127.0.0.1:9100                          # 10 connections, 100 req/s each, 10 s\nconnperf connect -f ephemeral -r 1000 -d 15s host:9100  # 1,000 new connections/s\nconnperf connect -p udp -r 10000 --jsonlines host:9100   # UDP datagrams, totals as JSON Lines",
     note = "Latency is measured from each request's intended send time (no coordinated omission).\nWith --demo and no address, connect runs against a built-in echo server on 127.0.0.1."
 )]
 pub struct ConnectArgs {
@@ -268,9 +268,12 @@ pub struct ConnectArgs {
     /// no address: run against a built-in echo server on 127.0.0.1 (a demo)
     #[argh(switch)]
     pub demo: bool,
-    /// print JSON Lines instead of a table
+    /// print the totals as JSON Lines instead of a table (as the Go tool: no interval rows)
     #[argh(switch)]
     pub jsonlines: bool,
+    /// print JSON Lines with a row per target per interval, then the totals (wins over --jsonlines)
+    #[argh(switch)]
+    pub json_stream: bool,
     /// cores to pin workers to, e.g. 0-3,6
     #[argh(option)]
     pub cpus: Option<String>,
@@ -1025,8 +1028,10 @@ impl ConnectArgs {
         Ok(ReportConfig {
             peers: cfg.targets.iter().map(|t| t.name.clone()).collect(),
             merge: self.merge_results_each_host,
-            jsonlines: self.jsonlines,
-            show_only_results: self.show_only_results,
+            // `--jsonlines` prints only the totals, as the Go tool does; `--json-stream` (iperf3's
+            // name) adds the interval rows, and wins when both are given.
+            jsonlines: self.jsonlines || self.json_stream,
+            show_only_results: self.show_only_results || (self.jsonlines && !self.json_stream),
             workers,
             extra_percentiles: percentiles_or_default(self.percentiles.as_deref())?,
             latency_distribution: self.latency_distribution,
@@ -2069,6 +2074,26 @@ mod tests {
         assert_eq!(p.cfg.message_bytes, 100);
         assert_eq!(p.cfg.targets.len(), 2);
         assert!(p.report.merge && p.report.jsonlines && p.report.show_only_results);
+    }
+
+    #[test]
+    fn jsonlines_is_totals_only_and_json_stream_adds_intervals() {
+        let report = |flags: &[&str]| {
+            let mut argv = vec!["connect"];
+            argv.extend_from_slice(flags);
+            argv.push("127.0.0.1:1");
+            let r = connect(&argv).unwrap().report;
+            (r.jsonlines, r.show_only_results)
+        };
+        assert_eq!(report(&[]), (false, false));
+        assert_eq!(report(&["--jsonlines"]), (true, true));
+        assert_eq!(report(&["--json-stream"]), (true, false));
+        assert_eq!(report(&["--jsonlines", "--json-stream"]), (true, false));
+        assert_eq!(report(&["--json-stream", "--jsonlines"]), (true, false));
+        assert_eq!(
+            report(&["--json-stream", "--show-only-results"]),
+            (true, true)
+        );
     }
 
     #[test]

@@ -577,8 +577,8 @@ pub struct Merged {
 /// (floor), so hosts whose runs began a fraction of an interval apart share windows. `interval`
 /// defaults to the most common entry duration (the longer on a tie), and is at least the log's
 /// 1 ms resolution. A window lasts `interval`, or less when its entries end sooner (the
-/// run's last, partial window). With `merge_peers` and more than one target, every window's
-/// targets are added into one row, named as `connect --merge-results-each-host` names it.
+/// run's last, partial window). With `merge_peers`, every window's targets are added into one
+/// row, named as `connect --merge-results-each-host` names it (`merged(1 hosts)` for one).
 pub fn merge(entries: Vec<Entry>, interval: Option<Duration>, merge_peers: bool) -> Merged {
     let interval = interval
         .unwrap_or_else(|| most_common_duration(&entries))
@@ -612,7 +612,7 @@ pub fn merge(entries: Vec<Entry>, interval: Option<Duration>, merge_peers: bool)
         *end = (*end).max(e.start.checked_add(e.duration).unwrap_or(e.start));
     }
     let npeers = peers.len();
-    let merge_rows = merge_peers && npeers > 1;
+    let merge_rows = merge_peers;
     let windows = windows
         .into_iter()
         .map(|(seq, (mut stats, end))| {
@@ -875,6 +875,20 @@ mod tests {
                 assert_eq!(win.stats[p].completed, win.stats[p].latency.len());
                 assert_eq!(win.stats[p].bytes, 0, "the log carries no byte counts");
             }
+        }
+
+        // One target merged is still the merged row, as `connect` names it.
+        let (_files, entries) = three_host_entries("union-merged-one");
+        let one: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| e.tag.peer == PEERS[1])
+            .collect();
+        let m = merge(one, None, true);
+        assert_eq!(m.peers, ["merged(1 hosts)"]);
+        for (w, win) in m.windows.iter().enumerate() {
+            assert_eq!(win.stats.len(), 1);
+            let want = union(&[0, 1, 2], &[w], &[1], Kind::Latency);
+            assert_same(&win.stats[0].latency, &want, &format!("merged window {w}"));
         }
 
         let (_files, entries) = three_host_entries("union-merged");

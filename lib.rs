@@ -19,7 +19,7 @@
 //!                         │       Run::begin sets one Clock for all and wakes them
 //!                         │ per window, once its requests settled: Interval { worker, seq, .. }
 //!                         ▼ bounded crossbeam channel (try_send only; a full channel folds)
-//!   reporter (connperf-report): merge per seq ─▶ stdout (table | --jsonlines) ─▶ totals at end
+//!   reporter (connperf-report): merge per seq ─▶ stdout (table | --json-stream | --jsonlines) ─▶ totals
 //!                                             └▶ --hdr-log (histlog::WindowLog)
 //! ctrl-c / --duration elapsed / test ─▶ Shutdown::trigger(): sets the flag and wakes every worker
 //!

@@ -320,9 +320,10 @@ pub struct ReportConfig {
     pub peers: Vec<String>,
     /// Merge all targets into one row (`--merge-results-each-host`).
     pub merge: bool,
-    /// JSON Lines instead of a table.
+    /// JSON Lines instead of a table (`connect --jsonlines` and `--json-stream`).
     pub jsonlines: bool,
-    /// Print only the totals (`--show-only-results`).
+    /// Print only the totals (`--show-only-results`; `connect --jsonlines` without
+    /// `--json-stream`).
     pub show_only_results: bool,
     /// Number of workers that send intervals.
     pub workers: usize,
@@ -798,9 +799,10 @@ fn pct_label(p: f64) -> String {
     s.trim_end_matches(".0").to_string()
 }
 
-/// Rows to print for one window: per target, or merged into one.
+/// Rows to print for one window: per target, or merged into one, `merged(N hosts)` even for
+/// one target (as the Go tool names it, so scripts find the row by that name).
 fn rows_of(cfg: &ReportConfig, stats: &[Stats]) -> Vec<(String, Stats)> {
-    if cfg.merge && stats.len() > 1 {
+    if cfg.merge {
         let mut m = Stats::new();
         for s in stats {
             m.merge(s);

@@ -11,9 +11,9 @@ mod common;
 use common::proc::{spawn, Proc};
 use common::{booked, u, DeadPort, Server, BIN};
 
-/// Start `connperf connect --jsonlines ARGS`.
+/// Start `connperf connect --json-stream ARGS`.
 fn start_connect(args: &[&str]) -> Proc {
-    let mut a = vec!["connect", "--jsonlines"];
+    let mut a = vec!["connect", "--json-stream"];
     a.extend_from_slice(args);
     spawn(&a, None)
 }
@@ -29,7 +29,7 @@ fn rows_of(mut p: Proc, limit: Duration) -> Vec<Value> {
         .collect()
 }
 
-/// Run `connperf connect --jsonlines ARGS` (bounded by `limit`); return every row.
+/// Run `connperf connect --json-stream ARGS` (bounded by `limit`); return every row.
 fn connect(args: &[&str], limit: Duration) -> Vec<Value> {
     rows_of(start_connect(args), limit)
 }

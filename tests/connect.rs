@@ -238,7 +238,7 @@ fn persistent_over_ipv4_and_ipv6_echoes_what_the_server_counts() {
                     "1",
                     "--timeout",
                     PATIENT,
-                    "--jsonlines",
+                    "--json-stream",
                     addr,
                 ],
                 None,
@@ -298,7 +298,7 @@ fn ephemeral_run(close: &str) -> (HashMap<String, u64>, u64) {
                     PATIENT,
                     "-i",
                     "500ms",
-                    "--jsonlines",
+                    "--json-stream",
                     addr,
                 ],
                 None,
@@ -364,7 +364,7 @@ fn udp_over_ipv4_and_ipv6_counts_what_the_server_echoed() {
                     "1",
                     "--timeout",
                     PATIENT,
-                    "--jsonlines",
+                    "--json-stream",
                     addr,
                 ],
                 None,
@@ -416,7 +416,7 @@ fn several_targets_get_a_row_each() {
             "2",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             &v4,
             &v6,
         ],
@@ -457,7 +457,7 @@ fn merged_targets_print_one_row() {
             "--timeout",
             PATIENT,
             "--merge-results-each-host",
-            "--jsonlines",
+            "--json-stream",
             &v4,
             &v6,
         ],
@@ -500,7 +500,7 @@ fn addrs_file_with_comments_and_blank_lines() {
             "1",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             "--show-only-results",
             "--addrs-file",
             &path,
@@ -532,7 +532,7 @@ fn addrs_file_with_comments_and_blank_lines() {
         "--addrs-file",
         &path,
     ];
-    let json = spawn(&[&persistent[..], &["--jsonlines"]].concat(), None);
+    let json = spawn(&[&persistent[..], &["--json-stream"]].concat(), None);
     let table = spawn(&persistent, None);
     let d = { json }.finish_within(limit(0.5, Duration::ZERO));
     let rows = check_clean(&d, 64, "addrs file, persistent");
@@ -587,7 +587,7 @@ fn message_sizes_from_1_byte_to_1_mib() {
                     "1",
                     "--timeout",
                     PATIENT,
-                    "--jsonlines",
+                    "--json-stream",
                     "--show-only-results",
                     &addr,
                 ],
@@ -629,7 +629,7 @@ fn ephemeral_rate_is_kept_over_the_run() {
             "2",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             "--show-only-results",
             &server.v4(),
         ],
@@ -664,7 +664,7 @@ fn persistent_rate_is_kept_over_the_run() {
             "1",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             "--show-only-results",
             &server.v4(),
         ],
@@ -692,7 +692,7 @@ fn closed_loop_sends_as_fast_as_replies_come() {
         .map(|m| {
             let mut args = vec!["connect", "--rate", "0", "-d", "1", "--workers", "1"];
             args.extend_from_slice(m);
-            args.extend(["--timeout", PATIENT, "--jsonlines", "-i", "500ms", &addr]);
+            args.extend(["--timeout", PATIENT, "--json-stream", "-i", "500ms", &addr]);
             (spawn(&args, None), m.join(" "))
         })
         .collect();
@@ -736,7 +736,7 @@ fn closed_loop_ephemeral_stops_at_the_end_of_the_run() {
             "1",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             &server.v4(),
         ],
         limit(1.0, MAX_DRAIN),
@@ -845,7 +845,7 @@ fn a_slow_connect_is_ramp_not_measured_time() {
             "1",
             "--timeout",
             "3s",
-            "--jsonlines",
+            "--json-stream",
             "--show-only-results",
             &addr,
         ],
@@ -890,7 +890,7 @@ fn jsonlines_rows_check_out_field_by_field() {
             "2",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             &server.v4(),
         ],
         limit(2.0, Duration::ZERO),
@@ -1102,7 +1102,7 @@ fn show_only_results_prints_only_totals() {
         "--show-only-results",
     ];
     let table = spawn(&[&common[..], &[&addr]].concat(), None);
-    let json = spawn(&[&common[..], &["--jsonlines", &addr]].concat(), None);
+    let json = spawn(&[&common[..], &["--json-stream", &addr]].concat(), None);
     let d = { table }.finish_within(limit(1.0, Duration::ZERO));
     d.assert_ok("table");
     assert!(d.out[0].starts_with("PEER "), "{:?}", d.out);
@@ -1141,7 +1141,7 @@ fn unanswered_tcp_run(jsonlines: bool) -> (Outcome, String) {
         "--show-only-results",
     ];
     if jsonlines {
-        args.push("--jsonlines");
+        args.push("--json-stream");
     }
     args.push(&addr);
     let d = run(&args, limit(1.0, MAX_DRAIN));
@@ -1196,7 +1196,7 @@ fn spawn_modes(addr: &str, duration: &str, extra: &[&str]) -> Vec<(Proc, &'stati
             let mut args = vec!["connect", "-d", duration, "-i", "500ms", "--workers", "1"];
             args.extend_from_slice(m);
             args.extend_from_slice(extra);
-            args.extend(["--jsonlines", addr]);
+            args.extend(["--json-stream", addr]);
             (spawn(&args, None), name)
         })
         .collect()
@@ -1266,7 +1266,7 @@ fn ephemeral_with_connections_warns_and_runs() {
             "1",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             "--show-only-results",
             &server.v4(),
         ],
@@ -1302,7 +1302,7 @@ fn enable_pprof_is_accepted_with_a_note() {
             "1",
             "--timeout",
             PATIENT,
-            "--jsonlines",
+            "--json-stream",
             "--show-only-results",
             &server.v4(),
         ],
@@ -1343,7 +1343,7 @@ fn demo_run_has_no_errors() {
                 "1",
                 "--workers",
                 "1",
-                "--jsonlines",
+                "--json-stream",
                 "--show-only-results",
             ],
             limit(1.0, MAX_DRAIN),
@@ -1384,7 +1384,7 @@ fn slo_and_max_error_rate_set_the_exit_status() {
         run(&a, limit(1.0, MAX_DRAIN))
     };
 
-    let d = with(&["--jsonlines", "--slo", "p99=10s,max=20s,errors=0%", &live]);
+    let d = with(&["--json-stream", "--slo", "p99=10s,max=20s,errors=0%", &live]);
     assert!(!d.assert_verdict(), "bounds that hold pass:\n{}", d.text());
     let rows = json_rows(&d);
     let t = the_total(&rows);
@@ -1402,7 +1402,7 @@ fn slo_and_max_error_rate_set_the_exit_status() {
     );
     assert!(d.out.iter().any(|l| l == "# verdict: fail"), "{}", d.text());
 
-    let d = with(&["--merge-results-each-host", "--jsonlines", &live, &dead]);
+    let d = with(&["--merge-results-each-host", "--json-stream", &live, &dead]);
     assert!(
         d.assert_verdict(),
         "a dead target fails the merged run:\n{}",

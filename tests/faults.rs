@@ -5,7 +5,7 @@
 //! input.
 //!
 //! Every row checks the same contract: the client ends within its duration plus `GRACE`, exits 0,
-//! prints its final report (the table's result line, and in a concurrent `--jsonlines` run a
+//! prints its final report (the table's result line, and in a concurrent `--json-stream` run a
 //! `"kind":"total"` row), counts every failure under a named kind, never panics, and stays small.
 //!
 //! Rules: traffic only on 127.0.0.1; port 0 wherever possible (the restart test reuses the port
@@ -147,7 +147,7 @@ impl Server {
 }
 
 // ---------------------------------------------------------------------------------------------
-// connperf connect: a table run and a --jsonlines run side by side
+// connperf connect: a table run and a --json-stream run side by side
 // ---------------------------------------------------------------------------------------------
 
 struct Pair {
@@ -157,12 +157,12 @@ struct Pair {
     rows: Vec<Value>,
 }
 
-/// Start `connperf connect ARGS` twice at once: as a table and with `--jsonlines`.
+/// Start `connperf connect ARGS` twice at once: as a table and with `--json-stream`.
 fn start_pair(args: &[&str], nofile: Option<u64>) -> (Proc, Proc) {
     let mut t = vec!["connect"];
     t.extend_from_slice(args);
     let mut j = t.clone();
-    j.push("--jsonlines");
+    j.push("--json-stream");
     (spawn(&t, nofile), spawn(&j, nofile))
 }
 
@@ -872,7 +872,7 @@ fn misbehaving(fault: Fault, kind: &str, at_least: u64) {
     ];
     let d = ms(1500);
     let (t, j) = start_pair(&args, None);
-    let mut deep_args = vec!["connect", "--jsonlines", "--depth", "4"];
+    let mut deep_args = vec!["connect", "--json-stream", "--depth", "4"];
     deep_args.extend_from_slice(&args);
     let mut deep = spawn(&deep_args, None);
     let p = finish_pair(t, j, d);
@@ -1182,7 +1182,7 @@ fn sigint_mid_run_prints_totals_of_the_run_so_far() {
         .map(|(m, name)| {
             let mut args = vec!["connect", "-d", "10s", "-i", "500ms", "--workers", "1"];
             args.extend_from_slice(m);
-            args.extend(["--timeout", "3s", "--jsonlines", &addr]);
+            args.extend(["--timeout", "3s", "--json-stream", &addr]);
             (spawn(&args, None), name)
         })
         .collect();
@@ -1390,7 +1390,7 @@ fn sigint_with_replies_outstanding_reports_the_time_until_the_signal() {
             "10s",
             "-i",
             "1s",
-            "--jsonlines",
+            "--json-stream",
             &addr,
         ],
         None,
@@ -1598,7 +1598,7 @@ fn stdout_closed_from_the_start_is_not_an_error() {
         (
             &[
                 "connect",
-                "--jsonlines",
+                "--json-stream",
                 "-d",
                 "500ms",
                 "-i",

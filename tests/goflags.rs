@@ -76,7 +76,7 @@ fn go_tool_command_lines_run_unchanged() {
         "connect --connections=2 --rate=50 --duration=500ms --messageBytes=32 --jsonlines=true ADDR",
         "connect -p=tcp -f=ephemeral -r100 -d500ms --jsonlines ADDR",
         "connect -p udp -r=200 -d 500ms --message-bytes=48 --jsonlines ADDR",
-        "connect -c1 -r=20 -d=1s -i=500ms --showOnlyResults=false --jsonlines ADDR",
+        "connect -c1 -r=20 -d=1s -i=500ms --showOnlyResults=false --json-stream=true ADDR",
         "connect -c2 -r100 -d500ms --merge-results-each-host=true --jsonlines ADDR,ADDR",
         "connect -c2 -r100 -d500ms --jsonlines ADDR,ADDR",
         "connect -c 1 -d500ms --enablePprof=true --pprofAddr=127.0.0.1:6060 --jsonlines ADDR",

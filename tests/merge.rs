@@ -40,7 +40,7 @@ fn merging_one_log_gives_the_runs_own_totals() {
         "500ms",
         "--workers",
         "1",
-        "--jsonlines",
+        "--json-stream",
         "--label",
         "host=a",
         "--label",
@@ -258,4 +258,60 @@ fn merge_interval_shorter_than_the_logs_is_refused() {
     assert!(err.contains("--interval"), "{err}");
     let (code, _, err) = run(&["merge", "-i", "2s", &log]);
     assert_eq!(code, 0, "{err}");
+}
+
+/// `merge --merge-results-each-host` of one target's log names its row as `connect` does:
+/// `merged(1 hosts)`, in the table and in JSON, each window and the total.
+#[test]
+fn merging_one_target_into_one_row_is_merged_1_hosts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&["-p", "tcp", "--workers", "1"]);
+    let target = server.addr();
+    let log = tmp(&dir, "one.hlog");
+    let (code, _, err) = run(&[
+        "connect",
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "-i",
+        "500ms",
+        "--workers",
+        "1",
+        "--jsonlines",
+        "--hdr-log",
+        &log,
+        &target,
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = run(&["merge", "--merge-results-each-host", "--jsonlines", &log]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(rows.len() >= 3, "two windows and the total:\n{out}");
+    for r in &rows {
+        assert_eq!(r["peer"], "merged(1 hosts)", "{r}");
+    }
+    assert!(json_total(&out)["count"].as_u64().unwrap() > 0);
+
+    let (code, out, err) = run(&["merge", "--merge-results-each-host", &log]);
+    assert_eq!(code, 0, "{err}");
+    let data: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with('#')
+                && !l.starts_with("PEER")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert!(data.len() >= 3, "{out}");
+    for l in data {
+        assert!(l.starts_with("merged(1 hosts) "), "{l:?}\n{out}");
+    }
 }

@@ -1,4 +1,4 @@
-//! The JSON rows of a `connperf connect --jsonlines` run, checked field by field, and the time
+//! The JSON rows of a `connperf connect --json-stream` run, checked field by field, and the time
 //! limits a run is held to.
 
 use super::json::{f, u};
