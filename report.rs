@@ -902,26 +902,23 @@ fn print_rows<W: Write>(
 }
 
 fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> String {
+    // A latency nothing measured is unknown: `-`, never 0.
     let h = &s.latency;
-    let (max, min, mean) = if s.completed == 0 {
-        (0, 0, 0.0)
-    } else {
-        (h.max(), h.min(), h.mean())
-    };
-    let q = |p: f64| {
+    let known = |v: u64| {
         if s.completed == 0 {
-            0
+            "-".to_string()
         } else {
-            us(h.value_at_quantile(p / 100.0))
+            v.to_string()
         }
     };
+    let q = |p: f64| known(us(h.value_at_quantile(p / 100.0)));
     let mut r = format!(
         "{:<w$} {:<10} {:<15} {:<15} {:<15} {:<15} {:<15} {:<15} {:<10.2}",
         peer,
         s.completed,
-        us(max),
-        us(min),
-        us_f(mean),
+        known(us(h.max())),
+        known(us(h.min())),
+        known(us_f(h.mean())),
         q(90.0),
         q(95.0),
         q(99.0),
@@ -934,9 +931,12 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
     if cfg.ephemeral {
         let c = &s.connect;
         let (cm, c99) = if c.is_empty() {
-            (0, 0)
+            ("-".to_string(), "-".to_string())
         } else {
-            (us_f(c.mean()), us(c.value_at_quantile(0.99)))
+            (
+                us_f(c.mean()).to_string(),
+                us(c.value_at_quantile(0.99)).to_string(),
+            )
         };
         r.push_str(&format!(" {cm:<15} {c99:<15}"));
     }
@@ -968,12 +968,13 @@ const FIXED_PERCENTILE_KEYS: [&str; 5] = [
 struct Row<'a> {
     peer: &'a str,
     count: u64,
-    latency_max_us: u64,
-    latency_min_us: u64,
-    latency_mean_us: u64,
-    latency_90p_us: u64,
-    latency_95p_us: u64,
-    latency_99p_us: u64,
+    /// Latencies are `null` when nothing completed: unknown, not 0.
+    latency_max_us: Option<u64>,
+    latency_min_us: Option<u64>,
+    latency_mean_us: Option<u64>,
+    latency_90p_us: Option<u64>,
+    latency_95p_us: Option<u64>,
+    latency_99p_us: Option<u64>,
     rate_per_sec: f64,
     timestamp: &'a str,
     kind: &'a str,
@@ -986,12 +987,12 @@ struct Row<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     interval: Option<u64>,
     elapsed_sec: f64,
-    latency_50p_us: u64,
-    latency_999p_us: u64,
+    latency_50p_us: Option<u64>,
+    latency_999p_us: Option<u64>,
     /// `--percentiles`: `latency_{P without the dot}p_us`, e.g. `latency_9999p_us`.
     #[serde(flatten)]
     extra_percentiles: Percentiles,
-    latency_ns: LatencyNs,
+    latency_ns: Option<LatencyNs>,
     #[serde(flatten)]
     service: ServiceUs,
     /// Ephemeral runs only.
@@ -1045,22 +1046,22 @@ struct LatencyNs {
 /// Uncorrected service time (completion − actual send), µs.
 #[derive(Serialize)]
 struct ServiceUs {
-    service_min_us: u64,
-    service_mean_us: u64,
-    service_50p_us: u64,
-    service_99p_us: u64,
-    service_max_us: u64,
+    service_min_us: Option<u64>,
+    service_mean_us: Option<u64>,
+    service_50p_us: Option<u64>,
+    service_99p_us: Option<u64>,
+    service_max_us: Option<u64>,
 }
 
 /// Connect time (SYN to established), µs.
 #[derive(Serialize)]
 struct ConnectUs {
     connect_count: u64,
-    connect_min_us: u64,
-    connect_mean_us: u64,
-    connect_50p_us: u64,
-    connect_99p_us: u64,
-    connect_max_us: u64,
+    connect_min_us: Option<u64>,
+    connect_mean_us: Option<u64>,
+    connect_50p_us: Option<u64>,
+    connect_99p_us: Option<u64>,
+    connect_max_us: Option<u64>,
 }
 
 /// The UDP-only counters.
@@ -1091,11 +1092,11 @@ impl Serialize for Labels<'_> {
 
 /// The `--percentiles` keys and their values, in the order given; each key once, and none
 /// that every row has already (`--percentiles 50` is `latency_50p_us`).
-struct Percentiles(Vec<(String, u64)>);
+struct Percentiles(Vec<(String, Option<u64>)>);
 
 impl Percentiles {
-    fn new(ps: &[f64], value: impl Fn(f64) -> u64) -> Percentiles {
-        let mut keys: Vec<(String, u64)> = Vec::new();
+    fn new(ps: &[f64], value: impl Fn(f64) -> Option<u64>) -> Percentiles {
+        let mut keys: Vec<(String, Option<u64>)> = Vec::new();
         for &p in ps {
             let key = format!("latency_{}p_us", pct_label(p).replace('.', ""));
             if !FIXED_PERCENTILE_KEYS.contains(&key.as_str())
@@ -1114,17 +1115,17 @@ impl Serialize for Percentiles {
     }
 }
 
-/// The send lag's p50, p99 and max, µs (0 with no paced send).
+/// The send lag's p50, p99 and max, µs (`null` with no paced send).
 #[derive(Serialize)]
 struct SendLagUs {
-    send_lag_50p_us: u64,
-    send_lag_99p_us: u64,
-    send_lag_max_us: u64,
+    send_lag_50p_us: Option<u64>,
+    send_lag_99p_us: Option<u64>,
+    send_lag_max_us: Option<u64>,
 }
 
 impl SendLagUs {
     fn of(h: &Histogram<u64>) -> SendLagUs {
-        let [_, _, p50, p99, max] = summary_us(h);
+        let [_, _, p50, p99, max] = summary_opt(h);
         SendLagUs {
             send_lag_50p_us: p50,
             send_lag_99p_us: p99,
@@ -1152,6 +1153,15 @@ impl Serialize for FailureCounts<'_> {
 }
 
 /// min, mean, p50, p99 and max of `h` in whole µs; all 0 when it is empty.
+/// `summary_us`, each `None` (unknown, printed `null`) for an empty histogram.
+fn summary_opt(h: &Histogram<u64>) -> [Option<u64>; 5] {
+    if h.is_empty() {
+        [None; 5]
+    } else {
+        summary_us(h).map(Some)
+    }
+}
+
 fn summary_us(h: &Histogram<u64>) -> [u64; 5] {
     if h.is_empty() {
         return [0; 5];
@@ -1165,23 +1175,17 @@ impl<'a> Row<'a> {
     fn new(cfg: &'a ReportConfig, span: &Span, ts: &'a str, peer: &'a str, s: &'a Stats) -> Self {
         let h = &s.latency;
         let empty = s.completed == 0;
-        let q = |p: f64| {
-            if empty {
-                0
-            } else {
-                h.value_at_quantile(p / 100.0)
-            }
-        };
-        let unless_empty = |v: u64| if empty { 0 } else { v };
+        let q = |p: f64| (!empty).then(|| us(h.value_at_quantile(p / 100.0)));
+        let unless_empty = |v: u64| (!empty).then_some(v);
         Row {
             peer,
             count: s.completed,
             latency_max_us: unless_empty(us(h.max())),
             latency_min_us: unless_empty(us(h.min())),
-            latency_mean_us: if empty { 0 } else { us_f(h.mean()) },
-            latency_90p_us: us(q(90.0)),
-            latency_95p_us: us(q(95.0)),
-            latency_99p_us: us(q(99.0)),
+            latency_mean_us: unless_empty(us_f(h.mean())),
+            latency_90p_us: q(90.0),
+            latency_95p_us: q(95.0),
+            latency_99p_us: q(99.0),
             rate_per_sec: round2(rate(s.completed, span.length)),
             timestamp: ts,
             kind: span.kind,
@@ -1189,10 +1193,10 @@ impl<'a> Row<'a> {
             seed: cfg.seed,
             interval: span.seq,
             elapsed_sec: round6(span.length.as_secs_f64()),
-            latency_50p_us: us(q(50.0)),
-            latency_999p_us: us(q(99.9)),
-            extra_percentiles: Percentiles::new(&cfg.extra_percentiles, |p| us(q(p))),
-            latency_ns: LatencyNs::of(s),
+            latency_50p_us: q(50.0),
+            latency_999p_us: q(99.9),
+            extra_percentiles: Percentiles::new(&cfg.extra_percentiles, q),
+            latency_ns: (!empty).then(|| LatencyNs::of(s)),
             service: ServiceUs::of(&s.service),
             connect: cfg.ephemeral.then(|| ConnectUs::of(&s.connect)),
             bytes: s.bytes,
@@ -1266,7 +1270,7 @@ impl LatencyNs {
 impl ServiceUs {
     fn of(h: &Histogram<u64>) -> Self {
         let [service_min_us, service_mean_us, service_50p_us, service_99p_us, service_max_us] =
-            summary_us(h);
+            summary_opt(h);
         ServiceUs {
             service_min_us,
             service_mean_us,
@@ -1280,7 +1284,7 @@ impl ServiceUs {
 impl ConnectUs {
     fn of(h: &Histogram<u64>) -> Self {
         let [connect_min_us, connect_mean_us, connect_50p_us, connect_99p_us, connect_max_us] =
-            summary_us(h);
+            summary_opt(h);
         ConnectUs {
             connect_count: h.len(),
             connect_min_us,
@@ -2083,17 +2087,17 @@ mod tests {
     /// `json_rows_are_pinned` with every optional key: output of the map-built rows.
     const GOLDEN_FULL: &[&str] = &[
         r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":12.345678}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":null,"latency_min_us":null,"latency_mean_us":null,"latency_90p_us":null,"latency_95p_us":null,"latency_99p_us":null,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","labels":{"zone":"b","host":"x\ty"},"interval":0,"elapsed_sec":1.25,"latency_50p_us":null,"latency_999p_us":null,"latency_9999p_us":null,"latency_1p_us":null,"latency_755p_us":null,"latency_ns":null,"service_min_us":null,"service_mean_us":null,"service_50p_us":null,"service_99p_us":null,"service_max_us":null,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":12.345678}"#,
         r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":4.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_9999p_us":3601330077,"latency_1p_us":1,"latency_755p_us":1234,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":38,"clamped":1,"generator_cpu_sec":12.345678,"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[1.5,0.2,1],[2.501,0.30000000000000004,2],[2.501,0.4,2],[40.031,0.5,3],[40.031,0.55,3],[1234.943,0.6000000000000001,4],[1234.943,0.6500000000000001,4],[1234.943,0.7000000000000002,4],[1234.943,0.7500000000000002,4],[1234.943,0.7750000000000002,4],[3601330077.695,0.8000000000000003,5],[3601330077.695,1.0,5]],"verdict":"pass","reasons":[]}"#,
-        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":0,"latency_999p_us":0,"latency_9999p_us":0,"latency_1p_us":0,"latency_755p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"connect_count":0,"connect_min_us":0,"connect_mean_us":0,"connect_50p_us":0,"connect_99p_us":0,"connect_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[],"verdict":"pass","reasons":[]}"#,
+        r#"{"peer":"b\"\\:2","count":0,"latency_max_us":null,"latency_min_us":null,"latency_mean_us":null,"latency_90p_us":null,"latency_95p_us":null,"latency_99p_us":null,"rate_per_sec":0.0,"timestamp":"T","kind":"total","labels":{"zone":"b","host":"x\ty"},"elapsed_sec":1.25,"latency_50p_us":null,"latency_999p_us":null,"latency_9999p_us":null,"latency_1p_us":null,"latency_755p_us":null,"latency_ns":null,"service_min_us":null,"service_mean_us":null,"service_50p_us":null,"service_99p_us":null,"service_max_us":null,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":12.345678,"latency_distribution":[],"verdict":"pass","reasons":[]}"#,
     ];
 
     /// `json_rows_are_pinned` with no optional key: output of the map-built rows.
     const GOLDEN_BARE: &[&str] = &[
         r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01}"#,
-        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":null,"latency_min_us":null,"latency_mean_us":null,"latency_90p_us":null,"latency_95p_us":null,"latency_99p_us":null,"rate_per_sec":0.0,"timestamp":"T","kind":"interval","interval":3,"elapsed_sec":1.0,"latency_50p_us":null,"latency_999p_us":null,"latency_ns":null,"service_min_us":null,"service_mean_us":null,"service_50p_us":null,"service_99p_us":null,"service_max_us":null,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01}"#,
         r#"{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"clamped":1,"generator_cpu_sec":0.01,"verdict":"pass","reasons":[]}"#,
-        r#"{"peer":"b:2","count":0,"latency_max_us":0,"latency_min_us":0,"latency_mean_us":0,"latency_90p_us":0,"latency_95p_us":0,"latency_99p_us":0,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":0,"latency_999p_us":0,"latency_ns":{"min":0,"mean":0.0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0},"service_min_us":0,"service_mean_us":0,"service_50p_us":0,"service_99p_us":0,"service_max_us":0,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":0,"send_lag_99p_us":0,"send_lag_max_us":0,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01,"verdict":"pass","reasons":[]}"#,
+        r#"{"peer":"b:2","count":0,"latency_max_us":null,"latency_min_us":null,"latency_mean_us":null,"latency_90p_us":null,"latency_95p_us":null,"latency_99p_us":null,"rate_per_sec":0.0,"timestamp":"T","kind":"total","elapsed_sec":1.0,"latency_50p_us":null,"latency_999p_us":null,"latency_ns":null,"service_min_us":null,"service_mean_us":null,"service_50p_us":null,"service_99p_us":null,"service_max_us":null,"bytes":0,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"clamped":0,"generator_cpu_sec":0.01,"verdict":"pass","reasons":[]}"#,
     ];
 
     /// The exact JSON text with every optional key present (labels, interval, extra
