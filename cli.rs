@@ -1360,6 +1360,20 @@ fn check_fds(needed: u64) -> Result<()> {
     Ok(())
 }
 
+/// UDP flows are opened before the run starts, so flows beyond the open-file limit could not
+/// be counted as failures the way excess connections are: a usage error instead, naming both
+/// numbers.
+fn udp_flows_fit(flows: usize, targets: usize, needed: u64) -> Result<()> {
+    let lim = rlimit::raise_nofile()?;
+    if rlimit::shortfall(lim, needed).is_none() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "-p udp -c {flows} opens {flows} sockets per target ({needed} for {targets} target(s)) but the open-file limit is {}: lower -c or raise the limit (`ulimit -n`)",
+        lim.soft
+    )))
+}
+
 /// `connperf serve`.
 pub fn run_serve(args: ServeArgs) -> Result<()> {
     let (cfg, plan, opts) = args.into_config()?;
@@ -1511,7 +1525,11 @@ fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
 /// Check the descriptors the run needs, open `--hdr-log`, wait for `--start-at`, then start
 /// the workers and the reporter. `None`: a signal came during the wait, so nothing started.
 fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Run>> {
-    check_fds(plan.cfg.fds_needed(plan.plan.workers))?;
+    let needed = plan.cfg.fds_needed(plan.plan.workers);
+    if let Mode::Udp { flows } = plan.cfg.mode {
+        udp_flows_fit(flows, plan.cfg.targets.len(), needed)?;
+    }
+    check_fds(needed)?;
     let hdr_log = match &plan.hdr_log {
         Some(path) => Some(open_hdr_log(path, &plan.report.labels)?),
         None => None,

@@ -436,3 +436,27 @@ fn the_peer_column_widens_to_the_longest_target_and_lines_end_without_blanks() {
     stop(s4);
     stop(s6);
 }
+
+/// UDP flows are opened before the run: more than the open-file limit allows is a usage error
+/// naming both numbers (exit 2, nothing sent), not a run that stops half-way with exit 1.
+#[test]
+fn udp_flows_beyond_the_open_file_limit_are_a_usage_error() {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_nonblocking(true).unwrap();
+    let addr = sink.local_addr().unwrap().to_string();
+    let o = spawn(
+        &["connect", "-p", "udp", "-c", "1000", "-d", "1s", &addr],
+        Some(256),
+    )
+    .finish_within(Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(2), "{}", o.err);
+    let lines = o.stderr_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("-c 1000") && lines[0].contains("limit is 256"),
+        "{lines:?}"
+    );
+    assert!(o.out.is_empty(), "no report: {:?}", o.out);
+    let mut buf = [0u8; 64];
+    assert!(sink.recv_from(&mut buf).is_err(), "a datagram was sent");
+}
