@@ -366,7 +366,10 @@ impl Client {
     /// deadline: the next sweep, window end or window send.
     pub fn end_turn(&mut self, now: Instant) -> Instant {
         while let Some(front) = self.windows.front() {
-            if front.cpu.is_none() || now < front.end + self.grace {
+            // A stopped worker holds every window until it exits (`finish`): requests still
+            // in flight are booked lost at the exit, and slots sent in the drain or left
+            // unsent are booked then, all in the windows they were due in.
+            if self.stopping || front.cpu.is_none() || now < front.end + self.grace {
                 break;
             }
             let w = self.windows.pop_front().expect("looked at above");
@@ -418,7 +421,7 @@ impl Client {
 
     /// The end of the measured time: the scheduled end, or the stop if that came first. The
     /// drain after a stop is not measured time (replies that arrive in it still count).
-    fn measured_end(&self) -> Instant {
+    pub fn measured_end(&self) -> Instant {
         self.stopped_at.unwrap_or(self.clock.end)
     }
 

@@ -179,13 +179,15 @@ impl Traffic for Persistent {
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
         // A connection's remaining slots: those due while it was down fail with what brought
-        // it down; those due while it was up but busy did not start.
+        // it down. One up and waiting for a reply keeps its due slots: each reply in the drain
+        // lets the next go (late, measured by its intended time, so the target's delay shows);
+        // what is left at the exit did not start (`on_exit`).
         for (_, c) in self.conns.iter_mut() {
             let Some(p) = &mut c.pacer else { continue };
-            let missed = if c.state == State::Open {
-                Missed::NotStarted(Unsent::RunEnded)
-            } else {
-                Missed::down(c.last_error)
+            let missed = match c.state {
+                State::Open if !c.io.reqs.is_empty() => continue,
+                State::Open => Missed::NotStarted(Unsent::RunEnded),
+                _ => Missed::down(c.last_error),
             };
             core.book_slots(c.target, p, end, missed);
         }
@@ -212,13 +214,22 @@ impl Traffic for Persistent {
     }
 
     fn on_exit(&mut self, core: &mut Client, _now: Instant) {
-        // Requests still unanswered when the run ends are counted lost, never dropped.
+        // Requests still unanswered when the run ends are counted lost, never dropped; slots
+        // due in the measured period that the drain did not reach did not start.
+        let end = core.measured_end();
         for token in self.conns.tokens() {
-            let Some(c) = self.conns.remove(token) else {
+            let Some(mut c) = self.conns.remove(token) else {
                 continue;
             };
             for r in &c.io.reqs {
                 core.lost(c.target, r.intended);
+            }
+            if let (Some(p), true) = (&mut c.pacer, core.stopping) {
+                let missed = match c.state {
+                    State::Open => Missed::NotStarted(Unsent::RunEnded),
+                    _ => Missed::down(c.last_error),
+                };
+                core.book_slots(c.target, p, end, missed);
             }
         }
     }
@@ -317,6 +328,10 @@ impl Persistent {
         }
         c.last_error = Some(kind);
         if core.stopping {
+            // Gone for good: its slots still due in the measured period fail with it.
+            if let Some(p) = &mut c.pacer {
+                core.book_slots(c.target, p, core.measured_end(), Missed::down(Some(kind)));
+            }
             return;
         }
         let until = now + c.backoff;
@@ -369,9 +384,13 @@ impl Persistent {
     /// generator's own (timer or loop lag) and is reported as a late start. A slot that waited
     /// for a reply (a full pipeline) was delayed by the target, not by us.
     fn fill(&mut self, core: &mut Client, token: Token, now: Instant, from_timer: bool) -> bool {
-        if !core.sending(now) {
+        // Stopped and draining: only slots due in the measured period still go (a reply
+        // freed their place); nothing new.
+        let draining = core.stopping && core.started();
+        if !draining && !core.sending(now) {
             return false;
         }
+        let last_due = core.measured_end();
         let Some(c) = self.conns.get_mut(token) else {
             return false;
         };
@@ -381,9 +400,11 @@ impl Persistent {
         let mut began = false;
         while c.io.reqs.len() < self.depth {
             let intended = match c.pacer.as_mut() {
+                None if draining => break,
                 None => now,
                 Some(p) => match p.next_due() {
                     None => break,
+                    Some(due) if draining && due > last_due => break,
                     Some(due) if due <= now => {
                         p.take(now);
                         due

@@ -718,6 +718,50 @@ fn slots_held_back_by_the_in_flight_limit_are_not_started_by_it() {
     drop(silent);
 }
 
+/// Requests still in flight at the end, and the slots queued behind them, stay on the books
+/// of the windows they were due in even when those windows closed long before the drain ends
+/// (`-i 200ms` with `--timeout 5s`: a window's row waits 200 ms for its replies, the drain a
+/// second). They were once dropped, leaving a silent target's run with nothing booked, and
+/// so a pass.
+#[test]
+fn requests_in_flight_at_the_end_stay_on_the_books_of_closed_windows() {
+    // Accepts (in the kernel) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let p = start_connect(&[
+        "-c",
+        "2",
+        "-r",
+        "10",
+        "-d",
+        "1s",
+        "-i",
+        "200ms",
+        "--timeout",
+        "5s",
+        "--workers",
+        "1",
+        &addr,
+    ]);
+    let rows = rows_of(p, Duration::from_secs(15));
+    let t = total(&rows);
+    assert_eq!(booked(t), 20, "2 connections x 10/s x 1 s: {t}");
+    assert_eq!(
+        u(t, "lost"),
+        2,
+        "the request in flight on each connection: {t}"
+    );
+    assert_eq!(u(t, "not_started"), 18, "the slots queued behind them: {t}");
+    assert_eq!(t["verdict"], "fail", "{t}");
+    let intervals: u64 = rows
+        .iter()
+        .filter(|r| r["kind"] == "interval")
+        .map(booked)
+        .sum();
+    assert_eq!(intervals, 20, "the windows' rows add up to the total");
+    drop(silent);
+}
+
 /// An echo server that answers each request 1 ms late, over TCP and UDP on one port.
 fn slow_echo() -> String {
     use std::io::{Read, Write};
