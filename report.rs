@@ -1196,7 +1196,7 @@ impl<'a> Row<'a> {
             latency_50p_us: q(50.0),
             latency_999p_us: q(99.9),
             extra_percentiles: Percentiles::new(&cfg.extra_percentiles, q),
-            latency_ns: (!empty).then(|| LatencyNs::of(s)),
+            latency_ns: LatencyNs::of(s),
             service: ServiceUs::of(&s.service),
             connect: cfg.ephemeral.then(|| ConnectUs::of(&s.connect)),
             bytes: s.bytes,
@@ -1236,25 +1236,16 @@ impl<'a> Row<'a> {
 }
 
 impl LatencyNs {
-    /// `s.latency`, all 0 when no request completed.
-    fn of(s: &Stats) -> Self {
+    /// `s.latency`; `None` (unknown, `null`) when no request completed.
+    fn of(s: &Stats) -> Option<Self> {
         let h = &s.latency;
         if s.completed == 0 {
-            return LatencyNs {
-                min: 0,
-                mean: 0.0,
-                p50: 0,
-                p90: 0,
-                p95: 0,
-                p99: 0,
-                p999: 0,
-                max: 0,
-            };
+            return None;
         }
         // As percentages over 100, like every other percentile of the row: 99.9 / 100.0 is
         // not the f64 nearest 0.999, and a bucket boundary could tell them apart.
         let q = |p: f64| h.value_at_quantile(p / 100.0);
-        LatencyNs {
+        Some(LatencyNs {
             min: h.min(),
             mean: round2(h.mean()),
             p50: q(50.0),
@@ -1263,7 +1254,7 @@ impl LatencyNs {
             p99: q(99.0),
             p999: q(99.9),
             max: h.max(),
-        }
+        })
     }
 }
 
@@ -1376,7 +1367,7 @@ fn failures_note(peer: &str, s: &Stats) -> Option<String> {
 }
 
 /// `refused=3 timeout=2`: the kinds with a count, in report order; empty if none.
-fn failure_list(counts: &[u64; ERROR_KINDS]) -> String {
+pub(crate) fn failure_list(counts: &[u64; ERROR_KINDS]) -> String {
     let kinds: Vec<String> = Failure::ALL
         .iter()
         .filter(|k| counts[k.index()] > 0)

@@ -9,7 +9,7 @@
 //! Leaves to others: which rows are judged and how the verdict is printed (`report`), the exit
 //! status (`cli`).
 
-use crate::report::Stats;
+use crate::report::{failure_list, Stats};
 use std::time::Duration;
 
 /// One bound of `--slo`.
@@ -81,29 +81,20 @@ fn error_rate(s: &Stats) -> Option<f64> {
 /// What failed instead: `500 failed: refused=500 lost=3`, then the connection attempts that
 /// failed with no request in flight (a closed loop's refused dials), if any.
 fn failure_kinds(s: &Stats) -> String {
-    let list = |counts: &[u64]| -> Vec<String> {
-        crate::report::Failure::ALL
-            .iter()
-            .filter(|k| counts[k.index()] > 0)
-            .map(|k| format!("{}={}", k.name(), counts[k.index()]))
-            .collect()
-    };
-    let mut kinds = list(&s.errors);
+    let mut kinds = failure_list(&s.errors);
     if s.lost > 0 {
-        kinds.push(format!("lost={}", s.lost));
+        let sep = if kinds.is_empty() { "" } else { " " };
+        kinds.push_str(&format!("{sep}lost={}", s.lost));
     }
     let failed = s.error_count() + s.lost;
     let mut text = if kinds.is_empty() {
         format!("{failed} failed")
     } else {
-        format!("{failed} failed: {}", kinds.join(" "))
+        format!("{failed} failed: {kinds}")
     };
-    let attempts = list(&s.conn_errors);
+    let attempts = failure_list(&s.conn_errors);
     if !attempts.is_empty() {
-        text.push_str(&format!(
-            "; connection attempts failed: {}",
-            attempts.join(" ")
-        ));
+        text.push_str(&format!("; connection attempts failed: {attempts}"));
     }
     text
 }
