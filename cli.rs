@@ -1352,26 +1352,23 @@ fn install_signals(shutdown: &Shutdown) {
     });
 }
 
-fn check_fds(needed: u64) -> Result<()> {
+/// Raise the open-file limit and check `needed` descriptors against it: short, a warning
+/// (sockets beyond it fail with EMFILE and are counted). `udp_flows` (flows per target,
+/// targets): UDP flows are opened before the run starts, so flows beyond the limit could not
+/// be counted the way excess connections are: a usage error instead, naming both numbers.
+fn check_fds(needed: u64, udp_flows: Option<(usize, usize)>) -> Result<()> {
     let lim = rlimit::raise_nofile()?;
-    if let Some(msg) = rlimit::shortfall(lim, needed) {
-        eprintln!("connperf: warning: {msg}");
-    }
-    Ok(())
-}
-
-/// UDP flows are opened before the run starts, so flows beyond the open-file limit could not
-/// be counted as failures the way excess connections are: a usage error instead, naming both
-/// numbers.
-fn udp_flows_fit(flows: usize, targets: usize, needed: u64) -> Result<()> {
-    let lim = rlimit::raise_nofile()?;
-    if rlimit::shortfall(lim, needed).is_none() {
+    let Some(msg) = rlimit::shortfall(lim, needed) else {
         return Ok(());
+    };
+    if let Some((flows, targets)) = udp_flows {
+        return Err(Error::Config(format!(
+            "-p udp -c {flows} opens {flows} sockets per target ({needed} for {targets} target(s)) but the open-file limit is {}: lower -c or raise the limit (`ulimit -n`)",
+            lim.soft
+        )));
     }
-    Err(Error::Config(format!(
-        "-p udp -c {flows} opens {flows} sockets per target ({needed} for {targets} target(s)) but the open-file limit is {}: lower -c or raise the limit (`ulimit -n`)",
-        lim.soft
-    )))
+    eprintln!("connperf: warning: {msg}");
+    Ok(())
 }
 
 /// `connperf serve`.
@@ -1384,6 +1381,7 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
     check_fds(
         ((cfg.addrs.len() * plan.workers * per_addr) as u64)
             .saturating_add(cfg.max_connections.unwrap_or(0)),
+        None,
     )?;
     let shutdown = Shutdown::new();
     install_signals(&shutdown);
@@ -1525,11 +1523,11 @@ fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
 /// Check the descriptors the run needs, open `--hdr-log`, wait for `--start-at`, then start
 /// the workers and the reporter. `None`: a signal came during the wait, so nothing started.
 fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Run>> {
-    let needed = plan.cfg.fds_needed(plan.plan.workers);
-    if let Mode::Udp { flows } = plan.cfg.mode {
-        udp_flows_fit(flows, plan.cfg.targets.len(), needed)?;
-    }
-    check_fds(needed)?;
+    let udp_flows = match plan.cfg.mode {
+        Mode::Udp { flows } => Some((flows, plan.cfg.targets.len())),
+        _ => None,
+    };
+    check_fds(plan.cfg.fds_needed(plan.plan.workers), udp_flows)?;
     let hdr_log = match &plan.hdr_log {
         Some(path) => Some(open_hdr_log(path, &plan.report.labels)?),
         None => None,
