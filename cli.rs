@@ -1942,6 +1942,7 @@ mod tests {
             format!("(default: {DEFAULT_MAX_INFLIGHT}, or"),
             format!("(adaptive; default {DEFAULT_SPIN_US};"),
             format!("Go tool's (default {p})"),
+            format!("ramp and --warmup (default {})", secs(DEFAULT_SWEEP_STEP)),
         ] {
             assert!(connect.contains(&want), "connect --help lacks {want:?}");
         }
@@ -2252,6 +2253,83 @@ mod tests {
             let e = connect(argv).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{argv:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_sweep_offers_its_total_rate_over_every_target_and_connection() {
+        let p = connect(&[
+            "connect",
+            "--sweep",
+            "1k:3k:1k",
+            "-c",
+            "5",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        let sweep = p.sweep.expect("a sweep");
+        assert_eq!(sweep.rates, vec![1000.0, 2000.0, 3000.0]);
+        assert_eq!(sweep.step, DEFAULT_SWEEP_STEP);
+        assert_eq!(sweep.slo, None);
+        assert_eq!(p.cfg.rate, 100.0, "1000/s over 2 targets x 5 connections");
+        assert_eq!(p.cfg.duration, DEFAULT_SWEEP_STEP);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let p = connect(&[
+            "connect",
+            "-p",
+            "udp",
+            "--sweep",
+            "2k:2k:1",
+            "--sweep-step",
+            "500ms",
+            "--slo",
+            "p99=2ms",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(p.cfg.rate, 1000.0, "per target over UDP");
+        assert_eq!(p.cfg.duration, Duration::from_millis(500));
+        assert_eq!(p.sweep.unwrap().slo.as_deref(), Some("p99=2ms"));
+    }
+
+    #[test]
+    fn sweep_mistakes_are_usage_errors_and_idle_flags_notes() {
+        for (argv, needle) in [
+            (&["--sweep", "1k:2k"][..], "FROM:TO:STEP"),
+            (&["--sweep", "2k:1k:1k"], "below FROM"),
+            (&["--sweep", "0:1k:1k"], "above 0"),
+            (&["--sweep", "1:100k:1"], "steps"),
+            (&["--sweep", "1k:2k:1k", "-r", "5"], "-r/--rate"),
+            (&["--sweep", "1k:2k:1k", "-r", "0"], "-r/--rate"),
+            (&["--sweep", "1k:2k:1k", "--hdr-log", "x"], "--hdr-log"),
+            (
+                &["--sweep", "1k:2k:1k", "--latency-distribution"],
+                "--latency-distribution",
+            ),
+            (&["--sweep", "1k:2k:1k", "--sweep-step", "0"], "above 0"),
+        ] {
+            let e = connect(&[&["connect"], argv, &["127.0.0.1:1"]].concat()).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{argv:?}: {e}");
+            assert!(e.to_string().contains(needle), "{argv:?}: {e}");
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+        let p = connect(&[
+            "connect",
+            "--sweep",
+            "1k:2k:1k",
+            "-d",
+            "3s",
+            "-i",
+            "1s",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("-d/--duration"), "{:?}", p.warnings);
+        let p = connect(&["connect", "--sweep-step", "1s", "127.0.0.1:1"]).unwrap();
+        assert!(p.sweep.is_none());
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
     }
 
     #[test]

@@ -309,6 +309,7 @@ pub fn run<W: Write>(
             base.warmup.as_secs_f64()
         ));
         out.line(&table_header(report));
+        out.flush();
     }
     let ntargets = base.targets.len().max(1);
     let mut steps: Vec<Step> = Vec::new();
@@ -501,11 +502,15 @@ fn print_step<W: Write>(
             }
         };
         out.line(&format!(
-            "{:<5} {:<w$} {:<12.2} {:<12.2} {:<10} {:<10} {:<10} {:<8} {:<7} {verdict}",
+            "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {:<7} {verdict}",
             index,
             row.name,
             offered_per_row,
-            achieved(s, step.summary.elapsed),
+            if step.summary.elapsed.is_zero() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", achieved(s, step.summary.elapsed))
+            },
             q(50.0),
             q(99.0),
             q(99.9),
@@ -599,8 +604,13 @@ fn finish<W: Write>(
                 rate_text(k)
             )),
             None => out.line(&format!(
-                "# knee: none (the first step, {} req/s, did not meet {checks})",
-                rate_text(sweep.rates[0])
+                "# knee: none (the first step, {} req/s, {})",
+                rate_text(sweep.rates[0]),
+                if stopped == "signal" {
+                    "did not finish".to_string()
+                } else {
+                    format!("did not meet {checks}")
+                }
             )),
         }
         out.line(&format!("# sweep {}: {reason}", ended_word(stopped)));
