@@ -15,6 +15,7 @@ use crate::affinity::Plan;
 use crate::driver::{ConnectConfig, Mode, Run};
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::{ReportConfig, Stats, Summary, Unsent, LATE_START_NS};
+use crate::verdict::Bound;
 use crate::{Error, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -180,8 +181,14 @@ pub struct StepRow {
 /// of those offered, or sends more than `LATE_START_NS` behind their intended time
 /// (`late_starts`) at least `LATE_SEND_SHARE` of its sends (`send_lag` counts every paced
 /// send). Worker CPU is named in the message but decides nothing: the adaptive spin keeps a
-/// busy worker near 100 % of its core without it being short of time.
-pub fn generator_limit(s: &Stats, offered: f64, elapsed: Duration) -> Option<String> {
+/// busy worker near 100 % of its core without it being short of time. Also a latency bound of
+/// `slo` broken only by the generator's send lag (`lag_breaks`).
+pub fn generator_limit(
+    s: &Stats,
+    offered: f64,
+    elapsed: Duration,
+    slo: &[Bound],
+) -> Option<String> {
     let expected = offered * elapsed.as_secs_f64();
     let sends = s.send_lag.len();
     let mut why = Vec::new();
@@ -212,7 +219,59 @@ pub fn generator_limit(s: &Stats, offered: f64, elapsed: Duration) -> Option<Str
             s.send_lag.value_at_quantile(0.99) / 1000
         ));
     }
+    why.extend(lag_breaks(s, slo));
     (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// The latency bounds of `slo` that `s` breaks only by the generator's own lateness: less
+/// the send lag at the same percentile (max, mean) the intended-time latency would meet the
+/// bound. Percentiles do not subtract exactly; the error falls on the side of not charging the
+/// target. The send lag holds only sends made on the generator's timer (a request queued
+/// behind a reply on its connection is not in it), so a slow target's queueing is not excused.
+fn lag_breaks(s: &Stats, slo: &[Bound]) -> Vec<String> {
+    if s.completed == 0 || s.send_lag.is_empty() {
+        return Vec::new();
+    }
+    let (h, lag) = (&s.latency, &s.send_lag);
+    slo.iter()
+        .filter_map(|b| {
+            let (name, latency_ns, lag_ns, limit) = match *b {
+                Bound::Percentile(p, limit) => (
+                    format!("p{p}"),
+                    h.value_at_quantile(p / 100.0),
+                    lag.value_at_quantile(p / 100.0),
+                    limit,
+                ),
+                Bound::Max(limit) => ("max".to_string(), h.max(), lag.max(), limit),
+                Bound::Mean(limit) => (
+                    "mean".to_string(),
+                    h.mean() as u64,
+                    lag.mean() as u64,
+                    limit,
+                ),
+                Bound::Errors(_) => return None,
+            };
+            let limit_ns = limit.as_nanos() as u64;
+            (latency_ns > limit_ns && latency_ns.saturating_sub(lag_ns) <= limit_ns).then(|| {
+                format!(
+                    "send lag {name} {} µs puts latency {name} {} µs over the slo's {} µs",
+                    lag_ns / 1000,
+                    latency_ns / 1000,
+                    limit_ns / 1000
+                )
+            })
+        })
+        .collect()
+}
+
+/// At least this share of a row's answered-or-failed requests failed or were lost: the target
+/// is failing whatever the generator did, so its failed checks are its own.
+const TARGET_FAILING_SHARE: f64 = 0.01;
+
+fn target_failing(s: &Stats) -> bool {
+    let failed = s.error_count() + s.lost;
+    let total = s.completed + failed;
+    failed > 0 && failed as f64 >= TARGET_FAILING_SHARE * total as f64
 }
 
 /// A row's rate shortfall: under `MIN_ACHIEVED` of `offered`, with what the missing requests
@@ -232,15 +291,21 @@ fn shortfall(r: &StepRow, offered: f64, elapsed: Duration) -> Option<String> {
 }
 
 /// Whether a finished step met the checks, and if not why. The generator's shortfall wins over
-/// a failed check or a low rate: what it caused (late sends inflate latency, unsent slots lower
-/// the rate) must not be charged to the target.
-pub fn judge_step(rows: &[StepRow], offered_per_row: f64, elapsed: Duration) -> Option<Stopped> {
+/// a failed check or a low rate (what it caused, late sends inflating latency and unsent slots
+/// lowering the rate, must not be charged to the target), unless the target was failing
+/// requests too (`target_failing`): errors and losses are not the generator's doing.
+pub fn judge_step(
+    rows: &[StepRow],
+    offered_per_row: f64,
+    elapsed: Duration,
+    slo: &[Bound],
+) -> Option<Stopped> {
     let named = |f: &dyn Fn(&StepRow) -> Option<String>| -> Vec<String> {
         rows.iter()
             .filter_map(|r| f(r).map(|w| format!("{}: {w}", r.name)))
             .collect()
     };
-    let generator = named(&|r| generator_limit(&r.stats, offered_per_row, elapsed));
+    let generator = named(&|r| generator_limit(&r.stats, offered_per_row, elapsed, slo));
     let short = named(&|r| shortfall(r, offered_per_row, elapsed));
     let failed: Vec<String> = rows
         .iter()
@@ -249,7 +314,7 @@ pub fn judge_step(rows: &[StepRow], offered_per_row: f64, elapsed: Duration) -> 
     if failed.is_empty() && short.is_empty() {
         return None;
     }
-    if !generator.is_empty() {
+    if !generator.is_empty() && !rows.iter().any(|r| target_failing(&r.stats)) {
         return Some(Stopped::Generator(generator.join("; ")));
     }
     if !failed.is_empty() {
@@ -347,7 +412,12 @@ pub fn run<W: Write>(
         let stopped = if cut {
             Some(Stopped::Signal)
         } else {
-            judge_step(&rows, offered_per_row, summary.elapsed)
+            judge_step(
+                &rows,
+                offered_per_row,
+                summary.elapsed,
+                &report.thresholds.slo,
+            )
         };
         let step = Step {
             rate,
@@ -456,7 +526,12 @@ fn cpu_text(summary: &Summary) -> String {
 
 /// A row's verdict in a step and its reasons: its failed checks and, in a step that stopped for
 /// its rate or the generator, its part in that.
-fn verdict_of(step: &Step, row: &StepRow, offered: f64) -> (&'static str, Vec<String>) {
+fn verdict_of(
+    step: &Step,
+    row: &StepRow,
+    offered: f64,
+    slo: &[Bound],
+) -> (&'static str, Vec<String>) {
     let elapsed = step.summary.elapsed;
     let mut reasons = row.reasons.clone();
     match &step.stopped {
@@ -465,7 +540,8 @@ fn verdict_of(step: &Step, row: &StepRow, offered: f64) -> (&'static str, Vec<St
         Some(Stopped::Slo(_)) => {}
         Some(Stopped::Rate(_)) => reasons.extend(shortfall(row, offered, elapsed)),
         Some(Stopped::Generator(_)) => reasons.extend(
-            generator_limit(&row.stats, offered, elapsed).map(|w| format!("generator limit: {w}")),
+            generator_limit(&row.stats, offered, elapsed, slo)
+                .map(|w| format!("generator limit: {w}")),
         ),
     }
     ("fail", reasons)
@@ -480,7 +556,7 @@ fn print_step<W: Write>(
 ) {
     let w = peer_width(report);
     for row in &step.rows {
-        let (verdict, reasons) = verdict_of(step, row, offered_per_row);
+        let (verdict, reasons) = verdict_of(step, row, offered_per_row, &report.thresholds.slo);
         if report.jsonlines {
             out.line(&crate::report::step_json_line(
                 report,
@@ -706,13 +782,13 @@ mod tests {
     #[test]
     fn a_step_at_its_rate_passes_and_one_short_is_the_target_s() {
         let sec = Duration::from_secs(1);
-        assert_eq!(judge_step(&[row(1000, 50_000)], 1000.0, sec), None);
-        assert_eq!(judge_step(&[row(951, 50_000)], 1000.0, sec), None);
+        assert_eq!(judge_step(&[row(1000, 50_000)], 1000.0, sec, &[]), None);
+        assert_eq!(judge_step(&[row(951, 50_000)], 1000.0, sec, &[]), None);
         let mut r = row(900, 50_000);
         for _ in 0..100 {
             r.stats.error(crate::report::Failure::Timeout);
         }
-        match judge_step(&[r], 1000.0, sec) {
+        match judge_step(&[r], 1000.0, sec, &[]) {
             Some(Stopped::Rate(why)) => assert!(why.contains("achieved 900.0/s"), "{why}"),
             other => panic!("{other:?}"),
         }
@@ -724,7 +800,7 @@ mod tests {
         let mut r = row(1000, 5_000_000);
         r.reasons = vec!["p99 5 ms > slo 2 ms".into()];
         assert_eq!(
-            judge_step(&[r], 1000.0, sec),
+            judge_step(&[r], 1000.0, sec, &[]),
             Some(Stopped::Slo("t: p99 5 ms > slo 2 ms".into()))
         );
         let mut late = row(1000, 5_000_000);
@@ -732,7 +808,7 @@ mod tests {
             late.stats.record_start(3_000_000);
         }
         late.reasons = vec!["p99 5 ms > slo 2 ms".into()];
-        match judge_step(&[late], 1000.0, sec) {
+        match judge_step(&[late], 1000.0, sec, &[]) {
             Some(Stopped::Generator(why)) => assert!(why.contains("late"), "{why}"),
             other => panic!("{other:?}"),
         }
@@ -743,7 +819,7 @@ mod tests {
         let sec = Duration::from_secs(1);
         let mut r = row(600, 50_000);
         r.stats.unsent(Unsent::InFlightLimit, 400);
-        match judge_step(&[r], 1000.0, sec) {
+        match judge_step(&[r], 1000.0, sec, &[]) {
             Some(Stopped::Generator(why)) => {
                 assert!(why.contains("in_flight_limit=400"), "{why}")
             }
@@ -752,6 +828,50 @@ mod tests {
         // A few slots unsent at the stop are no limit.
         let mut r = row(1000, 50_000);
         r.stats.unsent(Unsent::RunEnded, 3);
-        assert_eq!(generator_limit(&r.stats, 1000.0, sec), None);
+        assert_eq!(generator_limit(&r.stats, 1000.0, sec, &[]), None);
+    }
+
+    /// Rows of `n` requests each `lag_ns` late to send and `service_ns` to answer.
+    fn lagged(n: u64, lag_ns: u64, service_ns: u64) -> StepRow {
+        let mut s = Stats::new();
+        for _ in 0..n {
+            s.record(lag_ns + service_ns, service_ns, 64);
+            s.record_start(lag_ns);
+        }
+        StepRow {
+            name: "t".into(),
+            stats: s,
+            reasons: vec!["p99 over the slo".into()],
+        }
+    }
+
+    #[test]
+    fn a_latency_bound_broken_by_the_send_lag_alone_is_the_generator_s() {
+        let sec = Duration::from_secs(1);
+        let slo = [Bound::Percentile(99.0, Duration::from_millis(2))];
+        // 0.9 ms late (under LATE_START_NS: no late start) plus 1.5 ms to answer: 2.4 ms.
+        match judge_step(&[lagged(1000, 900_000, 1_500_000)], 1000.0, sec, &slo) {
+            Some(Stopped::Generator(why)) => assert!(why.contains("send lag p99"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // 0.1 ms late plus 2.5 ms to answer: the target's own.
+        assert!(matches!(
+            judge_step(&[lagged(1000, 100_000, 2_500_000)], 1000.0, sec, &slo),
+            Some(Stopped::Slo(_))
+        ));
+    }
+
+    #[test]
+    fn a_failing_target_is_charged_even_when_the_generator_fell_short() {
+        let sec = Duration::from_secs(1);
+        let mut r = row(500, 50_000);
+        r.stats.unsent(Unsent::InFlightLimit, 400);
+        for _ in 0..100 {
+            r.stats.error(crate::report::Failure::Timeout);
+        }
+        match judge_step(&[r], 1000.0, sec, &[]) {
+            Some(Stopped::Rate(why)) => assert!(why.contains("errors 100"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
