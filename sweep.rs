@@ -4,9 +4,23 @@
 //! fails a check (`--slo`, `--max-error-rate`, something completed) or achieves under
 //! `MIN_ACHIEVED` of its offered rate; then the knee: the highest step that met them.
 //!
-//! A step that falls short because of the generator (slots it never started, sends it made
-//! late) is not charged to the target: the sweep stops saying that the generator could not
-//! send, and the knee is only what the steps before it showed (`generator_limit`).
+//! Rates are total req/s over all targets; each step's `--rate` divides them per connection
+//! (persistent) or per target (ephemeral, UDP), as `-r` is read (`per_stream_rate`). A row's
+//! `offered_rate` is what its target was offered (all of it in a merged row).
+//!
+//! A step that falls short because of the generator is not charged to the target: the sweep
+//! stops saying that the generator could not send, and the knee is only what the steps before
+//! it showed. `generator_limit` decides, per row, from what the workers booked:
+//! - `not_started` (slots never sent: `--max-inflight` full, or no free slot on the
+//!   connections / no worker time by the end) at least 1 % of the offered requests;
+//! - `late_starts` (timer sends over 1 ms behind) at least 5 % of the sends in `send_lag`;
+//! - a latency bound of `--slo` that the latency less the send lag at the same percentile
+//!   would meet (the generator's lateness alone broke it).
+//!
+//! The send lag holds only sends made on the generator's own timer, so a request queued behind
+//! a slow reply is not excused. A row failing 1 % or more of its requests (errors, lost) is the
+//! target's failure whatever the generator did. Worker CPU is printed but decides nothing: the
+//! adaptive spin keeps a busy worker near 100 % of a core without it being short of time.
 //!
 //! Leaves to others: flags and exit codes (`cli`), the run itself (`driver`), the JSON row
 //! schema and the checks (`report`, `verdict`).
@@ -650,7 +664,7 @@ fn finish<W: Write>(
                 Stopped::Slo(r) => format!("{at} failed: {r}"),
                 Stopped::Rate(r) => format!("{at} fell short of its rate: {r}"),
                 Stopped::Generator(r) => format!(
-                    "the generator could not send {} req/s ({r}); capacity of the target not reached (raise -c, --depth, --max-inflight or --workers)",
+                    "the generator could not send {} req/s on schedule ({r}); capacity of the target not reached",
                     rate_text(s.rate)
                 ),
                 Stopped::Signal => format!("{at} was cut short by a signal and does not count"),
