@@ -9,6 +9,7 @@ use crate::echo::{Cidr, Protocols, ServeConfig, Server};
 use crate::pacing::Arrival;
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::ReportConfig;
+use crate::sweep::Sweep;
 use crate::{rlimit, Error, Result};
 use argh::{ArgsInfo, FromArgs};
 use std::io::Write;
@@ -27,6 +28,8 @@ pub const DEFAULT_SPIN_US: u64 = 100;
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// Default ephemeral connections in flight per worker, lowered to fit the open-file limit.
 const DEFAULT_MAX_INFLIGHT: usize = 10_000;
+/// Default `--sweep-step`: long enough for a p99.9 over thousands of requests at modest rates.
+const DEFAULT_SWEEP_STEP: Duration = Duration::from_secs(5);
 /// Default `--percentiles` of `connect` and `merge`: the one tail column the Go tool lacks.
 const DEFAULT_PERCENTILES: [f64; 1] = [99.9];
 /// Largest UDP payload over IPv4: the 65,535-byte packet less its 20-byte IP and 8-byte UDP
@@ -339,6 +342,14 @@ pub struct ConnectArgs {
     /// how late a --start-at already past may be and still start (with a note); later is an error (default 10s)
     #[argh(option, from_str_fn(parse_duration_zero))]
     pub start_late_max: Option<Duration>,
+    /// capacity sweep: one step per total rate FROM, FROM+STEP, ... up to TO req/s over all
+    /// targets (k and M suffixes: 1k:10k:1k), a row per step, stopping after the first step that
+    /// fails a check (--slo, --max-error-rate) or achieves under 95 % of its rate; then the knee
+    #[argh(option)]
+    pub sweep: Option<String>,
+    /// measured time of each --sweep step, after its ramp and --warmup (default 5s)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub sweep_step: Option<Duration>,
     /// accepted for the Go tool's scripts; has no effect (profile with `perf record`)
     #[argh(switch)]
     pub enable_pprof: bool,
@@ -880,6 +891,8 @@ pub struct ConnectPlan {
     pub start_late_max: Duration,
     /// One-line notes for stderr (flags without effect in this mode, and the like).
     pub warnings: Vec<String>,
+    /// `--sweep`: the steps; `cfg` is then the first step's run.
+    pub sweep: Option<Sweep>,
 }
 
 impl ConnectPlan {
@@ -909,7 +922,13 @@ impl ConnectArgs {
     /// ephemeral run without `--max-inflight` raises and reads the open-file limit.
     pub fn into_config(self) -> Result<ConnectPlan> {
         let mut warnings = Vec::new();
-        let (cfg, plan) = self.connect_config(&mut warnings)?;
+        let sweep = self.sweep(&mut warnings)?;
+        let (mut cfg, plan) = self.connect_config(&mut warnings, sweep.is_some())?;
+        if let Some(sw) = &sweep {
+            cfg.rate = crate::sweep::per_stream_rate(sw.rates[0], &cfg);
+            cfg.duration = sw.step;
+            warnings.extend(sparse_schedule_note(&cfg));
+        }
         let report = self.report_config(&cfg, plan.workers)?;
         let start_late_max = self.start_late_max.unwrap_or(START_LATE_MAX);
         let start_at = self.start_at(start_late_max, &mut warnings)?;
@@ -927,7 +946,61 @@ impl ConnectArgs {
             start_at,
             start_late_max,
             warnings,
+            sweep,
         })
+    }
+
+    /// `--sweep` and `--sweep-step`, and the flags a sweep cannot take: `-r` (each step sets
+    /// the rate), `--hdr-log` (one log per run, and a sweep is many) and
+    /// `--latency-distribution` (a total-row spectrum; steps have none). `-d`, `-i` and
+    /// `--show-only-results` have no effect and are noted.
+    fn sweep(&self, warnings: &mut Vec<String>) -> Result<Option<Sweep>> {
+        let Some(text) = &self.sweep else {
+            if self.sweep_step.is_some() {
+                warnings.push("--sweep-step has no effect without --sweep; ignored".into());
+            }
+            return Ok(None);
+        };
+        let rates = crate::sweep::parse_sweep(text)
+            .map_err(|e| Error::Config(format!("invalid --sweep {text:?}: {e}")))?;
+        let clash = [
+            (self.rate.is_some(), "-r/--rate (each step sets the rate)"),
+            (self.hdr_log.is_some(), "--hdr-log"),
+            (self.latency_distribution, "--latency-distribution"),
+        ];
+        if let Some((_, flag)) = clash.iter().find(|(given, _)| *given) {
+            return Err(Error::Config(format!(
+                "--sweep cannot be combined with {flag}"
+            )));
+        }
+        for (given, flag, why) in [
+            (
+                self.duration.is_some(),
+                "-d/--duration",
+                "--sweep-step sets each step's measured time",
+            ),
+            (
+                self.interval.is_some(),
+                "-i/--interval",
+                "a sweep prints a row per step, no interval rows",
+            ),
+            (
+                self.show_only_results,
+                "--show-only-results",
+                "a sweep prints only its step rows",
+            ),
+        ] {
+            if given {
+                warnings.push(format!(
+                    "{flag} has no effect with --sweep ({why}); ignored"
+                ));
+            }
+        }
+        Ok(Some(Sweep {
+            rates,
+            step: self.sweep_step.unwrap_or(DEFAULT_SWEEP_STEP),
+            slo: self.slo.clone(),
+        }))
     }
 
     /// `--start-at`, checked against the clock now (too far ahead, or later than `late_max`, is
@@ -952,7 +1025,11 @@ impl ConnectArgs {
     /// The engine's half of the flags and the worker plan (the in-flight default depends on
     /// it). The checks keep their old order, so a command line with several mistakes still
     /// reports the same one.
-    fn connect_config(&self, warnings: &mut Vec<String>) -> Result<(ConnectConfig, Plan)> {
+    fn connect_config(
+        &self,
+        warnings: &mut Vec<String>,
+        sweep: bool,
+    ) -> Result<(ConnectConfig, Plan)> {
         let defaults = ConnectConfig::default();
         let proto: Proto = parse_keyword("--proto", &self.proto)?;
         let flavor: Flavor = parse_keyword("--flavor", &self.flavor)?;
@@ -964,7 +1041,9 @@ impl ConnectArgs {
         let message_bytes = message_bytes(self.message_bytes, proto, &targets)?;
         let connections = connections(self.connections)?;
         let rate = self.rate.unwrap_or(defaults.rate);
-        warnings.extend(self.ignored_flags(proto, flavor, rate));
+        // A sweep's steps are paced: never a closed loop.
+        let paced = if sweep { defaults.rate } else { rate };
+        warnings.extend(self.ignored_flags(proto, flavor, paced));
         let max_inflight = given_max_inflight(self.max_inflight)?;
         let source_addrs = source_addrs(self.source_addrs.as_deref(), &targets)?;
         let depth = depth(self.depth, proto, flavor, warnings)?;
@@ -996,7 +1075,9 @@ impl ConnectArgs {
             busy_poll_us,
             arrival: self.arrival(warnings)?,
         };
-        warnings.extend(sparse_schedule_note(&cfg));
+        if !sweep {
+            warnings.extend(sparse_schedule_note(&cfg));
+        }
         Ok((cfg, plan))
     }
 
@@ -1341,12 +1422,18 @@ pub fn parse_args_noting(
 /// the report.
 fn install_signals(shutdown: &Shutdown) {
     let s = shutdown.clone();
+    install_signal_handler(move |hurry| if hurry { s.hurry() } else { s.trigger() });
+}
+
+/// As `install_signals`, calling `on(false)` for the first signal and `on(true)` for the
+/// second (a sweep passes both to its current step).
+fn install_signal_handler(on: impl Fn(bool) + Send + 'static) {
     let hits = Arc::new(AtomicUsize::new(0));
     let _ = ctrlc::set_handler(move || match hits.fetch_add(1, Ordering::SeqCst) {
-        0 => s.trigger(),
+        0 => on(false),
         1 => {
             eprintln!("connperf: signalled again: stopping without the drain (a third signal exits at once, without the report)");
-            s.hurry();
+            on(true);
         }
         _ => std::process::exit(130),
     });
@@ -1444,7 +1531,14 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         eprintln!("connperf: note: {w}");
     }
     let shutdown = Shutdown::new();
-    install_signals(&shutdown);
+    let sweep_stop = plan.sweep.as_ref().map(|_| crate::sweep::Stop::new());
+    match &sweep_stop {
+        Some(stop) => {
+            let stop = stop.clone();
+            install_signal_handler(move |hurry| stop.signal(hurry));
+        }
+        None => install_signals(&shutdown),
+    }
     // The demo server stops only after the client has drained, or its closing connections
     // would count as client errors.
     let demo_shutdown = Shutdown::new();
@@ -1454,13 +1548,17 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     } else {
         (plan, None)
     };
-    let joined = match start_load(plan, &shutdown) {
-        Ok(Some(run)) => run_to_end(run, &shutdown),
-        Ok(None) => {
+    // A sweep's signals reach its own shutdown, which also ends the --start-at wait.
+    let waits_on = sweep_stop.as_ref().map_or(&shutdown, |s| s.sweep()).clone();
+    let joined = match (sweep_stop, start_load(plan, &waits_on)) {
+        (Some(stop), Ok(Some(Load::Sweep(plan)))) => run_sweep(plan, &stop),
+        (_, Ok(Some(Load::Sweep(_)))) => unreachable!("a sweep plan always has its Stop"),
+        (_, Ok(Some(Load::Run(run)))) => run_to_end(run, &shutdown),
+        (_, Ok(None)) => {
             eprintln!("connperf: stopped by a signal while waiting for --start-at; nothing was sent, no report");
             Ok(())
         }
-        Err(e) => {
+        (_, Err(e)) => {
             shutdown.trigger();
             Err(e)
         }
@@ -1520,9 +1618,32 @@ fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
     Ok(server)
 }
 
+/// What `start_load` got going.
+enum Load {
+    /// A run, started.
+    Run(Run),
+    /// A sweep, ready to run its steps (`run_sweep`).
+    Sweep(Box<ConnectPlan>),
+}
+
+/// A sweep whose checks (descriptors, `--start-at`) are done: its steps, each a run.
+fn run_sweep(plan: Box<ConnectPlan>, stop: &crate::sweep::Stop) -> Result<()> {
+    let sweep = plan.sweep.as_ref().expect("Load::Sweep holds a sweep");
+    crate::sweep::run(
+        &plan.cfg,
+        &plan.report,
+        &plan.plan,
+        plan.loop_opts,
+        sweep,
+        stop,
+        std::io::BufWriter::new(std::io::stdout()),
+    )
+}
+
 /// Check the descriptors the run needs, open `--hdr-log`, wait for `--start-at`, then start
-/// the workers and the reporter. `None`: a signal came during the wait, so nothing started.
-fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Run>> {
+/// the workers and the reporter (a sweep starts its own per step). `None`: a signal came
+/// during the wait, so nothing started.
+fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Load>> {
     let udp_flows = match plan.cfg.mode {
         Mode::Udp { flows } => Some((flows, plan.cfg.targets.len())),
         _ => None,
@@ -1537,6 +1658,9 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Run>> {
             return Ok(None);
         }
     }
+    if plan.sweep.is_some() {
+        return Ok(Some(Load::Sweep(Box::new(plan))));
+    }
     Run::start(
         plan.cfg,
         plan.report,
@@ -1546,7 +1670,7 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Run>> {
         std::io::BufWriter::new(std::io::stdout()),
         hdr_log,
     )
-    .map(Some)
+    .map(|run| Some(Load::Run(run)))
 }
 
 /// Create the `--hdr-log` file and write its header.
@@ -1818,6 +1942,7 @@ mod tests {
             format!("(default: {DEFAULT_MAX_INFLIGHT}, or"),
             format!("(adaptive; default {DEFAULT_SPIN_US};"),
             format!("Go tool's (default {p})"),
+            format!("ramp and --warmup (default {})", secs(DEFAULT_SWEEP_STEP)),
         ] {
             assert!(connect.contains(&want), "connect --help lacks {want:?}");
         }
@@ -2128,6 +2253,83 @@ mod tests {
             let e = connect(argv).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{argv:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_sweep_offers_its_total_rate_over_every_target_and_connection() {
+        let p = connect(&[
+            "connect",
+            "--sweep",
+            "1k:3k:1k",
+            "-c",
+            "5",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        let sweep = p.sweep.expect("a sweep");
+        assert_eq!(sweep.rates, vec![1000.0, 2000.0, 3000.0]);
+        assert_eq!(sweep.step, DEFAULT_SWEEP_STEP);
+        assert_eq!(sweep.slo, None);
+        assert_eq!(p.cfg.rate, 100.0, "1000/s over 2 targets x 5 connections");
+        assert_eq!(p.cfg.duration, DEFAULT_SWEEP_STEP);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let p = connect(&[
+            "connect",
+            "-p",
+            "udp",
+            "--sweep",
+            "2k:2k:1",
+            "--sweep-step",
+            "500ms",
+            "--slo",
+            "p99=2ms",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(p.cfg.rate, 1000.0, "per target over UDP");
+        assert_eq!(p.cfg.duration, Duration::from_millis(500));
+        assert_eq!(p.sweep.unwrap().slo.as_deref(), Some("p99=2ms"));
+    }
+
+    #[test]
+    fn sweep_mistakes_are_usage_errors_and_idle_flags_notes() {
+        for (argv, needle) in [
+            (&["--sweep", "1k:2k"][..], "FROM:TO:STEP"),
+            (&["--sweep", "2k:1k:1k"], "below FROM"),
+            (&["--sweep", "0:1k:1k"], "above 0"),
+            (&["--sweep", "1:100k:1"], "steps"),
+            (&["--sweep", "1k:2k:1k", "-r", "5"], "-r/--rate"),
+            (&["--sweep", "1k:2k:1k", "-r", "0"], "-r/--rate"),
+            (&["--sweep", "1k:2k:1k", "--hdr-log", "x"], "--hdr-log"),
+            (
+                &["--sweep", "1k:2k:1k", "--latency-distribution"],
+                "--latency-distribution",
+            ),
+            (&["--sweep", "1k:2k:1k", "--sweep-step", "0"], "above 0"),
+        ] {
+            let e = connect(&[&["connect"], argv, &["127.0.0.1:1"]].concat()).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{argv:?}: {e}");
+            assert!(e.to_string().contains(needle), "{argv:?}: {e}");
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+        let p = connect(&[
+            "connect",
+            "--sweep",
+            "1k:2k:1k",
+            "-d",
+            "3s",
+            "-i",
+            "1s",
+            "127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("-d/--duration"), "{:?}", p.warnings);
+        let p = connect(&["connect", "--sweep-step", "1s", "127.0.0.1:1"]).unwrap();
+        assert!(p.sweep.is_none());
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
     }
 
     #[test]

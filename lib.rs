@@ -23,6 +23,9 @@
 //!                                             └▶ --hdr-log (histlog::WindowLog)
 //! ctrl-c / --duration elapsed / test ─▶ Shutdown::trigger(): sets the flag and wakes every worker
 //!
+//! connect --sweep FROM:TO:STEP ─sweep::run─▶ one driver::Run per step (ramp, warm-up, measured
+//!   --sweep-step, drain) ─▶ a row per step ─▶ the knee (highest step meeting the checks)
+//!
 //! connperf merge FILE... ─histlog::read_log─▶ merge by wall-clock window ─▶ report::print_report
 //! ```
 //!
@@ -50,6 +53,7 @@ pub mod reactor;
 pub mod report;
 pub mod rlimit;
 pub mod sockopt;
+mod sweep;
 mod tcp_conn;
 mod udp_client;
 mod udp_ephemeral;

@@ -1287,6 +1287,53 @@ impl ConnectUs {
     }
 }
 
+/// The names of the rows a report prints: the targets, or the one merged row.
+pub fn printed_row_names(cfg: &ReportConfig) -> Vec<String> {
+    row_names(cfg)
+}
+
+/// One `connect --sweep` step row (`"kind":"step"`): every key of a total row, plus the step's
+/// number and the rate offered to this row (req/s: to its target, or to all in a merged row).
+#[derive(Serialize)]
+struct StepRow<'a> {
+    step: u64,
+    offered_rate: f64,
+    #[serde(flatten)]
+    row: Row<'a>,
+}
+
+/// The JSON line of row `peer` (totals `s`) of sweep step `step`, measured over
+/// `summary.elapsed` with `summary.cpu` of generator CPU; `reasons` are its failed checks
+/// (none: `"verdict":"pass"`).
+pub fn step_json_line(
+    cfg: &ReportConfig,
+    step: u64,
+    offered_rate: f64,
+    peer: &str,
+    s: &Stats,
+    summary: &Summary,
+    reasons: &[String],
+) -> String {
+    let span = Span {
+        kind: "step",
+        seq: None,
+        length: summary.elapsed,
+        cpu: summary.cpu,
+        end: SystemTime::now(),
+        ramp: None,
+        verdicts: None,
+    };
+    let ts = iso8601(span.end);
+    let mut row = Row::new(cfg, &span, &ts, peer, s);
+    row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
+    row.reasons = Some(reasons);
+    json_line(&StepRow {
+        step,
+        offered_rate: round2(offered_rate),
+        row,
+    })
+}
+
 fn print_notes<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, rows: &[Stats], summary: &Summary) {
     for (peer, s) in row_names(cfg).iter().zip(rows) {
         if let Some(line) = failures_note(peer, s) {
