@@ -1434,11 +1434,9 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
     let (mut cfg, plan, opts) = args.into_config()?;
     let metrics_addr = metrics_addr(given_metrics.as_deref())?;
     if metrics_addr.is_some() {
-        let live = Arc::new(crate::metrics::Live::new(Vec::new()));
-        live.set_phase(crate::metrics::Phase::Serve {
-            since: std::time::Instant::now(),
-        });
-        cfg.live = Some(live);
+        cfg.live = Some(Arc::new(crate::metrics::Live::new_server(
+            std::time::Instant::now(),
+        )));
     }
     let _metrics = start_metrics(metrics_addr, cfg.live.as_ref())?;
     let per_addr = match cfg.protocols {

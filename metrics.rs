@@ -213,6 +213,17 @@ impl Live {
         }
     }
 
+    /// `serve`'s: echoing since `since`, every counter 0 until the first window.
+    pub fn new_server(since: Instant) -> Live {
+        let live = Live::new(Vec::new());
+        {
+            let mut st = live.lock();
+            st.phase = Phase::Serve { since };
+            st.server = Some(ServerCounters::default());
+        }
+        live
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
