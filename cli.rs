@@ -1563,7 +1563,6 @@ fn run_to_end(run: Run, shutdown: &Shutdown, live: Option<&crate::metrics::Live>
         phase(Phase::Run {
             measure: clock.measure,
             end: clock.end,
-            step: None,
         });
         shutdown.wait_timeout(
             clock

@@ -34,8 +34,16 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const PREFIX: &str = "connperf";
 
 /// Label names connperf uses itself: a `--label` key may not be one of them.
-pub const RESERVED_LABELS: [&str; 7] = [
-    "target", "outcome", "kind", "quantile", "le", "phase", "proto",
+pub const RESERVED_LABELS: [&str; 9] = [
+    "target",
+    "outcome",
+    "kind",
+    "quantile",
+    "le",
+    "phase",
+    "proto",
+    "steps",
+    "offered_rate_per_second",
 ];
 
 /// Upper bounds (seconds) of the latency histogram's buckets: 10 µs to 10 s, 1-2.5-5 steps,
@@ -51,7 +59,7 @@ const LATENCY_QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
 /// The quantiles of the last window's send lag served as gauges (`1` is the max).
 const SEND_LAG_QUANTILES: [f64; 3] = [0.5, 0.99, 1.0];
 
-/// One step of a rate sweep, for `Phase::Run`.
+/// One step of a rate sweep (`Live::set_step`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     /// 1-based step number.
@@ -73,13 +81,8 @@ pub enum Phase {
     StartAt { at: SystemTime },
     /// Connections coming up before the schedule starts.
     Ramp { since: Instant },
-    /// The schedule runs: warm-up until `measure`, measured from `measure` to `end`; `step`
-    /// is set during a `--sweep`.
-    Run {
-        measure: Instant,
-        end: Instant,
-        step: Option<Step>,
-    },
+    /// The schedule runs: warm-up until `measure`, measured from `measure` to `end`.
+    Run { measure: Instant, end: Instant },
     /// The schedule ended: waiting for replies in flight, then the report.
     Drain,
     /// `serve`: echoing since `since`.
@@ -151,6 +154,8 @@ struct LastWindow {
 #[derive(Debug, Default)]
 struct State {
     phase: Phase,
+    /// The sweep step under way, kept across phases.
+    step: Option<Step>,
     /// Target names, as typed, from the reporter.
     peers: Vec<String>,
     windows: u64,
@@ -192,6 +197,8 @@ impl fmt::Debug for Live {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub phase: Phase,
+    /// The sweep step under way, if any.
+    pub step: Option<Step>,
     /// Windows folded in so far.
     pub windows: u64,
     /// Counts summed over the targets.
@@ -237,6 +244,13 @@ impl Live {
     /// What the run is doing now.
     pub fn phase(&self) -> Phase {
         self.lock().phase
+    }
+
+    /// Say which step of a `--sweep` runs now (`None`: no sweep, or it is over). It stays
+    /// through the phases each step goes through (ramp, warm-up, measurement, drain): the
+    /// progress line shows it before the phase, and `/metrics` has `connperf_sweep_step`.
+    pub fn set_step(&self, step: Option<Step>) {
+        self.lock().step = step;
     }
 
     /// The reporter finished window `seq` of `length` (the workers' CPU in it: `cpu`), per
@@ -335,6 +349,7 @@ impl Live {
             .then(|| st.last.iter().map(|l| l.completed).sum::<u64>() as f64 / secs);
         Snapshot {
             phase: st.phase,
+            step: st.step,
             windows: st.windows,
             counts,
             rate_per_sec,
@@ -431,6 +446,22 @@ impl Collector for Exposition {
             MetricType::Gauge,
         )?;
         gauge(&mut me, &[("phase", st.phase.name(now))], 1.0)?;
+
+        if let Some(step) = st.step {
+            let mut me = enc.encode_descriptor(
+                "sweep_step",
+                "The --sweep step under way (1-based), of `steps`, at `offered_rate_per_second`",
+                None,
+                MetricType::Gauge,
+            )?;
+            let of = step.of.to_string();
+            let rate = step.rate_per_sec.to_string();
+            gauge(
+                &mut me,
+                &[("steps", &of), ("offered_rate_per_second", &rate)],
+                step.index as f64,
+            )?;
+        }
 
         let mut me = enc.encode_descriptor(
             "windows",
@@ -853,6 +884,31 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} missing in:\n{text}");
         }
+    }
+
+    #[test]
+    fn phase_and_sweep_step_are_served() {
+        let live = Arc::new(Live::new(Vec::new()));
+        let now = Instant::now();
+        live.set_phase(Phase::Run {
+            measure: now + Duration::from_secs(60),
+            end: now + Duration::from_secs(120),
+        });
+        assert!(live.encode().contains("connperf_phase{phase=\"warmup\"} 1"));
+        assert!(!live.encode().contains("connperf_sweep_step"));
+        live.set_step(Some(Step {
+            index: 2,
+            of: 5,
+            rate_per_sec: 1000.0,
+        }));
+        live.set_phase(Phase::Ramp { since: now });
+        let text = live.encode();
+        assert!(
+            text.contains("connperf_sweep_step{steps=\"5\",offered_rate_per_second=\"1000\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("connperf_phase{phase=\"ramp\"} 1"), "{text}");
+        assert_eq!(live.snapshot().step.map(|s| s.index), Some(2));
     }
 
     #[test]

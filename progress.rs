@@ -193,14 +193,8 @@ pub fn line(snap: &Snapshot, now: Instant, wall: SystemTime) -> Option<String> {
             "connperf: ramp: connecting for {}",
             secs(now.saturating_duration_since(since))
         ),
-        Phase::Run { measure, end, step } => {
+        Phase::Run { measure, end } => {
             let mut s = String::from("connperf: ");
-            if let Some(st) = step {
-                s.push_str(&format!(
-                    "sweep step {}/{} at {} req/s: ",
-                    st.index, st.of, st.rate_per_sec
-                ));
-            }
             if now < measure {
                 s.push_str(&format!(
                     "warm-up: {} left",
@@ -225,7 +219,17 @@ pub fn line(snap: &Snapshot, now: Instant, wall: SystemTime) -> Option<String> {
             s
         }
     };
-    Some(text)
+    Some(match snap.step {
+        Some(st) => text.replacen(
+            "connperf: ",
+            &format!(
+                "connperf: sweep step {}/{} at {} req/s: ",
+                st.index, st.of, st.rate_per_sec
+            ),
+            1,
+        ),
+        None => text,
+    })
 }
 
 #[cfg(test)]
@@ -249,7 +253,6 @@ mod tests {
         snap.phase = Phase::Run {
             measure: now + Duration::from_secs(1),
             end: now + Duration::from_secs(3),
-            step: None,
         };
         assert_eq!(
             line(&snap, now, wall).unwrap(),
@@ -265,12 +268,12 @@ mod tests {
         snap.phase = Phase::Run {
             measure: now,
             end: now + Duration::from_secs(2),
-            step: Some(Step {
-                index: 2,
-                of: 5,
-                rate_per_sec: 1000.0,
-            }),
         };
+        snap.step = Some(Step {
+            index: 2,
+            of: 5,
+            rate_per_sec: 1000.0,
+        });
         snap.rate_per_sec = None;
         assert_eq!(
             line(&snap, now, wall).unwrap(),
