@@ -1560,6 +1560,9 @@ fn run_to_end(run: Run, shutdown: &Shutdown, live: Option<&crate::metrics::Live>
     });
     // The measured schedule starts once every connection is up (the ramp).
     if let Some(clock) = run.begin(shutdown) {
+        if let (Some(l), Some(r)) = (live, run.ramp()) {
+            l.set_ramp(&r);
+        }
         phase(Phase::Run {
             measure: clock.measure,
             end: clock.end,

@@ -150,6 +150,13 @@ struct LastWindow {
     send_lag: Histogram<u64>,
 }
 
+/// A ramp's length, and per target the connections it brought up and those that failed.
+#[derive(Debug, Clone)]
+struct RampCounts {
+    took: Duration,
+    targets: Vec<(u64, [u64; ERROR_KINDS])>,
+}
+
 /// What `Live` holds, behind its mutex.
 #[derive(Debug, Default)]
 struct State {
@@ -165,6 +172,9 @@ struct State {
     cpu: Duration,
     /// `serve`: the counters at the end of the last window.
     server: Option<ServerCounters>,
+    /// The ramp of the run (of the latest sweep step): its length, and per target the
+    /// connections up and failed.
+    ramp: Option<RampCounts>,
     /// The reporter printed its totals (for `connect`, once per run; a sweep has several).
     runs_reported: u64,
     /// Scrapes served since the last report.
@@ -282,6 +292,20 @@ impl Live {
         st.last_length = length;
         st.cpu += cpu;
         st.windows += 1;
+    }
+
+    /// The ramp is over (the schedule started): `ramp.took` long, per target the connections
+    /// that came up and those that failed.
+    pub fn set_ramp(&self, ramp: &crate::report::Ramp) {
+        let targets = ramp
+            .stats
+            .iter()
+            .map(|s| (s.connect.len(), s.conn_errors))
+            .collect();
+        self.lock().ramp = Some(RampCounts {
+            took: ramp.took,
+            targets,
+        });
     }
 
     /// `serve`'s reporter: every worker reported window `seq`; `total` is the sum of their
@@ -552,6 +576,44 @@ impl Collector for Exposition {
                     &[("target", p), ("kind", k.name())],
                     c.conn_errors[k.index()],
                 )?;
+            }
+        }
+
+        if let Some(RampCounts {
+            took,
+            targets: per_target,
+        }) = &st.ramp
+        {
+            let mut me = enc.encode_descriptor(
+                "ramp",
+                "How long bringing up the connections took before the schedule started",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?;
+            me.encode_gauge(&took.as_secs_f64())?;
+            let mut me = enc.encode_descriptor(
+                "ramp_connections",
+                "Connections up in the ramp",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (p, (up, _)) in peers.iter().zip(per_target) {
+                gauge(&mut me, &[("target", p)], *up as f64)?;
+            }
+            let mut me = enc.encode_descriptor(
+                "ramp_connection_errors",
+                "Connections that failed in the ramp, by kind",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (p, (_, errs)) in peers.iter().zip(per_target) {
+                for k in Failure::ALL {
+                    gauge(
+                        &mut me,
+                        &[("target", p), ("kind", k.name())],
+                        errs[k.index()] as f64,
+                    )?;
+                }
             }
         }
 

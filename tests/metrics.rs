@@ -224,6 +224,12 @@ fn connect_scrapes_equal_the_printed_rows_and_the_last_equals_the_total() {
             "{}",
             page.text
         );
+        assert_eq!(
+            page.sum("connperf_ramp_connections", &[]),
+            2,
+            "-c 2 came up in the ramp:\n{}",
+            page.text
+        );
         last_completed = completed;
         last_windows = w;
     }
