@@ -1396,9 +1396,11 @@ pub fn parse_args_noting(
 /// and the exit status is the run's). `timeout` sends two: one to the child, one to its process
 /// group. A third is the escape hatch for a hung process: exit at once with status 130, without
 /// the report.
-fn install_signals(shutdown: &Shutdown) {
+/// Returns the count of signals received (`--metrics-linger` ends at the next one).
+fn install_signals(shutdown: &Shutdown) -> Arc<AtomicUsize> {
     let s = shutdown.clone();
     let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
     let _ = ctrlc::set_handler(move || match hits.fetch_add(1, Ordering::SeqCst) {
         0 => s.trigger(),
         1 => {
@@ -1407,6 +1409,7 @@ fn install_signals(shutdown: &Shutdown) {
         }
         _ => std::process::exit(130),
     });
+    counted
 }
 
 /// Raise the open-file limit and check `needed` descriptors against it: short, a warning
@@ -1516,7 +1519,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         _ => None,
     };
     let shutdown = Shutdown::new();
-    install_signals(&shutdown);
+    let signals = install_signals(&shutdown);
     // The demo server stops only after the client has drained, or its closing connections
     // would count as client errors.
     let demo_shutdown = Shutdown::new();
@@ -1542,7 +1545,8 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     }
     if let (Some(live), Some(_)) = (&live, &metrics) {
         if joined.is_ok() && !linger.is_zero() {
-            live.wait_scraped(linger, || shutdown.is_hurried());
+            let seen = signals.load(Ordering::SeqCst);
+            live.wait_scraped(linger, || signals.load(Ordering::SeqCst) > seen);
         }
     }
     demo_shutdown.trigger();
