@@ -457,7 +457,8 @@ impl<T: Send + 'static> Reporter<T> {
 
 /// Receive intervals until every worker has hung up; print each window once all workers have
 /// reported it (or a later one), then the totals. `on_window(seq, length, stats)` sees every
-/// finished window, printed or not (the `--hdr-log` writer).
+/// finished window, printed or not (the `--hdr-log` writer); so does `cfg.live`
+/// (`--metrics-addr`, the progress line), which is told when the report is printed.
 pub fn run_reporter<W: Write>(
     cfg: &ReportConfig,
     rx: Receiver<Interval>,
@@ -1574,6 +1575,9 @@ pub struct ServerSnapshot {
 /// With `interval_rows`, the window in progress when the server stops is printed too, as an
 /// interval row of its real (shorter) length, before the worker and total rows: the interval
 /// rows then add up to the total exactly.
+///
+/// `live` (`--metrics-addr`) gets the total at the end of each window every worker has
+/// reported, with or without interval rows, and the final total.
 pub fn run_server_reporter<W: Write>(
     workers: usize,
     jsonlines: bool,
