@@ -7,7 +7,8 @@
 //!
 //! - `-h` is `--help`; `--flag=value`, `-c=5`, `-c5` are `--flag value`, `-c 5`;
 //! - `--camelCase` is `--camel-case`;
-//! - `--switch=true` is `--switch`, `--switch=false` drops it (any other value is an error);
+//! - `--switch=true` is `--switch`, `--switch=false` drops it, or is `--no-switch` where the
+//!   command has that switch (`--progress=false`); any other value is an error;
 //! - an option given twice: the last wins, with a note (repeatable options keep accumulating);
 //! - comma lists where the Go tool took them: `serve -l a:1,b:2`, `connect a:1,b:2`.
 
@@ -109,7 +110,7 @@ pub fn normalize(argv: &[String]) -> Result<Normalized, String> {
         }
         items.push(read_one(cmd, a, &mut rest)?);
     }
-    Ok(finish(&cmd.name, items))
+    Ok(finish(cmd, items))
 }
 
 /// Read the argument `a` of command `cmd`, taking its value from `rest` when it has one.
@@ -223,7 +224,8 @@ fn go_bool(v: &str) -> Option<bool> {
 
 /// Keep the last of each non-repeatable flag (noting the repeat), split comma lists, and
 /// write the argument vector.
-fn finish(sub: &str, items: Vec<Item>) -> Normalized {
+fn finish(cmd: &CommandFlags, items: Vec<Item>) -> Normalized {
+    let sub = cmd.name.as_str();
     let mut notes = Vec::new();
     let keep = last_of_each(&items, &mut notes);
     let addrs_file = items.iter().zip(&keep).any(|(it, k)| {
@@ -238,7 +240,16 @@ fn finish(sub: &str, items: Vec<Item>) -> Normalized {
                 argv.extend(split_list(&p));
             }
             Item::Positional(p) => argv.push(p),
-            Item::Flag { on: false, .. } => {}
+            Item::Flag {
+                on: false, flag, ..
+            } => {
+                // A switch that is on by default elsewhere (`--progress` on a terminal) has a
+                // `--no-` form: `=false` must turn it off, not leave the default.
+                let negation = format!("no-{}", flag.long);
+                if cmd.flags.iter().any(|f| f.switch && f.long == negation) {
+                    argv.push(format!("--{negation}"));
+                }
+            }
             Item::Flag {
                 spelled,
                 value: None,
@@ -511,6 +522,14 @@ mod tests {
             ["connect", "--show-only-results"]
         );
         assert_eq!(argv(&["connect", "--showOnlyResults=false"]), ["connect"]);
+        assert_eq!(
+            argv(&["connect", "--progress=false"]),
+            ["connect", "--no-progress"]
+        );
+        assert_eq!(
+            argv(&["connect", "--progress=true"]),
+            ["connect", "--progress"]
+        );
         assert_eq!(
             argv(&["connect", "--jsonlines=1", "--spin=F"]),
             ["connect", "--jsonlines"]

@@ -224,6 +224,9 @@ pub struct ServeArgs {
     /// answer only these peers: comma-separated addresses or CIDR blocks (TCP and UDP)
     #[argh(option)]
     pub allow: Option<String>,
+    /// serve the counters as OpenMetrics text at http://HOST:PORT/metrics (port 0: a free one, printed on stderr)
+    #[argh(option)]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(FromArgs, ArgsInfo, Debug, Default)]
@@ -356,6 +359,18 @@ pub struct ConnectArgs {
     /// accepted for the Go tool's scripts; has no effect
     #[argh(option)]
     pub pprof_addr: Option<String>,
+    /// serve live counters and the last window's latency as OpenMetrics text at http://HOST:PORT/metrics (port 0: a free one, printed on stderr)
+    #[argh(option)]
+    pub metrics_addr: Option<String>,
+    /// after the run, keep serving --metrics-addr until it is scraped once or this long has passed (default 0: exit at once)
+    #[argh(option, from_str_fn(parse_duration_zero))]
+    pub metrics_linger: Option<Duration>,
+    /// show a progress line on stderr (default: when stderr is a terminal)
+    #[argh(switch)]
+    pub progress: bool,
+    /// never show the progress line (as --progress=false)
+    #[argh(switch)]
+    pub no_progress: bool,
 }
 
 /// Parse a duration: `5` (seconds), `1.5s`, `500ms`, `250us`, `1m30s`, `2h`. Must be above 0.
@@ -811,6 +826,7 @@ impl ServeArgs {
             busy_poll_us: busy_poll(self.busy_poll)?,
             jsonlines: self.jsonlines,
             allow: allow(self.allow.as_deref())?,
+            live: None,
         };
         Ok((
             cfg,
@@ -861,6 +877,26 @@ fn backlog(given: Option<u64>) -> Result<i32> {
     }
 }
 
+/// `--metrics-addr HOST:PORT`.
+fn metrics_addr(given: Option<&str>) -> Result<Option<SocketAddr>> {
+    given
+        .map(|a| parse_addr(a).map_err(|e| Error::Config(format!("invalid --metrics-addr: {e}"))))
+        .transpose()
+}
+
+/// Serve `live` at `--metrics-addr` (a bind failure is a usage error) and say where.
+fn start_metrics(
+    addr: Option<SocketAddr>,
+    live: Option<&Arc<crate::metrics::Live>>,
+) -> Result<Option<crate::metrics::MetricsServer>> {
+    let (Some(addr), Some(live)) = (addr, live) else {
+        return Ok(None);
+    };
+    let server = crate::metrics::MetricsServer::start(addr, live.clone())?;
+    eprintln!("connperf: metrics at http://{}/metrics", server.addr);
+    Ok(Some(server))
+}
+
 /// `--allow`: comma-separated addresses or CIDR blocks; none answers everyone.
 fn allow(given: Option<&str>) -> Result<Vec<Cidr>> {
     match given {
@@ -893,6 +929,12 @@ pub struct ConnectPlan {
     pub warnings: Vec<String>,
     /// `--sweep`: the steps; `cfg` is then the first step's run.
     pub sweep: Option<Sweep>,
+    /// `--metrics-addr`; the state it serves is `report.live`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `--metrics-linger`.
+    pub metrics_linger: Duration,
+    /// Draw the progress line (`--progress`, or stderr is a terminal), from `report.live`.
+    pub progress: bool,
 }
 
 impl ConnectPlan {
@@ -929,7 +971,18 @@ impl ConnectArgs {
             cfg.duration = sw.step;
             warnings.extend(sparse_schedule_note(&cfg));
         }
-        let report = self.report_config(&cfg, plan.workers)?;
+        let mut report = self.report_config(&cfg, plan.workers)?;
+        let metrics_addr = metrics_addr(self.metrics_addr.as_deref())?;
+        if metrics_addr.is_some() {
+            crate::metrics::check_label_names(&report.labels)?;
+        } else if self.metrics_linger.is_some() {
+            warnings.push("--metrics-linger has no effect without --metrics-addr; ignored".into());
+        }
+        let progress =
+            !self.no_progress && (self.progress || crate::progress::is_tty(libc::STDERR_FILENO));
+        if metrics_addr.is_some() || progress {
+            report.live = Some(Arc::new(crate::metrics::Live::new(report.labels.clone())));
+        }
         let start_late_max = self.start_late_max.unwrap_or(START_LATE_MAX);
         let start_at = self.start_at(start_late_max, &mut warnings)?;
         let loop_opts = LoopOptions {
@@ -947,6 +1000,9 @@ impl ConnectArgs {
             start_late_max,
             warnings,
             sweep,
+            metrics_addr,
+            metrics_linger: self.metrics_linger.unwrap_or_default(),
+            progress,
         })
     }
 
@@ -1128,6 +1184,7 @@ impl ConnectArgs {
                 Arrival::Uniform => None,
             },
             thresholds: self.thresholds()?,
+            live: None,
         })
     }
 
@@ -1420,15 +1477,17 @@ pub fn parse_args_noting(
 /// and the exit status is the run's). `timeout` sends two: one to the child, one to its process
 /// group. A third is the escape hatch for a hung process: exit at once with status 130, without
 /// the report.
-fn install_signals(shutdown: &Shutdown) {
+/// Returns the count of signals received (`--metrics-linger` ends at the next one).
+fn install_signals(shutdown: &Shutdown) -> Arc<AtomicUsize> {
     let s = shutdown.clone();
-    install_signal_handler(move |hurry| if hurry { s.hurry() } else { s.trigger() });
+    install_signal_handler(move |hurry| if hurry { s.hurry() } else { s.trigger() })
 }
 
 /// As `install_signals`, calling `on(false)` for the first signal and `on(true)` for the
-/// second (a sweep passes both to its current step).
-fn install_signal_handler(on: impl Fn(bool) + Send + 'static) {
+/// second (a sweep passes both to its current step). Returns the count of signals received.
+fn install_signal_handler(on: impl Fn(bool) + Send + 'static) -> Arc<AtomicUsize> {
     let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
     let _ = ctrlc::set_handler(move || match hits.fetch_add(1, Ordering::SeqCst) {
         0 => on(false),
         1 => {
@@ -1437,6 +1496,7 @@ fn install_signal_handler(on: impl Fn(bool) + Send + 'static) {
         }
         _ => std::process::exit(130),
     });
+    counted
 }
 
 /// Raise the open-file limit and check `needed` descriptors against it: short, a warning
@@ -1460,7 +1520,15 @@ fn check_fds(needed: u64, udp_flows: Option<(usize, usize)>) -> Result<()> {
 
 /// `connperf serve`.
 pub fn run_serve(args: ServeArgs) -> Result<()> {
-    let (cfg, plan, opts) = args.into_config()?;
+    let given_metrics = args.metrics_addr.clone();
+    let (mut cfg, plan, opts) = args.into_config()?;
+    let metrics_addr = metrics_addr(given_metrics.as_deref())?;
+    if metrics_addr.is_some() {
+        cfg.live = Some(Arc::new(crate::metrics::Live::new_server(
+            std::time::Instant::now(),
+        )));
+    }
+    let _metrics = start_metrics(metrics_addr, cfg.live.as_ref())?;
     let per_addr = match cfg.protocols {
         Protocols::All => 2,
         _ => 1,
@@ -1530,15 +1598,22 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     for w in &plan.warnings {
         eprintln!("connperf: note: {w}");
     }
+    let live = plan.report.live.clone();
+    let metrics = start_metrics(plan.metrics_addr, live.as_ref())?;
+    let linger = plan.metrics_linger;
+    let progress = match (&live, plan.progress) {
+        (Some(l), true) => Some(crate::progress::Progress::start(l.clone())?),
+        _ => None,
+    };
     let shutdown = Shutdown::new();
     let sweep_stop = plan.sweep.as_ref().map(|_| crate::sweep::Stop::new());
-    match &sweep_stop {
+    let signals = match &sweep_stop {
         Some(stop) => {
             let stop = stop.clone();
-            install_signal_handler(move |hurry| stop.signal(hurry));
+            install_signal_handler(move |hurry| stop.signal(hurry))
         }
         None => install_signals(&shutdown),
-    }
+    };
     // The demo server stops only after the client has drained, or its closing connections
     // would count as client errors.
     let demo_shutdown = Shutdown::new();
@@ -1553,7 +1628,7 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     let joined = match (sweep_stop, start_load(plan, &waits_on)) {
         (Some(stop), Ok(Some(Load::Sweep(plan)))) => run_sweep(plan, &stop),
         (_, Ok(Some(Load::Sweep(_)))) => unreachable!("a sweep plan always has its Stop"),
-        (_, Ok(Some(Load::Run(run)))) => run_to_end(run, &shutdown),
+        (_, Ok(Some(Load::Run(run)))) => run_to_end(run, &shutdown, live.as_deref()),
         (_, Ok(None)) => {
             eprintln!("connperf: stopped by a signal while waiting for --start-at; nothing was sent, no report");
             Ok(())
@@ -1563,6 +1638,15 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
             Err(e)
         }
     };
+    if let Some(p) = progress {
+        p.stop();
+    }
+    if let (Some(live), Some(_)) = (&live, &metrics) {
+        if joined.is_ok() && !linger.is_zero() {
+            let seen = signals.load(Ordering::SeqCst);
+            live.wait_scraped(linger, || signals.load(Ordering::SeqCst) > seen);
+        }
+    }
     demo_shutdown.trigger();
     let demo = demo_server.map_or(Ok(()), |s| s.join().map(|_| ()));
     joined.and(demo)
@@ -1570,15 +1654,28 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
 
 /// Let a started run go to its end (or a signal), stop it and wait for its report: an error
 /// naming each failed check if its totals failed one (exit status 1).
-fn run_to_end(run: Run, shutdown: &Shutdown) -> Result<()> {
+fn run_to_end(run: Run, shutdown: &Shutdown, live: Option<&crate::metrics::Live>) -> Result<()> {
+    use crate::metrics::Phase;
+    let phase = |p: Phase| live.inspect(|l| l.set_phase(p));
+    phase(Phase::Ramp {
+        since: std::time::Instant::now(),
+    });
     // The measured schedule starts once every connection is up (the ramp).
     if let Some(clock) = run.begin(shutdown) {
+        if let (Some(l), Some(r)) = (live, run.ramp()) {
+            l.set_ramp(&r);
+        }
+        phase(Phase::Run {
+            measure: clock.measure,
+            end: clock.end,
+        });
         shutdown.wait_timeout(
             clock
                 .end
                 .saturating_duration_since(std::time::Instant::now()),
         );
     }
+    phase(Phase::Drain);
     shutdown.trigger();
     let summary = run.join()?;
     if summary.failures.is_empty() {
@@ -1654,7 +1751,12 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Load>> {
         None => None,
     };
     if let Some(at) = plan.start_at {
-        if !wait_for_start(at, plan.start_late_max, shutdown)? {
+        if !wait_for_start(
+            at,
+            plan.start_late_max,
+            shutdown,
+            plan.report.live.as_deref(),
+        )? {
             return Ok(None);
         }
     }
@@ -1687,7 +1789,12 @@ fn open_hdr_log(
 /// Sleep until `--start-at`; a time already past (by at most `late_max`) starts at once with a
 /// note saying how late. False if a signal ended the wait: the run is not started, so there is
 /// no report of zeros.
-fn wait_for_start(at: SystemTime, late_max: Duration, shutdown: &Shutdown) -> Result<bool> {
+fn wait_for_start(
+    at: SystemTime,
+    late_max: Duration,
+    shutdown: &Shutdown,
+    live: Option<&crate::metrics::Live>,
+) -> Result<bool> {
     match start_at_wait(at, SystemTime::now(), late_max)? {
         StartAt::Late(late) => {
             eprintln!(
@@ -1701,6 +1808,9 @@ fn wait_for_start(at: SystemTime, late_max: Duration, shutdown: &Shutdown) -> Re
                 "connperf: waiting {:.1} s for --start-at",
                 wait.as_secs_f64()
             );
+            if let Some(l) = live {
+                l.set_phase(crate::metrics::Phase::StartAt { at });
+            }
             Ok(!shutdown.wait_timeout(wait))
         }
     }

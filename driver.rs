@@ -410,6 +410,12 @@ impl Run {
         Some(clock)
     }
 
+    /// The ramp, once `begin` has started the schedule: how long it took and what each
+    /// target's connections did (for `--metrics-addr`).
+    pub fn ramp(&self) -> Option<crate::report::Ramp> {
+        self.gate.ramp()
+    }
+
     /// Wait for the workers (after shutdown) and the reporter's summary.
     pub fn join(self) -> Result<crate::report::Summary> {
         let r = self.workers.join();

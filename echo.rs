@@ -86,6 +86,20 @@ pub struct ServeConfig {
     pub jsonlines: bool,
     /// Answer only peers inside these blocks (`--allow`); empty answers everyone.
     pub allow: Vec<Cidr>,
+    /// Live metrics (`--metrics-addr`): the reporter folds every window in. Without
+    /// `interval`, workers then report every `LIVE_INTERVAL` (no rows are printed for it).
+    pub live: Option<Arc<crate::metrics::Live>>,
+}
+
+/// How often workers report to a `--metrics-addr` server that has no `--interval`.
+pub const LIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl ServeConfig {
+    /// How often a worker sends its counters to the reporter, if at all.
+    fn report_every(&self) -> Option<Duration> {
+        self.interval
+            .or_else(|| self.live.as_ref().map(|_| LIVE_INTERVAL))
+    }
 }
 
 /// An address block such as `10.0.0.0/8` or `::1/128`.
@@ -156,6 +170,7 @@ impl Default for ServeConfig {
             busy_poll_us: None,
             jsonlines: false,
             allow: Vec::new(),
+            live: None,
         }
     }
 }
@@ -577,7 +592,7 @@ impl EchoWorker {
         Ok(EchoWorker {
             id,
             registry,
-            next_report: cfg.interval.map(|i| start + i),
+            next_report: cfg.report_every().map(|i| start + i),
             next_sweep: cfg.idle_timeout.map(|t| start + sweep_period(t)),
             cfg,
             shared,
@@ -918,7 +933,10 @@ impl Handler for EchoWorker {
         if let Some(t) = self.next_report {
             if now >= t {
                 self.send_snapshot(false);
-                let iv = self.cfg.interval.expect("next_report implies an interval");
+                let iv = self
+                    .cfg
+                    .report_every()
+                    .expect("next_report implies an interval");
                 // Skip windows missed while stalled in one step, never one by one.
                 let missed = (now - t).as_nanos() / iv.as_nanos();
                 self.next_report = Some(t + iv * (missed as u32 + 1));
@@ -988,8 +1006,17 @@ impl Server {
         let jsonlines = cfg.jsonlines;
         let interval_rows = cfg.interval.is_some();
         let start = Instant::now();
+        let live = cfg.live.clone();
         let (tx, reporter) = crate::report::Reporter::spawn(workers_n, move |rx| {
-            crate::report::run_server_reporter(workers_n, jsonlines, interval_rows, start, rx, out)
+            crate::report::run_server_reporter(
+                workers_n,
+                jsonlines,
+                interval_rows,
+                start,
+                rx,
+                out,
+                live.as_deref(),
+            )
         })?;
         let cfg = Arc::new(cfg);
         let shared = Arc::new(Shared::default());

@@ -20,7 +20,9 @@
 //!                         │ per window, once its requests settled: Interval { worker, seq, .. }
 //!                         ▼ bounded crossbeam channel (try_send only; a full channel folds)
 //!   reporter (connperf-report): merge per seq ─▶ stdout (table | --json-stream | --jsonlines) ─▶ totals
-//!                                             └▶ --hdr-log (histlog::WindowLog)
+//!                                             ├▶ --hdr-log (histlog::WindowLog)
+//!                                             └▶ metrics::Live ─▶ /metrics (--metrics-addr),
+//!                                                                 progress line on stderr
 //! ctrl-c / --duration elapsed / test ─▶ Shutdown::trigger(): sets the flag and wakes every worker
 //!
 //! connect --sweep FROM:TO:STEP ─sweep::run─▶ one driver::Run per step (ramp, warm-up, measured
@@ -47,8 +49,10 @@ pub mod driver;
 pub mod echo;
 mod ephemeral;
 pub mod histlog;
+pub mod metrics;
 pub mod pacing;
 mod persistent;
+pub mod progress;
 pub mod reactor;
 pub mod report;
 pub mod rlimit;

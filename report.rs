@@ -341,6 +341,9 @@ pub struct ReportConfig {
     pub seed: Option<u64>,
     /// What each total row must meet (`--max-error-rate`, `--slo`).
     pub thresholds: crate::verdict::Thresholds,
+    /// Live metrics and progress (`--metrics-addr`, `--progress`): every finished window is
+    /// folded in, and the printing holds the progress line off the terminal.
+    pub live: Option<std::sync::Arc<crate::metrics::Live>>,
 }
 
 /// Everything the reporter printed, for tests and for the exit summary.
@@ -454,7 +457,8 @@ impl<T: Send + 'static> Reporter<T> {
 
 /// Receive intervals until every worker has hung up; print each window once all workers have
 /// reported it (or a later one), then the totals. `on_window(seq, length, stats)` sees every
-/// finished window, printed or not (the `--hdr-log` writer).
+/// finished window, printed or not (the `--hdr-log` writer); so does `cfg.live`
+/// (`--metrics-addr`, the progress line), which is told when the report is printed.
 pub fn run_reporter<W: Write>(
     cfg: &ReportConfig,
     rx: Receiver<Interval>,
@@ -473,6 +477,7 @@ pub fn run_reporter<W: Write>(
     let mut summary = Summary::default();
     let mut elapsed_by_worker = vec![Duration::ZERO; cfg.workers];
     if !cfg.jsonlines {
+        let _screen = cfg.live.as_ref().map(|l| l.hold_screen());
         out.line(&table_header(cfg));
         out.flush();
     }
@@ -484,7 +489,11 @@ pub fn run_reporter<W: Write>(
                 }
                 let p = pending.remove(&seq).expect("key just seen");
                 on_window(seq, p.window, &p.stats);
+                if let Some(live) = &cfg.live {
+                    live.fold_window(&cfg.peers, seq, p.window, p.cpu, &p.stats);
+                }
                 if !cfg.show_only_results {
+                    let _screen = cfg.live.as_ref().map(|l| l.hold_screen());
                     let span = Span {
                         kind: "interval",
                         seq: Some(seq),
@@ -522,8 +531,13 @@ pub fn run_reporter<W: Write>(
     }
     print_upto(&mut pending, None, &mut out);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
+    let screen = cfg.live.as_ref().map(|l| l.hold_screen());
     print_end(cfg, &mut out, &totals, &mut summary, ramp().as_ref());
     out.flush();
+    drop(screen);
+    if let Some(live) = &cfg.live {
+        live.report_printed(None);
+    }
     summary
 }
 
@@ -1608,6 +1622,9 @@ pub struct ServerSnapshot {
 /// With `interval_rows`, the window in progress when the server stops is printed too, as an
 /// interval row of its real (shorter) length, before the worker and total rows: the interval
 /// rows then add up to the total exactly.
+///
+/// `live` (`--metrics-addr`) gets the total at the end of each window every worker has
+/// reported, with or without interval rows, and the final total.
 pub fn run_server_reporter<W: Write>(
     workers: usize,
     jsonlines: bool,
@@ -1615,6 +1632,7 @@ pub fn run_server_reporter<W: Write>(
     start: Instant,
     rx: Receiver<ServerSnapshot>,
     out: W,
+    live: Option<&crate::metrics::Live>,
 ) -> ServerCounters {
     let mut out = Out {
         w: out,
@@ -1631,7 +1649,7 @@ pub fn run_server_reporter<W: Write>(
             *l = snap.counters;
             latest_at[snap.worker] = snap.at;
         }
-        if snap.last || !interval_rows {
+        if snap.last {
             continue;
         }
         let n = seen.entry(snap.seq).or_insert(0);
@@ -1639,6 +1657,12 @@ pub fn run_server_reporter<W: Write>(
         if *n == workers {
             seen.remove(&snap.seq);
             let total = sum(&latest);
+            if let Some(l) = live {
+                l.fold_server(snap.seq, &total);
+            }
+            if !interval_rows {
+                continue;
+            }
             let delta = diff(&total, &printed);
             let at = latest_at.iter().copied().max().unwrap_or(start);
             printed = total;
@@ -1684,6 +1708,9 @@ pub fn run_server_reporter<W: Write>(
         jsonlines, "total", "total", length, &total, &total,
     ));
     out.flush();
+    if let Some(l) = live {
+        l.report_printed(Some(&total));
+    }
     total
 }
 
@@ -2226,7 +2253,7 @@ mod tests {
         }
         drop(tx);
         let mut buf = Vec::new();
-        run_server_reporter(2, true, true, start, rx, &mut buf);
+        run_server_reporter(2, true, true, start, rx, &mut buf, None);
         let text = mask_timestamps(&String::from_utf8(buf).unwrap());
         assert_eq!(text.lines().collect::<Vec<_>>(), GOLDEN_SERVER);
     }
@@ -2253,7 +2280,7 @@ mod tests {
         }
         drop(tx);
         let mut buf = Vec::new();
-        run_server_reporter(1, false, true, start, rx, &mut buf);
+        run_server_reporter(1, false, true, start, rx, &mut buf, None);
         let text = String::from_utf8(buf).unwrap();
         let rows: Vec<(String, BTreeMap<String, u64>)> = text
             .lines()

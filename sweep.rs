@@ -27,6 +27,7 @@
 
 use crate::affinity::Plan;
 use crate::driver::{ConnectConfig, Mode, Run};
+use crate::metrics::Phase;
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::{ReportConfig, Stats, Summary, Unsent, LATE_START_NS};
 use crate::verdict::Bound;
@@ -396,11 +397,25 @@ pub fn run<W: Write>(
         if stop.sweep.is_triggered() {
             break;
         }
+        // Windows of at most a second (none are printed) keep the progress line's rate and
+        // `/metrics` current within a step; the step's totals do not depend on them.
         let cfg = ConnectConfig {
             rate: per_stream_rate(rate, base),
             duration: sweep.step,
+            interval: base.interval.min(Duration::from_secs(1)),
             ..base.clone()
         };
+        let live = report.live.as_deref();
+        if let Some(l) = live {
+            l.set_step(Some(crate::metrics::Step {
+                index: i + 1,
+                of: sweep.rates.len(),
+                rate_per_sec: rate,
+            }));
+            l.set_phase(Phase::Ramp {
+                since: Instant::now(),
+            });
+        }
         let shutdown = stop.next_step();
         let run = Run::start(
             cfg,
@@ -413,7 +428,16 @@ pub fn run<W: Write>(
         )?;
         let mut cut = true;
         if let Some(clock) = run.begin(&shutdown) {
+            if let Some(l) = live {
+                l.set_phase(Phase::Run {
+                    measure: clock.measure,
+                    end: clock.end,
+                });
+            }
             cut = shutdown.wait_timeout(clock.end.saturating_duration_since(Instant::now()));
+        }
+        if let Some(l) = live {
+            l.set_phase(Phase::Drain);
         }
         shutdown.trigger();
         let summary = run.join()?;
@@ -439,13 +463,21 @@ pub fn run<W: Write>(
             summary,
             stopped,
         };
-        print_step(&mut out, report, i as u64, offered_per_row, &step);
+        {
+            let _screen = live.map(|l| l.hold_screen());
+            print_step(&mut out, report, i as u64, offered_per_row, &step);
+        }
         let done = step.stopped.is_some();
         steps.push(step);
         if done {
             break;
         }
     }
+    if let Some(l) = report.live.as_deref() {
+        l.set_step(None);
+        l.set_phase(Phase::Done);
+    }
+    let _screen = report.live.as_deref().map(|l| l.hold_screen());
     finish(&mut out, report, sweep, &steps)
 }
 

@@ -16,6 +16,36 @@ fn kinds(docs: &[Yaml]) -> Vec<&str> {
         .collect()
 }
 
+/// The pod template's Prometheus annotations point at the port and path that the container's
+/// `--metrics-addr` serves, and the container declares that port.
+fn assert_scraped(doc: &Yaml, argv: &[String]) {
+    let ann = &doc["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(ann["prometheus.io/scrape"].as_str(), Some("true"));
+    assert_eq!(ann["prometheus.io/path"].as_str(), Some("/metrics"));
+    let port = ann["prometheus.io/port"]
+        .as_str()
+        .expect("prometheus.io/port is a string");
+    let i = argv
+        .iter()
+        .position(|a| a == "--metrics-addr")
+        .expect("--metrics-addr in the args");
+    let addr: std::net::SocketAddr = argv[i + 1].parse().expect("--metrics-addr HOST:PORT");
+    assert_eq!(
+        addr.port().to_string(),
+        port,
+        "annotation and --metrics-addr agree"
+    );
+    let declared = container(doc)["ports"]
+        .as_vec()
+        .expect("ports")
+        .iter()
+        .any(|p| {
+            p["name"].as_str() == Some("metrics")
+                && p["containerPort"].as_i64() == Some(i64::from(addr.port()))
+        });
+    assert!(declared, "the metrics port is a named container port");
+}
+
 fn container(doc: &Yaml) -> &Yaml {
     &doc["spec"]["template"]["spec"]["containers"][0]
 }
@@ -34,6 +64,7 @@ fn server_manifest_is_a_deployment_and_a_service() {
     let docs = load("connperf-server.yaml");
     assert_eq!(kinds(&docs), ["Deployment", "Service"]);
     let argv = args(container(&docs[0]));
+    assert_scraped(&docs[0], &argv);
     let parsed = parse_args(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e:?}"));
     match parsed.cmd {
         Some(Command::Serve(s)) => {
@@ -65,6 +96,7 @@ fn clients_are_an_indexed_job_that_starts_together_and_logs_to_a_volume() {
         })
         .collect();
     assert!(argv.contains(&"--start-at".to_string()) && argv.contains(&"--hdr-log".to_string()));
+    assert_scraped(job, &argv);
     let at = &argv[argv.iter().position(|a| a == "--start-at").unwrap() + 1];
     parse_start_at(at).expect("start time parses");
     let log = &argv[argv.iter().position(|a| a == "--hdr-log").unwrap() + 1];
@@ -80,6 +112,22 @@ fn clients_are_an_indexed_job_that_starts_together_and_logs_to_a_volume() {
         Some(Command::Connect(cfg)) => {
             assert_eq!(cfg.addrs, ["connperf-server:9100"]);
             assert_eq!(cfg.label, ["host=0"]);
+            assert!(
+                cfg.metrics_linger.is_some(),
+                "the final totals stay scrapeable"
+            );
+            // The labels become metric labels (the target does not resolve here, so the whole
+            // config is not built).
+            let labels: Vec<(String, String)> = cfg
+                .label
+                .iter()
+                .map(|l| {
+                    l.split_once('=')
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .unwrap()
+                })
+                .collect();
+            connperf::metrics::check_label_names(&labels).expect("labels suit Prometheus");
         }
         other => panic!("not connect: {other:?}"),
     }

@@ -28,6 +28,8 @@ pub struct Proc {
     /// Lines taken by `wait_line`; `finish` puts them back in front of the rest.
     kept: Vec<String>,
     lines: Receiver<String>,
+    /// Stderr line by line as it comes (`wait_err_line`); all of it is in `finish`'s outcome.
+    err_lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
     exit: Receiver<Exit>,
     exited: Option<Exit>,
@@ -120,9 +122,19 @@ pub fn spawn_command(mut cmd: Command, label: String, stdout: StdoutTo) -> Proc 
             }
         });
     }
+    let (err_tx, err_rx) = mpsc::channel();
     let stderr = thread::spawn(move || {
         let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
+        let mut r = BufReader::new(&mut err);
+        loop {
+            let from = b.len();
+            match r.read_until(b'\n', &mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let _ = err_tx.send(String::from_utf8_lossy(&b[from..]).into_owned());
+                }
+            }
+        }
         String::from_utf8_lossy(&b).into_owned()
     });
     let (etx, erx) = mpsc::channel();
@@ -158,6 +170,7 @@ pub fn spawn_command(mut cmd: Command, label: String, stdout: StdoutTo) -> Proc 
         started,
         kept: Vec::new(),
         lines: rx,
+        err_lines: err_rx,
         stderr: Some(stderr),
         exit: erx,
         exited: None,
@@ -226,6 +239,28 @@ impl Proc {
                         "no expected line from `connperf {}` within {limit:?} ({e:?}); got:\n{}",
                         self.label,
                         self.kept.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Wait for a stderr line matching `pred` within `limit` (the line still ends up in
+    /// `finish`'s `err`). The child is killed and the test fails if none comes.
+    pub fn wait_err_line(&mut self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err_lines.recv_timeout(left) {
+                Ok(l) if pred(&l) => return l,
+                Ok(l) => seen.push(l),
+                Err(e) => {
+                    self.kill();
+                    panic!(
+                        "no expected stderr line from `connperf {}` within {limit:?} ({e:?}); got:\n{}",
+                        self.label,
+                        seen.concat()
                     );
                 }
             }
