@@ -46,6 +46,7 @@ mod ephemeral;
 pub mod histlog;
 pub mod pacing;
 mod persistent;
+pub mod plot;
 pub mod reactor;
 pub mod report;
 pub mod rlimit;
