@@ -115,8 +115,11 @@ struct Series {
 /// One input file, read.
 #[derive(Debug, Clone, PartialEq)]
 struct Input {
-    /// The file's name without directory and extension.
+    /// The file's name without directory and extension; with the extension when another
+    /// input has the same stem.
     stem: String,
+    /// The file's name without directory.
+    file_name: String,
     knee: Option<Knee>,
 }
 
@@ -171,6 +174,25 @@ fn load_all(files: &[String]) -> Result<(Vec<Input>, Vec<Series>)> {
         inputs.push(input);
         series.extend(s);
     }
+    // `a/run.hlog` and `a/run.jsonl`, or `a/run.hlog` and `b/run.hlog`: tell them apart.
+    let names: Vec<String> = inputs
+        .iter()
+        .zip(files)
+        .map(|(input, path)| {
+            let count =
+                |f: fn(&Input) -> &String| inputs.iter().filter(|o| f(o) == f(input)).count();
+            if count(|i| &i.stem) == 1 {
+                input.stem.clone()
+            } else if count(|i| &i.file_name) == 1 {
+                input.file_name.clone()
+            } else {
+                path.clone()
+            }
+        })
+        .collect();
+    for (input, name) in inputs.iter_mut().zip(names) {
+        input.stem = name;
+    }
     name_series(&inputs, &mut series);
     Ok((inputs, series))
 }
@@ -182,6 +204,10 @@ fn load(path: &Path, index: usize) -> Result<(Input, Vec<Series>)> {
         std::fs::read(path).map_err(|e| Error::Config(format!("{name}: cannot read: {e}")))?;
     let stem = path
         .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    let file_name = path
+        .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| name.clone());
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
@@ -207,7 +233,14 @@ fn load(path: &Path, index: usize) -> Result<(Input, Vec<Series>)> {
              from connect --json-stream/--jsonlines or merge --jsonlines)"
         )));
     }
-    Ok((Input { stem, knee }, series))
+    Ok((
+        Input {
+            stem,
+            file_name,
+            knee,
+        },
+        series,
+    ))
 }
 
 /// An interval log: the `latency` histograms, one series per target and label set.
