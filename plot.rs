@@ -107,7 +107,8 @@ struct Series {
     timeline: Vec<Point>,
     /// (x on the 1/(1−p) scale in decades, latency ns).
     spectrum: Vec<(f64, f64)>,
-    /// True when `spectrum` comes from a whole histogram; false for a JSON row's few points.
+    /// True when `spectrum` comes from a whole histogram or distribution; false for a JSON
+    /// row's few percentiles.
     spectrum_exact: bool,
     steps: Vec<Step>,
 }
@@ -444,7 +445,7 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             "interval" => {
                 let length = num(&row, "elapsed_sec").unwrap_or(0.0).max(0.0);
                 let errors = num(&row, "error_count")
-                    .filter(|_| length > 0.0)
+                    .filter(|e| *e >= 0.0 && length > 0.0)
                     .map(|e| e / length);
                 let point = Point {
                     end_sec: 0.0,
@@ -453,18 +454,17 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
                     p99: ns("p99"),
                     p999: ns("p999"),
                     max: ns("max"),
-                    rate: num(&row, "rate_per_sec"),
+                    rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
                     errors,
                 };
                 windows[at].push((length, point));
             }
             "total" => {
-                series[at].spectrum = json_spectrum(&row, lat);
-                series[at].spectrum_exact = false;
+                (series[at].spectrum, series[at].spectrum_exact) = json_spectrum(&row, lat);
             }
             _ => series[at].steps.push(Step {
                 offered: num(&row, "offered_rate"),
-                rate: num(&row, "rate_per_sec"),
+                rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
                 p50: ns("p50"),
                 p99: ns("p99"),
                 p999: ns("p999"),
@@ -490,36 +490,36 @@ fn num(v: &Value, key: &str) -> Option<f64> {
     v.get(key).and_then(Value::as_f64).filter(|x| x.is_finite())
 }
 
-/// A total row's spectrum: its `latency_distribution` ([µs, fraction, count] rows) when it has
-/// one, else the percentiles it lists, with the max at p = 1 − 1/count.
-fn json_spectrum(row: &Value, lat: &Value) -> Vec<(f64, f64)> {
+/// A total row's spectrum, and whether it is whole: its `latency_distribution` ([µs, fraction,
+/// count] rows, `--latency-distribution`) when it has one, else the percentiles it lists. The
+/// max sits at p = 1 − 1/count.
+fn json_spectrum(row: &Value, lat: &Value) -> (Vec<(f64, f64)>, bool) {
     let mut pts = Vec::new();
-    if let Some(rows) = row.get("latency_distribution").and_then(Value::as_array) {
-        for r in rows {
-            let (Some(us), Some(q)) = (
-                r.get(0).and_then(Value::as_f64),
-                r.get(1).and_then(Value::as_f64),
-            ) else {
-                continue;
-            };
-            if (0.0..1.0).contains(&q) && nines(q) <= SPECTRUM_NINES && us >= 0.0 {
-                pts.push((nines(q), us * 1e3));
-            }
-        }
-        if !pts.is_empty() {
-            return pts;
+    let rows = row.get("latency_distribution").and_then(Value::as_array);
+    for r in rows.into_iter().flatten() {
+        let (Some(us), Some(q)) = (
+            r.get(0).and_then(Value::as_f64),
+            r.get(1).and_then(Value::as_f64),
+        ) else {
+            continue;
+        };
+        if (0.0..1.0).contains(&q) && nines(q) <= SPECTRUM_NINES && us >= 0.0 {
+            pts.push((nines(q), us * 1e3));
         }
     }
-    for (key, q) in [
-        ("min", 0.0),
-        ("p50", 0.5),
-        ("p90", 0.9),
-        ("p95", 0.95),
-        ("p99", 0.99),
-        ("p999", 0.999),
-    ] {
-        if let Some(v) = num(lat, key).filter(|v| *v >= 0.0) {
-            pts.push((nines(q), v));
+    let exact = !pts.is_empty();
+    if !exact {
+        for (key, q) in [
+            ("min", 0.0),
+            ("p50", 0.5),
+            ("p90", 0.9),
+            ("p95", 0.95),
+            ("p99", 0.99),
+            ("p999", 0.999),
+        ] {
+            if let Some(v) = num(lat, key).filter(|v| *v >= 0.0) {
+                pts.push((nines(q), v));
+            }
         }
     }
     if let (Some(max), Some(count)) = (num(lat, "max"), num(row, "count")) {
@@ -528,7 +528,7 @@ fn json_spectrum(row: &Value, lat: &Value) -> Vec<(f64, f64)> {
             pts.push((x, max));
         }
     }
-    pts
+    (pts, exact)
 }
 
 /// Legend names: the file stem, plus the target and the labels that tell a file's series apart.
@@ -1021,7 +1021,7 @@ fn draw_spectrum<DB: DrawingBackend>(
     let caption = if with.iter().all(|(_, s)| s.spectrum_exact) {
         "latency by percentile (whole run)"
     } else {
-        "latency by percentile (whole run; markers: the only percentiles a JSON row lists)"
+        "latency by percentile (whole run; markers: the only percentiles a JSON total lists)"
     };
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 18))
@@ -1308,6 +1308,29 @@ mod tests {
         assert_eq!((t[0].end_sec, t[1].end_sec), (1.0, 2.0));
         assert_eq!((t[0].p50, t[0].errors), (None, Some(3.0)));
         assert_eq!((t[1].p50, t[1].p90), (Some(1000.0), None));
+    }
+
+    #[test]
+    fn json_spectrum_prefers_the_distribution() {
+        let lat: Value =
+            serde_json::from_str(r#"{"min":1000,"p50":2000,"p99":null,"max":9000}"#).unwrap();
+        let row: Value = serde_json::from_str(r#"{"count":100}"#).unwrap();
+        let (pts, exact) = json_spectrum(&row, &lat);
+        assert!(!exact);
+        assert_eq!(
+            pts,
+            vec![(0.0, 1000.0), (nines(0.5), 2000.0), (2.0, 9000.0)]
+        );
+        let row: Value = serde_json::from_str(
+            r#"{"count":100,"latency_distribution":[[1.0,0.0,1],[2.0,0.5,50],[9.0,1.0,100]]}"#,
+        )
+        .unwrap();
+        let (pts, exact) = json_spectrum(&row, &lat);
+        assert!(exact);
+        assert_eq!(
+            pts,
+            vec![(0.0, 1000.0), (nines(0.5), 2000.0), (2.0, 9000.0)]
+        );
     }
 
     #[test]

@@ -212,7 +212,7 @@ fn jsonl_has_errors_and_percentile_markers() {
         &svg,
         &["demo &lt;run&gt;", "p99", "max", "req/s", "errors/s", "run"],
     );
-    assert!(svg.contains("markers: the only percentiles a JSON row lists"));
+    assert!(svg.contains("markers: the only percentiles a JSON total lists"));
 }
 
 fn two_logs_compare_one_line_each() {
