@@ -30,9 +30,9 @@ use std::time::Duration;
 
 /// Default SVG width, px: wide enough for a minute of 1 s windows to stay apart.
 pub const DEFAULT_WIDTH: u32 = 1200;
-/// Smallest and largest `--width`/`--height`, px: below the minimum the axis labels overlap the
-/// plot; above the maximum a viewer would not open the file.
+/// Smallest `--width`/`--height`, px: below it the axis labels overlap the plot.
 pub const MIN_PX: u32 = 400;
+/// Largest `--width`/`--height`, px: beyond it viewers refuse or crawl.
 pub const MAX_PX: u32 = 20_000;
 /// Heights of the parts at the default size, px; `--height` scales them together.
 const TITLE_PX: u32 = 50;
@@ -44,7 +44,7 @@ const SWEEP_PX: u32 = 460;
 const FLOOR_NS: f64 = 1_000.0;
 /// Right end of the spectrum's x axis: 99.999 % is 10^5 on the 1/(1−p) scale.
 const SPECTRUM_NINES: f64 = 5.0;
-/// Interval-log timestamps have 3 decimals; windows closer than this are the same window.
+/// Font family of every text: the viewer's own sans-serif (the SVG embeds no font).
 const FONT: &str = "sans-serif";
 
 /// What to draw and where (`connperf plot` after validation).
@@ -1075,22 +1075,25 @@ fn draw_sweep<DB: DrawingBackend>(
     series: &[Series],
 ) -> Result<()> {
     let with: Vec<&Series> = series.iter().filter(|s| !s.steps.is_empty()).collect();
-    let bounds: Vec<(usize, String, f64)> = inputs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, input)| Some((i, input.knee.as_ref()?.slo.as_ref()?)))
-        .flat_map(|(i, (_, bounds))| {
-            bounds.iter().filter_map(move |b| {
-                let (name, d) = match b {
-                    Bound::Percentile(p, d) => (format!("p{}", tick(*p)), d),
-                    Bound::Max(d) => ("max".into(), d),
-                    Bound::Mean(d) => ("mean".into(), d),
-                    Bound::Errors(_) => return None,
-                };
-                Some((i, name, d.as_nanos() as f64))
-            })
-        })
-        .collect();
+    // The SLOs' latency bounds, each drawn once however many sweeps share it.
+    let mut bounds: Vec<(String, f64)> = Vec::new();
+    for input in inputs {
+        let Some((_, slo)) = input.knee.as_ref().and_then(|k| k.slo.as_ref()) else {
+            continue;
+        };
+        for b in slo {
+            let (name, d) = match b {
+                Bound::Percentile(p, d) => (format!("p{}", tick(*p)), d),
+                Bound::Max(d) => ("max".into(), d),
+                Bound::Mean(d) => ("mean".into(), d),
+                Bound::Errors(_) => continue,
+            };
+            let bound = (name, d.as_nanos() as f64);
+            if !bounds.contains(&bound) {
+                bounds.push(bound);
+            }
+        }
+    }
     let values = with
         .iter()
         .flat_map(|s| {
@@ -1098,7 +1101,7 @@ fn draw_sweep<DB: DrawingBackend>(
                 .iter()
                 .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
         })
-        .chain(bounds.iter().map(|b| b.2));
+        .chain(bounds.iter().map(|b| b.1));
     let Some((lo, hi)) = log_range(values, 6.0) else {
         return Ok(());
     };
@@ -1113,10 +1116,14 @@ fn draw_sweep<DB: DrawingBackend>(
             .chain(knees.iter().map(|k| k.1)),
     );
     let (div, unit_name) = unit(hi / 6.0);
-    let slo_text: Vec<String> = inputs
-        .iter()
-        .filter_map(|i| Some(i.knee.as_ref()?.slo.as_ref()?.0.clone()))
-        .collect();
+    let mut slo_text: Vec<String> = Vec::new();
+    for i in inputs {
+        if let Some((text, _)) = i.knee.as_ref().and_then(|k| k.slo.as_ref()) {
+            if !slo_text.contains(text) {
+                slo_text.push(text.clone());
+            }
+        }
+    }
     let no_knee: Vec<&str> = inputs
         .iter()
         .filter(|i| i.knee.as_ref().is_some_and(|k| k.rate.is_none()))
@@ -1182,7 +1189,7 @@ fn draw_sweep<DB: DrawingBackend>(
             draw_line(&mut chart, segs, pen, &label)?;
         }
     }
-    for (n, (_, name, ns)) in bounds.iter().enumerate() {
+    for (n, (name, ns)) in bounds.iter().enumerate() {
         let y = (ns / div).max(floor);
         let style = RGBColor(90, 90, 90).stroke_width(1);
         chart
@@ -1262,6 +1269,7 @@ fn draw_sweep<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn percentile_ticks() {
@@ -1331,6 +1339,38 @@ mod tests {
             pts,
             vec![(0.0, 1000.0), (nines(0.5), 2000.0), (2.0, 9000.0)]
         );
+    }
+
+    #[test]
+    fn an_interval_log_gives_one_series_per_target_from_its_latency_histograms() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let labels = vec![("host".to_string(), "a".to_string())];
+        let mut log = histlog::LogWriter::new(Vec::new(), start, &labels).unwrap();
+        let second = Duration::from_secs(1);
+        let mut h = empty_hist();
+        h.record(2_000_000).unwrap();
+        h.record(4_000_000).unwrap();
+        let empty = empty_hist();
+        for (w, (a, b)) in [(&h, &empty), (&empty, &h)].into_iter().enumerate() {
+            let at = start + second * w as u32;
+            for (peer, hist) in [("a:1", a), ("b:2", b)] {
+                for kind in [Kind::Latency, Kind::Service] {
+                    log.write(&log.tag(kind, peer), at, second, hist).unwrap();
+                }
+            }
+        }
+        let s = read_hlog(&log.into_inner(), "f", 0).unwrap();
+        let peers: Vec<&str> = s.iter().map(|s| s.peer.as_str()).collect();
+        assert_eq!(peers, ["a:1", "b:2"]);
+        assert_eq!(s[0].labels, labels);
+        let a = &s[0].timeline;
+        assert_eq!((a[0].end_sec, a[1].end_sec), (1.0, 2.0));
+        assert_eq!((a[0].rate, a[1].rate), (Some(2.0), Some(0.0)));
+        assert_eq!(a[0].max, Some(h.max() as f64));
+        // An empty window's latency is unknown, not 0; errors are not in the log.
+        assert_eq!((a[1].p50, a[1].max, a[0].errors), (None, None, None));
+        assert_eq!(s[1].timeline[0].p99, None);
+        assert!(s.iter().all(|s| s.spectrum_exact && !s.spectrum.is_empty()));
     }
 
     #[test]
