@@ -44,6 +44,9 @@ const SWEEP_PX: u32 = 460;
 const FLOOR_NS: f64 = 1_000.0;
 /// Right end of the spectrum's x axis: 99.999 % is 10^5 on the 1/(1−p) scale.
 const SPECTRUM_NINES: f64 = 5.0;
+/// Most series whose every line gets its own legend entry; past it each series gets one, so
+/// the legend still fits its panel.
+const COMPACT_LEGEND: usize = 3;
 /// Font family of every text: the viewer's own sans-serif (the SVG embeds no font).
 const FONT: &str = "sans-serif";
 
@@ -770,12 +773,13 @@ struct Pen {
     marks: bool,
 }
 
-/// Draw `lines` of one legend entry on `chart`: gaps stay gaps, a lone point gets a mark.
+/// Draw `lines` of one legend entry (none for `None`) on `chart`: gaps stay gaps, a lone point
+/// gets a mark.
 fn draw_line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     lines: Vec<Vec<(f64, f64)>>,
     pen: Pen,
-    label: &str,
+    label: Option<&str>,
 ) -> Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -802,6 +806,9 @@ where
                 .map_err(draw_err)?;
         }
     }
+    let Some(label) = label else {
+        return Ok(());
+    };
     let dashed = pen.dashed;
     let mark = if pen.marks {
         pen.color.filled()
@@ -834,6 +841,7 @@ fn draw_timeline<DB: DrawingBackend>(
             .flat_map(|s| s.timeline.iter().map(|p| p.end_sec)),
     ) / 1.15;
     let many = with.len() > 1;
+    let compact = with.len() > COMPACT_LEGEND;
     type Pick = fn(&Point) -> Option<f64>;
     let lines: Vec<(&str, Pick)> = if many {
         vec![("p99", |p| p.p99), ("max", |p| p.max)]
@@ -857,7 +865,11 @@ fn draw_timeline<DB: DrawingBackend>(
     let (div, unit_name) = unit(hi / 6.0);
     let mut chart = ChartBuilder::on(lat_area)
         .caption(
-            "latency per window (from the intended send time)",
+            if compact {
+                "latency per window (from the intended send time; solid: p99, dashed: max)"
+            } else {
+                "latency per window (from the intended send time)"
+            },
             (FONT, 18),
         )
         .margin(10)
@@ -905,7 +917,14 @@ fn draw_timeline<DB: DrawingBackend>(
                     pname.to_string(),
                 )
             };
-            draw_line(&mut chart, segs, pen, &label)?;
+            // Past COMPACT_LEGEND series, one legend entry each (its p99); the caption says
+            // which line is which.
+            let label = match (compact, li) {
+                (false, _) => Some(label.as_str()),
+                (true, 0) => Some(s.name.as_str()),
+                (true, _) => None,
+            };
+            draw_line(&mut chart, segs, pen, label)?;
         }
     }
     chart
@@ -928,11 +947,17 @@ fn draw_timeline<DB: DrawingBackend>(
             .iter()
             .flat_map(|p| [p.rate, p.errors].into_iter().flatten())
     })) * 1.3;
-    let caption = if errors_unknown {
-        "throughput and errors per window (interval logs carry no errors: none drawn for them)"
-    } else {
-        "throughput and errors per window"
-    };
+    let mut notes = Vec::new();
+    if compact {
+        notes.push("solid: req/s, dashed with dots: errors/s");
+    }
+    if errors_unknown {
+        notes.push("interval logs carry no errors: none drawn for them");
+    }
+    let mut caption = "throughput and errors per window".to_string();
+    if !notes.is_empty() {
+        caption += &format!(" ({})", notes.join("; "));
+    }
     let mut chart = ChartBuilder::on(thr_area)
         .caption(caption, (FONT, 16))
         .margin(10)
@@ -965,7 +990,12 @@ fn draw_timeline<DB: DrawingBackend>(
             dashed: false,
             marks: false,
         };
-        draw_line(&mut chart, rate, pen, &format!("{prefix}req/s"))?;
+        let label = if compact {
+            s.name.clone()
+        } else {
+            format!("{prefix}req/s")
+        };
+        draw_line(&mut chart, rate, pen, Some(&label))?;
         if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
             let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
             let pen = Pen {
@@ -974,7 +1004,8 @@ fn draw_timeline<DB: DrawingBackend>(
                 dashed: true,
                 marks: true,
             };
-            draw_line(&mut chart, errs, pen, &format!("{prefix}errors/s"))?;
+            let label = format!("{prefix}errors/s");
+            draw_line(&mut chart, errs, pen, (!compact).then_some(label.as_str()))?;
         }
     }
     chart
@@ -1055,7 +1086,7 @@ fn draw_spectrum<DB: DrawingBackend>(
             dashed: false,
             marks: !s.spectrum_exact,
         };
-        draw_line(&mut chart, vec![line], pen, &s.name)?;
+        draw_line(&mut chart, vec![line], pen, Some(&s.name))?;
     }
     chart
         .configure_series_labels()
@@ -1129,7 +1160,11 @@ fn draw_sweep<DB: DrawingBackend>(
         .filter(|i| i.knee.as_ref().is_some_and(|k| k.rate.is_none()))
         .map(|i| i.stem.as_str())
         .collect();
+    let compact = with.len() > COMPACT_LEGEND;
     let mut caption = "sweep: latency vs achieved throughput".to_string();
+    if compact {
+        caption += " (thin: p50, thick: p99, dashed: p99.9)";
+    }
     if !slo_text.is_empty() {
         caption += &format!(" (SLO {})", slo_text.join("; "));
     }
@@ -1186,7 +1221,12 @@ fn draw_sweep<DB: DrawingBackend>(
                 dashed: li == 2,
                 marks: true,
             };
-            draw_line(&mut chart, segs, pen, &label)?;
+            let label = match (compact, li) {
+                (false, _) => Some(label.as_str()),
+                (true, 1) => Some(s.name.as_str()),
+                (true, _) => None,
+            };
+            draw_line(&mut chart, segs, pen, label)?;
         }
     }
     for (n, (name, ns)) in bounds.iter().enumerate() {

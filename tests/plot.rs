@@ -240,6 +240,23 @@ fn two_logs_compare_one_line_each() {
     assert!(!texts(&svg).iter().any(|t| t == "p50"));
 }
 
+fn many_logs_get_one_legend_entry_each() {
+    let r = run();
+    let files: Vec<String> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| {
+            let f = r.dir.join(format!("{n}.hlog"));
+            std::fs::copy(&r.hlog, &f).unwrap();
+            f.display().to_string()
+        })
+        .collect();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let (_, svg) = plot_ok(&args, "many.svg", &[]);
+    assert_has(&svg, &["a", "b", "c", "d"]);
+    assert!(svg.contains("solid: p99, dashed: max"));
+    assert!(!texts(&svg).iter().any(|t| t == "a p99" || t == "a max"));
+}
+
 fn sweep_has_slo_lines_and_knee() {
     let f = fixture("sweep.jsonl", SWEEP);
     let (_, svg) = plot_ok(&[&f], "sweep.svg", &[]);
@@ -352,6 +369,11 @@ const TESTS: &[(&str, fn(), bool)] = &[
     (
         "two_logs_compare_one_line_each",
         two_logs_compare_one_line_each,
+        false,
+    ),
+    (
+        "many_logs_get_one_legend_entry_each",
+        many_logs_get_one_legend_entry_each,
         false,
     ),
     (
