@@ -854,10 +854,11 @@ fn draw_timeline<DB: DrawingBackend>(
             ("max", |p| p.max),
         ]
     };
+    // The axis spans the lines drawn (p99 and max only, with several series).
     let values = with.iter().flat_map(|s| {
         s.timeline
             .iter()
-            .flat_map(|p| [p.p50, p.p90, p.p99, p.p999, p.max].into_iter().flatten())
+            .flat_map(|p| lines.iter().filter_map(|(_, pick)| pick(p)))
     });
     let Some((lo, hi)) = log_range(values, 6.0) else {
         return Ok(());
