@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/connperf
 RUN_SECS ?= 5s
 
-.PHONY: build run test lint fmt bench soak check smoke docker clean
+.PHONY: build run plot-demo test lint fmt bench soak check smoke docker clean
 
 build:
 	$(CARGO) build --release
@@ -24,6 +24,28 @@ run: build
 	$(BIN) connect -c 10 -r 100 -d $(RUN_SECS) -i 1s "$$addr"; \
 	kill -TERM $$pid; wait $$pid || true; \
 	echo "== server counters"; grep '^server total' "$$out"
+
+# docs/plot-demo.svg from a short loopback run: an echo server on a free port (found as in
+# `run`), PLOT_SECS of `connect -c 10 -r 1000 -i 500ms --label run=plot-demo` against it with
+# --hdr-log and --json-stream into a temp dir, both files drawn together by `connperf plot`:
+# their lines coincide (the interval log's exact percentile spectrum, the JSON total's
+# percentile markers; errors/s come from the JSON rows). The server is stopped by its PID and
+# the temp dir removed; everything stops by itself.
+PLOT_SECS ?= 10s
+plot-demo: build
+	@set -e; tmp=$$(mktemp -d); \
+	$(BIN) serve -l 127.0.0.1:0 --workers 1 >"$$tmp/serve.out" & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true; rm -rf "$$tmp"' EXIT; \
+	for i in $$(seq 100); do grep -q 'Listening at' "$$tmp/serve.out" && break; sleep 0.05; done; \
+	addr=$$(awk '/^Listening at / {print $$3; exit}' "$$tmp/serve.out"); \
+	test -n "$$addr" || { echo "no 'Listening at' line from connperf serve" >&2; exit 1; }; \
+	echo "== connperf connect -c 10 -r 1000 -d $(PLOT_SECS) -i 500ms $$addr"; \
+	$(BIN) connect -c 10 -r 1000 -d $(PLOT_SECS) -i 500ms --label run=plot-demo \
+		--hdr-log "$$tmp/demo.hlog" --json-stream "$$addr" >"$$tmp/demo.jsonl"; \
+	kill -TERM $$pid; wait $$pid || true; \
+	mkdir -p docs; \
+	$(BIN) plot "$$tmp/demo.hlog" "$$tmp/demo.jsonl" -o docs/plot-demo.svg; \
+	echo "== wrote docs/plot-demo.svg (open it in a browser, or: rsvg-convert -o plot-demo.png docs/plot-demo.svg)"
 
 test:
 	$(CARGO) test

@@ -122,6 +122,7 @@ pub enum Command {
     Serve(ServeArgs),
     Connect(ConnectArgs),
     Merge(MergeArgs),
+    Plot(PlotArgs),
     Completion(CompletionArgs),
 }
 
@@ -168,6 +169,32 @@ pub struct MergeArgs {
     /// print the full latency percentile spectrum at the end
     #[argh(switch)]
     pub latency_distribution: bool,
+}
+
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
+/// Draw interval logs and JSON Lines outputs as one self-contained SVG.
+#[argh(
+    subcommand,
+    name = "plot",
+    example = "connperf plot run.hlog -o run.svg\nconnperf plot before.hlog after.hlog -o cmp.svg --title 'tuning: before vs after'\nconnperf plot sweep.jsonl -o sweep.svg",
+    note = "Inputs: interval logs (connect --hdr-log) and JSON Lines (connect --json-stream or\n--jsonlines, merge --jsonlines, a sweep's step and knee rows). The SVG stacks the panels\nthe inputs support: latency percentiles per window (log axis) over throughput and errors/s;\nthe percentile spectrum (1/(1-p) axis), one line per file, target or label set; a sweep's\nlatency vs achieved req/s with the SLO's bounds and the knee. An unknown value is a gap.\nThe default height grows with the number of panels."
+)]
+pub struct PlotArgs {
+    /// interval logs and JSON Lines files to draw
+    #[argh(positional)]
+    pub files: Vec<String>,
+    /// the SVG file to write (- for stdout); required
+    #[argh(option, short = 'o')]
+    pub output: Option<String>,
+    /// title above the panels (default: the labels common to the inputs, else the file names)
+    #[argh(option)]
+    pub title: Option<String>,
+    /// width in pixels (default 1200)
+    #[argh(option, from_str_fn(parse_count))]
+    pub width: Option<u64>,
+    /// height in pixels (default: 50 plus 680 for the timeline and 460 per other panel)
+    #[argh(option, from_str_fn(parse_count))]
+    pub height: Option<u64>,
 }
 
 #[derive(FromArgs, ArgsInfo, Debug, Default)]
@@ -1851,6 +1878,26 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `connperf plot`.
+pub fn run_plot(args: PlotArgs) -> Result<()> {
+    let out = args
+        .output
+        .ok_or_else(|| Error::Config("plot needs -o FILE.svg (or -o - for stdout)".into()))?;
+    let px = |flag: &str, v: u64| {
+        u32::try_from(v).map_err(|_| Error::Config(format!("invalid {flag} {v}: too large")))
+    };
+    let opts = crate::plot::PlotOptions {
+        files: args.files,
+        title: args.title,
+        width: px(
+            "--width",
+            args.width.unwrap_or(crate::plot::DEFAULT_WIDTH.into()),
+        )?,
+        height: args.height.map(|h| px("--height", h)).transpose()?,
+    };
+    crate::plot::run(&opts, &out)
+}
+
 /// `connperf completion SHELL`: the completion script on stdout.
 fn run_completion(shell: &str) -> Result<()> {
     let script = crate::args::completion_script(shell).ok_or_else(|| {
@@ -1891,9 +1938,10 @@ pub fn main() -> i32 {
         Some(Command::Serve(s)) => run_serve(s),
         Some(Command::Connect(c)) => run_connect(c),
         Some(Command::Merge(m)) => run_merge(m),
+        Some(Command::Plot(p)) => run_plot(p),
         Some(Command::Completion(c)) => run_completion(c.shell.as_deref().unwrap_or("")),
         None => {
-            eprintln!("connperf: a subcommand is needed: serve or connect (see connperf --help)");
+            eprintln!("connperf: a subcommand is needed: serve, connect, merge or plot (see connperf --help)");
             return 2;
         }
     };

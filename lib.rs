@@ -52,6 +52,7 @@ pub mod histlog;
 pub mod metrics;
 pub mod pacing;
 mod persistent;
+pub mod plot;
 pub mod progress;
 pub mod reactor;
 pub mod report;

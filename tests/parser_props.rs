@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use std::sync::LazyLock;
 
 /// The subcommands the parser knows, plus junk.
-const SUBCOMMANDS: &[&str] = &["connect", "serve", "merge", "frob", ""];
+const SUBCOMMANDS: &[&str] = &["connect", "serve", "merge", "plot", "frob", ""];
 
 /// Arguments that are no flag of any subcommand.
 const JUNK: &[&str] = &["--", "-", "--bogus", "-x", "--help", "help"];
@@ -152,8 +152,9 @@ proptest! {
                         prop_assert!(!e.to_string().is_empty());
                     }
                 }
-                // merge's flags are checked by parsing; running it would read the files.
-                Some(Command::Merge(_)) | Some(Command::Completion(_)) | None => {}
+                // merge's and plot's flags are checked by parsing; running them would read files.
+                Some(Command::Merge(_)) | Some(Command::Plot(_)) | Some(Command::Completion(_))
+                | None => {}
             }
         }
     }

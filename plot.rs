@@ -1,0 +1,1430 @@
+//! `connperf plot`: one self-contained SVG from HdrHistogram interval logs (`connect --hdr-log`)
+//! and JSON Lines (`connect --json-stream` / `--jsonlines`, `merge --jsonlines`, a sweep's
+//! `step` and `knee` rows).
+//!
+//! The SVG stacks the panels its inputs support: the timeline (latency percentiles per window
+//! on a log axis, and below it throughput and errors per second), the percentile spectrum (x on
+//! HdrHistogram's 1/(1−p) scale, one line per run, target or label set) and a sweep's latency
+//! against achieved throughput with the SLO's latency bounds and the knee.
+//!
+//! Owns: reading the inputs into `Series` (`load`), drawing them (`render`) with `plotters`'
+//! SVG backend (no system libraries; text is left to the viewer's fonts). Leaves to others:
+//! the interval log format (`histlog::parse_log`), the SLO syntax (`verdict::parse_slo`),
+//! argument parsing (`cli`).
+//!
+//! A value an input does not know (a JSON `null`, an empty window) is a gap in its line, never
+//! a 0. Zero latencies sit at 1 µs, the floor of the log axes.
+
+use crate::histlog::{self, Kind};
+use crate::verdict::{self, Bound};
+use crate::{Error, Result};
+use hdrhistogram::Histogram;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// Default SVG width, px: wide enough for a minute of 1 s windows to stay apart.
+pub const DEFAULT_WIDTH: u32 = 1200;
+/// Smallest `--width`/`--height`, px: below it the axis labels overlap the plot.
+pub const MIN_PX: u32 = 400;
+/// Largest `--width`/`--height`, px: beyond it viewers refuse or crawl.
+pub const MAX_PX: u32 = 20_000;
+/// Heights of the parts at the default size, px; `--height` scales them together.
+const TITLE_PX: u32 = 50;
+const LATENCY_PX: u32 = 420;
+const THROUGHPUT_PX: u32 = 260;
+const SPECTRUM_PX: u32 = 460;
+const SWEEP_PX: u32 = 460;
+/// Floor of every log axis, ns: a zero latency has no logarithm.
+const FLOOR_NS: f64 = 1_000.0;
+/// Right end of the spectrum's x axis: 99.999 % is 10^5 on the 1/(1−p) scale.
+const SPECTRUM_NINES: f64 = 5.0;
+/// Most series whose every line gets its own legend entry; past it each series gets one, so
+/// the legend still fits its panel.
+const COMPACT_LEGEND: usize = 3;
+/// Font family of every text: the viewer's own sans-serif (the SVG embeds no font).
+const FONT: &str = "sans-serif";
+
+/// What to draw and where (`connperf plot` after validation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlotOptions {
+    /// Interval logs and JSON Lines files.
+    pub files: Vec<String>,
+    /// `--title`; `None` builds one from the labels or the file names.
+    pub title: Option<String>,
+    /// Width, px.
+    pub width: u32,
+    /// Total height, px; `None` is the sum of the panels' default heights.
+    pub height: Option<u32>,
+}
+
+/// One window of a timeline: where it ends and what it measured. Latencies in ns.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Point {
+    /// End of the window, seconds since the start of its run.
+    end_sec: f64,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+    max: Option<f64>,
+    /// Completed requests per second.
+    rate: Option<f64>,
+    /// Failed requests per second; `None` where the input does not carry errors (interval logs).
+    errors: Option<f64>,
+}
+
+/// One step of a sweep. Latencies in ns.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    offered: Option<f64>,
+    rate: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+}
+
+/// A sweep's summary row.
+#[derive(Debug, Clone, PartialEq)]
+struct Knee {
+    /// Highest offered rate that met the SLO; `None` when no step did.
+    rate: Option<f64>,
+    /// The SLO text as given to `--slo`, and its bounds.
+    slo: Option<(String, Vec<Bound>)>,
+}
+
+/// One line of the plot: a run, target or label set.
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    /// Which input it came from (index into the inputs).
+    input: usize,
+    peer: String,
+    labels: Vec<(String, String)>,
+    /// Legend text, set once every input is read.
+    name: String,
+    timeline: Vec<Point>,
+    /// (x on the 1/(1−p) scale in decades, latency ns).
+    spectrum: Vec<(f64, f64)>,
+    /// True when `spectrum` comes from a whole histogram or distribution; false for a JSON
+    /// row's few percentiles.
+    spectrum_exact: bool,
+    steps: Vec<Step>,
+}
+
+/// One input file, read.
+#[derive(Debug, Clone, PartialEq)]
+struct Input {
+    /// The file's name without directory and extension; with the extension when another
+    /// input has the same stem.
+    stem: String,
+    /// The file's name without directory.
+    file_name: String,
+    knee: Option<Knee>,
+}
+
+/// `connperf plot`: read the inputs, draw, write the SVG to `out` (`-` is stdout).
+pub fn run(opts: &PlotOptions, out: &str) -> Result<()> {
+    check_size("--width", opts.width)?;
+    if let Some(h) = opts.height {
+        check_size("--height", h)?;
+    }
+    if opts.files.is_empty() {
+        return Err(Error::Config(
+            "plot needs at least one interval log or JSON Lines file".into(),
+        ));
+    }
+    let (inputs, series) = load_all(&opts.files)?;
+    let svg = render(&inputs, &series, opts)?;
+    let io_err = |source| Error::Io {
+        what: format!("cannot write {out}"),
+        source,
+    };
+    if out == "-" {
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(svg.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            // `connperf plot ... -o - | head`: the reader has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(io_err),
+        }
+    } else {
+        std::fs::write(out, svg).map_err(io_err)
+    }
+}
+
+fn check_size(flag: &str, px: u32) -> Result<()> {
+    if (MIN_PX..=MAX_PX).contains(&px) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "invalid {flag} {px}: use {MIN_PX} to {MAX_PX} pixels"
+        )))
+    }
+}
+
+/// Read every file; name the series once all are known.
+fn load_all(files: &[String]) -> Result<(Vec<Input>, Vec<Series>)> {
+    let mut inputs = Vec::new();
+    let mut series = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let (input, s) = load(Path::new(f), i)?;
+        inputs.push(input);
+        series.extend(s);
+    }
+    // `a/run.hlog` and `a/run.jsonl`, or `a/run.hlog` and `b/run.hlog`: tell them apart.
+    let names: Vec<String> = inputs
+        .iter()
+        .zip(files)
+        .map(|(input, path)| {
+            let count =
+                |f: fn(&Input) -> &String| inputs.iter().filter(|o| f(o) == f(input)).count();
+            if count(|i| &i.stem) == 1 {
+                input.stem.clone()
+            } else if count(|i| &i.file_name) == 1 {
+                input.file_name.clone()
+            } else {
+                path.clone()
+            }
+        })
+        .collect();
+    for (input, name) in inputs.iter_mut().zip(names) {
+        input.stem = name;
+    }
+    name_series(&inputs, &mut series);
+    Ok((inputs, series))
+}
+
+/// Read one file: an interval log or JSON Lines, told apart by its first character.
+fn load(path: &Path, index: usize) -> Result<(Input, Vec<Series>)> {
+    let name = path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Config(format!("{name}: cannot read: {e}")))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    let file_name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let (knee, series) = match first {
+        None => return Err(Error::Config(format!("{name}: empty file"))),
+        Some(b'{') => {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|e| Error::Config(format!("{name}: not UTF-8 text: {e}")))?;
+            read_jsonl(text, &name, index)?
+        }
+        Some(_) => (None, read_hlog(&bytes, &name, index)?),
+    };
+    let has_latency = series.iter().any(|s| {
+        !s.spectrum.is_empty()
+            || s.timeline
+                .iter()
+                .any(|p| p.max.is_some() || p.p50.is_some())
+            || s.steps.iter().any(|p| p.p50.is_some() || p.p99.is_some())
+    });
+    if !has_latency {
+        return Err(Error::Config(format!(
+            "{name}: no latency data (want an interval log from connect --hdr-log, or JSON Lines \
+             from connect --json-stream/--jsonlines or merge --jsonlines)"
+        )));
+    }
+    Ok((
+        Input {
+            stem,
+            file_name,
+            knee,
+        },
+        series,
+    ))
+}
+
+/// An interval log: the `latency` histograms, one series per target and label set.
+fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
+    let entries = histlog::parse_log(bytes, name)?;
+    let Some(origin) = entries.iter().map(|e| e.start).min() else {
+        return Ok(Vec::new());
+    };
+    // Per (peer, labels): per window start (ms since the origin): length and summed histogram.
+    type Key = (String, Vec<(String, String)>);
+    type Windows = BTreeMap<u128, (Duration, Histogram<u64>)>;
+    let mut groups: Vec<(Key, Windows)> = Vec::new();
+    for e in entries.into_iter().filter(|e| e.tag.kind == Kind::Latency) {
+        let key = (e.tag.peer.clone(), e.tag.labels.clone());
+        let at = match groups.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                groups.push((key, BTreeMap::new()));
+                groups.len() - 1
+            }
+        };
+        let offset_ms = e
+            .start
+            .duration_since(origin)
+            .unwrap_or_default()
+            .as_millis();
+        let slot = groups[at]
+            .1
+            .entry(offset_ms)
+            .or_insert_with(|| (e.duration, empty_hist()));
+        slot.0 = slot.0.max(e.duration);
+        add(&mut slot.1, &e.hist, name)?;
+    }
+    let mut out = Vec::new();
+    for ((peer, labels), windows) in groups {
+        let mut total = empty_hist();
+        let mut timeline = Vec::new();
+        for (offset_ms, (length, h)) in &windows {
+            add(&mut total, h, name)?;
+            let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
+            let secs = length.as_secs_f64();
+            timeline.push(Point {
+                end_sec: *offset_ms as f64 / 1e3 + secs,
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: (!h.is_empty()).then(|| h.max() as f64),
+                rate: (secs > 0.0).then(|| h.len() as f64 / secs),
+                errors: None,
+            });
+        }
+        out.push(Series {
+            input: index,
+            peer,
+            labels,
+            name: String::new(),
+            timeline,
+            spectrum: exact_spectrum(&total),
+            spectrum_exact: true,
+            steps: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// A histogram that grows to whatever is added to it.
+fn empty_hist() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is a valid precision")
+}
+
+fn add(into: &mut Histogram<u64>, h: &Histogram<u64>, name: &str) -> Result<()> {
+    into.add(h)
+        .map_err(|e| Error::Config(format!("{name}: cannot add its histograms: {e:?}")))
+}
+
+/// The percentile spectrum of `h` as HdrHistogram's percentile output lists it (5 steps per
+/// halving of the remaining tail), on the 1/(1−p) scale; the max sits at p = 1 − 1/count.
+fn exact_spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        if q >= 1.0 {
+            break;
+        }
+        let x = nines(q);
+        if x > SPECTRUM_NINES {
+            break;
+        }
+        pts.push((x, h.highest_equivalent(v.value_iterated_to()) as f64));
+    }
+    let x_max = (h.len() as f64).log10().min(SPECTRUM_NINES);
+    match pts.last() {
+        Some(&(x, _)) if x >= x_max => {}
+        _ => pts.push((x_max, h.max() as f64)),
+    }
+    pts
+}
+
+/// Position of percentile `q` (a fraction) on the 1/(1−p) axis: decades, 0 for p = 0,
+/// 1 for 90 %, 2 for 99 %.
+fn nines(q: f64) -> f64 {
+    -(1.0 - q).max(1e-12).log10()
+}
+
+/// Index of the series with this target and labels, added if new.
+fn series_at(
+    series: &mut Vec<Series>,
+    index: usize,
+    peer: &str,
+    labels: &[(String, String)],
+) -> usize {
+    if let Some(at) = series
+        .iter()
+        .position(|s| s.peer == peer && s.labels == labels)
+    {
+        return at;
+    }
+    series.push(Series {
+        input: index,
+        peer: peer.to_string(),
+        labels: labels.to_vec(),
+        name: String::new(),
+        timeline: Vec::new(),
+        spectrum: Vec::new(),
+        spectrum_exact: false,
+        steps: Vec::new(),
+    });
+    series.len() - 1
+}
+
+/// JSON Lines: `interval` rows make the timeline, `total` rows the spectrum, `step` and `knee`
+/// rows the sweep. Other kinds and unknown keys are skipped.
+fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec<Series>)> {
+    let mut series = Vec::new();
+    let mut knee = None;
+    // Per series: (window length, point), in the order printed.
+    let mut windows: Vec<Vec<(f64, Point)>> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |what: String| Error::Config(format!("{name}:{}: {what}", n + 1));
+        let row: Value = serde_json::from_str(line).map_err(|e| {
+            // serde's own position counts lines of this one line: keep the column only.
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or_default();
+            let shown: String = line.chars().take(40).collect();
+            bad(format!(
+                "bad JSON at column {}: {msg}: {shown:?}",
+                e.column()
+            ))
+        })?;
+        let Some(obj) = row.as_object() else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind == "knee" {
+            let slo = match obj.get("slo").and_then(Value::as_str) {
+                Some(text) => {
+                    let bounds = verdict::parse_slo(text)
+                        .map_err(|e| bad(format!("bad \"slo\" {text:?}: {e}")))?;
+                    Some((text.to_string(), bounds))
+                }
+                None => None,
+            };
+            knee = Some(Knee {
+                rate: num(&row, "knee_rate"),
+                slo,
+            });
+            continue;
+        }
+        if !matches!(kind, "interval" | "total" | "step") {
+            continue;
+        }
+        // Rows without a target are not a client's (serve's counters).
+        let Some(peer) = obj.get("peer").and_then(Value::as_str) else {
+            continue;
+        };
+        let labels: Vec<(String, String)> = match obj.get("labels") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), v)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let at = series_at(&mut series, index, peer, &labels);
+        if windows.len() < series.len() {
+            windows.resize_with(series.len(), Vec::new);
+        }
+        let lat = row.get("latency_ns").unwrap_or(&Value::Null);
+        let ns = |k: &str| num(lat, k).filter(|v| *v >= 0.0);
+        match kind {
+            "interval" => {
+                let length = num(&row, "elapsed_sec").unwrap_or(0.0).max(0.0);
+                let errors = num(&row, "error_count")
+                    .filter(|e| *e >= 0.0 && length > 0.0)
+                    .map(|e| e / length);
+                let point = Point {
+                    end_sec: 0.0,
+                    p50: ns("p50"),
+                    p90: ns("p90"),
+                    p99: ns("p99"),
+                    p999: ns("p999"),
+                    max: ns("max"),
+                    rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
+                    errors,
+                };
+                windows[at].push((length, point));
+            }
+            "total" => {
+                (series[at].spectrum, series[at].spectrum_exact) = json_spectrum(&row, lat);
+            }
+            _ => series[at].steps.push(Step {
+                offered: num(&row, "offered_rate"),
+                rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
+                p50: ns("p50"),
+                p99: ns("p99"),
+                p999: ns("p999"),
+            }),
+        }
+    }
+    // Time since the run's start: the window lengths added up. The rows' wall-clock
+    // `timestamp`s are when each row was printed, and the last windows of a run are printed
+    // together at its stop.
+    for (s, ws) in series.iter_mut().zip(windows) {
+        let mut sum = 0.0;
+        for (len, mut p) in ws {
+            sum += len;
+            p.end_sec = sum;
+            s.timeline.push(p);
+        }
+    }
+    Ok((knee, series))
+}
+
+/// A JSON number, or `None` for null, a missing key or another type.
+fn num(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64).filter(|x| x.is_finite())
+}
+
+/// A total row's spectrum, and whether it is whole: its `latency_distribution` ([µs, fraction,
+/// count] rows, `--latency-distribution`) when it has one, else the percentiles it lists. The
+/// max sits at p = 1 − 1/count.
+fn json_spectrum(row: &Value, lat: &Value) -> (Vec<(f64, f64)>, bool) {
+    let mut pts = Vec::new();
+    let rows = row.get("latency_distribution").and_then(Value::as_array);
+    for r in rows.into_iter().flatten() {
+        let (Some(us), Some(q)) = (
+            r.get(0).and_then(Value::as_f64),
+            r.get(1).and_then(Value::as_f64),
+        ) else {
+            continue;
+        };
+        if (0.0..1.0).contains(&q) && nines(q) <= SPECTRUM_NINES && us >= 0.0 {
+            pts.push((nines(q), us * 1e3));
+        }
+    }
+    let exact = !pts.is_empty();
+    if !exact {
+        for (key, q) in [
+            ("min", 0.0),
+            ("p50", 0.5),
+            ("p90", 0.9),
+            ("p95", 0.95),
+            ("p99", 0.99),
+            ("p999", 0.999),
+        ] {
+            if let Some(v) = num(lat, key).filter(|v| *v >= 0.0) {
+                pts.push((nines(q), v));
+            }
+        }
+    }
+    if let (Some(max), Some(count)) = (num(lat, "max"), num(row, "count")) {
+        let x = count.max(1.0).log10().min(SPECTRUM_NINES);
+        if max >= 0.0 && pts.last().is_none_or(|&(last, _)| x > last) {
+            pts.push((x, max));
+        }
+    }
+    (pts, exact)
+}
+
+/// Legend names: the file stem, plus the target and the labels that tell a file's series apart.
+fn name_series(inputs: &[Input], series: &mut [Series]) {
+    for (i, input) in inputs.iter().enumerate() {
+        let of_file: Vec<usize> = (0..series.len())
+            .filter(|&s| series[s].input == i)
+            .collect();
+        let peers_differ = of_file
+            .iter()
+            .any(|&s| series[s].peer != series[of_file[0]].peer);
+        for &s in &of_file {
+            let mut name = input.stem.clone();
+            if of_file.len() > 1 {
+                if peers_differ {
+                    name += &format!(" {}", series[s].peer);
+                }
+                for (k, v) in &series[s].labels {
+                    let shared = of_file
+                        .iter()
+                        .all(|&o| series[o].labels.iter().any(|(ok, ov)| ok == k && ov == v));
+                    if !shared {
+                        name += &format!(" {k}={v}");
+                    }
+                }
+            }
+            series[s].name = name;
+        }
+    }
+}
+
+/// `--title`, else the labels every series has, else the file names.
+fn title(inputs: &[Input], series: &[Series], opts: &PlotOptions) -> String {
+    if let Some(t) = &opts.title {
+        return t.clone();
+    }
+    let common: Vec<String> = series
+        .first()
+        .map(|first| {
+            first
+                .labels
+                .iter()
+                .filter(|(k, v)| {
+                    series
+                        .iter()
+                        .all(|s| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+                })
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !common.is_empty() {
+        return format!("connperf: {}", common.join(" "));
+    }
+    let names: Vec<&str> = inputs.iter().map(|i| i.stem.as_str()).collect();
+    format!("connperf: {}", names.join(" vs "))
+}
+
+/// Which panels the inputs support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Panel {
+    Timeline,
+    Spectrum,
+    Sweep,
+}
+
+fn panels(series: &[Series]) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if series.iter().any(|s| {
+        s.timeline
+            .iter()
+            .any(|p| p.max.is_some() || p.p50.is_some())
+    }) {
+        out.push(Panel::Timeline);
+    }
+    if series.iter().any(|s| !s.spectrum.is_empty()) {
+        out.push(Panel::Spectrum);
+    }
+    if series.iter().any(|s| !s.steps.is_empty()) {
+        out.push(Panel::Sweep);
+    }
+    out
+}
+
+fn default_px(p: Panel) -> u32 {
+    match p {
+        Panel::Timeline => LATENCY_PX + THROUGHPUT_PX,
+        Panel::Spectrum => SPECTRUM_PX,
+        Panel::Sweep => SWEEP_PX,
+    }
+}
+
+/// The SVG height for these inputs at the default sizes.
+fn default_height(panels: &[Panel]) -> u32 {
+    TITLE_PX + panels.iter().map(|&p| default_px(p)).sum::<u32>()
+}
+
+/// A plotting failure (plotters reports them as errors of its backend).
+fn draw_err(e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        what: "cannot draw the plot".into(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Draw every panel the inputs support into one SVG document.
+fn render(inputs: &[Input], series: &[Series], opts: &PlotOptions) -> Result<String> {
+    let panels = panels(series);
+    let height = opts.height.unwrap_or_else(|| default_height(&panels));
+    let scale = f64::from(height) / f64::from(default_height(&panels));
+    let px = |p: u32| ((f64::from(p) * scale).round() as i32).max(1);
+    let title = title(inputs, series, opts);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (opts.width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let (head, mut rest) = root.split_vertically(px(TITLE_PX));
+        head.titled(&title, (FONT, 24)).map_err(draw_err)?;
+        for &p in &panels {
+            let (area, below) = rest.split_vertically(px(default_px(p)));
+            rest = below;
+            match p {
+                Panel::Timeline => {
+                    let (lat, thr) = area.split_vertically(px(LATENCY_PX));
+                    draw_timeline(&lat, &thr, series)?;
+                }
+                Panel::Spectrum => draw_spectrum(&area, series)?,
+                Panel::Sweep => draw_sweep(&area, inputs, series)?,
+            }
+        }
+        root.present().map_err(draw_err)?;
+    }
+    Ok(svg)
+}
+
+/// Colors of the series, and of a single series' percentile lines.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Display unit of a latency axis whose largest value is `max_ns`: (ns per unit, name).
+fn unit(max_ns: f64) -> (f64, &'static str) {
+    if max_ns >= 1e6 {
+        (1e6, "ms")
+    } else {
+        (1e3, "µs")
+    }
+}
+
+/// A log axis from `lo` to `hi` (ns), floored at `FLOOR_NS`, with room above for the legend.
+fn log_range(values: impl Iterator<Item = f64>, headroom: f64) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .map(|v| v.max(FLOOR_NS))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    (lo <= hi).then(|| ((lo / 1.5).max(FLOOR_NS * 0.9), hi * headroom))
+}
+
+/// A linear axis from 0 to a little above the largest value; never empty.
+fn linear_max(values: impl Iterator<Item = f64>) -> f64 {
+    let hi = values.filter(|v| v.is_finite()).fold(0.0_f64, f64::max);
+    if hi > 0.0 {
+        hi * 1.15
+    } else {
+        1.0
+    }
+}
+
+/// A tick label: up to 3 decimals, trailing zeros dropped.
+fn tick(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// A rate tick: 12000 → 12k.
+fn rate_tick(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{}M", tick(v / 1e6))
+    } else if v.abs() >= 1e4 {
+        format!("{}k", tick(v / 1e3))
+    } else {
+        tick(v)
+    }
+}
+
+/// A latency as people write it: `2 ms`, `150 µs`.
+fn human_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{} s", tick(ns / 1e9))
+    } else if ns >= 1e6 {
+        format!("{} ms", tick(ns / 1e6))
+    } else {
+        format!("{} µs", tick(ns / 1e3))
+    }
+}
+
+/// Runs of known values: each run is one unbroken line, an unknown value a gap.
+fn segments(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (x, y) in points {
+        match y {
+            Some(y) if y.is_finite() => out.last_mut().expect("never empty").push((x, y)),
+            _ => {
+                if !out.last().expect("never empty").is_empty() {
+                    out.push(Vec::new());
+                }
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// How a line is drawn.
+#[derive(Clone, Copy)]
+struct Pen {
+    color: RGBColor,
+    width: u32,
+    dashed: bool,
+    /// Mark every point (a lone point of a gappy line shows only through its mark).
+    marks: bool,
+}
+
+/// Draw `lines` of one legend entry (none for `None`) on `chart`: gaps stay gaps, a lone point
+/// gets a mark.
+fn draw_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    lines: Vec<Vec<(f64, f64)>>,
+    pen: Pen,
+    label: Option<&str>,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = pen.color.stroke_width(pen.width);
+    for line in &lines {
+        if pen.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(line.clone(), 6, 4, style))
+                .map_err(draw_err)?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(line.clone(), style))
+                .map_err(draw_err)?;
+        }
+        if pen.marks || line.len() == 1 {
+            chart
+                .draw_series(
+                    line.iter()
+                        .map(|&p| Circle::new(p, 2 + pen.width, pen.color.filled())),
+                )
+                .map_err(draw_err)?;
+        }
+    }
+    let Some(label) = label else {
+        return Ok(());
+    };
+    let dashed = pen.dashed;
+    let mark = if pen.marks {
+        pen.color.filled()
+    } else {
+        TRANSPARENT.filled()
+    };
+    chart
+        .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
+        .map_err(draw_err)?
+        .label(label)
+        .legend(move |(x, y)| {
+            let (a, b) = if dashed { (7, 12) } else { (10, 10) };
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (a, 0)], style)
+                + PathElement::new(vec![(b, 0), (19, 0)], style)
+                + Circle::new((10, 0), 3, mark)
+        });
+    Ok(())
+}
+
+/// Latency percentiles per window (log axis) above throughput and errors per second.
+fn draw_timeline<DB: DrawingBackend>(
+    lat_area: &DrawingArea<DB, Shift>,
+    thr_area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+) -> Result<()> {
+    let with: Vec<&Series> = series.iter().filter(|s| !s.timeline.is_empty()).collect();
+    let t_max = linear_max(
+        with.iter()
+            .flat_map(|s| s.timeline.iter().map(|p| p.end_sec)),
+    ) / 1.15;
+    let many = with.len() > 1;
+    let compact = with.len() > COMPACT_LEGEND;
+    type Pick = fn(&Point) -> Option<f64>;
+    let lines: Vec<(&str, Pick)> = if many {
+        vec![("p99", |p| p.p99), ("max", |p| p.max)]
+    } else {
+        vec![
+            ("p50", |p| p.p50),
+            ("p90", |p| p.p90),
+            ("p99", |p| p.p99),
+            ("p99.9", |p| p.p999),
+            ("max", |p| p.max),
+        ]
+    };
+    // The axis spans the lines drawn (p99 and max only, with several series).
+    let values = with.iter().flat_map(|s| {
+        s.timeline
+            .iter()
+            .flat_map(|p| lines.iter().filter_map(|(_, pick)| pick(p)))
+    });
+    let Some((lo, hi)) = log_range(values, 6.0) else {
+        return Ok(());
+    };
+    let (div, unit_name) = unit(hi / 6.0);
+    let mut chart = ChartBuilder::on(lat_area)
+        .caption(
+            if compact {
+                "latency per window (from the intended send time; solid: p99, dashed: max)"
+            } else {
+                "latency per window (from the intended send time)"
+            },
+            (FONT, 18),
+        )
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..t_max, (lo / div..hi / div).log_scale())
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc(format!("latency ({unit_name})"))
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(draw_err)?;
+    let floor = FLOOR_NS / div;
+    for (si, s) in with.iter().enumerate() {
+        for (li, (pname, pick)) in lines.iter().enumerate() {
+            let segs = segments(
+                s.timeline
+                    .iter()
+                    .map(|p| (p.end_sec, pick(p).map(|v| (v / div).max(floor)))),
+            );
+            let (pen, label) = if many {
+                (
+                    Pen {
+                        color: color(si),
+                        width: if li == 0 { 2 } else { 1 },
+                        dashed: li == 1,
+                        marks: false,
+                    },
+                    format!("{} {pname}", s.name),
+                )
+            } else {
+                (
+                    Pen {
+                        color: color(li),
+                        width: 2,
+                        dashed: *pname == "max",
+                        marks: false,
+                    },
+                    pname.to_string(),
+                )
+            };
+            // Past COMPACT_LEGEND series, one legend entry each (its p99); the caption says
+            // which line is which.
+            let label = match (compact, li) {
+                (false, _) => Some(label.as_str()),
+                (true, 0) => Some(s.name.as_str()),
+                (true, _) => None,
+            };
+            draw_line(&mut chart, segs, pen, label)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(draw_err)?;
+
+    let errors_known = with
+        .iter()
+        .any(|s| s.timeline.iter().any(|p| p.errors.is_some()));
+    let errors_unknown = with
+        .iter()
+        .any(|s| s.timeline.iter().all(|p| p.errors.is_none()));
+    let y_max = linear_max(with.iter().flat_map(|s| {
+        s.timeline
+            .iter()
+            .flat_map(|p| [p.rate, p.errors].into_iter().flatten())
+    })) * 1.3;
+    let mut notes = Vec::new();
+    if compact {
+        notes.push("solid: req/s, dashed with dots: errors/s");
+    }
+    if errors_unknown {
+        notes.push("interval logs carry no errors: none drawn for them");
+    }
+    let mut caption = "throughput and errors per window".to_string();
+    if !notes.is_empty() {
+        caption += &format!(" ({})", notes.join("; "));
+    }
+    let mut chart = ChartBuilder::on(thr_area)
+        .caption(caption, (FONT, 16))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..t_max, 0.0..y_max)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc("per second (req/s, errors/s)")
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| rate_tick(*v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(draw_err)?;
+    for (si, s) in with.iter().enumerate() {
+        let prefix = if many {
+            format!("{} ", s.name)
+        } else {
+            String::new()
+        };
+        let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
+        let rate_color = if many { color(si) } else { color(0) };
+        let pen = Pen {
+            color: rate_color,
+            width: 2,
+            dashed: false,
+            marks: false,
+        };
+        let label = if compact {
+            s.name.clone()
+        } else {
+            format!("{prefix}req/s")
+        };
+        draw_line(&mut chart, rate, pen, Some(&label))?;
+        if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
+            let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
+            let pen = Pen {
+                color: if many { color(si) } else { color(1) },
+                width: 2,
+                dashed: true,
+                marks: true,
+            };
+            let label = format!("{prefix}errors/s");
+            draw_line(&mut chart, errs, pen, (!compact).then_some(label.as_str()))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(())
+}
+
+/// The label of a spectrum tick at `x` decades: 0 %, 90 %, 99 %, 99.9 %.
+fn percentile_tick(x: f64) -> String {
+    let n = x.round();
+    if (x - n).abs() > 1e-6 {
+        return format!("{}%", tick((1.0 - 10f64.powf(-x)) * 100.0));
+    }
+    match n as i64 {
+        i64::MIN..=0 => "0%".into(),
+        1 => "90%".into(),
+        n => format!("99.{}%", "9".repeat((n - 2) as usize)).replace(".%", "%"),
+    }
+}
+
+/// Latency against percentile on the 1/(1−p) axis, one line per series.
+fn draw_spectrum<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+) -> Result<()> {
+    let with: Vec<(usize, &Series)> = series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.spectrum.is_empty())
+        .collect();
+    let values = with
+        .iter()
+        .flat_map(|(_, s)| s.spectrum.iter().map(|&(_, v)| v));
+    let Some((lo, hi)) = log_range(values, 4.0) else {
+        return Ok(());
+    };
+    let (div, unit_name) = unit(hi / 4.0);
+    let caption = if with.iter().all(|(_, s)| s.spectrum_exact) {
+        "latency by percentile (whole run)"
+    } else {
+        "latency by percentile (whole run; markers: the only percentiles a JSON total lists)"
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 18))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..SPECTRUM_NINES, (lo / div..hi / div).log_scale())
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_labels(6)
+        .x_desc("percentile (1/(1−p) scale)")
+        .y_desc(format!("latency ({unit_name})"))
+        .x_label_formatter(&|v| percentile_tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(draw_err)?;
+    let floor = FLOOR_NS / div;
+    for (n, (_, s)) in with.iter().enumerate() {
+        let line: Vec<(f64, f64)> = s
+            .spectrum
+            .iter()
+            .map(|&(x, v)| (x, (v / div).max(floor)))
+            .collect();
+        let pen = Pen {
+            color: color(n),
+            width: 2,
+            dashed: false,
+            marks: !s.spectrum_exact,
+        };
+        draw_line(&mut chart, vec![line], pen, Some(&s.name))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(())
+}
+
+/// A sweep: p50, p99 and p99.9 against the achieved rate, the SLO's latency bounds, the knee.
+fn draw_sweep<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    inputs: &[Input],
+    series: &[Series],
+) -> Result<()> {
+    let with: Vec<&Series> = series.iter().filter(|s| !s.steps.is_empty()).collect();
+    // The SLOs' latency bounds, each drawn once however many sweeps share it.
+    let mut bounds: Vec<(String, f64)> = Vec::new();
+    for input in inputs {
+        let Some((_, slo)) = input.knee.as_ref().and_then(|k| k.slo.as_ref()) else {
+            continue;
+        };
+        for b in slo {
+            let (name, d) = match b {
+                Bound::Percentile(p, d) => (format!("p{}", tick(*p)), d),
+                Bound::Max(d) => ("max".into(), d),
+                Bound::Mean(d) => ("mean".into(), d),
+                Bound::Errors(_) => continue,
+            };
+            let bound = (name, d.as_nanos() as f64);
+            if !bounds.contains(&bound) {
+                bounds.push(bound);
+            }
+        }
+    }
+    let values = with
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
+        })
+        .chain(bounds.iter().map(|b| b.1));
+    let Some((lo, hi)) = log_range(values, 6.0) else {
+        return Ok(());
+    };
+    let knees: Vec<(usize, f64)> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, input)| Some((i, input.knee.as_ref()?.rate?)))
+        .collect();
+    let x_max = linear_max(
+        with.iter()
+            .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
+            .chain(knees.iter().map(|k| k.1)),
+    );
+    let (div, unit_name) = unit(hi / 6.0);
+    let mut slo_text: Vec<String> = Vec::new();
+    for i in inputs {
+        if let Some((text, _)) = i.knee.as_ref().and_then(|k| k.slo.as_ref()) {
+            if !slo_text.contains(text) {
+                slo_text.push(text.clone());
+            }
+        }
+    }
+    let no_knee: Vec<&str> = inputs
+        .iter()
+        .filter(|i| i.knee.as_ref().is_some_and(|k| k.rate.is_none()))
+        .map(|i| i.stem.as_str())
+        .collect();
+    let compact = with.len() > COMPACT_LEGEND;
+    let mut caption = "sweep: latency vs achieved throughput".to_string();
+    if compact {
+        caption += " (thin: p50, thick: p99, dashed: p99.9)";
+    }
+    if !slo_text.is_empty() {
+        caption += &format!(" (SLO {})", slo_text.join("; "));
+    }
+    if !no_knee.is_empty() {
+        caption += &format!("; no step met the SLO: {}", no_knee.join(", "));
+    }
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 18))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, (lo / div..hi / div).log_scale())
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("achieved throughput (req/s)")
+        .y_desc(format!("latency ({unit_name})"))
+        .x_label_formatter(&|v| rate_tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(draw_err)?;
+    let floor = FLOOR_NS / div;
+    let many = with.len() > 1;
+    type Pick = fn(&Step) -> Option<f64>;
+    let lines: [(&str, Pick, u32); 3] = [
+        ("p50", |p| p.p50, 1),
+        ("p99", |p| p.p99, 2),
+        ("p99.9", |p| p.p999, 1),
+    ];
+    for (si, s) in with.iter().enumerate() {
+        let mut steps: Vec<&Step> = s.steps.iter().filter(|p| p.rate.is_some()).collect();
+        steps.sort_by(|a, b| {
+            a.rate
+                .partial_cmp(&b.rate)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for (li, (pname, pick, width)) in lines.iter().enumerate() {
+            let segs = segments(
+                steps
+                    .iter()
+                    .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| (v / div).max(floor)))),
+            );
+            let (c, label) = if many {
+                (color(si), format!("{} {pname}", s.name))
+            } else {
+                (color(li), pname.to_string())
+            };
+            let pen = Pen {
+                color: c,
+                width: *width,
+                dashed: li == 2,
+                marks: true,
+            };
+            let label = match (compact, li) {
+                (false, _) => Some(label.as_str()),
+                (true, 1) => Some(s.name.as_str()),
+                (true, _) => None,
+            };
+            draw_line(&mut chart, segs, pen, label)?;
+        }
+    }
+    for (n, (name, ns)) in bounds.iter().enumerate() {
+        let y = (ns / div).max(floor);
+        let style = RGBColor(90, 90, 90).stroke_width(1);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, y), (x_max, y)],
+                10,
+                5,
+                style,
+            ))
+            .map_err(draw_err)?;
+        let text = format!("SLO {name} {}", human_ns(*ns));
+        // Stagger labels of bounds that sit close together.
+        let x = x_max * (0.98 - 0.18 * (n % 3) as f64);
+        chart
+            .draw_series(std::iter::once(Text::new(
+                text,
+                (x, y),
+                (FONT, 13)
+                    .into_font()
+                    .color(&RGBColor(60, 60, 60))
+                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
+            )))
+            .map_err(draw_err)?;
+    }
+    for (input, rate) in &knees {
+        // The knee is an offered rate; the step that ran it shows where it landed.
+        let step = with
+            .iter()
+            .filter(|s| s.input == *input)
+            .flat_map(|s| s.steps.iter())
+            .find(|p| {
+                p.offered
+                    .is_some_and(|o| (o - rate).abs() <= 1e-9 * rate.abs().max(1.0))
+            });
+        let x = step.and_then(|p| p.rate).unwrap_or(*rate);
+        let style = BLACK.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(vec![(x, lo / div), (x, hi / div)], style))
+            .map_err(draw_err)?;
+        if let Some(y) = step.and_then(|p| p.p99) {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x, (y / div).max(floor)),
+                    8,
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(draw_err)?;
+        }
+        let label = if inputs.len() > 1 {
+            format!(
+                " knee {}: {} req/s offered",
+                inputs[*input].stem,
+                rate_tick(*rate)
+            )
+        } else {
+            format!(" knee: {} req/s offered", rate_tick(*rate))
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (x + x_max * 0.004, (lo / div) * 1.3),
+                (FONT, 14).into_font().color(&BLACK),
+            )))
+            .map_err(draw_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn percentile_ticks() {
+        let got: Vec<String> = (0..=5).map(|x| percentile_tick(x as f64)).collect();
+        assert_eq!(got, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+        assert_eq!(nines(0.99).round(), 2.0);
+    }
+
+    #[test]
+    fn unknowns_are_gaps() {
+        let segs = segments(
+            [
+                (0.0, Some(1.0)),
+                (1.0, None),
+                (2.0, Some(2.0)),
+                (3.0, Some(3.0)),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(segs, vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]);
+        assert!(segments([(0.0, None)].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn ranges_never_collapse() {
+        assert_eq!(log_range(std::iter::empty(), 2.0), None);
+        let (lo, hi) = log_range([0.0, 0.0].into_iter(), 2.0).unwrap();
+        assert!(lo > 0.0 && hi > lo);
+        assert_eq!(linear_max([0.0].into_iter()), 1.0);
+        assert_eq!(linear_max(std::iter::empty()), 1.0);
+    }
+
+    #[test]
+    fn null_latencies_stay_unknown() {
+        let text = concat!(
+            r#"{"kind":"interval","peer":"a:1","interval":0,"elapsed_sec":1.0,"rate_per_sec":0.0,"error_count":3,"latency_ns":null}"#,
+            "\n",
+            r#"{"kind":"interval","peer":"a:1","interval":1,"elapsed_sec":1.0,"rate_per_sec":5.0,"error_count":0,"latency_ns":{"p50":1000,"p90":null,"p99":3000,"p999":4000,"max":5000}}"#,
+            "\n"
+        );
+        let (_, s) = read_jsonl(text, "f", 0).unwrap();
+        assert_eq!(s.len(), 1);
+        let t = &s[0].timeline;
+        assert_eq!((t[0].end_sec, t[1].end_sec), (1.0, 2.0));
+        assert_eq!((t[0].p50, t[0].errors), (None, Some(3.0)));
+        assert_eq!((t[1].p50, t[1].p90), (Some(1000.0), None));
+    }
+
+    #[test]
+    fn json_spectrum_prefers_the_distribution() {
+        let lat: Value =
+            serde_json::from_str(r#"{"min":1000,"p50":2000,"p99":null,"max":9000}"#).unwrap();
+        let row: Value = serde_json::from_str(r#"{"count":100}"#).unwrap();
+        let (pts, exact) = json_spectrum(&row, &lat);
+        assert!(!exact);
+        assert_eq!(
+            pts,
+            vec![(0.0, 1000.0), (nines(0.5), 2000.0), (2.0, 9000.0)]
+        );
+        let row: Value = serde_json::from_str(
+            r#"{"count":100,"latency_distribution":[[1.0,0.0,1],[2.0,0.5,50],[9.0,1.0,100]]}"#,
+        )
+        .unwrap();
+        let (pts, exact) = json_spectrum(&row, &lat);
+        assert!(exact);
+        assert_eq!(
+            pts,
+            vec![(0.0, 1000.0), (nines(0.5), 2000.0), (2.0, 9000.0)]
+        );
+    }
+
+    #[test]
+    fn an_interval_log_gives_one_series_per_target_from_its_latency_histograms() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let labels = vec![("host".to_string(), "a".to_string())];
+        let mut log = histlog::LogWriter::new(Vec::new(), start, &labels).unwrap();
+        let second = Duration::from_secs(1);
+        let mut h = empty_hist();
+        h.record(2_000_000).unwrap();
+        h.record(4_000_000).unwrap();
+        let empty = empty_hist();
+        for (w, (a, b)) in [(&h, &empty), (&empty, &h)].into_iter().enumerate() {
+            let at = start + second * w as u32;
+            for (peer, hist) in [("a:1", a), ("b:2", b)] {
+                for kind in [Kind::Latency, Kind::Service] {
+                    log.write(&log.tag(kind, peer), at, second, hist).unwrap();
+                }
+            }
+        }
+        let s = read_hlog(&log.into_inner(), "f", 0).unwrap();
+        let peers: Vec<&str> = s.iter().map(|s| s.peer.as_str()).collect();
+        assert_eq!(peers, ["a:1", "b:2"]);
+        assert_eq!(s[0].labels, labels);
+        let a = &s[0].timeline;
+        assert_eq!((a[0].end_sec, a[1].end_sec), (1.0, 2.0));
+        assert_eq!((a[0].rate, a[1].rate), (Some(2.0), Some(0.0)));
+        assert_eq!(a[0].max, Some(h.max() as f64));
+        // An empty window's latency is unknown, not 0; errors are not in the log.
+        assert_eq!((a[1].p50, a[1].max, a[0].errors), (None, None, None));
+        assert_eq!(s[1].timeline[0].p99, None);
+        assert!(s.iter().all(|s| s.spectrum_exact && !s.spectrum.is_empty()));
+    }
+
+    #[test]
+    fn exact_spectrum_ends_at_the_max() {
+        let mut h = empty_hist();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let s = exact_spectrum(&h);
+        let &(x, v) = s.last().unwrap();
+        assert!(x >= 3.0 - 1e-9, "{x}");
+        assert_eq!(v, h.highest_equivalent(h.max()) as f64);
+        assert_eq!(s[0].0, 0.0);
+        assert!(s.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+    }
+}
