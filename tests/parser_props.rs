@@ -386,13 +386,22 @@ fn every_go_spelling_of_every_flag_parses_alike() {
                 }
             }
             if !f.takes_value {
+                let mut canonical_off = strings(&[sub]);
+                canonical_off.extend(negation(&help_flags(sub), &f.long));
                 for off in ["false", "0", "F"] {
                     let argv = strings(&[sub, &format!("{}={off}", f.long)]);
-                    assert_eq!(parsed(&argv), parsed(&strings(&[sub])), "{argv:?}");
+                    assert_eq!(parsed(&argv), parsed(&canonical_off), "{argv:?}");
                 }
             }
         }
     }
+}
+
+/// How a switch is turned off canonically: left out, or `--no-SWITCH` where the command has
+/// that form (`--progress`, on by default on a terminal).
+fn negation(flags: &[HelpFlag], long: &str) -> Option<String> {
+    let no = format!("--no-{}", long.trim_start_matches("--"));
+    flags.iter().any(|f| f.long == no).then_some(no)
 }
 
 /// A flag and the values its canonical spelling parses.
@@ -463,6 +472,8 @@ fn spell(sub: &str, flags: &[FlagValues], p: &Pick, canon: &mut Vec<String>, go:
             let s = go_spellings(f, None);
             go.extend(s[p.spelling % s.len()].clone());
         } else {
+            let all: Vec<HelpFlag> = flags.iter().map(|(f, _)| f.clone()).collect();
+            canon.extend(negation(&all, &f.long));
             go.push(format!(
                 "{}=false",
                 camel(&f.long).unwrap_or(f.long.clone())
