@@ -1766,6 +1766,234 @@ mod tests {
         assert_eq!(entries[1].hist.len(), 0);
     }
 
+    #[test]
+    fn hdrhistogram_readers_skip_the_counter_lines() {
+        let log = host_log(1);
+        let text = String::from_utf8(log.clone()).unwrap();
+        assert!(
+            text.contains("\n#connperf-run {\"format\":2,\"workers\":2,"),
+            "the header says the format: {text}"
+        );
+        assert_eq!(text.matches("\n#connperf-counters {").count(), 3 * 2);
+        assert_eq!(text.matches("\n#connperf-window {").count(), 3);
+        // The crate's reader: every histogram, nothing else, no error.
+        let mut intervals = 0;
+        for e in IntervalLogIterator::new(&log) {
+            match e.unwrap() {
+                LogEntry::Interval(h) => {
+                    assert!(h.tag().is_some());
+                    intervals += 1;
+                }
+                LogEntry::StartTime(_) | LogEntry::BaseTime(_) => {}
+            }
+        }
+        assert_eq!(intervals, 3 * 2 * 3);
+        // Java's HistogramLogReader skips every line that starts with '#' but its StartTime
+        // and BaseTime ones, and the legend.
+        for line in text.lines().filter(|l| l.contains("connperf-")) {
+            assert!(line.starts_with('#') && !line.starts_with("#["), "{line}");
+        }
+        // Our reader: the histograms, and the counters back as written.
+        let read = parse_log(&log, "mem").unwrap();
+        assert_eq!(read.entries.len(), 18);
+        assert_eq!(read.run, Some(run_info()));
+        assert_eq!((read.counters.len(), read.windows.len()), (6, 3));
+        for (i, c) in read.counters.iter().enumerate() {
+            let (w, p) = (i / 2, i % 2);
+            assert_eq!(c.peer, PEERS[p]);
+            let start = t0() + Duration::from_millis(350) + SECOND * w as u32;
+            assert_eq!((c.start, c.duration), (start, SECOND));
+            assert_same_counters(&c.stats, &measured(1, w, p), &format!("{w} {p}"));
+        }
+        assert_eq!(read.windows[2].cpu, cpu(1, 2));
+    }
+
+    /// `host_log(h)` as a log written before counters were logged: histogram lines only.
+    fn format1_log(h: usize) -> Vec<u8> {
+        let text = String::from_utf8(host_log(h)).unwrap();
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("#connperf-"))
+            .collect();
+        kept.into_bytes()
+    }
+
+    #[test]
+    fn logs_without_counters_merge_with_counters_unknown() {
+        let old = parse_log(&format1_log(0), "old.hlog").unwrap();
+        assert!(old.run.is_none() && old.counters.is_empty());
+        let new = parse_log(&host_log(1), "new.hlog").unwrap();
+        let m = merge(&[old.clone(), new.clone()], None, false, Some("host")).unwrap();
+        assert_eq!(m.unknown, ["old.hlog"]);
+        assert_eq!(
+            names(&m),
+            [
+                PEERS[0].to_string(),
+                PEERS[1].to_string(),
+                format!("{}{{host=a}}", PEERS[0]),
+                format!("{}{{host=a}}", PEERS[1]),
+                format!("{}{{host=b}}", PEERS[0]),
+                format!("{}{{host=b}}", PEERS[1]),
+            ]
+        );
+        let win = &m.windows[1];
+        // The sum with an unknown is unknown; the count still comes from the histograms.
+        assert!(cell(win, 0).counters_unknown);
+        let both = union(&[0, 1], &[1], &[0], Kind::Latency);
+        assert_eq!(cell(win, 0).completed, both.len());
+        assert!(cell(win, 2).counters_unknown, "host a: format 1");
+        assert_same_counters(cell(win, 4), &measured(1, 1, 0), "host b: format 2");
+        assert_eq!(win.cpu, None);
+
+        let json = ReportConfig {
+            jsonlines: true,
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        print_merged(&m, &json, &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let totals: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["kind"] == "total")
+            .collect();
+        assert_eq!(totals.len(), 6, "{text}");
+        for key in [
+            "bytes",
+            "error_count",
+            "errors",
+            "connection_errors",
+            "late_starts",
+            "max_behind_us",
+            "not_started",
+            "not_started_by",
+            "lost",
+            "clamped",
+            "generator_cpu_sec",
+            "send_lag_99p_us",
+        ] {
+            for r in [&totals[0], &totals[2]] {
+                assert!(r[key].is_null(), "{key} unknown, not 0: {r}");
+            }
+            assert!(
+                !totals[4][key].is_null(),
+                "{key} known for host b: {}",
+                totals[4]
+            );
+        }
+        assert_eq!(totals[0]["count"].as_u64().unwrap(), {
+            union(&[0, 1], &[0, 1, 2], &[0], Kind::Latency).len()
+        });
+        assert_eq!(totals[2]["labels"]["host"], "a");
+        assert_eq!(totals[4]["labels"]["host"], "b");
+        assert_eq!(totals[4]["labels"]["run"], "r1");
+        assert!(totals[0]["labels"].get("host").is_none(), "{}", totals[0]);
+
+        let mut buf = Vec::new();
+        print_merged(&m, &ReportConfig::default(), &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let total_lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("---"))
+            .skip(1)
+            .take(6)
+            .collect();
+        for (i, l) in total_lines.iter().enumerate() {
+            let errors = l.split_whitespace().last().unwrap();
+            if i < 4 {
+                assert_eq!(errors, "-", "unknown, not 0: {l}\n{text}");
+            } else {
+                assert!(errors.parse::<u64>().unwrap() > 0, "{l}");
+            }
+        }
+        assert!(
+            text.contains("# merged from interval logs: old.hlog carry histograms only"),
+            "{text}"
+        );
+        assert!(!text.contains("# generator cpu"), "unknown: {text}");
+
+        // A format 2 log missing a window's counter line: that window's counters are unknown.
+        let mut cut = new.clone();
+        cut.counters.remove(2);
+        let m = merge(&[cut], None, false, None).unwrap();
+        assert!(!cell(&m.windows[0], 0).counters_unknown);
+        assert!(cell(&m.windows[1], 0).counters_unknown);
+        assert!(!cell(&m.windows[1], 1).counters_unknown);
+    }
+
+    #[test]
+    fn by_label_gives_each_hosts_own_sums() {
+        let (_files, logs) = three_host_logs("by");
+        let m = merge(&logs, None, true, Some("host")).unwrap();
+        assert_eq!(
+            names(&m),
+            [
+                "merged(2 hosts)",
+                "merged(2 hosts){host=a}",
+                "merged(2 hosts){host=b}",
+                "merged(2 hosts){host=c}"
+            ]
+        );
+        for (w, win) in m.windows.iter().enumerate() {
+            for h in 0..3 {
+                let mut want = measured(h, w, 0);
+                want.merge(&measured(h, w, 1));
+                assert_same_counters(cell(win, 1 + h), &want, &format!("host {h} window {w}"));
+                assert_eq!(win.rows[1 + h].as_ref().unwrap().cpu, cpu(h, w));
+            }
+        }
+        assert_eq!(
+            m.rows[2].labels,
+            [
+                ("host".to_string(), "b".to_string()),
+                ("run".to_string(), "r1".to_string())
+            ]
+        );
+        assert_eq!(m.rows[0].labels, [("run".to_string(), "r1".to_string())]);
+
+        let err = merge(&logs, None, false, Some("zone")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().starts_with("--by zone: ") && err.to_string().contains("host0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_same_log_twice_is_refused() {
+        let (files, logs) = three_host_logs("dup");
+        check_duplicates(&logs).unwrap();
+        let twice = [logs[0].clone(), logs[1].clone(), logs[0].clone()];
+        let err = check_duplicates(&twice).unwrap_err().to_string();
+        assert!(err.contains("the same file"), "{err}");
+        assert_eq!(err.matches(&logs[0].name).count(), 2, "{err}");
+
+        // The same contents under another name.
+        let copy = TempFile::new("dup-copy.hlog", &host_log(0));
+        let copied = read_log(&copy.0).unwrap();
+        let err = check_duplicates(&[logs[0].clone(), copied])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hold the same log"), "{err}");
+        assert!(err.contains("dup-copy.hlog"), "{err}");
+
+        // Another log of host a over the same time: different contents, same labels.
+        let mut again = parse_log(&format1_log(0), "a-again.hlog").unwrap();
+        let err = check_duplicates(&[logs[0].clone(), again.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("both labelled host=a,run=r1 over overlapping times"),
+            "{err}"
+        );
+        // A later run of host a is not the same host's log twice.
+        for e in &mut again.entries {
+            e.start += SECOND * 10;
+        }
+        check_duplicates(&[logs[0].clone(), again]).unwrap();
+        drop(files);
+    }
+
     /// A log file that fails every write while `fail` is set.
     #[derive(Clone, Default)]
     struct FlakyFile {

@@ -1331,7 +1331,11 @@ impl<'a> Row<'a> {
             connection_errors: known.then_some(FailureCounts(&s.conn_errors)),
             late_starts: counter(s.late_starts),
             max_behind_us: counter(us(s.max_behind_ns)),
-            send_lag: SendLagUs::of(&s.send_lag),
+            send_lag: if known {
+                SendLagUs::of(&s.send_lag)
+            } else {
+                SendLagUs::of(&Stats::new().send_lag)
+            },
             not_started: counter(s.not_started),
             not_started_by: known.then_some(UnsentCounts(&s.not_started_by)),
             lost: counter(s.lost),
