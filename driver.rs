@@ -367,7 +367,9 @@ impl Run {
                 |seq, length, cpu, stats| {
                     // Windows exist only once the clock is set.
                     if let (Some(log), Some(clock)) = (&mut hdr_log, log_gate.clock()) {
-                        log.on_window(clock.measure_wall, seq, length, cpu, stats);
+                        log.on_window(clock.measure_wall, seq, length, cpu, stats, || {
+                            log_gate.ramp()
+                        });
                     }
                 },
                 || log_gate.ramp(),

@@ -17,11 +17,13 @@
 //! ```text
 //! #connperf interval log: latency histograms in ns; tags are KIND;peer=TARGET[;KEY=VALUE...] ...
 //! #[Histogram log format version 1.3]
+//! #connperf-run {"format":2,"workers":1,"udp":false,"ephemeral":false}
 //! #labels: host=a
 //! #[StartTime: 1736245800.123 (seconds since epoch)]
 //! #[BaseTime: 1736245800.123 (seconds since epoch)]
 //! #[MaxValueDivisor: 1000000.000]
 //! "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
+//! #connperf-ramp {"peer":"127.0.0.1:9100","took_ns":7840123,"connect":"HISTFAAAAC...","connection_errors":{...}}
 //! Tag=latency;peer=127.0.0.1:9100;host=a,0.000,1.000,0.213,HISTFAAAAC...
 //! Tag=service;peer=127.0.0.1:9100;host=a,0.000,1.000,0.187,HISTFAAAAC...
 //! #connperf-counters {"start":0.0,"length":1.0,"peer":"127.0.0.1:9100","labels":[["host","a"]],"completed":1000,...,"send_lag":"HISTFAAAAC..."}
@@ -33,7 +35,8 @@
 //! logged histogram holds (completed, bytes, errors and connection errors by kind, late starts,
 //! max behind, UDP lost/late/duplicate/reordered/stray/flows, not started by cause, clamped) and
 //! the send-lag histogram, then one `#connperf-window` line with the generator CPU of the
-//! window (the whole host's, all targets). They are comment lines, which HdrHistogram's readers
+//! window (the whole host's, all targets). Before the first window, one `#connperf-ramp` line
+//! per target holds the ramp (connect times and failed attempts before the schedule started). They are comment lines, which HdrHistogram's readers
 //! (this crate's `IntervalLogIterator`, Java's `HistogramLogReader` and so
 //! `HistogramLogProcessor`) skip. Logs without them (format 1, before counters were logged)
 //! still merge: their counters are unknown (`Stats::counters_unknown`), printed `-` and `null`.
@@ -85,6 +88,8 @@ const RUN_PREFIX: &str = "#connperf-run ";
 const COUNTERS_PREFIX: &str = "#connperf-counters ";
 /// Per window: the generator CPU (`WindowLine`).
 const WINDOW_PREFIX: &str = "#connperf-window ";
+/// Once per target, before the first window: the ramp (`RampLine`).
+const RAMP_PREFIX: &str = "#connperf-ramp ";
 
 /// How the logged run was made, from the `#connperf-run` header line: what the merged report
 /// needs to print the columns and keys `connect` printed.
@@ -130,6 +135,19 @@ struct CounterLine {
     clamped: u64,
     /// The send-lag histogram, V2 deflate in base64 like the histogram lines.
     send_lag: String,
+}
+
+/// One `#connperf-ramp` line: how one target's connections came up before the schedule
+/// started (`report::Ramp`), written once, before the first window.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RampLine {
+    peer: String,
+    /// How long the whole ramp took (all targets).
+    took_ns: u64,
+    /// Connect times of the connections it brought up, V2 deflate in base64.
+    connect: String,
+    connection_errors: BTreeMap<String, u64>,
 }
 
 /// One `#connperf-window` line: the generator CPU of a window, once per host (not per target).
@@ -469,13 +487,7 @@ impl<W: Write> LogWriter<W> {
         for (peer, s) in peers.iter().zip(stats) {
             // The same checks as the histogram lines' tags.
             self.tag(Kind::Latency, peer).encode()?;
-            self.scratch.clear();
-            self.serializer
-                .serialize(&s.send_lag, &mut self.scratch)
-                .map_err(|e| Error::Io {
-                    what: "cannot encode a histogram for the --hdr-log file".into(),
-                    source: io::Error::other(e),
-                })?;
+            let send_lag = self.encode(&s.send_lag)?;
             let line = CounterLine {
                 start,
                 length,
@@ -500,7 +512,7 @@ impl<W: Write> LogWriter<W> {
                     .map(|c| (c.name().to_string(), s.not_started_by[*c as usize]))
                     .collect(),
                 clamped: s.clamped,
-                send_lag: base64::engine::general_purpose::STANDARD.encode(&self.scratch),
+                send_lag,
             };
             let json = serde_json::to_string(&line).expect("plain struct");
             writeln!(self.out, "{COUNTERS_PREFIX}{json}").map_err(write_error)?;
@@ -513,6 +525,34 @@ impl<W: Write> LogWriter<W> {
         let json = serde_json::to_string(&window).expect("plain struct");
         writeln!(self.out, "{WINDOW_PREFIX}{json}").map_err(write_error)?;
         self.flush()
+    }
+
+    /// Write the ramp before the schedule started: one `#connperf-ramp` line per target.
+    pub fn write_ramp(&mut self, peers: &[String], ramp: &report::Ramp) -> Result<()> {
+        for (peer, s) in peers.iter().zip(&ramp.stats) {
+            self.tag(Kind::Connect, peer).encode()?;
+            let line = RampLine {
+                peer: peer.clone(),
+                took_ns: u64::try_from(ramp.took.as_nanos()).unwrap_or(u64::MAX),
+                connect: self.encode(&s.connect)?,
+                connection_errors: by_failure(&s.conn_errors),
+            };
+            let json = serde_json::to_string(&line).expect("plain struct");
+            writeln!(self.out, "{RAMP_PREFIX}{json}").map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    /// `h` as V2 deflate in base64, as the histogram lines hold it.
+    fn encode(&mut self, h: &Histogram<u64>) -> Result<String> {
+        self.scratch.clear();
+        self.serializer
+            .serialize(h, &mut self.scratch)
+            .map_err(|e| Error::Io {
+                what: "cannot encode a histogram for the --hdr-log file".into(),
+                source: io::Error::other(e),
+            })?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(&self.scratch))
     }
 
     /// Flush the underlying writer.
@@ -536,6 +576,8 @@ pub struct WindowLog<W: Write> {
     peers: Vec<String>,
     /// The reporting interval: window `seq` starts at `origin + seq * interval`.
     interval: Duration,
+    /// The ramp is in the log.
+    ramp_written: bool,
 }
 
 impl<W: Write> WindowLog<W> {
@@ -545,12 +587,14 @@ impl<W: Write> WindowLog<W> {
             log: Some(log),
             peers,
             interval,
+            ramp_written: false,
         }
     }
 
     /// Write window `seq` of a run whose window 0 started at `origin` (the measurement start,
-    /// on the wall clock), which lasted `length` (the last one is usually shorter); the
-    /// `run_reporter` callback.
+    /// on the wall clock), which lasted `length` (the last one is usually shorter) and cost
+    /// the generator `cpu`; before the first window written, the run's `ramp` if it has one.
+    /// The `run_reporter` callback.
     pub fn on_window(
         &mut self,
         origin: SystemTime,
@@ -558,10 +602,20 @@ impl<W: Write> WindowLog<W> {
         length: Duration,
         cpu: Duration,
         stats: &[Stats],
+        ramp: impl FnOnce() -> Option<report::Ramp>,
     ) {
         let Some(log) = self.log.as_mut() else { return };
         let start = origin + self.interval * seq as u32;
-        if let Err(e) = log.write_stats(&self.peers, start, length, cpu, stats) {
+        let mut written = Ok(());
+        if !self.ramp_written {
+            self.ramp_written = true;
+            if let Some(r) = ramp() {
+                written = log.write_ramp(&self.peers, &r);
+            }
+        }
+        let written =
+            written.and_then(|()| log.write_stats(&self.peers, start, length, cpu, stats));
+        if let Err(e) = written {
             eprintln!("connperf: warning: --hdr-log stopped: {e}");
             self.log = None;
         }
@@ -628,6 +682,9 @@ pub struct Log {
     pub counters: Vec<Counters>,
     /// Per window, the generator CPU (format 2).
     pub windows: Vec<WindowCpu>,
+    /// Per target, the ramp before the schedule (format 2, runs that ramp up connections):
+    /// how long it took, and the connect times and failed attempts in a `Stats`.
+    pub ramps: Vec<(String, Duration, Stats)>,
     /// The `#connperf-run` header: `None` in a log written before counters were logged, whose
     /// counters are then unknown.
     pub run: Option<RunInfo>,
@@ -765,6 +822,7 @@ fn parse(input: &[u8]) -> std::result::Result<Log, (usize, String)> {
         entries,
         counters: Vec::new(),
         windows: Vec::new(),
+        ramps: Vec::new(),
         run: None,
     };
     // The iterator has checked that every line ends in a newline.
@@ -807,6 +865,16 @@ fn parse(input: &[u8]) -> std::result::Result<Log, (usize, String)> {
                 peer: c.peer,
                 stats,
             });
+        } else if let Some(json) = text.strip_prefix(RAMP_PREFIX) {
+            let r: RampLine = serde_json::from_str(json)
+                .map_err(|e| fail(format!("bad #connperf-ramp line: {e}")))?;
+            let mut s = Stats::new();
+            s.conn_errors =
+                failure_counts(&r.connection_errors, "connection_errors").map_err(fail)?;
+            let h = decode(&r.connect, &mut deserializer, &mut payload)
+                .map_err(|e| fail(format!("ramp connect {e}")))?;
+            add_clamped(&mut s.connect, &h);
+            log.ramps.push((r.peer, Duration::from_nanos(r.took_ns), s));
         } else if let Some(json) = text.strip_prefix(WINDOW_PREFIX) {
             let w: WindowLine = serde_json::from_str(json)
                 .map_err(|e| fail(format!("bad #connperf-window line: {e}")))?;
@@ -817,7 +885,9 @@ fn parse(input: &[u8]) -> std::result::Result<Log, (usize, String)> {
             });
         }
     }
-    if log.run.is_none() && !(log.counters.is_empty() && log.windows.is_empty()) {
+    if log.run.is_none()
+        && !(log.counters.is_empty() && log.windows.is_empty() && log.ramps.is_empty())
+    {
         return Err((0, "counter lines but no #connperf-run header line".into()));
     }
     Ok(log)
@@ -877,15 +947,24 @@ fn counter_stats(
     s.not_started_by = by;
     s.not_started = c.not_started;
     s.clamped = c.clamped;
-    payload.clear();
-    base64::engine::general_purpose::STANDARD
-        .decode_vec(&c.send_lag, payload)
-        .map_err(|e| format!("send_lag is not base64: {e}"))?;
-    let h: Histogram<u64> = deserializer
-        .deserialize(&mut payload.as_slice())
-        .map_err(|e| format!("send_lag is not a V2 histogram: {e}"))?;
+    let h = decode(&c.send_lag, deserializer, payload).map_err(|e| format!("send_lag {e}"))?;
     add_clamped(&mut s.send_lag, &h);
     Ok(s)
+}
+
+/// A V2 histogram in base64, as a counter or ramp line holds it.
+fn decode(
+    text: &str,
+    deserializer: &mut Deserializer,
+    payload: &mut Vec<u8>,
+) -> std::result::Result<Histogram<u64>, String> {
+    payload.clear();
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(text, payload)
+        .map_err(|e| format!("is not base64: {e}"))?;
+    deserializer
+        .deserialize(&mut payload.as_slice())
+        .map_err(|e| format!("is not a V2 histogram: {e}"))
 }
 
 /// Counts keyed by `Failure::name`; an unknown kind is an error.
@@ -1137,22 +1216,21 @@ pub fn merge(
         .iter()
         .map(|key| {
             let peer = key.peer.map_or(merged_name.clone(), |p| peers[p].clone());
+            let ramp = row_ramp(logs, &peers, |l, p| in_row(key, l, p));
+            let row = |labels, by| ReportRow {
+                peer,
+                labels,
+                by,
+                ramp,
+            };
             match (by, &key.by) {
                 (Some(k), Some(v)) => {
                     let of_value = (0..logs.len())
                         .filter(|&l| by_value[l].as_ref() == Some(v))
                         .map(|l| &log_labels[l]);
-                    ReportRow {
-                        peer,
-                        labels: common_labels(of_value),
-                        by: Some((k.to_string(), v.clone())),
-                    }
+                    row(common_labels(of_value), Some((k.to_string(), v.clone())))
                 }
-                _ => ReportRow {
-                    peer,
-                    labels: labels.clone(),
-                    by: None,
-                },
+                _ => row(labels.clone(), None),
             }
         })
         .collect();
@@ -1215,6 +1293,44 @@ pub fn merge(
         labels,
         unknown,
         run,
+    })
+}
+
+/// The ramp of a row: the ramps of its (log, target) pairs added up, taking the longest time
+/// (hosts ramp at once). `None` when no log of the row logged one, or when a log of the row
+/// has no counters (format 1): a sum of some hosts' ramps would pass for all of theirs.
+fn row_ramp(
+    logs: &[Log],
+    peers: &[String],
+    in_row: impl Fn(usize, usize) -> bool,
+) -> Option<report::Ramp> {
+    let mut took = Duration::ZERO;
+    let mut stats = Stats::new();
+    let mut any = false;
+    for (l, log) in logs.iter().enumerate() {
+        let mine = |peer: &str| {
+            peers
+                .iter()
+                .position(|p| p == peer)
+                .is_some_and(|p| in_row(l, p))
+        };
+        let in_it = log.entries.iter().any(|e| mine(&e.tag.peer))
+            || log.counters.iter().any(|c| mine(&c.peer));
+        if !in_it {
+            continue;
+        }
+        log.run?;
+        for (peer, t, s) in &log.ramps {
+            if mine(peer) {
+                any = true;
+                took = took.max(*t);
+                stats.merge(s);
+            }
+        }
+    }
+    any.then(|| report::Ramp {
+        took,
+        stats: vec![stats],
     })
 }
 
@@ -1440,6 +1556,30 @@ mod tests {
         Duration::from_micros(1_000 * (h as u64 + 1) + 7 * w as u64)
     }
 
+    /// Host `h`'s ramp: connect times per target, and for host c one refused attempt.
+    fn ramp_of(h: usize) -> report::Ramp {
+        let stats = (0..2)
+            .map(|p| {
+                let mut s = Stats::new();
+                for x in samples((h * 10 + p + 500) as u64, 4 + h) {
+                    s.record_connect(x);
+                }
+                if h == 2 {
+                    s.conn_error(Failure::Refused);
+                }
+                s
+            })
+            .collect();
+        report::Ramp {
+            took: Duration::from_millis(5 + h as u64),
+            stats,
+        }
+    }
+
+    fn ramp() -> report::Ramp {
+        ramp_of(0)
+    }
+
     fn run_info() -> RunInfo {
         RunInfo {
             format: LOG_FORMAT,
@@ -1455,6 +1595,7 @@ mod tests {
         let name = ["a", "b", "c"][h];
         let mut w = LogWriter::new(Vec::new(), start, &labels(name), run_info()).unwrap();
         let peers: Vec<String> = PEERS.iter().map(|p| p.to_string()).collect();
+        w.write_ramp(&peers, &ramp_of(h)).unwrap();
         for win in 0..3 {
             let stats: Vec<Stats> = (0..2).map(|p| measured(h, win, p)).collect();
             let at = start + SECOND * win as u32;
@@ -1806,6 +1947,11 @@ mod tests {
             assert_same_counters(&c.stats, &measured(1, w, p), &format!("{w} {p}"));
         }
         assert_eq!(read.windows[2].cpu, cpu(1, 2));
+        assert_eq!(read.ramps.len(), 2);
+        for (p, (peer, took, s)) in read.ramps.iter().enumerate() {
+            assert_eq!((peer.as_str(), *took), (PEERS[p], ramp_of(1).took));
+            assert_same(&s.connect, &ramp_of(1).stats[p].connect, "ramp");
+        }
     }
 
     /// `host_log(h)` as a log written before counters were logged: histogram lines only.
@@ -1950,6 +2096,21 @@ mod tests {
             ]
         );
         assert_eq!(m.rows[0].labels, [("run".to_string(), "r1".to_string())]);
+        // Each host's ramp is its own; the merged one took as long as the longest.
+        for h in 0..3 {
+            let r = m.rows[1 + h].ramp.as_ref().unwrap();
+            assert_eq!(r.took, ramp_of(h).took);
+            let mut want = ramp_of(h).stats[0].clone();
+            want.merge(&ramp_of(h).stats[1]);
+            assert_same(&r.stats[0].connect, &want.connect, "host ramp");
+            assert_eq!(r.stats[0].conn_errors, want.conn_errors);
+        }
+        let all = m.rows[0].ramp.as_ref().unwrap();
+        assert_eq!(all.took, ramp_of(2).took);
+        assert_eq!(
+            all.stats[0].conn_errors[0], 2,
+            "host c's two refused attempts"
+        );
 
         let err = merge(&logs, None, false, Some("zone")).unwrap_err();
         assert_eq!(err.exit_code(), 2);
@@ -2022,8 +2183,10 @@ mod tests {
         let writer = LogWriter::new(file.clone(), t0(), &[], run_info()).unwrap();
         let mut log = WindowLog::new(writer, peers, 2 * SECOND);
         let stats = [measured(0, 0, 0), measured(0, 0, 1)];
-        log.on_window(origin, 0, 2 * SECOND, SECOND, &stats);
-        log.on_window(origin, 3, SECOND / 2, SECOND, &stats);
+        log.on_window(origin, 0, 2 * SECOND, SECOND, &stats, || Some(ramp()));
+        log.on_window(origin, 3, SECOND / 2, SECOND, &stats, || {
+            panic!("the ramp is logged once")
+        });
         let entries = parse_log(&file.bytes.borrow(), "mem").unwrap().entries;
         let latency: Vec<(SystemTime, Duration)> = entries
             .iter()
@@ -2041,10 +2204,14 @@ mod tests {
         );
 
         file.fail.set(true);
-        log.on_window(origin, 4, SECOND, SECOND, &stats);
+        log.on_window(origin, 4, SECOND, SECOND, &stats, || {
+            panic!("the ramp is logged once")
+        });
         file.fail.set(false);
         let len = file.bytes.borrow().len();
-        log.on_window(origin, 5, SECOND, SECOND, &stats);
+        log.on_window(origin, 5, SECOND, SECOND, &stats, || {
+            panic!("the ramp is logged once")
+        });
         assert_eq!(
             file.bytes.borrow().len(),
             len,
@@ -2092,6 +2259,7 @@ mod tests {
                     entries: vec![e],
                     counters: Vec::new(),
                     windows: Vec::new(),
+                    ramps: Vec::new(),
                     run: None,
                 }),
             }

@@ -664,7 +664,7 @@ fn print_distributions<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, totals: &
 }
 
 /// One row of a report assembled outside the reporter thread (`print_report`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ReportRow {
     /// The JSON `peer`: a target, or `merged(N hosts)`.
     pub peer: String,
@@ -673,6 +673,8 @@ pub struct ReportRow {
     /// A breakdown row (`merge --by KEY`): the label whose one value it holds, which the table
     /// shows after the peer as `PEER{KEY=VALUE}`.
     pub by: Option<(String, String)>,
+    /// The ramp before the schedule, for the total row: its `stats` hold this row alone.
+    pub ramp: Option<Ramp>,
 }
 
 impl ReportRow {
@@ -745,13 +747,11 @@ pub fn print_report<W: Write>(
     let print_line = |out: &mut Out<W>, i: usize, span: &Span, s: &Stats| {
         if cfg.jsonlines {
             let ts = iso8601(span.end);
-            out.line(&json_line(&Row::new(
-                &row_cfgs[i],
-                span,
-                &ts,
-                &rows[i].peer,
-                s,
-            )));
+            let mut row = Row::new(&row_cfgs[i], span, &ts, &rows[i].peer, s);
+            if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
+                row.ramp = RampUs::of(r.took, rs);
+            }
+            out.line(&json_line(&row));
         } else {
             out.line(&table_row(&table_cfg, &names[i], s, span.length));
         }
@@ -799,7 +799,7 @@ pub fn print_report<W: Write>(
             length: active[i],
             cpu: row_cpu[i],
             end: row_end[i],
-            ramp: None,
+            ramp: rows[i].ramp.as_ref(),
             verdicts: None,
         };
         print_line(&mut out, i, &span, s);
@@ -818,6 +818,15 @@ pub fn print_report<W: Write>(
             .filter(|(_, s)| !s.counters_unknown)
             .map(|(n, s)| (n.clone(), s.clone()))
             .unzip();
+        for (name, r) in names.iter().zip(rows) {
+            if let Some(ramp) = &r.ramp {
+                let one = ReportConfig {
+                    peers: vec![name.clone()],
+                    ..table_cfg.clone()
+                };
+                print_ramp(&one, &mut out, ramp);
+            }
+        }
         let notes_cfg = ReportConfig {
             peers: known_names,
             ..table_cfg.clone()

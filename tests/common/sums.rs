@@ -3,18 +3,9 @@
 
 use serde_json::Value;
 
-/// Keys of a `connect` total that a merged row does not carry: the ramp before the schedule
-/// (not in the interval log) and the verdict (`merge` judges nothing).
-pub const NOT_MERGED: [&str; 8] = [
-    "ramp_sec",
-    "ramp_connections",
-    "ramp_connect_50p_us",
-    "ramp_connect_99p_us",
-    "ramp_connect_max_us",
-    "ramp_failed",
-    "verdict",
-    "reasons",
-];
+/// Keys of a `connect` total that a merged row does not carry: the verdict (`merge` judges
+/// nothing).
+pub const NOT_MERGED: [&str; 2] = ["verdict", "reasons"];
 
 /// Counters that add up.
 pub const SUMMED: [&str; 7] = [
@@ -68,6 +59,30 @@ pub fn assert_sum(merged: &Value, parts: &[&Value], what: &str) {
             );
         }
     }
+    // The ramps: connections and failed attempts add up; the hosts ramp at once, so the
+    // merged ramp took as long as the longest.
+    if parts.iter().any(|p| p.get("ramp_sec").is_some()) {
+        let count = |p: &Value, key: &str| p.get(key).map_or(0, |_| num(p, key));
+        let want: u64 = parts.iter().map(|p| count(p, "ramp_connections")).sum();
+        assert_eq!(num(merged, "ramp_connections"), want, "{what}: {merged}");
+        for (kind, n) in merged["ramp_failed"].as_object().expect("ramp_failed") {
+            let want: u64 = parts
+                .iter()
+                .filter(|p| p.get("ramp_failed").is_some())
+                .map(|p| num(&p["ramp_failed"], kind))
+                .sum();
+            assert_eq!(
+                n.as_u64(),
+                Some(want),
+                "{what}: ramp_failed.{kind}: {merged}"
+            );
+        }
+        let took = parts
+            .iter()
+            .filter_map(|p| p["ramp_sec"].as_f64())
+            .fold(0.0, f64::max);
+        assert_eq!(merged["ramp_sec"].as_f64(), Some(took), "{what}: {merged}");
+    }
     let max_behind = parts.iter().map(|p| num(p, "max_behind_us")).max();
     assert_eq!(Some(num(merged, "max_behind_us")), max_behind, "{what}");
     let cpu: f64 = parts
@@ -84,11 +99,11 @@ pub fn assert_sum(merged: &Value, parts: &[&Value], what: &str) {
 }
 
 /// A `--by host` row is that host's own total: every counter, and every latency, service,
-/// connect and send-lag figure (the same histograms, added window by window).
+/// connect, send-lag and ramp figure (the same histograms, added window by window).
 pub fn assert_same_as_own(row: &Value, own: &Value, what: &str) {
     assert_sum(row, &[own], what);
     for (key, value) in own.as_object().expect("a JSON object") {
-        let figure = ["latency_", "service_", "connect_", "send_lag_"]
+        let figure = ["latency_", "service_", "connect_", "send_lag_", "ramp_"]
             .iter()
             .any(|p| key.starts_with(p));
         if figure {
