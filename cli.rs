@@ -1602,6 +1602,9 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
             "merge needs at least one interval log file".into(),
         ));
     }
+    if let Some(key) = &args.by {
+        crate::histlog::check_by(key)?;
+    }
     let mut logs = Vec::new();
     for f in &args.files {
         let mut log = crate::histlog::read_log(Path::new(f))?;
@@ -1610,12 +1613,6 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     }
     if !args.allow_duplicates {
         crate::histlog::check_duplicates(&logs)?;
-    }
-    if let Some(key) = &args.by {
-        if let Err(Error::Config(why)) = crate::histlog::check_label(key, "x") {
-            let why = why.replace(&format!("invalid --label \"{key}=x\": "), "");
-            return Err(Error::Config(format!("invalid --by {key:?}: {why}")));
-        }
     }
     let longest = logs
         .iter()

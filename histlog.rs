@@ -323,25 +323,38 @@ pub fn check_label(key: &str, value: &str) -> Result<()> {
             format!("{key}={value}")
         ))
     };
-    if key.is_empty() {
-        return Err(bad("the key is empty".into()));
-    }
-    if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(bad(format!(
-            "the key contains {c:?}; use letters, digits, '_', '-' and '.'"
-        )));
-    }
-    if key == "peer" {
-        return Err(bad("the key \"peer\" is reserved for the target".into()));
+    if let Some(why) = key_problem(key) {
+        return Err(bad(why));
     }
     check_text(value).map_err(|why| {
         bad(format!(
             "the value {why}, which an interval log tag cannot hold"
         ))
     })
+}
+
+/// What keeps `key` from being a label key, if anything.
+fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("the key is empty".into());
+    }
+    if let Some(c) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Some(format!(
+            "the key contains {c:?}; use letters, digits, '_', '-' and '.'"
+        ));
+    }
+    (key == "peer").then(|| "the key \"peer\" is reserved for the target".into())
+}
+
+/// Check `merge --by KEY`: a key `--label` could have set.
+pub fn check_by(key: &str) -> Result<()> {
+    match key_problem(key) {
+        Some(why) => Err(Error::Config(format!("invalid --by {key:?}: {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// Parse and check one `--label KEY=VALUE` argument (see `check_label`).

@@ -527,4 +527,10 @@ fn duplicate_logs_are_refused() {
     let (code, _, err) = run(&["merge", "--by", "zone", &a]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--by zone") && err.contains(&a), "{err}");
+    let (code, _, err) = run(&["merge", "--by", "peer", &a]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(
+        err.contains("invalid --by \"peer\"") && err.contains("reserved"),
+        "{err}"
+    );
 }
