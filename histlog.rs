@@ -2338,6 +2338,32 @@ mod tests {
         assert!(m.windows[0].rows[1].is_none());
         assert_eq!(cell(&m.windows[1], 1).completed, 1);
         assert!(m.windows[2].rows[1].is_none());
+        let cfg = ReportConfig {
+            jsonlines: true,
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        print_merged(&m, &cfg, &mut buf);
+        let rows: Vec<Value> = String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r: &Value| r["peer"] == "y:2")
+            .collect();
+        assert_eq!(
+            rows.len(),
+            2,
+            "one interval row, the window it was in; the total"
+        );
+        assert_eq!(rows[0]["interval"], 1);
+        let total = &rows[1];
+        assert_eq!(total["kind"], "total");
+        assert_eq!(total["elapsed_sec"].as_f64(), Some(1.0), "{total}");
+        assert_eq!(
+            total["rate_per_sec"].as_f64(),
+            Some(1.0),
+            "not 1/2.8 s: {total}"
+        );
         assert!(merge(&[], None, true, None).unwrap().windows.is_empty());
     }
 
