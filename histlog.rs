@@ -1224,11 +1224,24 @@ pub fn merge(
                 .as_ref()
                 .is_none_or(|v| by_value[l].as_ref() == Some(v))
     };
-    let merged_name = format!("merged({npeers} hosts)");
+    // A merged row is named as `connect --merge-results-each-host` names it, by the targets it
+    // holds: a `--by` row's are those of its logs, as that host's own run named it.
+    let merged_name = |key: &RowKey| {
+        let n = (0..npeers)
+            .filter(|&p| {
+                windows
+                    .values()
+                    .any(|(cells, _, _)| cells.keys().any(|&(l, q)| q == p && in_row(key, l, q)))
+            })
+            .count();
+        format!("merged({n} hosts)")
+    };
     let rows: Vec<ReportRow> = keys
         .iter()
         .map(|key| {
-            let peer = key.peer.map_or(merged_name.clone(), |p| peers[p].clone());
+            let peer = key
+                .peer
+                .map_or_else(|| merged_name(key), |p| peers[p].clone());
             let ramp = row_ramp(logs, &peers, |l, p| in_row(key, l, p));
             let row = |labels, by| ReportRow {
                 peer,

@@ -403,6 +403,8 @@ fn merged_counters_are_the_exact_sums_of_each_hosts_totals() {
     for (i, (h, _)) in hosts.iter().enumerate() {
         let row = &rows[1 + i];
         assert_eq!(row["labels"]["host"], *h, "{row}");
+        // Named as the host's own --merge-results-each-host run names its one target.
+        assert_eq!(row["peer"], "merged(1 hosts)", "{row}");
         assert_eq!(row["labels"]["run"], "exact", "{row}");
         common::sums::assert_same_as_own(row, &own[i], h);
     }
