@@ -2471,6 +2471,37 @@ mod tests {
     }
 
     #[test]
+    fn bad_counter_lines_name_file_and_offset() {
+        let text = String::from_utf8(host_log(0)).unwrap();
+        let at = text.find("\n#connperf-counters").unwrap() + 1;
+        let unknown_kind = format!(
+            "{}{}",
+            &text[..at],
+            text[at..].replacen("\"refused\":", "\"bogus\":", 1)
+        );
+        let msg = bad(unknown_kind.as_bytes(), "kind.hlog");
+        assert!(
+            msg.contains(&format!("at byte {at}: unknown errors kind \"bogus\"")),
+            "{msg}"
+        );
+        // A counter this connperf does not know would be dropped from the sums: refused.
+        let new_counter = text.replacen("{\"start\":", "{\"retries\":3,\"start\":", 1);
+        let msg = bad(new_counter.as_bytes(), "field.hlog");
+        assert!(
+            msg.contains(&format!(
+                "at byte {at}: bad #connperf-counters line: unknown field"
+            )),
+            "{msg}"
+        );
+        let newer = text.replacen("{\"format\":2,", "{\"format\":3,", 1);
+        let msg = bad(newer.as_bytes(), "newer.hlog");
+        assert!(
+            msg.contains("log format 3 is newer than this connperf reads (2)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn non_logs_are_rejected_with_file_and_offset() {
         let msg = bad(b"{\"peer\": \"a:1\", \"count\": 3}\n", "json.hlog");
         assert!(msg.contains("at byte 0: not an interval log line"), "{msg}");
