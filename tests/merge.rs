@@ -536,3 +536,66 @@ fn duplicate_logs_are_refused() {
         "{err}"
     );
 }
+
+/// A UDP run's log carries its UDP counters (lost, late, duplicate, stray, reordered, flows):
+/// merged, its own log gives back its own totals, UDP keys and LOST column included.
+#[test]
+fn udp_counters_merge_back_to_the_runs_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&["-p", "udp", "--workers", "1"]);
+    let dead = common::DeadPort::new();
+    let logs = [tmp(&dir, "live.hlog"), tmp(&dir, "dead.hlog")];
+    let own: Vec<Value> = [server.addr(), dead.addr()]
+        .iter()
+        .zip(&logs)
+        .enumerate()
+        .map(|(i, (target, log))| {
+            let (code, out, err) = run(&[
+                "connect",
+                "-p",
+                "udp",
+                "-c",
+                "2",
+                "-r",
+                "200",
+                "-d",
+                "1s",
+                "-i",
+                "500ms",
+                "--timeout",
+                "200ms",
+                "--workers",
+                "1",
+                "--jsonlines",
+                "--label",
+                &format!("host=u{i}"),
+                "--hdr-log",
+                log,
+                target,
+            ]);
+            assert!(code == 0 || i == 1, "{err}");
+            json_total(&out)
+        })
+        .collect();
+    assert!(own[0]["flows"].as_u64().unwrap() > 0, "{}", own[0]);
+    let (code, out, err) = run(&[
+        "merge",
+        "--jsonlines",
+        "--show-only-results",
+        "--by",
+        "host",
+        &logs[0],
+        &logs[1],
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    common::sums::assert_same_as_own(&rows[2], &own[0], "live");
+    common::sums::assert_same_as_own(&rows[3], &own[1], "dead");
+    let (code, out, err) = run(&["merge", "--show-only-results", &logs[0]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().next().unwrap().ends_with("LOST"), "{out}");
+}

@@ -18,6 +18,10 @@ pub const SUMMED: [&str; 7] = [
     "clamped",
 ];
 
+/// The UDP-only counters (UDP runs' rows only), which add up too: `flows` of a total is the
+/// distinct sockets of the run.
+pub const UDP_SUMMED: [&str; 5] = ["late", "duplicate", "stray", "reordered", "flows"];
+
 /// Counts by kind (objects) that add up kind by kind.
 pub const SUMMED_BY_KIND: [&str; 3] = ["errors", "connection_errors", "not_started_by"];
 
@@ -44,6 +48,12 @@ pub fn assert_sum(merged: &Value, parts: &[&Value], what: &str) {
     for key in SUMMED {
         let want: u64 = parts.iter().map(|p| num(p, key)).sum();
         assert_eq!(num(merged, key), want, "{what}: {key}: {merged}");
+    }
+    for key in UDP_SUMMED {
+        if parts.iter().any(|p| p.get(key).is_some()) {
+            let want: u64 = parts.iter().map(|p| num(p, key)).sum();
+            assert_eq!(num(merged, key), want, "{what}: {key}: {merged}");
+        }
     }
     for key in SUMMED_BY_KIND {
         let kinds = merged[key]
