@@ -166,7 +166,7 @@ pub struct MergeArgs {
     #[argh(switch)]
     pub latency_distribution: bool,
     /// also a row per value of label KEY (e.g. --by host), beside the merged rows
-    #[argh(option)]
+    #[argh(option, arg_name = "KEY")]
     pub by: Option<String>,
     /// merge the same log given twice, or two logs with the same labels over the same time
     #[argh(switch)]
