@@ -80,6 +80,17 @@ fn merging_one_log_gives_the_runs_own_totals() {
     let intervals = merged.lines().count() - 1;
     let own_intervals = rows.iter().filter(|r| r["kind"] == "interval").count();
     assert_eq!(intervals, own_intervals);
+    // Every counter and figure of the total, and window by window the counters.
+    common::sums::assert_same_as_own(&m, &own, "one log");
+    let merged_rows: Vec<Value> = merged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let own_rows = rows.iter().filter(|r| r["kind"] == "interval");
+    for (got, want) in merged_rows.iter().zip(own_rows) {
+        assert_eq!(got["interval"], want["interval"]);
+        common::sums::assert_sum(got, &[want], "window");
+    }
 }
 
 #[test]
