@@ -1178,6 +1178,11 @@ pub fn merge(
         }
     }
     let npeers = peers.len();
+    // Which (log, target) pairs hold anything.
+    let pairs: std::collections::BTreeSet<(usize, usize)> = windows
+        .values()
+        .flat_map(|(cells, _, _)| cells.keys().copied())
+        .collect();
     let mut keys: Vec<RowKey> = if merge_peers {
         vec![RowKey {
             peer: None,
@@ -1199,11 +1204,9 @@ pub fn merge(
     }
     for v in values {
         let has = |p: usize| {
-            windows.values().any(|(cells, _, _)| {
-                cells
-                    .keys()
-                    .any(|&(l, q)| q == p && by_value[l].as_ref() == Some(v))
-            })
+            pairs
+                .iter()
+                .any(|&(l, q)| q == p && by_value[l].as_ref() == Some(v))
         };
         if merge_peers {
             keys.push(RowKey {
@@ -1228,11 +1231,7 @@ pub fn merge(
     // holds: a `--by` row's are those of its logs, as that host's own run named it.
     let merged_name = |key: &RowKey| {
         let n = (0..npeers)
-            .filter(|&p| {
-                windows
-                    .values()
-                    .any(|(cells, _, _)| cells.keys().any(|&(l, q)| q == p && in_row(key, l, q)))
-            })
+            .filter(|&p| pairs.iter().any(|&(l, q)| q == p && in_row(key, l, q)))
             .count();
         format!("merged({n} hosts)")
     };
@@ -1242,7 +1241,7 @@ pub fn merge(
             let peer = key
                 .peer
                 .map_or_else(|| merged_name(key), |p| peers[p].clone());
-            let ramp = row_ramp(logs, &peers, |l, p| in_row(key, l, p));
+            let ramp = row_ramp(logs, &peers, &pairs, |l, p| in_row(key, l, p));
             let row = |labels, by| ReportRow {
                 peer,
                 labels,
@@ -1325,9 +1324,11 @@ pub fn merge(
 /// The ramp of a row: the ramps of its (log, target) pairs added up, taking the longest time
 /// (hosts ramp at once). `None` when no log of the row logged one, or when a log of the row
 /// has no counters (format 1): a sum of some hosts' ramps would pass for all of theirs.
+/// `pairs` are the (log, target) pairs that hold anything.
 fn row_ramp(
     logs: &[Log],
     peers: &[String],
+    pairs: &std::collections::BTreeSet<(usize, usize)>,
     in_row: impl Fn(usize, usize) -> bool,
 ) -> Option<report::Ramp> {
     let mut took = Duration::ZERO;
@@ -1340,8 +1341,9 @@ fn row_ramp(
                 .position(|p| p == peer)
                 .is_some_and(|p| in_row(l, p))
         };
-        let in_it = log.entries.iter().any(|e| mine(&e.tag.peer))
-            || log.counters.iter().any(|c| mine(&c.peer));
+        let in_it = pairs
+            .range((l, 0)..=(l, usize::MAX))
+            .any(|&(_, p)| in_row(l, p));
         if !in_it {
             continue;
         }
@@ -1377,8 +1379,10 @@ fn histograms_only(s: Stats) -> Stats {
 /// labels (`host=a` twice) whose runs overlap in time. The error names both files.
 pub fn check_duplicates(logs: &[Log]) -> Result<()> {
     let hint = "(--allow-duplicates merges them anyway)";
+    let labels: Vec<Vec<(String, String)>> = logs.iter().map(Log::labels).collect();
+    let spans: Vec<Option<(SystemTime, SystemTime)>> = logs.iter().map(Log::span).collect();
     for (j, b) in logs.iter().enumerate() {
-        for a in &logs[..j] {
+        for (i, a) in logs[..j].iter().enumerate() {
             if a.path.is_some() && a.path == b.path {
                 return Err(Error::Config(format!(
                     "{} and {} are the same file: its counts would be added twice {hint}",
@@ -1391,14 +1395,13 @@ pub fn check_duplicates(logs: &[Log]) -> Result<()> {
                     a.name, b.name
                 )));
             }
-            let labels = a.labels();
-            if labels.is_empty() || labels != b.labels() {
+            if labels[i].is_empty() || labels[i] != labels[j] {
                 continue;
             }
-            if let (Some((s1, e1)), Some((s2, e2))) = (a.span(), b.span()) {
+            if let (Some((s1, e1)), Some((s2, e2))) = (spans[i], spans[j]) {
                 if s1 < e2 && s2 < e1 {
                     let shown: Vec<String> =
-                        labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        labels[i].iter().map(|(k, v)| format!("{k}={v}")).collect();
                     return Err(Error::Config(format!(
                         "{} and {} are both labelled {} over overlapping times: the same \
                          host's log twice? {hint}",
