@@ -144,8 +144,8 @@ pub struct CompletionArgs {
 #[argh(
     subcommand,
     name = "merge",
-    example = "connperf merge host1.hlog host2.hlog host3.hlog\nconnperf merge --merge-results-each-host --jsonlines logs/*.hlog",
-    note = "Windows are aligned by wall-clock time; percentiles come from the merged histograms,\nnever from averaging. The logs carry histograms only: errors, bytes and loss are not merged."
+    example = "connperf merge host1.hlog host2.hlog host3.hlog\nconnperf merge --merge-results-each-host --by host --jsonlines logs/*.hlog",
+    note = "Windows are aligned by wall-clock time; percentiles come from the merged histograms,\nnever from averaging, and counters (errors, bytes, loss, ...) are summed. Logs written\nbefore counters were logged merge with their counters unknown (-, null). The same log\ntwice, or two logs with the same labels over the same time, is refused."
 )]
 pub struct MergeArgs {
     /// interval log files written by `connperf connect --hdr-log`
@@ -169,6 +169,12 @@ pub struct MergeArgs {
     /// print the full latency percentile spectrum at the end
     #[argh(switch)]
     pub latency_distribution: bool,
+    /// also a row per value of label KEY (e.g. --by host), beside the merged rows
+    #[argh(option, arg_name = "KEY")]
+    pub by: Option<String>,
+    /// merge the same log given twice, or two logs with the same labels over the same time
+    #[argh(switch)]
+    pub allow_duplicates: bool,
 }
 
 #[derive(FromArgs, ArgsInfo, Debug, Default)]
@@ -1774,7 +1780,7 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Load>> {
     };
     check_fds(plan.cfg.fds_needed(plan.plan.workers), udp_flows)?;
     let hdr_log = match &plan.hdr_log {
-        Some(path) => Some(open_hdr_log(path, &plan.report.labels)?),
+        Some(path) => Some(open_hdr_log(path, &plan.report, plan.plan.workers)?),
         None => None,
     };
     if let Some(at) = plan.start_at {
@@ -1805,12 +1811,19 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Load>> {
 /// Create the `--hdr-log` file and write its header.
 fn open_hdr_log(
     path: &str,
-    labels: &[(String, String)],
+    report: &ReportConfig,
+    workers: usize,
 ) -> Result<crate::histlog::LogWriter<Box<dyn Write + Send>>> {
     let f = std::fs::File::create(path)
         .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
     let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
-    crate::histlog::LogWriter::new(out, SystemTime::now(), labels)
+    let run = crate::histlog::RunInfo {
+        format: crate::histlog::LOG_FORMAT,
+        workers,
+        udp: report.udp,
+        ephemeral: report.ephemeral,
+    };
+    crate::histlog::LogWriter::new(out, SystemTime::now(), &report.labels, run)
 }
 
 /// Sleep until `--start-at`; a time already past (by at most `late_max`) starts at once with a
@@ -1850,11 +1863,24 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
             "merge needs at least one interval log file".into(),
         ));
     }
-    let mut entries = Vec::new();
-    for f in &args.files {
-        entries.extend(crate::histlog::read_log(Path::new(f))?);
+    if let Some(key) = &args.by {
+        crate::histlog::check_by(key)?;
     }
-    if let (Some(want), Some(longest)) = (args.interval, entries.iter().map(|e| e.duration).max()) {
+    let mut logs = Vec::new();
+    for f in &args.files {
+        let mut log = crate::histlog::read_log(Path::new(f))?;
+        log.name = f.clone();
+        logs.push(log);
+    }
+    if !args.allow_duplicates {
+        crate::histlog::check_duplicates(&logs)?;
+    }
+    let longest = logs
+        .iter()
+        .flat_map(|l| &l.entries)
+        .map(|e| e.duration)
+        .max();
+    if let (Some(want), Some(longest)) = (args.interval, longest) {
         // A logged window cannot be split: its counts would land in a shorter window and
         // multiply the rate.
         if want < longest {
@@ -1863,7 +1889,12 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
             )));
         }
     }
-    let merged = crate::histlog::merge(entries, args.interval, args.merge_results_each_host);
+    let merged = crate::histlog::merge(
+        &logs,
+        args.interval,
+        args.merge_results_each_host,
+        args.by.as_deref(),
+    )?;
     if merged.windows.is_empty() {
         return Err(Error::Config("the logs hold no intervals to merge".into()));
     }

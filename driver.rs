@@ -364,10 +364,12 @@ impl Run {
                 &report,
                 rx,
                 out,
-                |seq, length, stats| {
+                |seq, length, cpu, stats| {
                     // Windows exist only once the clock is set.
                     if let (Some(log), Some(clock)) = (&mut hdr_log, log_gate.clock()) {
-                        log.on_window(clock.measure_wall, seq, length, stats);
+                        log.on_window(clock.measure_wall, seq, length, cpu, stats, || {
+                            log_gate.ramp()
+                        });
                     }
                 },
                 || log_gate.ramp(),

@@ -17,31 +17,48 @@
 //! ```text
 //! #connperf interval log: latency histograms in ns; tags are KIND;peer=TARGET[;KEY=VALUE...] ...
 //! #[Histogram log format version 1.3]
+//! #connperf-run {"format":2,"workers":1,"udp":false,"ephemeral":false}
 //! #labels: host=a
 //! #[StartTime: 1736245800.123 (seconds since epoch)]
 //! #[BaseTime: 1736245800.123 (seconds since epoch)]
 //! #[MaxValueDivisor: 1000000.000]
 //! "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
+//! #connperf-ramp {"peer":"127.0.0.1:9100","took_ns":7840123,"connect":"HISTFAAAAC...","connection_errors":{...}}
 //! Tag=latency;peer=127.0.0.1:9100;host=a,0.000,1.000,0.213,HISTFAAAAC...
 //! Tag=service;peer=127.0.0.1:9100;host=a,0.000,1.000,0.187,HISTFAAAAC...
+//! #connperf-counters {"start":0.0,"length":1.0,"peer":"127.0.0.1:9100","labels":[["host","a"]],"completed":1000,...,"send_lag":"HISTFAAAAC..."}
+//! #connperf-window {"start":0.0,"length":1.0,"cpu_ns":41234567}
 //! ```
 //!
-//! Only histograms are logged. Merged windows therefore carry `latency`, `service`, `connect` and
-//! `completed` (the latency count); bytes, errors, UDP loss, late starts and generator CPU are not
-//! in the log and print as 0.
+//! Log format 2 (the `#connperf-run` header line says which) adds, after each window's
+//! histograms, one `#connperf-counters` line per target with every `Stats` counter that no
+//! logged histogram holds (completed, bytes, errors and connection errors by kind, late starts,
+//! max behind, UDP lost/late/duplicate/reordered/stray/flows, not started by cause, clamped) and
+//! the send-lag histogram, then one `#connperf-window` line with the generator CPU of the
+//! window (the whole host's, all targets). Before the first window, one `#connperf-ramp` line
+//! per target holds the ramp (connect times and failed attempts before the schedule started). They are comment lines, which HdrHistogram's readers
+//! (this crate's `IntervalLogIterator`, Java's `HistogramLogReader` and so
+//! `HistogramLogProcessor`) skip. Logs without them (format 1, before counters were logged)
+//! still merge: their counters are unknown (`Stats::counters_unknown`), printed `-` and `null`.
 
-use crate::report::{self, ReportConfig, Stats, Summary, Window, MAX_NS};
+use crate::report::{
+    self, Cell, Failure, ReportConfig, ReportRow, Stats, Summary, Unsent, Window, ERROR_KINDS,
+    MAX_NS, UNSENT_CAUSES,
+};
 use crate::{Error, Result};
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{
     self, IntervalLogIterator, IntervalLogWriterBuilder, IntervalLogWriterError, LogEntry,
     LogIteratorError,
 };
-use hdrhistogram::serialization::{Deserializer, V2DeflateSerializeError, V2DeflateSerializer};
+use hdrhistogram::serialization::{
+    Deserializer, Serializer as _, V2DeflateSerializeError, V2DeflateSerializer,
+};
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Divisor of the log's max-value column: ns → ms, the unit HdrHistogram's tools assume there.
@@ -58,7 +75,102 @@ const LEGEND: &str =
 /// First header comment: says what the numbers and tags mean to a person opening the file.
 const DESCRIPTION: &str = "connperf interval log: latency histograms in ns; tags are \
      KIND;peer=TARGET[;KEY=VALUE...] with KIND latency (from the intended send time), \
-     service (from the actual send) or connect";
+     service (from the actual send) or connect; each window's counters follow its histograms \
+     on #connperf-counters lines (one per target) and a #connperf-window line";
+
+/// The connperf log format `LogWriter` writes: 2 added the counter and window lines. Logs
+/// without a `#connperf-run` line are format 1 (histograms only).
+pub const LOG_FORMAT: u32 = 2;
+
+/// Header line with the log format and how the run was made (`RunInfo`).
+const RUN_PREFIX: &str = "#connperf-run ";
+/// Per window and target: the counters (`CounterLine`).
+const COUNTERS_PREFIX: &str = "#connperf-counters ";
+/// Per window: the generator CPU (`WindowLine`).
+const WINDOW_PREFIX: &str = "#connperf-window ";
+/// Once per target, before the first window: the ramp (`RampLine`).
+const RAMP_PREFIX: &str = "#connperf-ramp ";
+
+/// How the logged run was made, from the `#connperf-run` header line: what the merged report
+/// needs to print the columns and keys `connect` printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    /// The log format (`LOG_FORMAT` when written).
+    pub format: u32,
+    /// Worker threads of the run.
+    pub workers: usize,
+    /// A UDP run (loss columns and keys).
+    pub udp: bool,
+    /// An ephemeral run (connect-time columns and keys).
+    pub ephemeral: bool,
+}
+
+/// One `#connperf-counters` line: a target's counters in one window. Counts by kind are keyed
+/// by `Failure::name` / `Unsent::name`; an unknown key or kind is an error (a newer writer's
+/// counter would otherwise be dropped from the sums without a word).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CounterLine {
+    /// Seconds since BaseTime, as the histogram lines of the window write it.
+    start: f64,
+    length: f64,
+    peer: String,
+    labels: Vec<(String, String)>,
+    completed: u64,
+    bytes: u64,
+    errors: BTreeMap<String, u64>,
+    connection_errors: BTreeMap<String, u64>,
+    late_starts: u64,
+    max_behind_ns: u64,
+    lost: u64,
+    late: u64,
+    duplicate: u64,
+    reordered: u64,
+    stray: u64,
+    flows: u64,
+    new_flows: u64,
+    not_started: u64,
+    not_started_by: BTreeMap<String, u64>,
+    clamped: u64,
+    /// The send-lag histogram, V2 deflate in base64 like the histogram lines.
+    send_lag: String,
+}
+
+/// One `#connperf-ramp` line: how one target's connections came up before the schedule
+/// started (`report::Ramp`), written once, before the first window.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RampLine {
+    peer: String,
+    /// How long the whole ramp took (all targets).
+    took_ns: u64,
+    /// Connect times of the connections it brought up, V2 deflate in base64.
+    connect: String,
+    connection_errors: BTreeMap<String, u64>,
+}
+
+/// One `#connperf-window` line: the generator CPU of a window, once per host (not per target).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowLine {
+    start: f64,
+    length: f64,
+    cpu_ns: u64,
+}
+
+/// A timestamp as the crate's line writer prints it (`{:.3}` of seconds), read back as f64:
+/// the counter lines of a window carry the very start of its histogram lines.
+fn log_seconds(d: Duration) -> f64 {
+    let s = d.as_secs() as f64 + f64::from(d.subsec_nanos()) / 1e9;
+    format!("{s:.3}").parse().unwrap_or(0.0)
+}
+
+/// `log_seconds` back to a duration, to the log's 1 ms; `None` if negative or not finite.
+fn of_log_seconds(x: f64) -> Option<Duration> {
+    let ms = (x * 1000.0).round();
+    (ms.is_finite() && ms >= 0.0 && ms < u64::MAX as f64).then(|| Duration::from_millis(ms as u64))
+}
 
 /// With a StartTime but no BaseTime, Java's `HistogramLogReader` takes an interval timestamp
 /// as a delta from StartTime when it is more than a year smaller than StartTime, else as
@@ -211,25 +323,38 @@ pub fn check_label(key: &str, value: &str) -> Result<()> {
             format!("{key}={value}")
         ))
     };
-    if key.is_empty() {
-        return Err(bad("the key is empty".into()));
-    }
-    if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(bad(format!(
-            "the key contains {c:?}; use letters, digits, '_', '-' and '.'"
-        )));
-    }
-    if key == "peer" {
-        return Err(bad("the key \"peer\" is reserved for the target".into()));
+    if let Some(why) = key_problem(key) {
+        return Err(bad(why));
     }
     check_text(value).map_err(|why| {
         bad(format!(
             "the value {why}, which an interval log tag cannot hold"
         ))
     })
+}
+
+/// What keeps `key` from being a label key, if anything.
+fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("the key is empty".into());
+    }
+    if let Some(c) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Some(format!(
+            "the key contains {c:?}; use letters, digits, '_', '-' and '.'"
+        ));
+    }
+    (key == "peer").then(|| "the key \"peer\" is reserved for the target".into())
+}
+
+/// Check `merge --by KEY`: a key `--label` could have set.
+pub fn check_by(key: &str) -> Result<()> {
+    match key_problem(key) {
+        Some(why) => Err(Error::Config(format!("invalid --by {key:?}: {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// Parse and check one `--label KEY=VALUE` argument (see `check_label`).
@@ -264,7 +389,12 @@ pub struct LogWriter<W: Write> {
 impl<W: Write> LogWriter<W> {
     /// Write the log header to `out`; windows are timed from `start_time`. `labels` go into a
     /// header comment here, and into the tags `tag` and `write_stats` make.
-    pub fn new(mut out: W, start_time: SystemTime, labels: &[(String, String)]) -> Result<Self> {
+    pub fn new(
+        mut out: W,
+        start_time: SystemTime,
+        labels: &[(String, String)],
+        run: RunInfo,
+    ) -> Result<Self> {
         for (key, value) in labels {
             check_label(key, value)?;
         }
@@ -277,9 +407,19 @@ impl<W: Write> LogWriter<W> {
             let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("labels: {}", pairs.join(" "))
         };
+        let run = RunInfo {
+            format: LOG_FORMAT,
+            ..run
+        };
+        let run_comment = format!(
+            "{}{}",
+            &RUN_PREFIX[1..],
+            serde_json::to_string(&run).expect("plain struct")
+        );
         IntervalLogWriterBuilder::new()
             .add_comment(DESCRIPTION)
             .add_comment(FORMAT_VERSION)
+            .add_comment(&run_comment)
             .add_comment(&labels_comment)
             .with_start_time(base)
             .with_base_time(base)
@@ -333,13 +473,16 @@ impl<W: Write> LogWriter<W> {
     }
 
     /// Write one window of a run: per target, its `latency` and `service` histograms, and its
-    /// `connect` histogram when that holds samples (only ephemeral runs connect per request).
-    /// Flushes, so that a run that dies leaves a log of whole lines.
+    /// `connect` histogram when that holds samples (only ephemeral runs connect per request);
+    /// then per target its `#connperf-counters` line, then the `#connperf-window` line with
+    /// `cpu`, the generator CPU of the window. Flushes, so that a run that dies leaves a log of
+    /// whole lines.
     pub fn write_stats(
         &mut self,
         peers: &[String],
         interval_start: SystemTime,
         duration: Duration,
+        cpu: Duration,
         stats: &[Stats],
     ) -> Result<()> {
         for (peer, s) in peers.iter().zip(stats) {
@@ -352,7 +495,77 @@ impl<W: Write> LogWriter<W> {
                 self.write(&tag, interval_start, duration, h)?;
             }
         }
+        let since_base = interval_start.duration_since(self.base).unwrap_or_default();
+        let (start, length) = (log_seconds(since_base), log_seconds(duration));
+        for (peer, s) in peers.iter().zip(stats) {
+            // The same checks as the histogram lines' tags.
+            self.tag(Kind::Latency, peer).encode()?;
+            let send_lag = self.encode(&s.send_lag)?;
+            let line = CounterLine {
+                start,
+                length,
+                peer: peer.clone(),
+                labels: self.labels.clone(),
+                completed: s.completed,
+                bytes: s.bytes,
+                errors: by_failure(&s.errors),
+                connection_errors: by_failure(&s.conn_errors),
+                late_starts: s.late_starts,
+                max_behind_ns: s.max_behind_ns,
+                lost: s.lost,
+                late: s.late,
+                duplicate: s.duplicate,
+                reordered: s.reordered,
+                stray: s.stray,
+                flows: s.flows,
+                new_flows: s.new_flows,
+                not_started: s.not_started,
+                not_started_by: Unsent::ALL
+                    .iter()
+                    .map(|c| (c.name().to_string(), s.not_started_by[*c as usize]))
+                    .collect(),
+                clamped: s.clamped,
+                send_lag,
+            };
+            let json = serde_json::to_string(&line).expect("plain struct");
+            writeln!(self.out, "{COUNTERS_PREFIX}{json}").map_err(write_error)?;
+        }
+        let window = WindowLine {
+            start,
+            length,
+            cpu_ns: u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX),
+        };
+        let json = serde_json::to_string(&window).expect("plain struct");
+        writeln!(self.out, "{WINDOW_PREFIX}{json}").map_err(write_error)?;
         self.flush()
+    }
+
+    /// Write the ramp before the schedule started: one `#connperf-ramp` line per target.
+    pub fn write_ramp(&mut self, peers: &[String], ramp: &report::Ramp) -> Result<()> {
+        for (peer, s) in peers.iter().zip(&ramp.stats) {
+            self.tag(Kind::Connect, peer).encode()?;
+            let line = RampLine {
+                peer: peer.clone(),
+                took_ns: u64::try_from(ramp.took.as_nanos()).unwrap_or(u64::MAX),
+                connect: self.encode(&s.connect)?,
+                connection_errors: by_failure(&s.conn_errors),
+            };
+            let json = serde_json::to_string(&line).expect("plain struct");
+            writeln!(self.out, "{RAMP_PREFIX}{json}").map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    /// `h` as V2 deflate in base64, as the histogram lines hold it.
+    fn encode(&mut self, h: &Histogram<u64>) -> Result<String> {
+        self.scratch.clear();
+        self.serializer
+            .serialize(h, &mut self.scratch)
+            .map_err(|e| Error::Io {
+                what: "cannot encode a histogram for the --hdr-log file".into(),
+                source: io::Error::other(e),
+            })?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(&self.scratch))
     }
 
     /// Flush the underlying writer.
@@ -376,6 +589,8 @@ pub struct WindowLog<W: Write> {
     peers: Vec<String>,
     /// The reporting interval: window `seq` starts at `origin + seq * interval`.
     interval: Duration,
+    /// The ramp is in the log.
+    ramp_written: bool,
 }
 
 impl<W: Write> WindowLog<W> {
@@ -385,16 +600,35 @@ impl<W: Write> WindowLog<W> {
             log: Some(log),
             peers,
             interval,
+            ramp_written: false,
         }
     }
 
     /// Write window `seq` of a run whose window 0 started at `origin` (the measurement start,
-    /// on the wall clock), which lasted `length` (the last one is usually shorter); the
-    /// `run_reporter` callback.
-    pub fn on_window(&mut self, origin: SystemTime, seq: u64, length: Duration, stats: &[Stats]) {
+    /// on the wall clock), which lasted `length` (the last one is usually shorter) and cost
+    /// the generator `cpu`; before the first window written, the run's `ramp` if it has one.
+    /// The `run_reporter` callback.
+    pub fn on_window(
+        &mut self,
+        origin: SystemTime,
+        seq: u64,
+        length: Duration,
+        cpu: Duration,
+        stats: &[Stats],
+        ramp: impl FnOnce() -> Option<report::Ramp>,
+    ) {
         let Some(log) = self.log.as_mut() else { return };
         let start = origin + self.interval * seq as u32;
-        if let Err(e) = log.write_stats(&self.peers, start, length, stats) {
+        let mut written = Ok(());
+        if !self.ramp_written {
+            self.ramp_written = true;
+            if let Some(r) = ramp() {
+                written = log.write_ramp(&self.peers, &r);
+            }
+        }
+        let written =
+            written.and_then(|()| log.write_stats(&self.peers, start, length, cpu, stats));
+        if let Err(e) = written {
             eprintln!("connperf: warning: --hdr-log stopped: {e}");
             self.log = None;
         }
@@ -404,6 +638,14 @@ impl<W: Write> WindowLog<W> {
     pub fn into_inner(self) -> Option<LogWriter<W>> {
         self.log
     }
+}
+
+/// Counts by `Failure`, keyed by name.
+fn by_failure(counts: &[u64; ERROR_KINDS]) -> BTreeMap<String, u64> {
+    Failure::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), counts[k.index()]))
+        .collect()
 }
 
 fn write_error(source: io::Error) -> Error {
@@ -438,29 +680,95 @@ pub struct Entry {
     pub hist: Histogram<u64>,
 }
 
-/// Read every histogram of the interval log at `path`.
+/// Everything read from one interval log.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// The file as given (for messages).
+    pub name: String,
+    /// Its canonical path, when read from a file.
+    pub path: Option<PathBuf>,
+    /// A hash of its bytes: the same log under two names has the same one.
+    pub digest: u64,
+    /// The histograms.
+    pub entries: Vec<Entry>,
+    /// Per window and target, the counters (format 2; none in a format 1 log).
+    pub counters: Vec<Counters>,
+    /// Per window, the generator CPU (format 2).
+    pub windows: Vec<WindowCpu>,
+    /// Per target, the ramp before the schedule (format 2, runs that ramp up connections):
+    /// how long it took, and the connect times and failed attempts in a `Stats`.
+    pub ramps: Vec<(String, Duration, Stats)>,
+    /// The `#connperf-run` header: `None` in a log written before counters were logged, whose
+    /// counters are then unknown.
+    pub run: Option<RunInfo>,
+}
+
+impl Log {
+    /// The labels every histogram of the log carries (the run's `--label`s).
+    pub fn labels(&self) -> Vec<(String, String)> {
+        common_labels(self.entries.iter().map(|e| &e.tag.labels))
+    }
+
+    /// Wall-clock start of the first window and end of the last.
+    fn span(&self) -> Option<(SystemTime, SystemTime)> {
+        let start = self.entries.iter().map(|e| e.start).min()?;
+        let end = self.entries.iter().map(Entry::end).max()?;
+        Some((start, end))
+    }
+}
+
+/// One `#connperf-counters` line read back: a target's counters in one window, in a `Stats`
+/// whose latency, service and connect histograms are empty (they are on the histogram lines).
+#[derive(Debug, Clone)]
+pub struct Counters {
+    pub peer: String,
+    pub start: SystemTime,
+    pub duration: Duration,
+    pub stats: Stats,
+}
+
+/// One `#connperf-window` line read back: the host's generator CPU in one window.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowCpu {
+    pub start: SystemTime,
+    pub duration: Duration,
+    pub cpu: Duration,
+}
+
+impl Entry {
+    fn end(&self) -> SystemTime {
+        self.start.checked_add(self.duration).unwrap_or(self.start)
+    }
+}
+
+/// Read the interval log at `path`: its histograms and, in a format 2 log, its counters.
 ///
 /// A file that is not an interval log, a line cut short, a payload that is not base64 or not a
-/// histogram, a tag connperf did not write, or a log with no histograms at all is a `Config`
-/// error `{path}: bad interval log at byte {offset}: {what}`, where `offset` is where the bad
-/// line starts. A file that cannot be read is an `Io` error naming it.
-pub fn read_log(path: &Path) -> Result<Vec<Entry>> {
+/// histogram, a tag connperf did not write, a counter line that does not parse, or a log with
+/// no histograms at all is a `Config` error `{path}: bad interval log at byte {offset}: {what}`,
+/// where `offset` is where the bad line starts. A file that cannot be read is an `Io` error
+/// naming it.
+pub fn read_log(path: &Path) -> Result<Log> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         what: format!("cannot read interval log {}", path.display()),
         source,
     })?;
-    parse_log(&bytes, &path.display().to_string())
+    let mut log = parse_log(&bytes, &path.display().to_string())?;
+    log.path = std::fs::canonicalize(path).ok();
+    Ok(log)
 }
 
 /// `read_log` on bytes already in memory; `name` stands for the file in error messages.
-pub fn parse_log(input: &[u8], name: &str) -> Result<Vec<Entry>> {
-    parse(input).map_err(|(offset, what)| {
+pub fn parse_log(input: &[u8], name: &str) -> Result<Log> {
+    let mut log = parse(input).map_err(|(offset, what)| {
         Error::Config(format!("{name}: bad interval log at byte {offset}: {what}"))
-    })
+    })?;
+    log.name = name.to_string();
+    Ok(log)
 }
 
-/// The entries of a log, or the byte offset of the bad line and what is wrong with it.
-fn parse(input: &[u8]) -> std::result::Result<Vec<Entry>, (usize, String)> {
+/// The log, or the byte offset of the bad line and what is wrong with it.
+fn parse(input: &[u8]) -> std::result::Result<Log, (usize, String)> {
     if input.is_empty() {
         return Err((0, "empty file".into()));
     }
@@ -508,15 +816,7 @@ fn parse(input: &[u8]) -> std::result::Result<Vec<Entry>, (usize, String)> {
                 hist.max()
             )));
         }
-        let since_epoch = match (base_time, start_time) {
-            (Some(base), _) => base.checked_add(line.start_timestamp()),
-            (None, Some(start)) if line.start_timestamp().saturating_add(YEAR) < start => {
-                start.checked_add(line.start_timestamp())
-            }
-            _ => Some(line.start_timestamp()),
-        };
-        let start = since_epoch
-            .and_then(|d| UNIX_EPOCH.checked_add(d))
+        let start = absolute(base_time, start_time, line.start_timestamp())
             .ok_or_else(|| fail("timestamp out of range".into()))?;
         entries.push(Entry {
             tag,
@@ -528,7 +828,172 @@ fn parse(input: &[u8]) -> std::result::Result<Vec<Entry>, (usize, String)> {
     if entries.is_empty() {
         return Err((input.len(), "no interval histograms in the file".into()));
     }
-    Ok(entries)
+    let mut log = Log {
+        name: String::new(),
+        path: None,
+        digest: digest(input),
+        entries,
+        counters: Vec::new(),
+        windows: Vec::new(),
+        ramps: Vec::new(),
+        run: None,
+    };
+    // The iterator has checked that every line ends in a newline.
+    let mut offset = 0;
+    for line in input.split_inclusive(|&b| b == b'\n') {
+        let at = offset;
+        offset += line.len();
+        if !line.starts_with(b"#connperf-") {
+            continue;
+        }
+        let fail = |what: String| (at, what);
+        let text = std::str::from_utf8(line)
+            .map_err(|_| fail("connperf line is not UTF-8".into()))?
+            .trim_end();
+        let time = |secs: f64, what: &str| {
+            of_log_seconds(secs)
+                .and_then(|d| absolute(base_time, start_time, d))
+                .ok_or_else(|| fail(format!("{what} {secs} out of range")))
+        };
+        let length = |secs: f64| {
+            of_log_seconds(secs).ok_or_else(|| fail(format!("length {secs} out of range")))
+        };
+        if let Some(json) = text.strip_prefix(RUN_PREFIX) {
+            let run: RunInfo = serde_json::from_str(json)
+                .map_err(|e| fail(format!("bad #connperf-run line: {e}")))?;
+            if run.format > LOG_FORMAT {
+                return Err(fail(format!(
+                    "log format {} is newer than this connperf reads ({LOG_FORMAT})",
+                    run.format
+                )));
+            }
+            log.run = Some(run);
+        } else if let Some(json) = text.strip_prefix(COUNTERS_PREFIX) {
+            let c: CounterLine = serde_json::from_str(json)
+                .map_err(|e| fail(format!("bad #connperf-counters line: {e}")))?;
+            let stats = counter_stats(&c, &mut deserializer, &mut payload).map_err(fail)?;
+            log.counters.push(Counters {
+                start: time(c.start, "start")?,
+                duration: length(c.length)?,
+                peer: c.peer,
+                stats,
+            });
+        } else if let Some(json) = text.strip_prefix(RAMP_PREFIX) {
+            let r: RampLine = serde_json::from_str(json)
+                .map_err(|e| fail(format!("bad #connperf-ramp line: {e}")))?;
+            let mut s = Stats::new();
+            s.conn_errors =
+                failure_counts(&r.connection_errors, "connection_errors").map_err(fail)?;
+            let h = decode(&r.connect, &mut deserializer, &mut payload)
+                .map_err(|e| fail(format!("ramp connect {e}")))?;
+            add_clamped(&mut s.connect, &h);
+            log.ramps.push((r.peer, Duration::from_nanos(r.took_ns), s));
+        } else if let Some(json) = text.strip_prefix(WINDOW_PREFIX) {
+            let w: WindowLine = serde_json::from_str(json)
+                .map_err(|e| fail(format!("bad #connperf-window line: {e}")))?;
+            log.windows.push(WindowCpu {
+                start: time(w.start, "start")?,
+                duration: length(w.length)?,
+                cpu: Duration::from_nanos(w.cpu_ns),
+            });
+        }
+    }
+    if log.run.is_none()
+        && !(log.counters.is_empty() && log.windows.is_empty() && log.ramps.is_empty())
+    {
+        return Err((0, "counter lines but no #connperf-run header line".into()));
+    }
+    Ok(log)
+}
+
+/// A line's timestamp on the wall clock: BaseTime plus the timestamp. Without a BaseTime,
+/// Java's reader's rule: relative to StartTime when it is over a year smaller than StartTime,
+/// else (and when there is no StartTime) absolute.
+fn absolute(
+    base_time: Option<Duration>,
+    start_time: Option<Duration>,
+    ts: Duration,
+) -> Option<SystemTime> {
+    let since_epoch = match (base_time, start_time) {
+        (Some(base), _) => base.checked_add(ts),
+        (None, Some(start)) if ts.saturating_add(YEAR) < start => start.checked_add(ts),
+        _ => Some(ts),
+    };
+    since_epoch.and_then(|d| UNIX_EPOCH.checked_add(d))
+}
+
+/// A hash of a log's bytes (FNV-1a, 64 bits): stable, and enough to tell two logs apart.
+fn digest(input: &[u8]) -> u64 {
+    input.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The `Stats` of a counter line; the error says what is wrong with it.
+fn counter_stats(
+    c: &CounterLine,
+    deserializer: &mut Deserializer,
+    payload: &mut Vec<u8>,
+) -> std::result::Result<Stats, String> {
+    let mut s = Stats::new();
+    s.completed = c.completed;
+    s.bytes = c.bytes;
+    s.errors = failure_counts(&c.errors, "errors")?;
+    s.conn_errors = failure_counts(&c.connection_errors, "connection_errors")?;
+    s.late_starts = c.late_starts;
+    s.max_behind_ns = c.max_behind_ns;
+    s.lost = c.lost;
+    s.late = c.late;
+    s.duplicate = c.duplicate;
+    s.reordered = c.reordered;
+    s.stray = c.stray;
+    s.flows = c.flows;
+    s.new_flows = c.new_flows;
+    let mut by = [0; UNSENT_CAUSES];
+    for (name, &n) in &c.not_started_by {
+        let cause = Unsent::ALL
+            .iter()
+            .find(|u| u.name() == name)
+            .ok_or_else(|| format!("unknown not_started_by cause {name:?}"))?;
+        by[*cause as usize] = n;
+    }
+    s.not_started_by = by;
+    s.not_started = c.not_started;
+    s.clamped = c.clamped;
+    let h = decode(&c.send_lag, deserializer, payload).map_err(|e| format!("send_lag {e}"))?;
+    add_clamped(&mut s.send_lag, &h);
+    Ok(s)
+}
+
+/// A V2 histogram in base64, as a counter or ramp line holds it.
+fn decode(
+    text: &str,
+    deserializer: &mut Deserializer,
+    payload: &mut Vec<u8>,
+) -> std::result::Result<Histogram<u64>, String> {
+    payload.clear();
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(text, payload)
+        .map_err(|e| format!("is not base64: {e}"))?;
+    deserializer
+        .deserialize(&mut payload.as_slice())
+        .map_err(|e| format!("is not a V2 histogram: {e}"))
+}
+
+/// Counts keyed by `Failure::name`; an unknown kind is an error.
+fn failure_counts(
+    counts: &BTreeMap<String, u64>,
+    what: &str,
+) -> std::result::Result<[u64; ERROR_KINDS], String> {
+    let mut out = [0; ERROR_KINDS];
+    for (name, &n) in counts {
+        let kind = Failure::ALL
+            .iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| format!("unknown {what} kind {name:?}"))?;
+        out[kind.index()] = n;
+    }
+    Ok(out)
 }
 
 /// Offset of the start of the line that holds `field`, a slice of `input`.
@@ -557,94 +1022,398 @@ fn describe_bad_line(input: &[u8], offset: usize) -> String {
     }
 }
 
-/// Histograms of many logs added up per wall-clock window, ready to print.
+/// Many logs added up per wall-clock window, ready to print.
 #[derive(Debug, Clone)]
 pub struct Merged {
-    /// Row names: the targets in order of first appearance, or one `merged(N hosts)` row.
-    pub peers: Vec<String>,
-    /// Windows that hold data, in time order; `stats[i]` belongs to `peers[i]`. Only
-    /// `latency`, `service`, `connect` and `completed` (= `latency.len()`) are set.
+    /// The rows: per target (or one `merged(N hosts)` row), then with `--by KEY` the same per
+    /// value of that label.
+    pub rows: Vec<ReportRow>,
+    /// Windows that hold data, in time order; `rows[i]` of a window belongs to `rows[i]`.
     pub windows: Vec<Window>,
     /// The window length that lined the entries up.
     pub interval: Duration,
-    /// Labels that every entry carries with the same value, in the first entry's order.
+    /// Labels that every log carries with the same value, in the first log's order.
     pub labels: Vec<(String, String)>,
+    /// The logs without counters (format 1): their rows' counters are unknown.
+    pub unknown: Vec<String>,
+    /// The runs together: workers summed, UDP or ephemeral if any was.
+    pub run: RunInfo,
 }
 
-/// Add up entries from any number of logs by wall-clock window and target.
+/// What goes into one row of a merged window: a target's cell from one log.
+#[derive(Default)]
+struct CellSum {
+    stats: Stats,
+    latency_lines: u32,
+    counter_lines: u32,
+    /// Sum of the durations of its latency lines (or, with none, of its counter lines).
+    latency_time: Duration,
+    counter_time: Duration,
+}
+
+/// A row of the merge: one target or all of them, from all logs or those with one `--by` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowKey {
+    peer: Option<usize>,
+    by: Option<String>,
+}
+
+/// Add up logs by wall-clock window and target.
 ///
-/// Window `k` holds the entries whose start is `k` whole `interval`s after the earliest start
+/// Window `k` holds the lines whose start is `k` whole `interval`s after the earliest start
 /// (floor), so hosts whose runs began a fraction of an interval apart share windows. `interval`
-/// defaults to the most common entry duration (the longer on a tie), and is at least the log's
-/// 1 ms resolution. A window lasts `interval`, or less when its entries end sooner (the
-/// run's last, partial window). With `merge_peers`, every window's targets are added into one
-/// row, named as `connect --merge-results-each-host` names it (`merged(1 hosts)` for one).
-pub fn merge(entries: Vec<Entry>, interval: Option<Duration>, merge_peers: bool) -> Merged {
+/// defaults to the most common histogram duration (the longer on a tie), and is at least the
+/// log's 1 ms resolution. A window lasts `interval`, or less when its lines end sooner (the
+/// run's last, partial window); a row is active in a window for as long as its longest log
+/// there was, and a row with nothing in a window has no cell there. With `merge_peers`, every
+/// window's targets are added into one row, named as `connect --merge-results-each-host` names
+/// it (`merged(1 hosts)` for one). With `by = Some(KEY)`, each value of the label KEY gets its
+/// rows too, after the merged ones; a log without that label is a `Config` error naming it.
+///
+/// Counters are summed exactly where every log of a cell has them; a cell of a log without
+/// counters (or with a window's counter line missing) has them unknown, and so has any sum
+/// it is in.
+pub fn merge(
+    logs: &[Log],
+    interval: Option<Duration>,
+    merge_peers: bool,
+    by: Option<&str>,
+) -> Result<Merged> {
     let interval = interval
-        .unwrap_or_else(|| most_common_duration(&entries))
+        .unwrap_or_else(|| most_common_duration(logs.iter().flat_map(|l| &l.entries)))
         .max(LOG_RESOLUTION);
-    let labels = common_labels(&entries);
-    let Some(earliest) = entries.iter().map(|e| e.start).min() else {
-        return Merged {
-            peers: Vec::new(),
+    let log_labels: Vec<Vec<(String, String)>> = logs.iter().map(Log::labels).collect();
+    let labels = common_labels(log_labels.iter());
+    let by_value: Vec<Option<String>> = match by {
+        None => vec![None; logs.len()],
+        Some(key) => logs
+            .iter()
+            .zip(&log_labels)
+            .map(|(log, labels)| {
+                let value = labels
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone());
+                value.map(Some).ok_or_else(|| {
+                    Error::Config(format!(
+                        "--by {key}: {} has no {key} label (run connect with --label {key}=VALUE)",
+                        log.name
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    let mut run = RunInfo::default();
+    for r in logs.iter().filter_map(|l| l.run) {
+        run.format = run.format.max(r.format);
+        run.workers += r.workers;
+        run.udp |= r.udp;
+        run.ephemeral |= r.ephemeral;
+    }
+    let unknown: Vec<String> = logs
+        .iter()
+        .filter(|l| l.run.is_none())
+        .map(|l| l.name.clone())
+        .collect();
+    let starts = logs.iter().flat_map(|l| {
+        let e = l.entries.iter().map(|e| e.start);
+        let c = l.counters.iter().map(|c| c.start);
+        e.chain(c).chain(l.windows.iter().map(|w| w.start))
+    });
+    let Some(earliest) = starts.min() else {
+        return Ok(Merged {
+            rows: Vec::new(),
             windows: Vec::new(),
             interval,
             labels,
-        };
+            unknown,
+            run,
+        });
+    };
+    let seq_of = |start: SystemTime| {
+        let offset = start.duration_since(earliest).unwrap_or_default();
+        u64::try_from(offset.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX)
     };
     let mut peers: Vec<String> = Vec::new();
-    let mut windows: BTreeMap<u64, (Vec<Stats>, SystemTime)> = BTreeMap::new();
-    for e in entries {
-        let peer = match peers.iter().position(|p| *p == e.tag.peer) {
-            Some(i) => i,
-            None => {
-                peers.push(e.tag.peer.clone());
-                peers.len() - 1
-            }
-        };
-        let offset = e.start.duration_since(earliest).unwrap_or_default();
-        let seq = u64::try_from(offset.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX);
-        let (stats, end) = windows.entry(seq).or_insert_with(|| (Vec::new(), e.start));
-        if stats.len() <= peer {
-            stats.resize_with(peer + 1, Stats::new);
+    let mut peer_index = |peer: &str| match peers.iter().position(|p| p == peer) {
+        Some(i) => i,
+        None => {
+            peers.push(peer.to_string());
+            peers.len() - 1
         }
-        add_clamped(e.tag.kind.of_stats_mut(&mut stats[peer]), &e.hist);
-        *end = (*end).max(e.start.checked_add(e.duration).unwrap_or(e.start));
+    };
+    // Per window: the cells by (log, target), the CPU by log, and the latest end.
+    type Cells = BTreeMap<(usize, usize), CellSum>;
+    let mut windows: BTreeMap<u64, (Cells, BTreeMap<usize, Duration>, SystemTime)> =
+        BTreeMap::new();
+    for (l, log) in logs.iter().enumerate() {
+        for e in &log.entries {
+            let p = peer_index(&e.tag.peer);
+            let (cells, _, end) = windows
+                .entry(seq_of(e.start))
+                .or_insert_with(|| (BTreeMap::new(), BTreeMap::new(), e.start));
+            let cell = cells.entry((l, p)).or_default();
+            add_clamped(e.tag.kind.of_stats_mut(&mut cell.stats), &e.hist);
+            if e.tag.kind == Kind::Latency {
+                cell.latency_lines += 1;
+                cell.latency_time += e.duration;
+            }
+            *end = (*end).max(e.end());
+        }
+        for c in &log.counters {
+            let p = peer_index(&c.peer);
+            let (cells, _, _) = windows
+                .entry(seq_of(c.start))
+                .or_insert_with(|| (BTreeMap::new(), BTreeMap::new(), c.start));
+            let cell = cells.entry((l, p)).or_default();
+            cell.stats.merge(&c.stats);
+            cell.counter_lines += 1;
+            cell.counter_time += c.duration;
+        }
+        for w in &log.windows {
+            let (_, cpu, _) = windows
+                .entry(seq_of(w.start))
+                .or_insert_with(|| (BTreeMap::new(), BTreeMap::new(), w.start));
+            *cpu.entry(l).or_default() += w.cpu;
+        }
     }
     let npeers = peers.len();
-    let merge_rows = merge_peers;
-    let windows = windows
-        .into_iter()
-        .map(|(seq, (mut stats, end))| {
-            stats.resize_with(npeers, Stats::new);
-            if merge_rows {
-                let mut all = Stats::new();
-                for s in &stats {
-                    all.merge(s);
+    // Which (log, target) pairs hold anything.
+    let pairs: std::collections::BTreeSet<(usize, usize)> = windows
+        .values()
+        .flat_map(|(cells, _, _)| cells.keys().copied())
+        .collect();
+    let mut keys: Vec<RowKey> = if merge_peers {
+        vec![RowKey {
+            peer: None,
+            by: None,
+        }]
+    } else {
+        (0..npeers)
+            .map(|p| RowKey {
+                peer: Some(p),
+                by: None,
+            })
+            .collect()
+    };
+    let mut values: Vec<&String> = Vec::new();
+    for v in by_value.iter().flatten() {
+        if !values.contains(&v) {
+            values.push(v);
+        }
+    }
+    for v in values {
+        let has = |p: usize| {
+            pairs
+                .iter()
+                .any(|&(l, q)| q == p && by_value[l].as_ref() == Some(v))
+        };
+        if merge_peers {
+            keys.push(RowKey {
+                peer: None,
+                by: Some(v.clone()),
+            });
+        } else {
+            keys.extend((0..npeers).filter(|&p| has(p)).map(|p| RowKey {
+                peer: Some(p),
+                by: Some(v.clone()),
+            }));
+        }
+    }
+    let in_row = |key: &RowKey, l: usize, p: usize| {
+        key.peer.is_none_or(|kp| kp == p)
+            && key
+                .by
+                .as_ref()
+                .is_none_or(|v| by_value[l].as_ref() == Some(v))
+    };
+    // A merged row is named as `connect --merge-results-each-host` names it, by the targets it
+    // holds: a `--by` row's are those of its logs, as that host's own run named it.
+    let merged_name = |key: &RowKey| {
+        let n = (0..npeers)
+            .filter(|&p| pairs.iter().any(|&(l, q)| q == p && in_row(key, l, q)))
+            .count();
+        format!("merged({n} hosts)")
+    };
+    let rows: Vec<ReportRow> = keys
+        .iter()
+        .map(|key| {
+            let peer = key
+                .peer
+                .map_or_else(|| merged_name(key), |p| peers[p].clone());
+            let ramp = row_ramp(logs, &peers, &pairs, |l, p| in_row(key, l, p));
+            let row = |labels, by| ReportRow {
+                peer,
+                labels,
+                by,
+                ramp,
+            };
+            match (by, &key.by) {
+                (Some(k), Some(v)) => {
+                    let of_value = (0..logs.len())
+                        .filter(|&l| by_value[l].as_ref() == Some(v))
+                        .map(|l| &log_labels[l]);
+                    row(common_labels(of_value), Some((k.to_string(), v.clone())))
                 }
-                stats = vec![all];
-            }
-            for s in &mut stats {
-                s.completed = s.latency.len();
-            }
-            let start = window_start(earliest, interval, seq);
-            Window {
-                seq,
-                start,
-                length: end.duration_since(start).unwrap_or_default().min(interval),
-                stats,
+                _ => row(labels.clone(), None),
             }
         })
         .collect();
-    if merge_rows {
-        peers = vec![format!("merged({npeers} hosts)")];
-    }
-    Merged {
-        peers,
+    let windows = windows
+        .into_iter()
+        .map(|(seq, (cells, cpu, end))| {
+            let start = window_start(earliest, interval, seq);
+            let length = end.duration_since(start).unwrap_or_default().min(interval);
+            let cells: Vec<((usize, usize), Stats, Duration)> = cells
+                .into_iter()
+                .map(|((l, p), c)| {
+                    let known = logs[l].run.is_some() && c.counter_lines == c.latency_lines;
+                    let time = if c.latency_lines > 0 {
+                        c.latency_time
+                    } else {
+                        c.counter_time
+                    };
+                    let stats = if known {
+                        c.stats
+                    } else {
+                        histograms_only(c.stats)
+                    };
+                    ((l, p), stats, time.min(interval))
+                })
+                .collect();
+            let row_cells = keys
+                .iter()
+                .map(|key| {
+                    let mut mine = cells.iter().filter(|((l, p), _, _)| in_row(key, *l, *p));
+                    let first = mine.next()?;
+                    let mut stats = first.1.clone();
+                    let mut length = first.2;
+                    let mut logs_in = vec![first.0 .0];
+                    for ((l, _), s, t) in mine {
+                        stats.merge(s);
+                        length = length.max(*t);
+                        if !logs_in.contains(l) {
+                            logs_in.push(*l);
+                        }
+                    }
+                    let cpu = logs_in.iter().filter_map(|l| cpu.get(l)).sum();
+                    Some(Cell { stats, cpu, length })
+                })
+                .collect();
+            let present: Vec<usize> = cells.iter().map(|((l, _), _, _)| *l).collect();
+            let cpu_known = present.iter().all(|&l| logs[l].run.is_some());
+            Window {
+                seq,
+                start,
+                length,
+                rows: row_cells,
+                cpu: cpu_known.then(|| cpu.values().sum()),
+            }
+        })
+        .collect();
+    Ok(Merged {
+        rows,
         windows,
         interval,
         labels,
+        unknown,
+        run,
+    })
+}
+
+/// The ramp of a row: the ramps of its (log, target) pairs added up, taking the longest time
+/// (hosts ramp at once). `None` when no log of the row logged one, or when a log of the row
+/// has no counters (format 1): a sum of some hosts' ramps would pass for all of theirs.
+/// `pairs` are the (log, target) pairs that hold anything.
+fn row_ramp(
+    logs: &[Log],
+    peers: &[String],
+    pairs: &std::collections::BTreeSet<(usize, usize)>,
+    in_row: impl Fn(usize, usize) -> bool,
+) -> Option<report::Ramp> {
+    let mut took = Duration::ZERO;
+    let mut stats = Stats::new();
+    let mut any = false;
+    for (l, log) in logs.iter().enumerate() {
+        let mine = |peer: &str| {
+            peers
+                .iter()
+                .position(|p| p == peer)
+                .is_some_and(|p| in_row(l, p))
+        };
+        let in_it = pairs
+            .range((l, 0)..=(l, usize::MAX))
+            .any(|&(_, p)| in_row(l, p));
+        if !in_it {
+            continue;
+        }
+        log.run?;
+        for (peer, t, s) in &log.ramps {
+            if mine(peer) {
+                any = true;
+                took = took.max(*t);
+                stats.merge(s);
+            }
+        }
     }
+    any.then(|| report::Ramp {
+        took,
+        stats: vec![stats],
+    })
+}
+
+/// Stats with the histograms of `s` and every counter unknown: `completed` is the latency
+/// count, the rest is not printed.
+fn histograms_only(s: Stats) -> Stats {
+    Stats {
+        completed: s.latency.len(),
+        latency: s.latency,
+        service: s.service,
+        connect: s.connect,
+        counters_unknown: true,
+        ..Stats::new()
+    }
+}
+
+/// Refuse logs given twice: the same file, the same contents, or two logs with the same
+/// labels (`host=a` twice) whose runs overlap in time. The error names both files.
+pub fn check_duplicates(logs: &[Log]) -> Result<()> {
+    let hint = "(--allow-duplicates merges them anyway)";
+    let labels: Vec<Vec<(String, String)>> = logs.iter().map(Log::labels).collect();
+    let spans: Vec<Option<(SystemTime, SystemTime)>> = logs.iter().map(Log::span).collect();
+    for (j, b) in logs.iter().enumerate() {
+        for (i, a) in logs[..j].iter().enumerate() {
+            if a.path.is_some() && a.path == b.path {
+                return Err(Error::Config(format!(
+                    "{} and {} are the same file: its counts would be added twice {hint}",
+                    a.name, b.name
+                )));
+            }
+            if a.digest == b.digest {
+                return Err(Error::Config(format!(
+                    "{} and {} hold the same log: its counts would be added twice {hint}",
+                    a.name, b.name
+                )));
+            }
+            if labels[i].is_empty() || labels[i] != labels[j] {
+                continue;
+            }
+            if let (Some((s1, e1)), Some((s2, e2))) = (spans[i], spans[j]) {
+                if s1 < e2 && s2 < e1 {
+                    let shown: Vec<String> =
+                        labels[i].iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    return Err(Error::Config(format!(
+                        "{} and {} are both labelled {} over overlapping times: the same \
+                         host's log twice? {hint}",
+                        a.name,
+                        b.name,
+                        shown.join(",")
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `earliest + seq * interval`, saturating where the arithmetic would overflow.
@@ -668,7 +1437,7 @@ fn add_clamped(acc: &mut Histogram<u64>, h: &Histogram<u64>) {
     }
 }
 
-fn most_common_duration(entries: &[Entry]) -> Duration {
+fn most_common_duration<'a>(entries: impl Iterator<Item = &'a Entry>) -> Duration {
     let mut counts: BTreeMap<Duration, usize> = BTreeMap::new();
     for e in entries {
         *counts.entry(e.duration).or_default() += 1;
@@ -682,52 +1451,51 @@ fn most_common_duration(entries: &[Entry]) -> Duration {
         .unwrap_or(Duration::from_secs(1))
 }
 
-fn common_labels(entries: &[Entry]) -> Vec<(String, String)> {
-    let Some(first) = entries.first() else {
+/// The labels all of `sets` carry with the same value, in the first set's order.
+fn common_labels<'a>(
+    mut sets: impl Iterator<Item = &'a Vec<(String, String)>> + Clone,
+) -> Vec<(String, String)> {
+    let Some(first) = sets.clone().next() else {
         return Vec::new();
     };
     first
-        .tag
-        .labels
         .iter()
-        .filter(|l| entries.iter().all(|e| e.tag.labels.contains(l)))
+        .filter(|l| sets.all(|s| s.contains(l)))
         .cloned()
         .collect()
 }
 
-/// Print merged windows and their totals exactly as `connect` prints a run, with the output
-/// options of `base` (`jsonlines`, `show_only_results`, `extra_percentiles`,
-/// `latency_distribution`). Rows are `merged.peers`; connect-time columns appear when `base`
-/// asks for them or any window holds connect samples. Tables end with a note on what the logs
-/// do not carry.
+/// Print merged windows and their totals as `connect` prints a run, with the output options of
+/// `base` (`jsonlines`, `show_only_results`, `extra_percentiles`, `latency_distribution`):
+/// connect-time columns when a run was ephemeral or any window holds connect samples, loss
+/// columns when a run was UDP. Tables end with a note naming the logs whose counters are
+/// unknown, if any.
 pub fn print_merged<W: Write>(merged: &Merged, base: &ReportConfig, mut out: W) -> Summary {
     let has_connect = merged
         .windows
         .iter()
-        .any(|w| w.stats.iter().any(|s| !s.connect.is_empty()));
+        .any(|w| w.rows.iter().flatten().any(|c| !c.stats.connect.is_empty()));
     let cfg = ReportConfig {
-        peers: merged.peers.clone(),
+        peers: merged.rows.iter().map(ReportRow::table_name).collect(),
         merge: false,
-        workers: 0,
-        udp: false,
-        ephemeral: base.ephemeral || has_connect,
-        labels: if base.labels.is_empty() {
-            merged.labels.clone()
-        } else {
-            base.labels.clone()
-        },
+        workers: merged.run.workers,
+        udp: base.udp || merged.run.udp,
+        ephemeral: base.ephemeral || merged.run.ephemeral || has_connect,
+        labels: merged.labels.clone(),
         ..base.clone()
     };
-    let summary = report::print_report(&cfg, &merged.windows, &mut out);
-    if !cfg.jsonlines {
+    let summary = report::print_report(&cfg, &merged.rows, &merged.windows, &mut out);
+    if !cfg.jsonlines && !merged.unknown.is_empty() {
         // Like the report itself, go quiet if the reader has gone away (`| head`).
         let _ = writeln!(
             out,
-            "# merged from interval logs: only histograms are logged, so bytes, errors, \
-             UDP loss, late starts and generator CPU are not known here"
+            "# merged from interval logs: {} carry histograms only (written before connperf \
+             log format {LOG_FORMAT}), so bytes, errors, loss, late starts and generator CPU \
+             of the rows they are in are unknown (-)",
+            merged.unknown.join(", ")
         );
-        let _ = out.flush();
     }
+    let _ = out.flush();
     summary
 }
 
@@ -797,18 +1565,70 @@ mod tests {
         for x in samples(seed + 7, 50 + 13 * h) {
             s.record_connect(x / 10);
         }
+        // Counters the histograms do not hold, different everywhere too.
+        for _ in 0..(3 + h + w + p) {
+            s.error(Failure::Refused);
+        }
+        s.error(Failure::Timeout);
+        s.conn_error(Failure::Reset);
+        for x in samples(seed + 11, 20 + h) {
+            s.record_start(x);
+        }
+        s.lost += (h + p) as u64;
+        s.unsent(Unsent::RunEnded, (w + 1) as u64);
+        s.unsent(Unsent::InFlightLimit, h as u64);
         s
+    }
+
+    /// Generator CPU of host `h` in window `w`.
+    fn cpu(h: usize, w: usize) -> Duration {
+        Duration::from_micros(1_000 * (h as u64 + 1) + 7 * w as u64)
+    }
+
+    /// Host `h`'s ramp: connect times per target, and for host c one refused attempt.
+    fn ramp_of(h: usize) -> report::Ramp {
+        let stats = (0..2)
+            .map(|p| {
+                let mut s = Stats::new();
+                for x in samples((h * 10 + p + 500) as u64, 4 + h) {
+                    s.record_connect(x);
+                }
+                if h == 2 {
+                    s.conn_error(Failure::Refused);
+                }
+                s
+            })
+            .collect();
+        report::Ramp {
+            took: Duration::from_millis(5 + h as u64),
+            stats,
+        }
+    }
+
+    fn ramp() -> report::Ramp {
+        ramp_of(0)
+    }
+
+    fn run_info() -> RunInfo {
+        RunInfo {
+            format: LOG_FORMAT,
+            workers: 2,
+            udp: false,
+            ephemeral: true,
+        }
     }
 
     /// Host `h`'s run: starts `h * 350 ms` after `t0`, three 1 s windows.
     fn host_log(h: usize) -> Vec<u8> {
         let start = t0() + Duration::from_millis(350 * h as u64);
         let name = ["a", "b", "c"][h];
-        let mut w = LogWriter::new(Vec::new(), start, &labels(name)).unwrap();
+        let mut w = LogWriter::new(Vec::new(), start, &labels(name), run_info()).unwrap();
         let peers: Vec<String> = PEERS.iter().map(|p| p.to_string()).collect();
+        w.write_ramp(&peers, &ramp_of(h)).unwrap();
         for win in 0..3 {
             let stats: Vec<Stats> = (0..2).map(|p| measured(h, win, p)).collect();
-            w.write_stats(&peers, start + SECOND * win as u32, SECOND, &stats)
+            let at = start + SECOND * win as u32;
+            w.write_stats(&peers, at, SECOND, cpu(h, win), &stats)
                 .unwrap();
         }
         w.into_inner()
@@ -824,6 +1644,33 @@ mod tests {
             }
         }
         u
+    }
+
+    /// Every counter equal (and known), the send-lag histogram too.
+    fn assert_same_counters(got: &Stats, want: &Stats, what: &str) {
+        assert!(!got.counters_unknown, "{what}: counters unknown");
+        assert_eq!(got.completed, want.completed, "{what}: completed");
+        assert_eq!(got.bytes, want.bytes, "{what}: bytes");
+        assert_eq!(got.errors, want.errors, "{what}: errors");
+        assert_eq!(got.conn_errors, want.conn_errors, "{what}: conn_errors");
+        assert_eq!(got.late_starts, want.late_starts, "{what}: late_starts");
+        assert_eq!(got.max_behind_ns, want.max_behind_ns, "{what}: max_behind");
+        assert_eq!(
+            (got.lost, got.late, got.duplicate, got.reordered, got.stray),
+            (
+                want.lost,
+                want.late,
+                want.duplicate,
+                want.reordered,
+                want.stray
+            ),
+            "{what}: udp"
+        );
+        assert_eq!((got.flows, got.new_flows), (want.flows, want.new_flows));
+        assert_eq!(got.not_started, want.not_started, "{what}: not_started");
+        assert_eq!(got.not_started_by, want.not_started_by, "{what}: by cause");
+        assert_eq!(got.clamped, want.clamped, "{what}: clamped");
+        assert_same(&got.send_lag, &want.send_lag, &format!("{what}: send lag"));
     }
 
     /// Same samples: equal bucket by bucket, and so every statistic the report prints.
@@ -844,22 +1691,32 @@ mod tests {
 
     /// The three hosts' logs written to files named after `test` (tests run in parallel),
     /// and read back.
-    fn three_host_entries(test: &str) -> (Vec<TempFile>, Vec<Entry>) {
+    fn three_host_logs(test: &str) -> (Vec<TempFile>, Vec<Log>) {
         let files: Vec<TempFile> = (0..3)
             .map(|h| TempFile::new(&format!("{test}-host{h}.hlog"), &host_log(h)))
             .collect();
-        let entries = files.iter().flat_map(|f| read_log(&f.0).unwrap()).collect();
-        (files, entries)
+        let logs = files.iter().map(|f| read_log(&f.0).unwrap()).collect();
+        (files, logs)
+    }
+
+    /// Row names of a merge.
+    fn names(m: &Merged) -> Vec<String> {
+        m.rows.iter().map(ReportRow::table_name).collect()
+    }
+
+    /// Row `i` of window `win`, which must be there.
+    fn cell(win: &Window, i: usize) -> &Stats {
+        &win.rows[i].as_ref().expect("a row in this window").stats
     }
 
     #[test]
     fn merging_three_hosts_gives_the_percentiles_of_the_union() {
-        let (_files, entries) = three_host_entries("union");
+        let (_files, logs) = three_host_logs("union");
         // 3 hosts × 3 windows × 2 targets × 3 kinds.
-        assert_eq!(entries.len(), 54);
-        let m = merge(entries, None, false);
+        assert_eq!(logs.iter().map(|l| l.entries.len()).sum::<usize>(), 54);
+        let m = merge(&logs, None, false, None).unwrap();
         assert_eq!(m.interval, SECOND);
-        assert_eq!(m.peers, PEERS);
+        assert_eq!(names(&m), PEERS);
         assert_eq!(m.labels, [("run".to_string(), "r1".to_string())]);
         assert_eq!(m.windows.len(), 3);
         for (w, win) in m.windows.iter().enumerate() {
@@ -870,41 +1727,57 @@ mod tests {
                 for kind in Kind::ALL {
                     let want = union(&[0, 1, 2], &[w], &[p], kind);
                     let what = format!("window {w} peer {p} {}", kind.name());
-                    assert_same(kind.of_stats(&win.stats[p]), &want, &what);
+                    assert_same(kind.of_stats(cell(win, p)), &want, &what);
                 }
-                assert_eq!(win.stats[p].completed, win.stats[p].latency.len());
-                assert_eq!(win.stats[p].bytes, 0, "the log carries no byte counts");
+                let s = cell(win, p);
+                assert_eq!(s.completed, s.latency.len());
+                let mut sum = Stats::new();
+                for h in 0..3 {
+                    sum.merge(&measured(h, w, p));
+                }
+                assert_same_counters(s, &sum, &format!("window {w} peer {p}"));
+                let c = win.rows[p].as_ref().unwrap();
+                assert_eq!(c.cpu, cpu(0, w) + cpu(1, w) + cpu(2, w));
+                assert_eq!(c.length, SECOND);
             }
+            assert_eq!(win.cpu, Some(cpu(0, w) + cpu(1, w) + cpu(2, w)));
         }
+        assert_eq!(m.run.workers, 6);
+        assert!(m.unknown.is_empty());
 
         // One target merged is still the merged row, as `connect` names it.
-        let (_files, entries) = three_host_entries("union-merged-one");
-        let one: Vec<Entry> = entries
-            .into_iter()
-            .filter(|e| e.tag.peer == PEERS[1])
-            .collect();
-        let m = merge(one, None, true);
-        assert_eq!(m.peers, ["merged(1 hosts)"]);
+        let (_files, mut logs) = three_host_logs("union-merged-one");
+        for l in &mut logs {
+            l.entries.retain(|e| e.tag.peer == PEERS[1]);
+            l.counters.retain(|c| c.peer == PEERS[1]);
+        }
+        let m = merge(&logs, None, true, None).unwrap();
+        assert_eq!(names(&m), ["merged(1 hosts)"]);
         for (w, win) in m.windows.iter().enumerate() {
-            assert_eq!(win.stats.len(), 1);
+            assert_eq!(win.rows.len(), 1);
             let want = union(&[0, 1, 2], &[w], &[1], Kind::Latency);
-            assert_same(&win.stats[0].latency, &want, &format!("merged window {w}"));
+            assert_same(&cell(win, 0).latency, &want, &format!("merged window {w}"));
         }
 
-        let (_files, entries) = three_host_entries("union-merged");
-        let m = merge(entries, None, true);
-        assert_eq!(m.peers, ["merged(2 hosts)"]);
+        let (_files, logs) = three_host_logs("union-merged");
+        let m = merge(&logs, None, true, None).unwrap();
+        assert_eq!(names(&m), ["merged(2 hosts)"]);
         for (w, win) in m.windows.iter().enumerate() {
-            assert_eq!(win.stats.len(), 1);
+            assert_eq!(win.rows.len(), 1);
             let want = union(&[0, 1, 2], &[w], &[0, 1], Kind::Latency);
-            assert_same(&win.stats[0].latency, &want, &format!("merged window {w}"));
+            assert_same(&cell(win, 0).latency, &want, &format!("merged window {w}"));
+            // The host's CPU once, not once per target.
+            assert_eq!(
+                win.rows[0].as_ref().unwrap().cpu,
+                cpu(0, w) + cpu(1, w) + cpu(2, w)
+            );
         }
     }
 
     #[test]
     fn printed_totals_are_the_union_percentiles() {
-        let (_files, entries) = three_host_entries("printed");
-        let m = merge(entries, None, false);
+        let (_files, logs) = three_host_logs("printed");
+        let m = merge(&logs, None, false, None).unwrap();
         let cfg = ReportConfig {
             jsonlines: true,
             extra_percentiles: vec![99.9],
@@ -948,6 +1821,23 @@ mod tests {
                 total["service_99p_us"].as_u64().unwrap(),
                 service.value_at_quantile(0.99) / 1000
             );
+            let mut sum = Stats::new();
+            for h in 0..3 {
+                for w in 0..3 {
+                    sum.merge(&measured(h, w, p));
+                }
+            }
+            assert_eq!(total["error_count"].as_u64().unwrap(), sum.error_count());
+            assert_eq!(total["errors"]["refused"].as_u64().unwrap(), sum.errors[0]);
+            assert_eq!(total["bytes"].as_u64().unwrap(), sum.bytes);
+            assert_eq!(total["lost"].as_u64().unwrap(), sum.lost);
+            assert_eq!(total["not_started"].as_u64().unwrap(), sum.not_started);
+            assert_eq!(total["late_starts"].as_u64().unwrap(), sum.late_starts);
+            let all_cpu: Duration = (0..3).flat_map(|h| (0..3).map(move |w| cpu(h, w))).sum();
+            assert_eq!(
+                total["generator_cpu_sec"].as_f64().unwrap(),
+                all_cpu.as_secs_f64()
+            );
         }
         assert_eq!(summary.elapsed, SECOND * 3);
         assert_eq!(summary.totals.len(), 2);
@@ -961,16 +1851,18 @@ mod tests {
         assert!(lines[0].contains("CONN_99p"), "{text}");
         assert!(lines[1].starts_with("127.0.0.1:9100 "), "{text}");
         assert_eq!(lines[7], "--- A result during total execution time ---");
-        assert!(lines
-            .last()
-            .unwrap()
-            .starts_with("# merged from interval logs"));
+        assert!(
+            !text.contains("# merged from interval logs"),
+            "every counter is known: {text}"
+        );
+        assert!(text.contains("# 127.0.0.1:9100 errors: refused="), "{text}");
+        assert!(text.contains("# generator cpu: "), "{text}");
     }
 
     #[test]
     fn log_round_trips_through_the_crate_reader() {
         let start = t0() + Duration::from_nanos(123_456_789);
-        let mut w = LogWriter::new(Vec::new(), start, &labels("a")).unwrap();
+        let mut w = LogWriter::new(Vec::new(), start, &labels("a"), run_info()).unwrap();
         let mut h = new_hist();
         for v in [1_000, 2_500, 40_000, 1_234_567] {
             h.record(v).unwrap();
@@ -1030,7 +1922,7 @@ mod tests {
         assert_eq!(got.next(), None);
 
         // And through our own reader, with absolute times.
-        let entries = parse_log(&log, "mem").unwrap();
+        let entries = parse_log(&log, "mem").unwrap().entries;
         assert_eq!(entries.len(), 2);
         assert_eq!(
             entries[0].tag,
@@ -1042,6 +1934,254 @@ mod tests {
         );
         assert!(entries[0].hist == h);
         assert_eq!(entries[1].hist.len(), 0);
+    }
+
+    #[test]
+    fn hdrhistogram_readers_skip_the_counter_lines() {
+        let log = host_log(1);
+        let text = String::from_utf8(log.clone()).unwrap();
+        assert!(
+            text.contains("\n#connperf-run {\"format\":2,\"workers\":2,"),
+            "the header says the format: {text}"
+        );
+        assert_eq!(text.matches("\n#connperf-counters {").count(), 3 * 2);
+        assert_eq!(text.matches("\n#connperf-window {").count(), 3);
+        // The crate's reader: every histogram, nothing else, no error.
+        let mut intervals = 0;
+        for e in IntervalLogIterator::new(&log) {
+            match e.unwrap() {
+                LogEntry::Interval(h) => {
+                    assert!(h.tag().is_some());
+                    intervals += 1;
+                }
+                LogEntry::StartTime(_) | LogEntry::BaseTime(_) => {}
+            }
+        }
+        assert_eq!(intervals, 3 * 2 * 3);
+        // Java's HistogramLogReader skips every line that starts with '#' but its StartTime
+        // and BaseTime ones, and the legend.
+        for line in text.lines().filter(|l| l.contains("connperf-")) {
+            assert!(line.starts_with('#') && !line.starts_with("#["), "{line}");
+        }
+        // Our reader: the histograms, and the counters back as written.
+        let read = parse_log(&log, "mem").unwrap();
+        assert_eq!(read.entries.len(), 18);
+        assert_eq!(read.run, Some(run_info()));
+        assert_eq!((read.counters.len(), read.windows.len()), (6, 3));
+        for (i, c) in read.counters.iter().enumerate() {
+            let (w, p) = (i / 2, i % 2);
+            assert_eq!(c.peer, PEERS[p]);
+            let start = t0() + Duration::from_millis(350) + SECOND * w as u32;
+            assert_eq!((c.start, c.duration), (start, SECOND));
+            assert_same_counters(&c.stats, &measured(1, w, p), &format!("{w} {p}"));
+        }
+        assert_eq!(read.windows[2].cpu, cpu(1, 2));
+        assert_eq!(read.ramps.len(), 2);
+        for (p, (peer, took, s)) in read.ramps.iter().enumerate() {
+            assert_eq!((peer.as_str(), *took), (PEERS[p], ramp_of(1).took));
+            assert_same(&s.connect, &ramp_of(1).stats[p].connect, "ramp");
+        }
+    }
+
+    /// `host_log(h)` as a log written before counters were logged: histogram lines only.
+    fn format1_log(h: usize) -> Vec<u8> {
+        let text = String::from_utf8(host_log(h)).unwrap();
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("#connperf-"))
+            .collect();
+        kept.into_bytes()
+    }
+
+    #[test]
+    fn logs_without_counters_merge_with_counters_unknown() {
+        let old = parse_log(&format1_log(0), "old.hlog").unwrap();
+        assert!(old.run.is_none() && old.counters.is_empty());
+        let new = parse_log(&host_log(1), "new.hlog").unwrap();
+        let m = merge(&[old.clone(), new.clone()], None, false, Some("host")).unwrap();
+        assert_eq!(m.unknown, ["old.hlog"]);
+        assert_eq!(
+            names(&m),
+            [
+                PEERS[0].to_string(),
+                PEERS[1].to_string(),
+                format!("{}{{host=a}}", PEERS[0]),
+                format!("{}{{host=a}}", PEERS[1]),
+                format!("{}{{host=b}}", PEERS[0]),
+                format!("{}{{host=b}}", PEERS[1]),
+            ]
+        );
+        let win = &m.windows[1];
+        // The sum with an unknown is unknown; the count still comes from the histograms.
+        assert!(cell(win, 0).counters_unknown);
+        let both = union(&[0, 1], &[1], &[0], Kind::Latency);
+        assert_eq!(cell(win, 0).completed, both.len());
+        assert!(cell(win, 2).counters_unknown, "host a: format 1");
+        assert_same_counters(cell(win, 4), &measured(1, 1, 0), "host b: format 2");
+        assert_eq!(win.cpu, None);
+
+        let json = ReportConfig {
+            jsonlines: true,
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        print_merged(&m, &json, &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let totals: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["kind"] == "total")
+            .collect();
+        assert_eq!(totals.len(), 6, "{text}");
+        for key in [
+            "bytes",
+            "error_count",
+            "errors",
+            "connection_errors",
+            "late_starts",
+            "max_behind_us",
+            "not_started",
+            "not_started_by",
+            "lost",
+            "clamped",
+            "generator_cpu_sec",
+            "send_lag_99p_us",
+        ] {
+            for r in [&totals[0], &totals[2]] {
+                assert!(r[key].is_null(), "{key} unknown, not 0: {r}");
+            }
+            assert!(
+                !totals[4][key].is_null(),
+                "{key} known for host b: {}",
+                totals[4]
+            );
+        }
+        assert_eq!(totals[0]["count"].as_u64().unwrap(), {
+            union(&[0, 1], &[0, 1, 2], &[0], Kind::Latency).len()
+        });
+        assert_eq!(totals[2]["labels"]["host"], "a");
+        assert_eq!(totals[4]["labels"]["host"], "b");
+        assert_eq!(totals[4]["labels"]["run"], "r1");
+        assert!(totals[0]["labels"].get("host").is_none(), "{}", totals[0]);
+
+        let mut buf = Vec::new();
+        print_merged(&m, &ReportConfig::default(), &mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let total_lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("---"))
+            .skip(1)
+            .take(6)
+            .collect();
+        for (i, l) in total_lines.iter().enumerate() {
+            let errors = l.split_whitespace().last().unwrap();
+            if i < 4 {
+                assert_eq!(errors, "-", "unknown, not 0: {l}\n{text}");
+            } else {
+                assert!(errors.parse::<u64>().unwrap() > 0, "{l}");
+            }
+        }
+        assert!(
+            text.contains("# merged from interval logs: old.hlog carry histograms only"),
+            "{text}"
+        );
+        assert!(!text.contains("# generator cpu"), "unknown: {text}");
+
+        // A format 2 log missing a window's counter line: that window's counters are unknown.
+        let mut cut = new.clone();
+        cut.counters.remove(2);
+        let m = merge(&[cut], None, false, None).unwrap();
+        assert!(!cell(&m.windows[0], 0).counters_unknown);
+        assert!(cell(&m.windows[1], 0).counters_unknown);
+        assert!(!cell(&m.windows[1], 1).counters_unknown);
+    }
+
+    #[test]
+    fn by_label_gives_each_hosts_own_sums() {
+        let (_files, logs) = three_host_logs("by");
+        let m = merge(&logs, None, true, Some("host")).unwrap();
+        assert_eq!(
+            names(&m),
+            [
+                "merged(2 hosts)",
+                "merged(2 hosts){host=a}",
+                "merged(2 hosts){host=b}",
+                "merged(2 hosts){host=c}"
+            ]
+        );
+        for (w, win) in m.windows.iter().enumerate() {
+            for h in 0..3 {
+                let mut want = measured(h, w, 0);
+                want.merge(&measured(h, w, 1));
+                assert_same_counters(cell(win, 1 + h), &want, &format!("host {h} window {w}"));
+                assert_eq!(win.rows[1 + h].as_ref().unwrap().cpu, cpu(h, w));
+            }
+        }
+        assert_eq!(
+            m.rows[2].labels,
+            [
+                ("host".to_string(), "b".to_string()),
+                ("run".to_string(), "r1".to_string())
+            ]
+        );
+        assert_eq!(m.rows[0].labels, [("run".to_string(), "r1".to_string())]);
+        // Each host's ramp is its own; the merged one took as long as the longest.
+        for h in 0..3 {
+            let r = m.rows[1 + h].ramp.as_ref().unwrap();
+            assert_eq!(r.took, ramp_of(h).took);
+            let mut want = ramp_of(h).stats[0].clone();
+            want.merge(&ramp_of(h).stats[1]);
+            assert_same(&r.stats[0].connect, &want.connect, "host ramp");
+            assert_eq!(r.stats[0].conn_errors, want.conn_errors);
+        }
+        let all = m.rows[0].ramp.as_ref().unwrap();
+        assert_eq!(all.took, ramp_of(2).took);
+        assert_eq!(
+            all.stats[0].conn_errors[0], 2,
+            "host c's two refused attempts"
+        );
+
+        let err = merge(&logs, None, false, Some("zone")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().starts_with("--by zone: ") && err.to_string().contains("host0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_same_log_twice_is_refused() {
+        let (files, logs) = three_host_logs("dup");
+        check_duplicates(&logs).unwrap();
+        let twice = [logs[0].clone(), logs[1].clone(), logs[0].clone()];
+        let err = check_duplicates(&twice).unwrap_err().to_string();
+        assert!(err.contains("the same file"), "{err}");
+        assert_eq!(err.matches(&logs[0].name).count(), 2, "{err}");
+
+        // The same contents under another name.
+        let copy = TempFile::new("dup-copy.hlog", &host_log(0));
+        let copied = read_log(&copy.0).unwrap();
+        let err = check_duplicates(&[logs[0].clone(), copied])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hold the same log"), "{err}");
+        assert!(err.contains("dup-copy.hlog"), "{err}");
+
+        // Another log of host a over the same time: different contents, same labels.
+        let mut again = parse_log(&format1_log(0), "a-again.hlog").unwrap();
+        let err = check_duplicates(&[logs[0].clone(), again.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("both labelled host=a,run=r1 over overlapping times"),
+            "{err}"
+        );
+        // A later run of host a is not the same host's log twice.
+        for e in &mut again.entries {
+            e.start += SECOND * 10;
+        }
+        check_duplicates(&[logs[0].clone(), again]).unwrap();
+        drop(files);
     }
 
     /// A log file that fails every write while `fail` is set.
@@ -1069,12 +2209,14 @@ mod tests {
         let file = FlakyFile::default();
         let peers: Vec<String> = PEERS.iter().map(|p| p.to_string()).collect();
         let origin = t0() + Duration::from_millis(250);
-        let writer = LogWriter::new(file.clone(), t0(), &[]).unwrap();
+        let writer = LogWriter::new(file.clone(), t0(), &[], run_info()).unwrap();
         let mut log = WindowLog::new(writer, peers, 2 * SECOND);
         let stats = [measured(0, 0, 0), measured(0, 0, 1)];
-        log.on_window(origin, 0, 2 * SECOND, &stats);
-        log.on_window(origin, 3, SECOND / 2, &stats);
-        let entries = parse_log(&file.bytes.borrow(), "mem").unwrap();
+        log.on_window(origin, 0, 2 * SECOND, SECOND, &stats, || Some(ramp()));
+        log.on_window(origin, 3, SECOND / 2, SECOND, &stats, || {
+            panic!("the ramp is logged once")
+        });
+        let entries = parse_log(&file.bytes.borrow(), "mem").unwrap().entries;
         let latency: Vec<(SystemTime, Duration)> = entries
             .iter()
             .filter(|e| e.tag.kind == Kind::Latency && e.tag.peer == PEERS[1])
@@ -1091,10 +2233,14 @@ mod tests {
         );
 
         file.fail.set(true);
-        log.on_window(origin, 4, SECOND, &stats);
+        log.on_window(origin, 4, SECOND, SECOND, &stats, || {
+            panic!("the ramp is logged once")
+        });
         file.fail.set(false);
         let len = file.bytes.borrow().len();
-        log.on_window(origin, 5, SECOND, &stats);
+        log.on_window(origin, 5, SECOND, SECOND, &stats, || {
+            panic!("the ramp is logged once")
+        });
         assert_eq!(
             file.bytes.borrow().len(),
             len,
@@ -1105,12 +2251,12 @@ mod tests {
 
     #[test]
     fn write_stats_skips_empty_connect_histograms() {
-        let mut w = LogWriter::new(Vec::new(), t0(), &[]).unwrap();
+        let mut w = LogWriter::new(Vec::new(), t0(), &[], run_info()).unwrap();
         let mut s = Stats::new();
         s.record(1000, 900, 10);
-        w.write_stats(&[PEERS[0].to_string()], t0(), SECOND, &[s])
+        w.write_stats(&[PEERS[0].to_string()], t0(), SECOND, SECOND, &[s])
             .unwrap();
-        let entries = parse_log(&w.into_inner(), "mem").unwrap();
+        let entries = parse_log(&w.into_inner(), "mem").unwrap().entries;
         let kinds: Vec<Kind> = entries.iter().map(|e| e.tag.kind).collect();
         assert_eq!(kinds, [Kind::Latency, Kind::Service]);
     }
@@ -1124,6 +2270,30 @@ mod tests {
             duration: Duration::from_millis(duration_ms),
             hist,
         }
+    }
+
+    /// Entries as the format 1 logs (histograms only) of the hosts they are labelled with.
+    fn logs_of(entries: Vec<Entry>) -> Vec<Log> {
+        let mut logs: Vec<Log> = Vec::new();
+        for e in entries {
+            match logs
+                .iter_mut()
+                .find(|l| l.entries[0].tag.labels == e.tag.labels)
+            {
+                Some(l) => l.entries.push(e),
+                None => logs.push(Log {
+                    name: format!("{}.hlog", e.tag.labels[0].1),
+                    path: None,
+                    digest: logs.len() as u64,
+                    entries: vec![e],
+                    counters: Vec::new(),
+                    windows: Vec::new(),
+                    ramps: Vec::new(),
+                    run: None,
+                }),
+            }
+        }
+        logs
     }
 
     #[test]
@@ -1140,12 +2310,12 @@ mod tests {
                 entry("x:1", "b", 2300, 500, 600),
             ]
         };
-        let m = merge(entries(), None, false);
+        let m = merge(&logs_of(entries()), None, false, None).unwrap();
         assert_eq!(m.interval, SECOND);
         let shape: Vec<(u64, Duration, u64)> = m
             .windows
             .iter()
-            .map(|w| (w.seq, w.length, w.stats[0].completed))
+            .map(|w| (w.seq, w.length, cell(w, 0).completed))
             .collect();
         assert_eq!(
             shape,
@@ -1155,29 +2325,62 @@ mod tests {
                 (2, Duration::from_millis(800), 2)
             ]
         );
-        assert_eq!(m.windows[1].stats[0].latency.min(), 200);
-        assert_eq!(m.windows[1].stats[0].latency.max(), 500);
+        assert_eq!(cell(&m.windows[1], 0).latency.min(), 200);
+        assert_eq!(cell(&m.windows[1], 0).latency.max(), 500);
+        // The last window's row was active as long as its hosts' last windows lasted.
+        assert_eq!(
+            m.windows[2].rows[0].as_ref().unwrap().length,
+            Duration::from_millis(500)
+        );
 
-        let m = merge(entries(), Some(SECOND * 2), false);
+        let m = merge(&logs_of(entries()), Some(SECOND * 2), false, None).unwrap();
         let shape: Vec<(u64, Duration, u64)> = m
             .windows
             .iter()
-            .map(|w| (w.seq, w.length, w.stats[0].completed))
+            .map(|w| (w.seq, w.length, cell(w, 0).completed))
             .collect();
         assert_eq!(
             shape,
             [(0, SECOND * 2, 4), (1, Duration::from_millis(800), 2)]
         );
 
-        // A target only some windows saw still gets a (empty) row in every window.
+        // A target only some windows saw has a row in those windows only, and its total rate
+        // is over its own active time.
         let mut more = entries();
         more.push(entry("y:2", "a", 1000, 1000, 700));
-        let m = merge(more, None, false);
-        assert_eq!(m.peers, ["x:1", "y:2"]);
-        assert!(m.windows.iter().all(|w| w.stats.len() == 2));
-        assert_eq!(m.windows[0].stats[1].completed, 0);
-        assert_eq!(m.windows[1].stats[1].completed, 1);
-        assert!(merge(Vec::new(), None, true).windows.is_empty());
+        let m = merge(&logs_of(more), None, false, None).unwrap();
+        assert_eq!(names(&m), ["x:1", "y:2"]);
+        assert!(m.windows.iter().all(|w| w.rows.len() == 2));
+        assert!(m.windows[0].rows[1].is_none());
+        assert_eq!(cell(&m.windows[1], 1).completed, 1);
+        assert!(m.windows[2].rows[1].is_none());
+        let cfg = ReportConfig {
+            jsonlines: true,
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        print_merged(&m, &cfg, &mut buf);
+        let rows: Vec<Value> = String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r: &Value| r["peer"] == "y:2")
+            .collect();
+        assert_eq!(
+            rows.len(),
+            2,
+            "one interval row, the window it was in; the total"
+        );
+        assert_eq!(rows[0]["interval"], 1);
+        let total = &rows[1];
+        assert_eq!(total["kind"], "total");
+        assert_eq!(total["elapsed_sec"].as_f64(), Some(1.0), "{total}");
+        assert_eq!(
+            total["rate_per_sec"].as_f64(),
+            Some(1.0),
+            "not 1/2.8 s: {total}"
+        );
+        assert!(merge(&[], None, true, None).unwrap().windows.is_empty());
     }
 
     fn bad(contents: &[u8], name: &str) -> String {
@@ -1192,8 +2395,13 @@ mod tests {
         msg
     }
 
+    /// A log that ends in a histogram line (its last window's counter lines cut off), and
+    /// where that line starts.
     fn valid_log() -> (Vec<u8>, usize) {
-        let log = host_log(0);
+        let mut log = host_log(0);
+        let text = String::from_utf8(log.clone()).unwrap();
+        let tag = text.rfind("\nTag=").unwrap() + 1;
+        log.truncate(tag + text[tag..].find('\n').unwrap() + 1);
         let last_line = log[..log.len() - 1]
             .iter()
             .rposition(|&b| b == b'\n')
@@ -1266,6 +2474,37 @@ mod tests {
     }
 
     #[test]
+    fn bad_counter_lines_name_file_and_offset() {
+        let text = String::from_utf8(host_log(0)).unwrap();
+        let at = text.find("\n#connperf-counters").unwrap() + 1;
+        let unknown_kind = format!(
+            "{}{}",
+            &text[..at],
+            text[at..].replacen("\"refused\":", "\"bogus\":", 1)
+        );
+        let msg = bad(unknown_kind.as_bytes(), "kind.hlog");
+        assert!(
+            msg.contains(&format!("at byte {at}: unknown errors kind \"bogus\"")),
+            "{msg}"
+        );
+        // A counter this connperf does not know would be dropped from the sums: refused.
+        let new_counter = text.replacen("{\"start\":", "{\"retries\":3,\"start\":", 1);
+        let msg = bad(new_counter.as_bytes(), "field.hlog");
+        assert!(
+            msg.contains(&format!(
+                "at byte {at}: bad #connperf-counters line: unknown field"
+            )),
+            "{msg}"
+        );
+        let newer = text.replacen("{\"format\":2,", "{\"format\":3,", 1);
+        let msg = bad(newer.as_bytes(), "newer.hlog");
+        assert!(
+            msg.contains("log format 3 is newer than this connperf reads (2)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn non_logs_are_rejected_with_file_and_offset() {
         let msg = bad(b"{\"peer\": \"a:1\", \"count\": 3}\n", "json.hlog");
         assert!(msg.contains("at byte 0: not an interval log line"), "{msg}");
@@ -1301,7 +2540,7 @@ mod tests {
             let abs = t0().duration_since(UNIX_EPOCH).unwrap() + SECOND * 5;
             w.write_histogram(&h, abs, SECOND, tag).unwrap();
         }
-        let entries = parse_log(&buf, "java").unwrap();
+        let entries = parse_log(&buf, "java").unwrap().entries;
         assert_eq!(entries[0].start, t0() + SECOND * 2);
         assert_eq!(entries[1].start, t0() + SECOND * 5);
     }
@@ -1355,7 +2594,7 @@ mod tests {
             assert!(msg.contains(why), "{arg}: {msg}");
         }
         let bad_labels = [("host".to_string(), "a b".to_string())];
-        let err = LogWriter::new(Vec::new(), t0(), &bad_labels)
+        let err = LogWriter::new(Vec::new(), t0(), &bad_labels, run_info())
             .err()
             .unwrap()
             .to_string();
@@ -1364,7 +2603,7 @@ mod tests {
             "invalid --label \"host=a b\": the value contains whitespace, which an interval log \
              tag cannot hold"
         );
-        let mut w = LogWriter::new(Vec::new(), t0(), &[]).unwrap();
+        let mut w = LogWriter::new(Vec::new(), t0(), &[], run_info()).unwrap();
         let tag = w.tag(Kind::Latency, "bad peer:1");
         let err = w.write(&tag, t0(), SECOND, &new_hist()).unwrap_err();
         assert!(err.to_string().contains("\"bad peer:1\""), "{err}");

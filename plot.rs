@@ -249,10 +249,26 @@ fn load(path: &Path, index: usize) -> Result<(Input, Vec<Series>)> {
 
 /// An interval log: the `latency` histograms, one series per target and label set.
 fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
-    let entries = histlog::parse_log(bytes, name)?;
+    let log = histlog::parse_log(bytes, name)?;
+    let entries = log.entries;
     let Some(origin) = entries.iter().map(|e| e.start).min() else {
         return Ok(Vec::new());
     };
+    let ms_since =
+        |t: std::time::SystemTime| t.duration_since(origin).unwrap_or_default().as_millis();
+    // Errors per (target, window start): from the counters a format 2 log carries; a window
+    // without them (a format 1 log) has unknown errors, drawn as a gap.
+    let errors: BTreeMap<(String, u128), Option<u64>> = log
+        .counters
+        .iter()
+        .map(|c| {
+            let known = !c.stats.counters_unknown;
+            (
+                (c.peer.clone(), ms_since(c.start)),
+                known.then(|| c.stats.error_count()),
+            )
+        })
+        .collect();
     // Per (peer, labels): per window start (ms since the origin): length and summed histogram.
     type Key = (String, Vec<(String, String)>);
     type Windows = BTreeMap<u128, (Duration, Histogram<u64>)>;
@@ -266,11 +282,7 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
                 groups.len() - 1
             }
         };
-        let offset_ms = e
-            .start
-            .duration_since(origin)
-            .unwrap_or_default()
-            .as_millis();
+        let offset_ms = ms_since(e.start);
         let slot = groups[at]
             .1
             .entry(offset_ms)
@@ -294,7 +306,12 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
                 p999: q(0.999),
                 max: (!h.is_empty()).then(|| h.max() as f64),
                 rate: (secs > 0.0).then(|| h.len() as f64 / secs),
-                errors: None,
+                errors: errors
+                    .get(&(peer.clone(), *offset_ms))
+                    .copied()
+                    .flatten()
+                    .filter(|_| secs > 0.0)
+                    .map(|n| n as f64 / secs),
             });
         }
         out.push(Series {
@@ -953,7 +970,9 @@ fn draw_timeline<DB: DrawingBackend>(
         notes.push("solid: req/s, dashed with dots: errors/s");
     }
     if errors_unknown {
-        notes.push("interval logs carry no errors: none drawn for them");
+        notes.push(
+            "logs written before connperf logged counters carry no errors: none drawn for them",
+        );
     }
     let mut caption = "throughput and errors per window".to_string();
     if !notes.is_empty() {
@@ -1386,7 +1405,13 @@ mod tests {
     fn an_interval_log_gives_one_series_per_target_from_its_latency_histograms() {
         let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let labels = vec![("host".to_string(), "a".to_string())];
-        let mut log = histlog::LogWriter::new(Vec::new(), start, &labels).unwrap();
+        let run = histlog::RunInfo {
+            format: histlog::LOG_FORMAT,
+            workers: 1,
+            udp: false,
+            ephemeral: false,
+        };
+        let mut log = histlog::LogWriter::new(Vec::new(), start, &labels, run).unwrap();
         let second = Duration::from_secs(1);
         let mut h = empty_hist();
         h.record(2_000_000).unwrap();

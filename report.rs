@@ -180,6 +180,11 @@ pub struct Stats {
     pub send_lag: Histogram<u64>,
     /// Samples above `MAX_NS`, recorded as `MAX_NS`.
     pub clamped: u64,
+    /// Only the histograms are known (merged from an interval log written before the logs
+    /// carried counters): every counter above is unknown, printed `-` and `null`, never 0.
+    /// `completed` is then the latency histogram's count. Merging in unknown counters makes
+    /// the sum unknown.
+    pub counters_unknown: bool,
 }
 
 /// A send more than this behind its intended time counts as a late start.
@@ -215,6 +220,7 @@ impl Stats {
             not_started_by: [0; UNSENT_CAUSES],
             send_lag: new_hist(),
             clamped: 0,
+            counters_unknown: false,
         }
     }
 
@@ -293,6 +299,7 @@ impl Stats {
         }
         let _ = self.send_lag.add(&other.send_lag);
         self.clamped += other.clamped;
+        self.counters_unknown |= other.counters_unknown;
     }
 }
 
@@ -456,14 +463,15 @@ impl<T: Send + 'static> Reporter<T> {
 }
 
 /// Receive intervals until every worker has hung up; print each window once all workers have
-/// reported it (or a later one), then the totals. `on_window(seq, length, stats)` sees every
-/// finished window, printed or not (the `--hdr-log` writer); so does `cfg.live`
-/// (`--metrics-addr`, the progress line), which is told when the report is printed.
+/// reported it (or a later one), then the totals. `on_window(seq, length, cpu, stats)` sees
+/// every finished window, printed or not, with the generator CPU spent in it (the `--hdr-log`
+/// writer); so does `cfg.live` (`--metrics-addr`, the progress line), which is told when the
+/// report is printed.
 pub fn run_reporter<W: Write>(
     cfg: &ReportConfig,
     rx: Receiver<Interval>,
     out: W,
-    mut on_window: impl FnMut(u64, Duration, &[Stats]),
+    mut on_window: impl FnMut(u64, Duration, Duration, &[Stats]),
     ramp: impl FnOnce() -> Option<Ramp>,
 ) -> Summary {
     let mut out = Out {
@@ -488,7 +496,7 @@ pub fn run_reporter<W: Write>(
                     break;
                 }
                 let p = pending.remove(&seq).expect("key just seen");
-                on_window(seq, p.window, &p.stats);
+                on_window(seq, p.window, p.cpu, &p.stats);
                 if let Some(live) = &cfg.live {
                     live.fold_window(&cfg.peers, seq, p.window, p.cpu, &p.stats);
                 }
@@ -669,6 +677,30 @@ fn print_distributions<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, totals: &
     }
 }
 
+/// One row of a report assembled outside the reporter thread (`print_report`).
+#[derive(Debug, Clone)]
+pub struct ReportRow {
+    /// The JSON `peer`: a target, or `merged(N hosts)`.
+    pub peer: String,
+    /// The row's JSON `labels` (in place of `ReportConfig::labels`).
+    pub labels: Vec<(String, String)>,
+    /// A breakdown row (`merge --by KEY`): the label whose one value it holds, which the table
+    /// shows after the peer as `PEER{KEY=VALUE}`.
+    pub by: Option<(String, String)>,
+    /// The ramp before the schedule, for the total row: its `stats` hold this row alone.
+    pub ramp: Option<Ramp>,
+}
+
+impl ReportRow {
+    /// The row's PEER column: the peer, then `{KEY=VALUE}` for a breakdown row.
+    pub fn table_name(&self) -> String {
+        match &self.by {
+            Some((k, v)) => format!("{}{{{k}={v}}}", self.peer),
+            None => self.peer.clone(),
+        }
+    }
+}
+
 /// One reporting window assembled outside the reporter thread, for example merged from
 /// HdrHistogram interval logs (`histlog`).
 #[derive(Debug, Clone)]
@@ -679,62 +711,154 @@ pub struct Window {
     pub start: SystemTime,
     /// How long the window lasted: what `rate_per_sec` divides by.
     pub length: Duration,
-    /// Per target, in `ReportConfig::peers` order.
-    pub stats: Vec<Stats>,
+    /// Per row of `print_report`, in order; `None`: the row has no data in this window, and
+    /// no line.
+    pub rows: Vec<Option<Cell>>,
+    /// The generator CPU of the whole window (all rows' generators once), if known.
+    pub cpu: Option<Duration>,
+}
+
+/// One row's part of a `Window`.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// What the row measured in the window.
+    pub stats: Stats,
+    /// The CPU its generators spent in the window.
+    pub cpu: Duration,
+    /// How much of the window the row was active: what its `rate_per_sec` divides by, and
+    /// what its total's active time adds up.
+    pub length: Duration,
 }
 
 /// Print finished windows the way `run_reporter` prints live ones: the table header (none for
-/// JSON Lines), the rows of each window unless `show_only_results`, then the totals over the
-/// summed window lengths and, with `latency_distribution`, the spectrum of each total row.
-/// Prints no notes: windows from elsewhere carry no generator CPU, and counters they lack are 0.
-pub fn print_report<W: Write>(cfg: &ReportConfig, windows: &[Window], out: W) -> Summary {
+/// JSON Lines), the lines of each window unless `show_only_results` (a row absent from a
+/// window has no line there), then each row's totals over its own active time (the windows it
+/// is in), the notes of the rows whose counters are known and, with `latency_distribution`,
+/// the spectrum of each total row. Rows are `rows`, not `cfg.peers`.
+pub fn print_report<W: Write>(
+    cfg: &ReportConfig,
+    rows: &[ReportRow],
+    windows: &[Window],
+    out: W,
+) -> Summary {
     let mut out = Out {
         w: out,
         broken: false,
     };
-    if !cfg.jsonlines {
-        out.line(&table_header(cfg));
-    }
-    let mut totals: Vec<Stats> = (0..cfg.peers.len()).map(|_| Stats::new()).collect();
-    let mut elapsed = Duration::ZERO;
-    let mut last_end = UNIX_EPOCH;
-    for w in windows {
-        for (t, s) in totals.iter_mut().zip(&w.stats) {
-            t.merge(s);
-        }
-        elapsed += w.length;
-        let end = w.start + w.length;
-        last_end = last_end.max(end);
-        if !cfg.show_only_results {
-            let span = Span {
-                kind: "interval",
-                seq: Some(w.seq),
-                length: w.length,
-                cpu: Duration::ZERO,
-                end,
-                ramp: None,
-                verdicts: None,
-            };
-            print_rows(cfg, &mut out, &span, &w.stats);
-        }
-    }
-    let span = Span {
-        kind: "total",
-        seq: None,
-        length: elapsed,
-        cpu: Duration::ZERO,
-        end: last_end,
-        ramp: None,
-        verdicts: None,
+    let names: Vec<String> = rows.iter().map(ReportRow::table_name).collect();
+    let table_cfg = ReportConfig {
+        peers: names.clone(),
+        merge: false,
+        ..cfg.clone()
     };
-    let rows = print_totals(cfg, &mut out, &totals, &span);
-    print_distributions(cfg, &mut out, &totals);
-    out.flush();
-    Summary {
-        totals: rows,
-        elapsed,
-        ..Summary::default()
+    let row_cfgs: Vec<ReportConfig> = rows
+        .iter()
+        .map(|r| ReportConfig {
+            labels: r.labels.clone(),
+            ..table_cfg.clone()
+        })
+        .collect();
+    let print_line = |out: &mut Out<W>, i: usize, span: &Span, s: &Stats| {
+        if cfg.jsonlines {
+            let ts = iso8601(span.end);
+            let mut row = Row::new(&row_cfgs[i], span, &ts, &rows[i].peer, s);
+            if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
+                row.ramp = RampUs::of(r.took, rs);
+            }
+            out.line(&json_line(&row));
+        } else {
+            out.line(&table_row(&table_cfg, &names[i], s, span.length));
+        }
+    };
+    if !cfg.jsonlines {
+        out.line(&table_header(&table_cfg));
     }
+    let mut totals: Vec<Stats> = rows.iter().map(|_| Stats::new()).collect();
+    let mut row_cpu = vec![Duration::ZERO; rows.len()];
+    let mut active = vec![Duration::ZERO; rows.len()];
+    let mut row_end = vec![UNIX_EPOCH; rows.len()];
+    let mut elapsed = Duration::ZERO;
+    let mut cpu = Some(Duration::ZERO);
+    for w in windows {
+        elapsed += w.length;
+        cpu = cpu.zip(w.cpu).map(|(a, b)| a + b);
+        let end = w.start + w.length;
+        for (i, cell) in w.rows.iter().enumerate().take(rows.len()) {
+            let Some(c) = cell else { continue };
+            totals[i].merge(&c.stats);
+            row_cpu[i] += c.cpu;
+            active[i] += c.length;
+            row_end[i] = row_end[i].max(end);
+            if !cfg.show_only_results {
+                let span = Span {
+                    kind: "interval",
+                    seq: Some(w.seq),
+                    length: c.length,
+                    cpu: c.cpu,
+                    end,
+                    ramp: None,
+                    verdicts: None,
+                };
+                print_line(&mut out, i, &span, &c.stats);
+            }
+        }
+    }
+    if !cfg.jsonlines {
+        out.line("--- A result during total execution time ---");
+    }
+    for (i, s) in totals.iter().enumerate() {
+        let span = Span {
+            kind: "total",
+            seq: None,
+            length: active[i],
+            cpu: row_cpu[i],
+            end: row_end[i],
+            ramp: rows[i].ramp.as_ref(),
+            verdicts: None,
+        };
+        print_line(&mut out, i, &span, s);
+    }
+    let summary = Summary {
+        totals: totals.clone(),
+        elapsed,
+        cpu: cpu.unwrap_or_default(),
+        ..Summary::default()
+    };
+    if !cfg.jsonlines {
+        // Notes on what is known: the rows with counters, and the CPU of every generator.
+        let (known_names, known): (Vec<String>, Vec<Stats>) = names
+            .iter()
+            .zip(&totals)
+            .filter(|(_, s)| !s.counters_unknown)
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .unzip();
+        for (name, r) in names.iter().zip(rows) {
+            if let Some(ramp) = &r.ramp {
+                let one = ReportConfig {
+                    peers: vec![name.clone()],
+                    ..table_cfg.clone()
+                };
+                print_ramp(&one, &mut out, ramp);
+            }
+        }
+        let notes_cfg = ReportConfig {
+            peers: known_names,
+            ..table_cfg.clone()
+        };
+        let notes_summary = Summary {
+            elapsed: if cpu.is_some() {
+                elapsed
+            } else {
+                Duration::ZERO
+            },
+            cpu: summary.cpu,
+            ..Summary::default()
+        };
+        print_notes(&notes_cfg, &mut out, &known, &notes_summary);
+    }
+    print_distributions(&table_cfg, &mut out, &totals);
+    out.flush();
+    summary
 }
 
 fn us(ns: u64) -> u64 {
@@ -954,9 +1078,17 @@ fn table_row(cfg: &ReportConfig, peer: &str, s: &Stats, window: Duration) -> Str
         };
         r.push_str(&format!(" {cm:<15} {c99:<15}"));
     }
-    r.push_str(&format!(" {:<8}", s.error_count()));
+    // Counters a merged log did not carry are unknown: `-` as well.
+    let counter = |v: u64| {
+        if s.counters_unknown {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    r.push_str(&format!(" {:<8}", counter(s.error_count())));
     if cfg.udp {
-        r.push_str(&format!(" {:<8}", s.lost));
+        r.push_str(&format!(" {:<8}", counter(s.lost)));
     }
     r.truncate(r.trim_end().len());
     r
@@ -1012,23 +1144,24 @@ struct Row<'a> {
     /// Ephemeral runs only.
     #[serde(flatten)]
     connect: Option<ConnectUs>,
-    bytes: u64,
-    error_count: u64,
-    errors: FailureCounts<'a>,
-    connection_errors: FailureCounts<'a>,
-    late_starts: u64,
-    max_behind_us: u64,
+    /// Counters are `null` when only the histograms are known (`Stats::counters_unknown`).
+    bytes: Option<u64>,
+    error_count: Option<u64>,
+    errors: Option<FailureCounts<'a>>,
+    connection_errors: Option<FailureCounts<'a>>,
+    late_starts: Option<u64>,
+    max_behind_us: Option<u64>,
     /// Actual send − intended send, µs: the run's own error bar.
     #[serde(flatten)]
     send_lag: SendLagUs,
-    not_started: u64,
-    not_started_by: UnsentCounts<'a>,
-    lost: u64,
+    not_started: Option<u64>,
+    not_started_by: Option<UnsentCounts<'a>>,
+    lost: Option<u64>,
     /// UDP runs only.
     #[serde(flatten)]
     udp: Option<UdpCounts>,
-    clamped: u64,
-    generator_cpu_sec: f64,
+    clamped: Option<u64>,
+    generator_cpu_sec: Option<f64>,
     /// Total rows of runs that ramp up connections: the ramp.
     #[serde(flatten)]
     ramp: Option<RampUs<'a>>,
@@ -1081,12 +1214,12 @@ struct ConnectUs {
 /// The UDP-only counters.
 #[derive(Serialize)]
 struct UdpCounts {
-    late: u64,
-    duplicate: u64,
-    stray: u64,
-    reordered: u64,
+    late: Option<u64>,
+    duplicate: Option<u64>,
+    stray: Option<u64>,
+    reordered: Option<u64>,
     /// Sockets (source ports) used: in the window, or distinct ones in the run (total rows).
-    flows: u64,
+    flows: Option<u64>,
 }
 
 /// `--label` pairs as one JSON object.
@@ -1191,6 +1324,8 @@ impl<'a> Row<'a> {
         let empty = s.completed == 0;
         let q = |p: f64| (!empty).then(|| us(h.value_at_quantile(p / 100.0)));
         let unless_empty = |v: u64| (!empty).then_some(v);
+        let known = !s.counters_unknown;
+        let counter = |v: u64| known.then_some(v);
         Row {
             peer,
             count: s.completed,
@@ -1213,29 +1348,33 @@ impl<'a> Row<'a> {
             latency_ns: LatencyNs::of(s),
             service: ServiceUs::of(&s.service),
             connect: cfg.ephemeral.then(|| ConnectUs::of(&s.connect)),
-            bytes: s.bytes,
-            error_count: s.error_count(),
-            errors: FailureCounts(&s.errors),
-            connection_errors: FailureCounts(&s.conn_errors),
-            late_starts: s.late_starts,
-            max_behind_us: us(s.max_behind_ns),
-            send_lag: SendLagUs::of(&s.send_lag),
-            not_started: s.not_started,
-            not_started_by: UnsentCounts(&s.not_started_by),
-            lost: s.lost,
+            bytes: counter(s.bytes),
+            error_count: counter(s.error_count()),
+            errors: known.then_some(FailureCounts(&s.errors)),
+            connection_errors: known.then_some(FailureCounts(&s.conn_errors)),
+            late_starts: counter(s.late_starts),
+            max_behind_us: counter(us(s.max_behind_ns)),
+            send_lag: if known {
+                SendLagUs::of(&s.send_lag)
+            } else {
+                SendLagUs::of(&Stats::new().send_lag)
+            },
+            not_started: counter(s.not_started),
+            not_started_by: known.then_some(UnsentCounts(&s.not_started_by)),
+            lost: counter(s.lost),
             udp: cfg.udp.then_some(UdpCounts {
-                late: s.late,
-                duplicate: s.duplicate,
-                stray: s.stray,
-                reordered: s.reordered,
-                flows: if span.kind == "total" {
+                late: counter(s.late),
+                duplicate: counter(s.duplicate),
+                stray: counter(s.stray),
+                reordered: counter(s.reordered),
+                flows: counter(if span.kind == "total" {
                     s.new_flows
                 } else {
                     s.flows
-                },
+                }),
             }),
-            clamped: s.clamped,
-            generator_cpu_sec: round6(span.cpu.as_secs_f64()),
+            clamped: counter(s.clamped),
+            generator_cpu_sec: known.then_some(round6(span.cpu.as_secs_f64())),
             ramp: None,
             latency_distribution: (cfg.latency_distribution && span.kind == "total").then(|| {
                 spectrum(h)
@@ -1873,7 +2012,7 @@ mod tests {
         }
         drop(tx);
         let mut buf = Vec::new();
-        let s = run_reporter(cfg, rx, &mut buf, |_, _, _| {}, || None);
+        let s = run_reporter(cfg, rx, &mut buf, |_, _, _, _| {}, || None);
         (String::from_utf8(buf).unwrap(), s)
     }
 

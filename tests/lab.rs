@@ -66,6 +66,10 @@ const TESTS: &[(&str, fn())] = &[
         "three_client_hosts_against_two_servers_merge_into_one_report",
         three_client_hosts_against_two_servers_merge_into_one_report,
     ),
+    (
+        "three_hosts_one_refused_merge_to_exact_counter_sums",
+        three_hosts_one_refused_merge_to_exact_counter_sums,
+    ),
 ];
 
 fn main() {
@@ -647,4 +651,119 @@ fn three_client_hosts_against_two_servers_merge_into_one_report() {
     assert_eq!(v["count"].as_u64().unwrap(), counted.values().sum::<u64>());
     s1.stop();
     s2.stop();
+}
+
+/// Three client hosts (namespaces cli, srv2, srv3) load srv1 at once; srv3 aims at a port of
+/// srv1 where nothing listens, so its every request is refused. Each writes its interval log
+/// (`--label host=hN`) and its own JSON total; the merge of the three logs has every counter
+/// the exact sum of the three totals (errors included: not 0), and `--by host` gives each
+/// host's row equal to its own total.
+fn three_hosts_one_refused_merge_to_exact_counter_sums() {
+    let lab = Lab::up_with("exact", &["--hosts", "3"]);
+    let (server, port) = lab.serve_on(1, "tcp");
+    let live = format!("10.77.0.1:{port}");
+    // Nothing listens on port 1 of srv1: the SYN gets a RST.
+    let refused = "10.77.0.1:1".to_string();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.5;
+    let start = format!("{start:.3}");
+    let hosts = [
+        ("h1", "cli", &live),
+        ("h2", "srv2", &live),
+        ("h3", "srv3", &refused),
+    ];
+    let children: Vec<(String, std::process::Child)> = hosts
+        .iter()
+        .map(|(name, ns, target)| {
+            let log = tmp.path().join(format!("{name}.hlog"));
+            let log = log.to_str().unwrap().to_string();
+            let child = Command::new("timeout")
+                .args(["30", "ip", "netns", "exec", &lab.ns(ns), BIN, "connect"])
+                .args([
+                    "-c",
+                    "4",
+                    "-r",
+                    "100",
+                    "-d",
+                    "2s",
+                    "-i",
+                    "1s",
+                    "--workers",
+                    "1",
+                ])
+                .args(["--jsonlines", "--start-at", &start])
+                .args(["--label", &format!("host={name}"), "--hdr-log", &log])
+                .arg(target.as_str())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start client");
+            (log, child)
+        })
+        .collect();
+    let mut logs = Vec::new();
+    let mut own = Vec::new();
+    for (log, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !stdout.is_empty(),
+            "{log}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        own.push(json_total(&stdout));
+        logs.push(log);
+    }
+    server.stop();
+    assert!(own[0]["count"].as_u64().unwrap() > 0, "{}", own[0]);
+    assert_eq!(own[2]["count"], 0, "{}", own[2]);
+    assert!(
+        own[2]["errors"]["refused"].as_u64().unwrap() > 0,
+        "{}",
+        own[2]
+    );
+
+    let merge = |extra: &[&str]| -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["merge", "--jsonlines", "--show-only-results"])
+            .args(extra)
+            .args(&logs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let rows = merge(&["--merge-results-each-host", "--by", "host"]);
+    assert_eq!(rows.len(), 4, "merged, then h1 h2 h3: {rows:?}");
+    assert_eq!(rows[0]["peer"], "merged(2 hosts)");
+    let parts: Vec<&Value> = own.iter().collect();
+    common::sums::assert_sum(&rows[0], &parts, "merged");
+    assert_eq!(
+        rows[0]["errors"]["refused"], own[2]["errors"]["refused"],
+        "h3's refusals, not 0"
+    );
+    for (i, (name, _, _)) in hosts.iter().enumerate() {
+        let row = &rows[1 + i];
+        assert_eq!(row["labels"]["host"], *name, "{row}");
+        common::sums::assert_same_as_own(row, &own[i], name);
+    }
+    // Per target: the live one is h1 + h2, the refused one is h3's own.
+    let rows = merge(&[]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["peer"], live.as_str());
+    common::sums::assert_sum(&rows[0], &[&own[0], &own[1]], "live target");
+    assert_eq!(rows[1]["peer"], refused.as_str());
+    common::sums::assert_same_as_own(&rows[1], &own[2], "refused target");
 }

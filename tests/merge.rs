@@ -80,6 +80,17 @@ fn merging_one_log_gives_the_runs_own_totals() {
     let intervals = merged.lines().count() - 1;
     let own_intervals = rows.iter().filter(|r| r["kind"] == "interval").count();
     assert_eq!(intervals, own_intervals);
+    // Every counter and figure of the total, and window by window the counters.
+    common::sums::assert_same_as_own(&m, &own, "one log");
+    let merged_rows: Vec<Value> = merged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let own_rows = rows.iter().filter(|r| r["kind"] == "interval");
+    for (got, want) in merged_rows.iter().zip(own_rows) {
+        assert_eq!(got["interval"], want["interval"]);
+        common::sums::assert_sum(got, &[want], "window");
+    }
 }
 
 #[test]
@@ -314,4 +325,288 @@ fn merging_one_target_into_one_row_is_merged_1_hosts() {
     for l in data {
         assert!(l.starts_with("merged(1 hosts) "), "{l:?}\n{out}");
     }
+}
+
+/// `connect ... --label host=NAME --jsonlines --hdr-log LOG TARGET`, started at once; three
+/// such runs (one aimed where nothing listens) merge to the exact sums of their own totals.
+fn spawn_host(name: &str, log: &str, target: &str) -> Child {
+    Command::new(BIN)
+        .args([
+            "connect",
+            "-c",
+            "2",
+            "-r",
+            "200",
+            "-d",
+            "2s",
+            "-i",
+            "500ms",
+            "--workers",
+            "1",
+        ])
+        .args(["--jsonlines", "--label", &format!("host={name}")])
+        .args(["--label", "run=exact", "--hdr-log", log, target])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn merged_counters_are_the_exact_sums_of_each_hosts_totals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&["-p", "tcp", "--workers", "1"]);
+    let dead = common::DeadPort::new();
+    let hosts = [
+        ("h1", server.addr()),
+        ("h2", server.addr()),
+        ("h3", dead.addr()),
+    ];
+    let logs: Vec<String> = hosts
+        .iter()
+        .map(|(h, _)| tmp(&dir, &format!("{h}.hlog")))
+        .collect();
+    let children: Vec<Child> = hosts
+        .iter()
+        .zip(&logs)
+        .map(|((h, target), log)| spawn_host(h, log, target))
+        .collect();
+    let own: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            json_total(&String::from_utf8(out.stdout).unwrap())
+        })
+        .collect();
+    assert!(own[0]["count"].as_u64().unwrap() > 0, "{}", own[0]);
+    assert_eq!(own[2]["count"], 0, "h3's target refuses: {}", own[2]);
+    assert!(
+        own[2]["errors"]["refused"].as_u64().unwrap() > 0,
+        "{}",
+        own[2]
+    );
+
+    let mut args = vec![
+        "merge",
+        "--jsonlines",
+        "--show-only-results",
+        "--merge-results-each-host",
+        "--by",
+        "host",
+    ];
+    args.extend(logs.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "the merged row and one per host:\n{out}");
+    assert_eq!(rows[0]["peer"], "merged(2 hosts)");
+    assert_eq!(rows[0]["labels"]["run"], "exact");
+    assert!(rows[0]["labels"].get("host").is_none(), "{}", rows[0]);
+    common::sums::assert_sum(&rows[0], &own.iter().collect::<Vec<_>>(), "merged");
+    assert!(
+        rows[0]["error_count"].as_u64().unwrap() > 0,
+        "not 0: {}",
+        rows[0]
+    );
+    for (i, (h, _)) in hosts.iter().enumerate() {
+        let row = &rows[1 + i];
+        assert_eq!(row["labels"]["host"], *h, "{row}");
+        // Named as the host's own --merge-results-each-host run names its one target.
+        assert_eq!(row["peer"], "merged(1 hosts)", "{row}");
+        assert_eq!(row["labels"]["run"], "exact", "{row}");
+        common::sums::assert_same_as_own(row, &own[i], h);
+    }
+
+    // Per target (no --merge-results-each-host): the refused target's row is h3's own.
+    let mut args = vec!["merge", "--jsonlines", "--show-only-results"];
+    args.extend(logs.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    common::sums::assert_sum(&rows[0], &[&own[0], &own[1]], "live target");
+    common::sums::assert_same_as_own(&rows[1], &own[2], "refused target");
+
+    // The table says the same: ERRORS is h3's refused count, not 0.
+    let (code, out, err) = run(&["merge", "--show-only-results", "--by", "host", &logs[2]]);
+    assert_eq!(code, 0, "{err}");
+    let refused = own[2]["error_count"].as_u64().unwrap().to_string();
+    let line = out
+        .lines()
+        .find(|l| l.contains("{host=h3}"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        line.split_whitespace().last(),
+        Some(refused.as_str()),
+        "{out}"
+    );
+    assert!(!out.contains("# merged from interval logs"), "{out}");
+}
+
+/// A log written before counters were logged (format 1: histogram lines only) still merges;
+/// its counters are unknown, `-` and `null`, never 0.
+#[test]
+fn logs_without_counters_show_them_unknown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = common::DeadPort::new();
+    let log = tmp(&dir, "refused.hlog");
+    let c = spawn_host("old", &log, &dead.addr());
+    assert!(c.wait_with_output().is_ok());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let old: String = text
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("#connperf-"))
+        .collect();
+    let old_log = tmp(&dir, "old.hlog");
+    std::fs::write(&old_log, old).unwrap();
+    let (code, out, err) = run(&["merge", "--jsonlines", "--show-only-results", &old_log]);
+    assert_eq!(code, 0, "{err}");
+    let total = json_total(&out);
+    for key in [
+        "error_count",
+        "errors",
+        "bytes",
+        "lost",
+        "generator_cpu_sec",
+    ] {
+        assert!(total[key].is_null(), "{key} unknown, not 0: {total}");
+    }
+    assert_eq!(total["count"], 0);
+    let (code, out, err) = run(&["merge", "--show-only-results", &old_log]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(row.split_whitespace().last(), Some("-"), "{out}");
+    assert!(
+        out.contains("# merged from interval logs: ") && out.contains("old.hlog"),
+        "{out}"
+    );
+}
+
+/// The same log twice, by path or by contents, or the same host's label twice over the same
+/// time, is refused naming both files; `--allow-duplicates` merges anyway.
+#[test]
+fn duplicate_logs_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = common::DeadPort::new();
+    let a = tmp(&dir, "a.hlog");
+    let again = tmp(&dir, "a-again.hlog");
+    let ca = spawn_host("a", &a, &dead.addr());
+    let cb = spawn_host("a", &again, &dead.addr());
+    let total = json_total(&String::from_utf8(ca.wait_with_output().unwrap().stdout).unwrap());
+    assert!(cb.wait_with_output().is_ok());
+    let copy = tmp(&dir, "copy.hlog");
+    std::fs::copy(&a, &copy).unwrap();
+    for (other, why) in [
+        (&a, "the same file"),
+        (&copy, "hold the same log"),
+        (
+            &again,
+            "both labelled host=a,run=exact over overlapping times",
+        ),
+    ] {
+        let (code, out, err) = run(&["merge", &a, other]);
+        assert_eq!((code, out.as_str()), (2, ""), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(why) && err.contains(&a) && err.contains(other.as_str()),
+            "{err}"
+        );
+        assert!(err.contains("--allow-duplicates"), "{err}");
+    }
+    let (code, out, err) = run(&[
+        "merge",
+        "--allow-duplicates",
+        "--jsonlines",
+        "--show-only-results",
+        &a,
+        &copy,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let m = json_total(&out);
+    assert_eq!(
+        m["error_count"].as_u64().unwrap(),
+        2 * total["error_count"].as_u64().unwrap(),
+        "allowed: added twice, as asked"
+    );
+    let (code, _, err) = run(&["merge", "--by", "zone", &a]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--by zone") && err.contains(&a), "{err}");
+    let (code, _, err) = run(&["merge", "--by", "peer", &a]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(
+        err.contains("invalid --by \"peer\"") && err.contains("reserved"),
+        "{err}"
+    );
+}
+
+/// A UDP run's log carries its UDP counters (lost, late, duplicate, stray, reordered, flows):
+/// merged, its own log gives back its own totals, UDP keys and LOST column included.
+#[test]
+fn udp_counters_merge_back_to_the_runs_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&["-p", "udp", "--workers", "1"]);
+    let dead = common::DeadPort::new();
+    let logs = [tmp(&dir, "live.hlog"), tmp(&dir, "dead.hlog")];
+    let own: Vec<Value> = [server.addr(), dead.addr()]
+        .iter()
+        .zip(&logs)
+        .enumerate()
+        .map(|(i, (target, log))| {
+            let (code, out, err) = run(&[
+                "connect",
+                "-p",
+                "udp",
+                "-c",
+                "2",
+                "-r",
+                "200",
+                "-d",
+                "1s",
+                "-i",
+                "500ms",
+                "--timeout",
+                "200ms",
+                "--workers",
+                "1",
+                "--jsonlines",
+                "--label",
+                &format!("host=u{i}"),
+                "--hdr-log",
+                log,
+                target,
+            ]);
+            assert!(code == 0 || i == 1, "{err}");
+            json_total(&out)
+        })
+        .collect();
+    assert!(own[0]["flows"].as_u64().unwrap() > 0, "{}", own[0]);
+    let (code, out, err) = run(&[
+        "merge",
+        "--jsonlines",
+        "--show-only-results",
+        "--by",
+        "host",
+        &logs[0],
+        &logs[1],
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    common::sums::assert_same_as_own(&rows[2], &own[0], "live");
+    common::sums::assert_same_as_own(&rows[3], &own[1], "dead");
+    let (code, out, err) = run(&["merge", "--show-only-results", &logs[0]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().next().unwrap().ends_with("LOST"), "{out}");
 }

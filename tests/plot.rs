@@ -201,9 +201,32 @@ fn hlog_has_timeline_and_spectrum() {
         ],
     );
     assert!(has_latency_axis(&svg));
-    // The log has no errors: none are drawn, and the caption says why.
-    assert!(!texts(&svg).iter().any(|t| t == "errors/s"));
-    assert!(svg.contains("interval logs carry no errors"));
+    // The log carries each window's counters: its errors are drawn, and no caption says they
+    // are missing.
+    assert!(
+        texts(&svg).iter().any(|t| t.ends_with("errors/s")),
+        "{:?}",
+        texts(&svg)
+    );
+    assert!(!svg.contains("carry no errors"));
+}
+
+/// A log written before connperf logged counters (no `#connperf-` lines): its errors are
+/// unknown, so none are drawn (not a line at 0) and the caption says why.
+fn an_old_log_draws_no_errors_and_says_so() {
+    let r = run();
+    let text = std::fs::read_to_string(&r.hlog).unwrap();
+    assert!(text.contains("#connperf-counters"), "{text}");
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("#connperf-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let f = r.dir.join("old.hlog");
+    std::fs::write(&f, old).unwrap();
+    let (_, svg) = plot_ok(&[&f.display().to_string()], "old.svg", &[]);
+    assert!(!texts(&svg).iter().any(|t| t.ends_with("errors/s")));
+    assert!(svg.contains("carry no errors"));
 }
 
 fn jsonl_has_errors_and_percentile_markers() {
@@ -359,6 +382,11 @@ const TESTS: &[(&str, fn(), bool)] = &[
     (
         "hlog_has_timeline_and_spectrum",
         hlog_has_timeline_and_spectrum,
+        false,
+    ),
+    (
+        "an_old_log_draws_no_errors_and_says_so",
+        an_old_log_draws_no_errors_and_says_so,
         false,
     ),
     (

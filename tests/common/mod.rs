@@ -9,6 +9,7 @@ pub mod json;
 pub mod listen;
 pub mod proc;
 pub mod rows;
+pub mod sums;
 
 pub use json::{booked, f, json_total, u};
 pub use listen::listening_addr;
