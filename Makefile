@@ -25,12 +25,13 @@ run: build
 	kill -TERM $$pid; wait $$pid || true; \
 	echo "== server counters"; grep '^server total' "$$out"
 
-# docs/plot-demo.svg from a short loopback run: an echo server on a free port (found as in
-# `run`), PLOT_SECS of `connect -c 10 -r 1000 -i 500ms --label run=plot-demo` against it with
-# --hdr-log and --json-stream into a temp dir, both files drawn together by `connperf plot`:
-# their lines coincide (the interval log's exact percentile spectrum, the JSON total's
-# percentile markers; errors/s come from the JSON rows). The server is stopped by its PID and
-# the temp dir removed; everything stops by itself.
+# docs/plot-demo.svg from two short loopback runs against one echo server on a free port
+# (found as in `run`): PLOT_SECS of `connect -c 10 -r 1000 -i 500ms --hdr-log` (the latency
+# timeline with throughput and errors per window, and the percentile spectrum), then a capacity
+# sweep `--sweep 20k:200k:20k --sweep-step 1s --slo p99=1ms` in JSON Lines (latency vs achieved
+# throughput, the SLO line and the knee). Both are drawn into one SVG by `connperf plot`. The
+# server is stopped by its PID and the temp dir removed; everything stops by itself. A sweep
+# without a knee exits 1; the picture is still drawn.
 PLOT_SECS ?= 10s
 plot-demo: build
 	@set -e; tmp=$$(mktemp -d); \
@@ -39,13 +40,16 @@ plot-demo: build
 	for i in $$(seq 100); do grep -q 'Listening at' "$$tmp/serve.out" && break; sleep 0.05; done; \
 	addr=$$(awk '/^Listening at / {print $$3; exit}' "$$tmp/serve.out"); \
 	test -n "$$addr" || { echo "no 'Listening at' line from connperf serve" >&2; exit 1; }; \
-	echo "== connperf connect -c 10 -r 1000 -d $(PLOT_SECS) -i 500ms $$addr"; \
+	echo "== connperf connect -c 10 -r 1000 -d $(PLOT_SECS) -i 500ms --hdr-log paced.hlog $$addr"; \
 	$(BIN) connect -c 10 -r 1000 -d $(PLOT_SECS) -i 500ms --label run=plot-demo \
-		--hdr-log "$$tmp/demo.hlog" --json-stream "$$addr" >"$$tmp/demo.jsonl"; \
+		--hdr-log "$$tmp/paced.hlog" --show-only-results "$$addr"; \
+	echo "== connperf connect -c 10 --sweep 20k:200k:20k --sweep-step 1s --slo p99=1ms --jsonlines $$addr"; \
+	$(BIN) connect -c 10 --sweep 20k:200k:20k --sweep-step 1s --slo p99=1ms --label run=plot-demo \
+		--jsonlines "$$addr" >"$$tmp/sweep.jsonl" || true; \
 	kill -TERM $$pid; wait $$pid || true; \
 	mkdir -p docs; \
-	$(BIN) plot "$$tmp/demo.hlog" "$$tmp/demo.jsonl" -o docs/plot-demo.svg; \
-	echo "== wrote docs/plot-demo.svg (open it in a browser, or: rsvg-convert -o plot-demo.png docs/plot-demo.svg)"
+	$(BIN) plot "$$tmp/paced.hlog" "$$tmp/sweep.jsonl" -o docs/plot-demo.svg; \
+	echo "== wrote docs/plot-demo.svg"
 
 test:
 	$(CARGO) test

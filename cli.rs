@@ -172,6 +172,14 @@ pub struct MergeArgs {
     /// also a row per value of label KEY (e.g. --by host), beside the merged rows
     #[argh(option, arg_name = "KEY")]
     pub by: Option<String>,
+    /// fail (exit 1) if more than PCT % of a total row's requests failed (default 100: only a
+    /// row with nothing completed fails)
+    #[argh(option)]
+    pub max_error_rate: Option<String>,
+    /// fail (exit 1) unless every total row meets these bounds, e.g.
+    /// p99=2ms,p99.9=10ms,max=1s,mean=1ms,errors=0.1%
+    #[argh(option)]
+    pub slo: Option<String>,
     /// merge the same log given twice, or two logs with the same labels over the same time
     #[argh(switch)]
     pub allow_duplicates: bool,
@@ -1223,16 +1231,7 @@ impl ConnectArgs {
 
     /// `--max-error-rate` and `--slo`.
     fn thresholds(&self) -> Result<crate::verdict::Thresholds> {
-        let mut t = crate::verdict::Thresholds::default();
-        if let Some(v) = &self.max_error_rate {
-            t.max_error_rate = crate::verdict::parse_pct(v)
-                .map_err(|e| Error::Config(format!("invalid --max-error-rate {v:?}: {e}")))?;
-        }
-        if let Some(v) = &self.slo {
-            t.slo = crate::verdict::parse_slo(v)
-                .map_err(|e| Error::Config(format!("invalid --slo {v:?}: {e}")))?;
-        }
-        Ok(t)
+        thresholds(self.max_error_rate.as_deref(), self.slo.as_deref())
     }
 
     /// The targets: the positional addresses, or the entries of the `--addrs-file`; none with
@@ -1856,6 +1855,23 @@ fn wait_for_start(
     }
 }
 
+/// `--max-error-rate` and `--slo` (connect and merge).
+fn thresholds(
+    max_error_rate: Option<&str>,
+    slo: Option<&str>,
+) -> Result<crate::verdict::Thresholds> {
+    let mut t = crate::verdict::Thresholds::default();
+    if let Some(v) = max_error_rate {
+        t.max_error_rate = crate::verdict::parse_pct(v)
+            .map_err(|e| Error::Config(format!("invalid --max-error-rate {v:?}: {e}")))?;
+    }
+    if let Some(v) = slo {
+        t.slo = crate::verdict::parse_slo(v)
+            .map_err(|e| Error::Config(format!("invalid --slo {v:?}: {e}")))?;
+    }
+    Ok(t)
+}
+
 /// `connperf merge`.
 pub fn run_merge(args: MergeArgs) -> Result<()> {
     if args.files.is_empty() {
@@ -1903,10 +1919,16 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
         show_only_results: args.show_only_results,
         extra_percentiles: percentiles_or_default(args.percentiles.as_deref())?,
         latency_distribution: args.latency_distribution,
+        thresholds: thresholds(args.max_error_rate.as_deref(), args.slo.as_deref())?,
         ..Default::default()
     };
-    crate::histlog::print_merged(&merged, &base, std::io::BufWriter::new(std::io::stdout()));
-    Ok(())
+    let summary =
+        crate::histlog::print_merged(&merged, &base, std::io::BufWriter::new(std::io::stdout()));
+    if summary.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(summary.failures))
+    }
 }
 
 /// `connperf plot`.

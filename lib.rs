@@ -29,6 +29,9 @@
 //!   --sweep-step, drain) ─▶ a row per step ─▶ the knee (highest step meeting the checks)
 //!
 //! connperf merge FILE... ─histlog::read_log─▶ merge by wall-clock window ─▶ report::print_report
+//!   (histograms, and the `#connperf-counters` lines of format 2 logs; totals judged by verdict)
+//!
+//! connperf plot FILE... ─histlog::parse_log | JSON rows─▶ plot::Series ─plotters─▶ one SVG
 //! ```
 //!
 //! Before argh sees argv, `args::normalize` rewrites the Go tool's spellings (`-c5`, `-d=1s`,

@@ -1307,11 +1307,20 @@ fn draw_sweep<DB: DrawingBackend>(
         } else {
             format!(" knee: {} req/s offered", rate_tick(*rate))
         };
+        // Right of the line, or left of it near the right edge, where it would be cut off.
+        let (at, h) = if x > x_max * 0.7 {
+            (x - x_max * 0.004, HPos::Right)
+        } else {
+            (x + x_max * 0.004, HPos::Left)
+        };
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
-                (x + x_max * 0.004, (lo / div) * 1.3),
-                (FONT, 14).into_font().color(&BLACK),
+                (at, (lo / div) * 1.3),
+                (FONT, 14)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(h, VPos::Bottom)),
             )))
             .map_err(draw_err)?;
     }

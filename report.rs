@@ -758,12 +758,29 @@ pub fn print_report<W: Write>(
             ..table_cfg.clone()
         })
         .collect();
-    let print_line = |out: &mut Out<W>, i: usize, span: &Span, s: &Stats| {
+    // A total row's verdict: the checks it failed, or `None` when its counters are unknown
+    // (logs written before counters were logged), so whether it failed is unknown too.
+    let print_line = |out: &mut Out<W>,
+                      i: usize,
+                      span: &Span,
+                      s: &Stats,
+                      verdict: Option<&Option<Vec<String>>>| {
         if cfg.jsonlines {
             let ts = iso8601(span.end);
             let mut row = Row::new(&row_cfgs[i], span, &ts, &rows[i].peer, s);
             if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
                 row.ramp = RampUs::of(r.took, rs);
+            }
+            match verdict {
+                Some(Some(reasons)) => {
+                    row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
+                    row.reasons = Some(reasons);
+                }
+                Some(None) => {
+                    row.verdict = Some("unknown");
+                    row.reasons = Some(&[]);
+                }
+                None => {}
             }
             out.line(&json_line(&row));
         } else {
@@ -799,13 +816,17 @@ pub fn print_report<W: Write>(
                     ramp: None,
                     verdicts: None,
                 };
-                print_line(&mut out, i, &span, &c.stats);
+                print_line(&mut out, i, &span, &c.stats, None);
             }
         }
     }
     if !cfg.jsonlines {
         out.line("--- A result during total execution time ---");
     }
+    let verdicts: Vec<Option<Vec<String>>> = totals
+        .iter()
+        .map(|s| (!s.counters_unknown).then(|| cfg.thresholds.judge(s)))
+        .collect();
     for (i, s) in totals.iter().enumerate() {
         let span = Span {
             kind: "total",
@@ -816,12 +837,17 @@ pub fn print_report<W: Write>(
             ramp: rows[i].ramp.as_ref(),
             verdicts: None,
         };
-        print_line(&mut out, i, &span, s);
+        print_line(&mut out, i, &span, s, Some(&verdicts[i]));
     }
     let summary = Summary {
         totals: totals.clone(),
         elapsed,
         cpu: cpu.unwrap_or_default(),
+        failures: names
+            .iter()
+            .zip(&verdicts)
+            .flat_map(|(name, v)| v.iter().flatten().map(move |r| format!("{name}: {r}")))
+            .collect(),
         ..Summary::default()
     };
     if !cfg.jsonlines {
@@ -855,6 +881,37 @@ pub fn print_report<W: Write>(
             ..Summary::default()
         };
         print_notes(&notes_cfg, &mut out, &known, &notes_summary);
+        let unknown: Vec<&String> = names
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| n)
+            .collect();
+        let judged: (Vec<String>, Vec<Vec<String>>) = names
+            .iter()
+            .zip(&verdicts)
+            .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v)))
+            .unzip();
+        if unknown.is_empty() {
+            print_verdicts(&mut out, &judged.0, &judged.1);
+        } else {
+            // Rows from logs without counters: their errors are unknown, so is their verdict.
+            for (peer, reasons) in judged.0.iter().zip(&judged.1) {
+                for r in reasons {
+                    out.line(&format!("# {peer} FAIL: {r}"));
+                }
+            }
+            for n in &unknown {
+                out.line(&format!(
+                    "# {n} verdict unknown: its logs carry no error counts"
+                ));
+            }
+            out.line(if judged.1.iter().any(|v| !v.is_empty()) {
+                "# verdict: fail"
+            } else {
+                "# verdict: unknown"
+            });
+        }
     }
     print_distributions(&table_cfg, &mut out, &totals);
     out.flush();

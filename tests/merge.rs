@@ -91,6 +91,22 @@ fn merging_one_log_gives_the_runs_own_totals() {
         assert_eq!(got["interval"], want["interval"]);
         common::sums::assert_sum(got, &[want], "window");
     }
+    // The merge judges its totals as connect does: --slo it cannot meet fails (exit 1, named
+    // on stderr and in the table), a bad --slo is a usage error.
+    assert_eq!(m["verdict"], "pass", "{m}");
+    let (code, out, err) = run(&["merge", "--show-only-results", "--slo", "p99=1us", &log]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("check failed") && err.contains("slo 1 µs"),
+        "{err}"
+    );
+    assert!(
+        out.contains("FAIL: p99") && out.contains("# verdict: fail"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["merge", "--slo", "p99=soon", &log]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid --slo"), "{err}");
 }
 
 #[test]
@@ -396,7 +412,8 @@ fn merged_counters_are_the_exact_sums_of_each_hosts_totals() {
     ];
     args.extend(logs.iter().map(String::as_str));
     let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "a refused host's rows fail: {err}");
+    assert!(err.contains("no request completed"), "{err}");
     let rows: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -424,7 +441,8 @@ fn merged_counters_are_the_exact_sums_of_each_hosts_totals() {
     let mut args = vec!["merge", "--jsonlines", "--show-only-results"];
     args.extend(logs.iter().map(String::as_str));
     let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "a refused host's rows fail: {err}");
+    assert!(err.contains("no request completed"), "{err}");
     let rows: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -435,7 +453,8 @@ fn merged_counters_are_the_exact_sums_of_each_hosts_totals() {
 
     // The table says the same: ERRORS is h3's refused count, not 0.
     let (code, out, err) = run(&["merge", "--show-only-results", "--by", "host", &logs[2]]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "a refused host's rows fail: {err}");
+    assert!(err.contains("no request completed"), "{err}");
     let refused = own[2]["error_count"].as_u64().unwrap().to_string();
     let line = out
         .lines()
@@ -478,8 +497,15 @@ fn logs_without_counters_show_them_unknown() {
         assert!(total[key].is_null(), "{key} unknown, not 0: {total}");
     }
     assert_eq!(total["count"], 0);
+    // Nothing completed, but whether anything failed is unknown: so is the verdict (exit 0).
+    assert_eq!(total["verdict"], "unknown", "{total}");
     let (code, out, err) = run(&["merge", "--show-only-results", &old_log]);
     assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("verdict unknown: its logs carry no error counts"),
+        "{out}"
+    );
+    assert!(out.contains("# verdict: unknown"), "{out}");
     let row = out
         .lines()
         .find(|l| l.starts_with("127.0.0.1:"))
@@ -530,7 +556,8 @@ fn duplicate_logs_are_refused() {
         &a,
         &copy,
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "a refused host's rows fail: {err}");
+    assert!(err.contains("no request completed"), "{err}");
     let m = json_total(&out);
     assert_eq!(
         m["error_count"].as_u64().unwrap(),
@@ -598,7 +625,8 @@ fn udp_counters_merge_back_to_the_runs_own() {
         &logs[0],
         &logs[1],
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "a refused host's rows fail: {err}");
+    assert!(err.contains("no request completed"), "{err}");
     let rows: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -3,10 +3,6 @@
 
 use serde_json::Value;
 
-/// Keys of a `connect` total that a merged row does not carry: the verdict (`merge` judges
-/// nothing).
-pub const NOT_MERGED: [&str; 2] = ["verdict", "reasons"];
-
 /// Counters that add up.
 pub const SUMMED: [&str; 7] = [
     "count",
@@ -33,14 +29,13 @@ fn num(row: &Value, key: &str) -> u64 {
 
 /// `merged` is the sum of `parts` in every counter: summed counts (and kind by kind), the
 /// largest `max_behind_us`, the generator CPU summed (each part rounded to 1 µs); and it has
-/// every key the parts have but the ramp and the verdict (and `labels`, when the parts share
-/// none).
+/// every key the parts have (but `labels`, when the parts share none).
 pub fn assert_sum(merged: &Value, parts: &[&Value], what: &str) {
     for p in parts {
         for key in p.as_object().expect("a JSON object").keys() {
             // `labels` is left out when the parts have none in common (each its own host).
             assert!(
-                merged.get(key).is_some() || NOT_MERGED.contains(&key.as_str()) || key == "labels",
+                merged.get(key).is_some() || key == "labels",
                 "{what}: merged row lacks {key}: {merged}\npart {p}"
             );
         }
@@ -112,6 +107,10 @@ pub fn assert_sum(merged: &Value, parts: &[&Value], what: &str) {
 /// connect, send-lag and ramp figure (the same histograms, added window by window).
 pub fn assert_same_as_own(row: &Value, own: &Value, what: &str) {
     assert_sum(row, &[own], what);
+    // Judged alike: a host whose target refused it fails in the merge as in its own run.
+    for key in ["verdict", "reasons"] {
+        assert_eq!(row[key], own[key], "{what}: {key}: {row}\nown {own}");
+    }
     for (key, value) in own.as_object().expect("a JSON object") {
         let figure = ["latency_", "service_", "connect_", "send_lag_", "ramp_"]
             .iter()
