@@ -2001,7 +2001,8 @@ pub fn main() -> i32 {
     match res {
         Ok(()) => 0,
         Err(e) => {
-            eprint!("{}", error_report(&e));
+            // Like every stderr line (lib.rs `eprintln!`): a closed stderr keeps the status.
+            let _ = std::io::stderr().write_all(error_report(&e).as_bytes());
             e.exit_code()
         }
     }

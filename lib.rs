@@ -44,6 +44,17 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+/// `eprintln!` that never panics. std's panics when stderr cannot be written (`2>&1 | head -1`
+/// once `head` has gone, `2>/dev/full`), which turned a run's exit status (0, 1 or 2) into a
+/// panic's 101. A note stderr cannot take is dropped; the exit status still says how the run
+/// went. Defined before the modules, so it shadows std's in all of them.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod affinity;
 mod args;
 pub mod cli;

@@ -460,3 +460,38 @@ fn udp_flows_beyond_the_open_file_limit_are_a_usage_error() {
     let mut buf = [0u8; 64];
     assert!(sink.recv_from(&mut buf).is_err(), "a datagram was sent");
 }
+
+/// A stderr that cannot be written (`2>/dev/full`, a reader gone after `| head -1`) does not
+/// turn the exit status into a panic's 101: a failed run still exits 1, a usage error 2, and
+/// a run that passed 0.
+#[test]
+fn an_unwritable_stderr_keeps_the_exit_status() {
+    // Linux always has /dev/full: every write to it fails with ENOSPC.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
+    let dead = common::DeadPort::new();
+    let addr = dead.addr();
+    let status = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(full())
+            .status()
+            .unwrap()
+            .code()
+    };
+    // Refused: a check-failed line per target and the error report, all into /dev/full.
+    assert_eq!(
+        status(&["connect", "-c", "1", "-r", "50", "-d", "500ms", &addr]),
+        Some(1)
+    );
+    assert_eq!(status(&["connect", "--bogus"]), Some(2));
+    assert_eq!(
+        status(&["connect", "--demo", "-c", "1", "-r", "50", "-d", "500ms"]),
+        Some(0)
+    );
+}
