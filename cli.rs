@@ -1905,7 +1905,7 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
             )));
         }
     }
-    let merged = crate::histlog::merge(
+    let mut merged = crate::histlog::merge(
         &logs,
         args.interval,
         args.merge_results_each_host,
@@ -1922,6 +1922,23 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
         thresholds: thresholds(args.max_error_rate.as_deref(), args.slo.as_deref())?,
         ..Default::default()
     };
+    if args.merge_results_each_host {
+        // Judge each target on its own too, as `connect --merge-results-each-host` does: the
+        // per-target merge, printed nowhere, names the targets that failed.
+        let per_target = crate::histlog::merge(&logs, args.interval, false, None)?;
+        let quiet = ReportConfig {
+            jsonlines: true,
+            show_only_results: true,
+            latency_distribution: false,
+            ..base.clone()
+        };
+        let judged = crate::histlog::print_merged(&per_target, &quiet, std::io::sink());
+        if per_target.rows.len() > 1 {
+            for row in merged.rows.iter_mut().filter(|r| r.by.is_none()) {
+                row.target_failures = judged.failures.clone();
+            }
+        }
+    }
     let summary =
         crate::histlog::print_merged(&merged, &base, std::io::BufWriter::new(std::io::stdout()));
     if summary.failures.is_empty() {

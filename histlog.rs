@@ -1247,6 +1247,7 @@ pub fn merge(
                 labels,
                 by,
                 ramp,
+                target_failures: Vec::new(),
             };
             match (by, &key.by) {
                 (Some(k), Some(v)) => {

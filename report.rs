@@ -689,6 +689,10 @@ pub struct ReportRow {
     pub by: Option<(String, String)>,
     /// The ramp before the schedule, for the total row: its `stats` hold this row alone.
     pub ramp: Option<Ramp>,
+    /// A row merging several targets: the checks each target failed on its own (`PEER:
+    /// reason`), so a dead target is not hidden in the sum of the live ones (as in `connect
+    /// --merge-results-each-host`).
+    pub target_failures: Vec<String>,
 }
 
 impl ReportRow {
@@ -825,7 +829,14 @@ pub fn print_report<W: Write>(
     }
     let verdicts: Vec<Option<Vec<String>>> = totals
         .iter()
-        .map(|s| (!s.counters_unknown).then(|| cfg.thresholds.judge(s)))
+        .zip(rows)
+        .map(|(s, r)| {
+            (!s.counters_unknown).then(|| {
+                let mut reasons = cfg.thresholds.judge(s);
+                reasons.extend(r.target_failures.iter().cloned());
+                reasons
+            })
+        })
         .collect();
     for (i, s) in totals.iter().enumerate() {
         let span = Span {

@@ -420,6 +420,22 @@ fn merged_counters_are_the_exact_sums_of_each_hosts_totals() {
         .collect();
     assert_eq!(rows.len(), 4, "the merged row and one per host:\n{out}");
     assert_eq!(rows[0]["peer"], "merged(2 hosts)");
+    // The dead target is judged on its own, not hidden in the sum with the live one.
+    assert_eq!(rows[0]["verdict"], "fail", "{}", rows[0]);
+    let dead_reason = format!("{}: no request completed", dead.addr());
+    assert!(
+        rows[0]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with(&dead_reason)),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        err.contains(&format!("merged(2 hosts): {dead_reason}")),
+        "{err}"
+    );
     assert_eq!(rows[0]["labels"]["run"], "exact");
     assert!(rows[0]["labels"].get("host").is_none(), "{}", rows[0]);
     common::sums::assert_sum(&rows[0], &own.iter().collect::<Vec<_>>(), "merged");
