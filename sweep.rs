@@ -539,7 +539,7 @@ fn rate_text(r: f64) -> String {
 fn table_header(report: &ReportConfig) -> String {
     let w = peer_width(report);
     format!(
-        "{:<5} {:<w$} {:<12} {:<12} {:<10} {:<10} {:<10} {:<8} {:<7} VERDICT",
+        "{:<5} {:<w$} {:<12} {:<12} {:<10} {:<10} {:<10} {:<8} {}{:<7} VERDICT",
         "STEP",
         "PEER",
         "OFFERED/s",
@@ -548,6 +548,11 @@ fn table_header(report: &ReportConfig) -> String {
         "P99(µs)",
         "P99.9(µs)",
         "ERRORS",
+        if report.udp {
+            format!("{:<8} ", "LOST")
+        } else {
+            String::new()
+        },
         "CPU(%)"
     )
 }
@@ -624,7 +629,7 @@ fn print_step<W: Write>(
             }
         };
         out.line(&format!(
-            "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {:<7} {verdict}",
+            "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {}{:<7} {verdict}",
             index,
             row.name,
             offered_per_row,
@@ -637,6 +642,13 @@ fn print_step<W: Write>(
             q(99.0),
             q(99.9),
             s.error_count(),
+            // UDP: datagrams never answered fail a step as errors do; without the column a
+            // lossy step read "ERRORS 0".
+            if report.udp {
+                format!("{:<8} ", s.lost)
+            } else {
+                String::new()
+            },
             cpu_text(&step.summary),
         ));
         for r in &reasons {

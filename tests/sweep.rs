@@ -164,6 +164,22 @@ fn a_udp_sweep_prints_json_step_rows_then_the_knee() {
         &server.addr(),
     ]);
     check_json_sweep(&o, &[1000.0, 2000.0], Some("p99=1s"));
+    // The table has a LOST column for UDP: an unanswered datagram fails a step as an error does.
+    let o = sweep(&["-p", "udp", "--sweep", "1k:1k:1k", &server.addr()]);
+    assert_eq!(o.status.code(), Some(0), "{}", o.err);
+    let header = o
+        .out
+        .iter()
+        .find(|l| l.starts_with("STEP"))
+        .expect("header");
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let lost = cols
+        .iter()
+        .position(|c| *c == "LOST")
+        .expect("a LOST column");
+    assert_eq!(cols[lost - 1], "ERRORS", "{header}");
+    let row = o.out.iter().find(|l| l.starts_with("0 ")).expect("step 0");
+    assert_eq!(row.split_whitespace().nth(lost), Some("0"), "{row}");
 }
 
 #[test]
