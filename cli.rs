@@ -1010,7 +1010,7 @@ impl ConnectArgs {
         if let Some(sw) = &sweep {
             cfg.rate = crate::sweep::per_stream_rate(sw.rates[0], &cfg);
             cfg.duration = sw.step;
-            warnings.extend(sparse_schedule_note(&cfg));
+            warnings.extend(sparse_sweep_note(&cfg, sw.rates[0]));
         }
         let mut report = self.report_config(&cfg, plan.workers)?;
         let metrics_addr = metrics_addr(self.metrics_addr.as_deref())?;
@@ -1346,6 +1346,33 @@ fn udp_payload_max(targets: &[Target]) -> (usize, &'static str) {
 /// the (uniform) schedule holds in the measured time: none at all with `-r 0.0001 -d 1s`. The
 /// run still goes ahead: it may be meant to check connecting, and it reports what it measured.
 fn sparse_schedule_note(cfg: &ConnectConfig) -> Option<String> {
+    sparse_schedule(cfg).map(|(n, unit)| {
+        format!(
+            "-r {} for -d {:?} is under one request per {unit}: the schedule holds {n} request{} in the measured time{}",
+            cfg.rate,
+            cfg.duration,
+            if n == 1 { "" } else { "s" },
+            if n == 0 { ", so nothing will be measured" } else { "" }
+        )
+    })
+}
+
+/// As `sparse_schedule_note`, for the first step of a `--sweep` (which has no `-r` or `-d`).
+fn sparse_sweep_note(cfg: &ConnectConfig, total: f64) -> Option<String> {
+    sparse_schedule(cfg).map(|(n, unit)| {
+        format!(
+            "the first --sweep step, {total} req/s ({} per {unit}), for --sweep-step {:?} is under one request per {unit}: it holds {n} request{}{}",
+            cfg.rate,
+            cfg.duration,
+            if n == 1 { "" } else { "s" },
+            if n == 0 { ", so nothing will be measured" } else { "" }
+        )
+    })
+}
+
+/// A schedule with under one request per stream in the measured time: the requests it holds
+/// in all, and what a stream is (`connection` or `target`).
+fn sparse_schedule(cfg: &ConnectConfig) -> Option<(u64, &'static str)> {
     if cfg.closed_loop() {
         return None;
     }
@@ -1378,12 +1405,7 @@ fn sparse_schedule_note(cfg: &ConnectConfig) -> Option<String> {
         }
     };
     let n = per_target * cfg.targets.len().max(1) as u64;
-    Some(format!(
-        "-r {r} for -d {:?} is under one request per {unit}: the schedule holds {n} request{} in the measured time{}",
-        cfg.duration,
-        if n == 1 { "" } else { "s" },
-        if n == 0 { ", so nothing will be measured" } else { "" }
-    ))
+    Some((n, unit))
 }
 
 /// `-c`: 1 to `MAX_CONNECTIONS`.

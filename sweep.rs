@@ -531,8 +531,11 @@ impl<W: Write> Printer<W> {
 fn rate_text(r: f64) -> String {
     if r.fract() == 0.0 {
         format!("{r:.0}")
-    } else {
+    } else if r >= 1.0 {
         format!("{r:.2}")
+    } else {
+        // Under 1 req/s two decimals could read 0.00: as given.
+        format!("{r}")
     }
 }
 
