@@ -918,14 +918,23 @@ fn backlog(given: Option<u64>) -> Result<i32> {
     }
 }
 
-/// `--metrics-addr HOST:PORT`.
+/// `--metrics-addr HOST:PORT`, or `:PORT` for every IPv4 interface (`0.0.0.0:PORT`, the usual
+/// exporter spelling). Text that is no address is a usage error (exit 2).
 fn metrics_addr(given: Option<&str>) -> Result<Option<SocketAddr>> {
     given
-        .map(|a| parse_addr(a).map_err(|e| Error::Config(format!("invalid --metrics-addr: {e}"))))
+        .map(|a| {
+            let a = a.trim();
+            let all = a
+                .strip_prefix(':')
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .map(|p| format!("0.0.0.0:{p}"));
+            parse_addr(all.as_deref().unwrap_or(a))
+                .map_err(|e| Error::Config(format!("invalid --metrics-addr: {e}")))
+        })
         .transpose()
 }
 
-/// Serve `live` at `--metrics-addr` (a bind failure is a usage error) and say where.
+/// Serve `live` at `--metrics-addr` (a bind failure is exit 1, naming the flag) and say where.
 fn start_metrics(
     addr: Option<SocketAddr>,
     live: Option<&Arc<crate::metrics::Live>>,

@@ -789,11 +789,17 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Bind `addr` and serve `live` at `/metrics`. A bind failure is a usage error naming the
-    /// flag, before any load starts.
+    /// Bind `addr` and serve `live` at `/metrics`, before any load starts. The address parsed,
+    /// so a bind failure (in use, not an address of this host) is a failure to run (exit 1)
+    /// naming the flag and the address, as `serve -l` on a port in use is.
     pub fn start(addr: SocketAddr, live: Arc<Live>) -> Result<MetricsServer> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| Error::Config(format!("invalid --metrics-addr {addr}: {e}")))?;
+        let cannot = |source| Error::Io {
+            what: format!("cannot serve --metrics-addr {addr}"),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(cannot)?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| cannot(std::io::Error::other(e)))?;
         let bound = server.server_addr().to_ip().unwrap_or(addr);
         let server = Arc::new(server);
         let srv = server.clone();
