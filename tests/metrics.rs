@@ -437,3 +437,74 @@ fn metrics_addr_colon_port_is_every_interface() {
     assert!(page.text.contains("connperf_phase{"), "{}", page.text);
     p.kill();
 }
+
+/// Mid-sweep the page keeps the last finished window (latency, rate) and the ramp, and says
+/// which step runs with plain gauges, not labels whose values change every step.
+#[test]
+fn a_scrape_mid_sweep_has_the_last_window_the_ramp_and_the_step() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let mut p = proc::spawn(
+        &[
+            "connect",
+            &addr,
+            "--workers",
+            "1",
+            "--sweep",
+            "1k:3k:1k",
+            "--sweep-step",
+            "1s",
+            "--jsonlines",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    let url = metrics_url(&mut p);
+    p.wait_line(Duration::from_secs(15), |l| l.contains("\"kind\":\"step\""));
+    let has = |page: &Page, name: &str| page.samples.iter().any(|(n, _, _)| n == name);
+    let check = |page: &Page| {
+        for name in [
+            "connperf_latency_seconds_count",
+            "connperf_latency_quantile_seconds",
+            "connperf_rate_per_second",
+            "connperf_window_seconds",
+            "connperf_ramp_seconds",
+            "connperf_ramp_connections",
+            "connperf_sweep_step",
+            "connperf_sweep_steps",
+            "connperf_sweep_offered_rate_per_second",
+        ] {
+            assert!(has(page, name), "no {name} mid-sweep:\n{}", page.text);
+        }
+        assert!(
+            !page.text.contains("steps=") && !page.text.contains("offered_rate_per_second="),
+            "step values as labels:\n{}",
+            page.text
+        );
+        assert_eq!(page.sum("connperf_sweep_steps", &[]), 3, "{}", page.text);
+    };
+    // Right after step 0's row: step 1 may not have started yet, or it has.
+    let first = scrape(&url);
+    check(&first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let page = loop {
+        let page = scrape(&url);
+        if page.sum("connperf_sweep_step", &[]) >= 2 || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    check(&page);
+    let step = page.sum("connperf_sweep_step", &[]);
+    assert!(step >= 2, "{}", page.text);
+    assert_eq!(
+        page.sum("connperf_sweep_offered_rate_per_second", &[]),
+        1000 * step,
+        "{}",
+        page.text
+    );
+    let o = p.finish(Duration::from_secs(15));
+    assert_eq!(o.status.code(), Some(0), "{}", o.err);
+    server.stop();
+}
