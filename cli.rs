@@ -1682,10 +1682,19 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     if let Some(p) = progress {
         p.stop();
     }
-    if let (Some(live), Some(_)) = (&live, &metrics) {
+    if let (Some(live), Some(m)) = (&live, &metrics) {
         if joined.is_ok() && !linger.is_zero() {
             let seen = signals.load(Ordering::SeqCst);
-            live.wait_scraped(linger, || signals.load(Ordering::SeqCst) > seen);
+            live.wait_scraped(
+                linger,
+                || signals.load(Ordering::SeqCst) > seen,
+                || {
+                    eprintln!(
+                        "connperf: serving the final metrics at http://{}/metrics until scraped or {linger:?}",
+                        m.addr
+                    )
+                },
+            );
         }
     }
     demo_shutdown.trigger();

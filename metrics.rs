@@ -330,8 +330,15 @@ impl Live {
 
     /// Wait until a scrape has been served since the last report was printed, at most
     /// `limit` or until `stop()` says so (checked every 50 ms): `--metrics-linger`.
-    pub fn wait_scraped(&self, limit: Duration, stop: impl Fn() -> bool) -> bool {
+    /// `waiting()` is called once if it has to wait (not when a scrape came already).
+    pub fn wait_scraped(
+        &self,
+        limit: Duration,
+        stop: impl Fn() -> bool,
+        waiting: impl FnOnce(),
+    ) -> bool {
         let deadline = Instant::now() + limit;
+        let mut waiting = Some(waiting);
         let mut st = self.lock();
         loop {
             if st.scrapes_after_report > 0 {
@@ -340,6 +347,9 @@ impl Live {
             let now = Instant::now();
             if now >= deadline || stop() {
                 return false;
+            }
+            if let Some(say) = waiting.take() {
+                say();
             }
             let wait = (deadline - now).min(Duration::from_millis(50));
             st = self

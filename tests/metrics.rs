@@ -508,3 +508,40 @@ fn a_scrape_mid_sweep_has_the_last_window_the_ramp_and_the_step() {
     assert_eq!(o.status.code(), Some(0), "{}", o.err);
     server.stop();
 }
+
+/// `--metrics-linger` says on stderr that it waits, where, and how long at most; unscraped, it
+/// exits after that long.
+#[test]
+fn metrics_linger_says_it_waits() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let mut p = proc::spawn(
+        &[
+            "connect",
+            &addr,
+            "--workers",
+            "1",
+            "-c",
+            "1",
+            "-r",
+            "50",
+            "-d",
+            "500ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "1500ms",
+        ],
+        None,
+    );
+    let url = metrics_url(&mut p);
+    let line = p.wait_err_line(PROC_TIMEOUT, |l| l.contains("final metrics"));
+    assert_eq!(
+        line.trim(),
+        format!("connperf: serving the final metrics at {url} until scraped or 1.5s")
+    );
+    let o = p.finish(PROC_TIMEOUT);
+    o.assert_clean();
+    assert!(o.elapsed >= Duration::from_millis(1900), "{:?}", o.elapsed);
+    server.stop();
+}
