@@ -265,7 +265,7 @@ pub struct ServeArgs {
     /// answer only these peers: comma-separated addresses or CIDR blocks (TCP and UDP)
     #[argh(option)]
     pub allow: Option<String>,
-    /// serve the counters as OpenMetrics text at http://HOST:PORT/metrics (port 0: a free one, printed on stderr)
+    /// serve the counters as OpenMetrics text at http://HOST:PORT/metrics (:PORT: every IPv4 interface, 0.0.0.0; port 0: a free one, printed on stderr)
     #[argh(option)]
     pub metrics_addr: Option<String>,
 }
@@ -400,7 +400,7 @@ pub struct ConnectArgs {
     /// accepted for the Go tool's scripts; has no effect
     #[argh(option)]
     pub pprof_addr: Option<String>,
-    /// serve live counters and the last window's latency as OpenMetrics text at http://HOST:PORT/metrics (port 0: a free one, printed on stderr)
+    /// serve live counters and the last window's latency as OpenMetrics text at http://HOST:PORT/metrics (:PORT: every IPv4 interface, 0.0.0.0; port 0: a free one, printed on stderr)
     #[argh(option)]
     pub metrics_addr: Option<String>,
     /// after the run, keep serving --metrics-addr until it is scraped once or this long has passed (default 0: exit at once)
