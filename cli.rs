@@ -265,7 +265,7 @@ pub struct ServeArgs {
     /// answer only these peers: comma-separated addresses or CIDR blocks (TCP and UDP)
     #[argh(option)]
     pub allow: Option<String>,
-    /// serve the counters as OpenMetrics text at http://HOST:PORT/metrics (port 0: a free one, printed on stderr)
+    /// serve the counters as OpenMetrics text at http://HOST:PORT/metrics (:PORT: every IPv4 interface, 0.0.0.0; port 0: a free one, printed on stderr)
     #[argh(option)]
     pub metrics_addr: Option<String>,
 }
@@ -400,7 +400,7 @@ pub struct ConnectArgs {
     /// accepted for the Go tool's scripts; has no effect
     #[argh(option)]
     pub pprof_addr: Option<String>,
-    /// serve live counters and the last window's latency as OpenMetrics text at http://HOST:PORT/metrics (port 0: a free one, printed on stderr)
+    /// serve live counters and the last window's latency as OpenMetrics text at http://HOST:PORT/metrics (:PORT: every IPv4 interface, 0.0.0.0; port 0: a free one, printed on stderr)
     #[argh(option)]
     pub metrics_addr: Option<String>,
     /// after the run, keep serving --metrics-addr until it is scraped once or this long has passed (default 0: exit at once)
@@ -918,14 +918,23 @@ fn backlog(given: Option<u64>) -> Result<i32> {
     }
 }
 
-/// `--metrics-addr HOST:PORT`.
+/// `--metrics-addr HOST:PORT`, or `:PORT` for every IPv4 interface (`0.0.0.0:PORT`, the usual
+/// exporter spelling). Text that is no address is a usage error (exit 2).
 fn metrics_addr(given: Option<&str>) -> Result<Option<SocketAddr>> {
     given
-        .map(|a| parse_addr(a).map_err(|e| Error::Config(format!("invalid --metrics-addr: {e}"))))
+        .map(|a| {
+            let a = a.trim();
+            let all = a
+                .strip_prefix(':')
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .map(|p| format!("0.0.0.0:{p}"));
+            parse_addr(all.as_deref().unwrap_or(a))
+                .map_err(|e| Error::Config(format!("invalid --metrics-addr: {e}")))
+        })
         .transpose()
 }
 
-/// Serve `live` at `--metrics-addr` (a bind failure is a usage error) and say where.
+/// Serve `live` at `--metrics-addr` (a bind failure is exit 1, naming the flag) and say where.
 fn start_metrics(
     addr: Option<SocketAddr>,
     live: Option<&Arc<crate::metrics::Live>>,
@@ -1695,10 +1704,19 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
     if let Some(p) = progress {
         p.stop();
     }
-    if let (Some(live), Some(_)) = (&live, &metrics) {
+    if let (Some(live), Some(m)) = (&live, &metrics) {
         if joined.is_ok() && !linger.is_zero() {
             let seen = signals.load(Ordering::SeqCst);
-            live.wait_scraped(linger, || signals.load(Ordering::SeqCst) > seen);
+            live.wait_scraped(
+                linger,
+                || signals.load(Ordering::SeqCst) > seen,
+                || {
+                    eprintln!(
+                        "connperf: serving the final metrics at http://{}/metrics until scraped or {linger:?}",
+                        m.addr
+                    )
+                },
+            );
         }
     }
     demo_shutdown.trigger();

@@ -34,16 +34,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const PREFIX: &str = "connperf";
 
 /// Label names connperf uses itself: a `--label` key may not be one of them.
-pub const RESERVED_LABELS: [&str; 9] = [
-    "target",
-    "outcome",
-    "kind",
-    "quantile",
-    "le",
-    "phase",
-    "proto",
-    "steps",
-    "offered_rate_per_second",
+pub const RESERVED_LABELS: [&str; 7] = [
+    "target", "outcome", "kind", "quantile", "le", "phase", "proto",
 ];
 
 /// Upper bounds (seconds) of the latency histogram's buckets: 10 µs to 10 s, 1-2.5-5 steps,
@@ -169,6 +161,8 @@ struct State {
     counts: Vec<Counts>,
     last: Vec<LastWindow>,
     last_length: Duration,
+    /// The sweep step (`Step::index`) under way when the last window was folded in.
+    last_step: Option<usize>,
     cpu: Duration,
     /// `serve`: the counters at the end of the last window.
     server: Option<ServerCounters>,
@@ -259,14 +253,11 @@ impl Live {
     /// Say which step of a `--sweep` runs now (`None`: no sweep, or it is over). It stays
     /// through the phases each step goes through (ramp, warm-up, measurement, drain): the
     /// progress line shows it before the phase, and `/metrics` has `connperf_sweep_step`.
-    /// A new step forgets the last window, which measured the step before at another rate.
+    /// `/metrics` keeps serving the last finished window (of the step before, at another rate)
+    /// until the new step's first window replaces it; the progress line's rate, which it
+    /// shows beside the new step's, is unknown until then.
     pub fn set_step(&self, step: Option<Step>) {
-        let mut st = self.lock();
-        if step.is_some() && st.step != step {
-            st.last.clear();
-            st.last_length = Duration::ZERO;
-        }
-        st.step = step;
+        self.lock().step = step;
     }
 
     /// The reporter finished window `seq` of `length` (the workers' CPU in it: `cpu`), per
@@ -296,6 +287,7 @@ impl Live {
             })
             .collect();
         st.last_length = length;
+        st.last_step = st.step.map(|s| s.index);
         st.cpu += cpu;
         st.windows += 1;
     }
@@ -338,8 +330,15 @@ impl Live {
 
     /// Wait until a scrape has been served since the last report was printed, at most
     /// `limit` or until `stop()` says so (checked every 50 ms): `--metrics-linger`.
-    pub fn wait_scraped(&self, limit: Duration, stop: impl Fn() -> bool) -> bool {
+    /// `waiting()` is called once if it has to wait (not when a scrape came already).
+    pub fn wait_scraped(
+        &self,
+        limit: Duration,
+        stop: impl Fn() -> bool,
+        waiting: impl FnOnce(),
+    ) -> bool {
         let deadline = Instant::now() + limit;
+        let mut waiting = Some(waiting);
         let mut st = self.lock();
         loop {
             if st.scrapes_after_report > 0 {
@@ -348,6 +347,9 @@ impl Live {
             let now = Instant::now();
             if now >= deadline || stop() {
                 return false;
+            }
+            if let Some(say) = waiting.take() {
+                say();
             }
             let wait = (deadline - now).min(Duration::from_millis(50));
             st = self
@@ -375,7 +377,9 @@ impl Live {
             counts.late_starts += c.late_starts;
         }
         let secs = st.last_length.as_secs_f64();
-        let rate_per_sec = (st.windows > 0 && !st.last.is_empty() && secs > 0.0)
+        // In a sweep, a window of the step before measured another rate: not this step's.
+        let this_step = st.step.is_none() || st.last_step == st.step.map(|s| s.index);
+        let rate_per_sec = (st.windows > 0 && !st.last.is_empty() && secs > 0.0 && this_step)
             .then(|| st.last.iter().map(|l| l.completed).sum::<u64>() as f64 / secs);
         Snapshot {
             phase: st.phase,
@@ -478,19 +482,23 @@ impl Collector for Exposition {
         gauge(&mut me, &[("phase", st.phase.name(now))], 1.0)?;
 
         if let Some(step) = st.step {
-            let mut me = enc.encode_descriptor(
-                "sweep_step",
-                "The --sweep step under way (1-based), of `steps`, at `offered_rate_per_second`",
-                None,
-                MetricType::Gauge,
-            )?;
-            let of = step.of.to_string();
-            let rate = step.rate_per_sec.to_string();
-            gauge(
-                &mut me,
-                &[("steps", &of), ("offered_rate_per_second", &rate)],
-                step.index as f64,
-            )?;
+            // Plain gauges: values that change every step are no labels (a series each).
+            for (name, help, v) in [
+                (
+                    "sweep_step",
+                    "The --sweep step under way, 1-based",
+                    step.index as f64,
+                ),
+                ("sweep_steps", "Steps the --sweep has", step.of as f64),
+                (
+                    "sweep_offered_rate_per_second",
+                    "Requests per second the --sweep step under way offers, all targets",
+                    step.rate_per_sec,
+                ),
+            ] {
+                let mut me = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                me.encode_gauge(&v)?;
+            }
         }
 
         let mut me = enc.encode_descriptor(
@@ -789,11 +797,17 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Bind `addr` and serve `live` at `/metrics`. A bind failure is a usage error naming the
-    /// flag, before any load starts.
+    /// Bind `addr` and serve `live` at `/metrics`, before any load starts. The address parsed,
+    /// so a bind failure (in use, not an address of this host) is a failure to run (exit 1)
+    /// naming the flag and the address, as `serve -l` on a port in use is.
     pub fn start(addr: SocketAddr, live: Arc<Live>) -> Result<MetricsServer> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| Error::Config(format!("invalid --metrics-addr {addr}: {e}")))?;
+        let cannot = |source| Error::Io {
+            what: format!("cannot serve --metrics-addr {addr}"),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(cannot)?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| cannot(std::io::Error::other(e)))?;
         let bound = server.server_addr().to_ip().unwrap_or(addr);
         let server = Arc::new(server);
         let srv = server.clone();
@@ -971,12 +985,59 @@ mod tests {
         }));
         live.set_phase(Phase::Ramp { since: now });
         let text = live.encode();
-        assert!(
-            text.contains("connperf_sweep_step{steps=\"5\",offered_rate_per_second=\"1000\"} 2"),
-            "{text}"
-        );
+        for want in [
+            "connperf_sweep_step 2.0\n",
+            "connperf_sweep_steps 5.0\n",
+            "connperf_sweep_offered_rate_per_second 1000.0\n",
+        ] {
+            assert!(text.contains(want), "{want} missing in:\n{text}");
+        }
         assert!(text.contains("connperf_phase{phase=\"ramp\"} 1"), "{text}");
         assert_eq!(live.snapshot().step.map(|s| s.index), Some(2));
+    }
+
+    #[test]
+    fn a_new_sweep_step_keeps_the_last_window_on_the_page_but_not_its_rate() {
+        let live = Arc::new(Live::new(Vec::new()));
+        let step = |index| {
+            Some(Step {
+                index,
+                of: 3,
+                rate_per_sec: 1000.0 * index as f64,
+            })
+        };
+        live.set_step(step(1));
+        live.fold_window(
+            &["t".into()],
+            0,
+            Duration::from_secs(1),
+            Duration::ZERO,
+            &[stats(&[100, 200], 0)],
+        );
+        assert_eq!(live.snapshot().rate_per_sec, Some(2.0));
+        live.set_step(step(2));
+        let text = live.encode();
+        for want in [
+            "connperf_rate_per_second{target=\"t\"} 2.0",
+            "connperf_latency_seconds_count{target=\"t\"} 2",
+            "connperf_latency_quantile_seconds{target=\"t\",quantile=\"0.5\"}",
+            "connperf_sweep_step 2.0\n",
+        ] {
+            assert!(text.contains(want), "{want} missing in:\n{text}");
+        }
+        assert_eq!(
+            live.snapshot().rate_per_sec,
+            None,
+            "the progress line's rate is the new step's"
+        );
+        live.fold_window(
+            &["t".into()],
+            1,
+            Duration::from_secs(1),
+            Duration::ZERO,
+            &[stats(&[100, 200, 300], 0)],
+        );
+        assert_eq!(live.snapshot().rate_per_sec, Some(3.0));
     }
 
     #[test]

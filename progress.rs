@@ -178,7 +178,13 @@ pub fn line(snap: &Snapshot, now: Instant, wall: SystemTime) -> Option<String> {
             Some(r) => s.push_str(&format!(", {r:.0} req/s")),
             None => s.push_str(", - req/s"),
         }
-        s.push_str(&format!(", {} errors", snap.counts.failed()));
+        // Like the rate: unknown until the reporter folds in the first window, never a 0
+        // that only means "not counted yet".
+        if snap.windows == 0 {
+            s.push_str(", - errors");
+        } else {
+            s.push_str(&format!(", {} errors", snap.counts.failed()));
+        }
         if snap.counts.lost > 0 {
             s.push_str(&format!(", {} lost", snap.counts.lost));
         }
@@ -258,13 +264,27 @@ mod tests {
             line(&snap, now, wall).unwrap(),
             "connperf: warm-up: 1.0 s left"
         );
-        snap.rate_per_sec = Some(99.6);
         snap.counts.errors[0] = 2;
+        let later = now + Duration::from_millis(1500);
+        assert_eq!(
+            line(&snap, later, wall).unwrap(),
+            "connperf: 0.5 s of 2.0 s, 1.5 s left, - req/s, - errors",
+            "nothing folded in yet: the errors are unknown, not 0"
+        );
+        snap.windows = 1;
+        snap.rate_per_sec = Some(99.6);
         let later = now + Duration::from_millis(1500);
         assert_eq!(
             line(&snap, later, wall).unwrap(),
             "connperf: 0.5 s of 2.0 s, 1.5 s left, 100 req/s, 2 errors"
         );
+        snap.phase = Phase::Drain;
+        snap.windows = 0;
+        assert_eq!(
+            line(&snap, later, wall).unwrap(),
+            "connperf: waiting for replies in flight, 100 req/s, - errors"
+        );
+        snap.windows = 1;
         snap.phase = Phase::Run {
             measure: now,
             end: now + Duration::from_secs(2),

@@ -429,6 +429,9 @@ pub fn run<W: Write>(
         let mut cut = true;
         if let Some(clock) = run.begin(&shutdown) {
             if let Some(l) = live {
+                if let Some(r) = run.ramp() {
+                    l.set_ramp(&r);
+                }
                 l.set_phase(Phase::Run {
                     measure: clock.measure,
                     end: clock.end,

@@ -338,21 +338,23 @@ fn serve_counters_equal_the_servers_own_report() {
     assert_eq!(page.sum("connperf_server_open", &[]), 0);
 }
 
-/// A `--metrics-addr` that cannot be served is a usage error before any load: exit 2, one
-/// stderr line naming the flag, nothing on stdout.
+/// `--metrics-addr` text that is no address, or a bad `--label`, is a usage error before any
+/// load: exit 2, one stderr line naming the flag, nothing on stdout.
 #[test]
 fn bad_metrics_addr_or_label_is_a_usage_error_before_the_run() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken = taken.local_addr().unwrap().to_string();
     let dead = DeadPort::new();
     let dead = dead.addr();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
-            &["--metrics-addr", &taken],
+            &["--metrics-addr", "nohost"],
             "connperf: invalid --metrics-addr",
         ),
         (
-            &["--metrics-addr", "nohost"],
+            &["--metrics-addr", ":http"],
+            "connperf: invalid --metrics-addr",
+        ),
+        (
+            &["--metrics-addr", ":70000"],
             "connperf: invalid --metrics-addr",
         ),
         (
@@ -374,16 +376,172 @@ fn bad_metrics_addr_or_label_is_a_usage_error_before_the_run() {
         assert!(lines[0].starts_with(want), "{args:?}: {}", o.err);
         assert!(o.out.is_empty(), "{args:?} printed {:?}", o.out);
     }
-    let o = proc::spawn(
-        &["serve", "-l", "127.0.0.1:0", "--metrics-addr", &taken],
+}
+
+/// A `--metrics-addr` that parses but cannot be bound (in use, or not an address of this
+/// host) is a failure to run, as `serve -l` on a port in use is: exit 1 before any load, one
+/// stderr line naming the flag and the address, nothing on stdout.
+#[test]
+fn metrics_addr_that_cannot_be_bound_exits_1_before_the_run() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let dead = DeadPort::new();
+    let dead = dead.addr();
+    // 192.0.2.1 (TEST-NET-1) is no address of this host: EADDRNOTAVAIL.
+    for addr in [taken.as_str(), "192.0.2.1:0"] {
+        for cmd in [
+            vec!["connect", dead.as_str(), "-d", "1s"],
+            vec!["serve", "-l", "127.0.0.1:0"],
+        ] {
+            let mut args = cmd.clone();
+            args.extend_from_slice(&["--metrics-addr", addr]);
+            let o = proc::spawn(&args, None).finish(PROC_TIMEOUT);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {}", o.err);
+            let lines = o.stderr_lines();
+            assert_eq!(lines.len(), 1, "{args:?}: {}", o.err);
+            let want = format!("connperf: cannot serve --metrics-addr {addr}: ");
+            assert!(lines[0].starts_with(&want), "{args:?}: {}", o.err);
+            assert!(o.out.is_empty(), "{args:?} printed {:?}", o.out);
+        }
+    }
+}
+
+/// `--metrics-addr :PORT` (the usual exporter spelling) is every IPv4 interface, 0.0.0.0.
+#[test]
+fn metrics_addr_colon_port_is_every_interface() {
+    let dead = DeadPort::new();
+    let dead = dead.addr();
+    let mut p = proc::spawn(
+        &[
+            "connect",
+            &dead,
+            "-c",
+            "1",
+            "-r",
+            "10",
+            "-d",
+            "3s",
+            "--metrics-addr",
+            ":0",
+        ],
         None,
-    )
-    .finish(PROC_TIMEOUT);
-    assert_eq!(o.status.code(), Some(2), "{}", o.err);
-    assert!(
-        o.err.starts_with("connperf: invalid --metrics-addr"),
-        "{}",
-        o.err
     );
-    assert!(o.out.is_empty(), "serve printed {:?}", o.out);
+    let line = p.wait_err_line(PROC_TIMEOUT, |l| l.starts_with("connperf: metrics at "));
+    let url = line.trim().trim_start_matches("connperf: metrics at ");
+    let port = url
+        .strip_prefix("http://0.0.0.0:")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("not 0.0.0.0: {line:?}"));
+    assert_ne!(port, "0", "{line:?}");
+    let page = scrape(&format!("http://127.0.0.1:{port}/metrics"));
+    assert!(page.text.contains("connperf_phase{"), "{}", page.text);
+    p.kill();
+}
+
+/// Mid-sweep the page keeps the last finished window (latency, rate) and the ramp, and says
+/// which step runs with plain gauges, not labels whose values change every step.
+#[test]
+fn a_scrape_mid_sweep_has_the_last_window_the_ramp_and_the_step() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let mut p = proc::spawn(
+        &[
+            "connect",
+            &addr,
+            "--workers",
+            "1",
+            "--sweep",
+            "1k:3k:1k",
+            "--sweep-step",
+            "1s",
+            "--jsonlines",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    let url = metrics_url(&mut p);
+    p.wait_line(Duration::from_secs(15), |l| l.contains("\"kind\":\"step\""));
+    let has = |page: &Page, name: &str| page.samples.iter().any(|(n, _, _)| n == name);
+    let check = |page: &Page| {
+        for name in [
+            "connperf_latency_seconds_count",
+            "connperf_latency_quantile_seconds",
+            "connperf_rate_per_second",
+            "connperf_window_seconds",
+            "connperf_ramp_seconds",
+            "connperf_ramp_connections",
+            "connperf_sweep_step",
+            "connperf_sweep_steps",
+            "connperf_sweep_offered_rate_per_second",
+        ] {
+            assert!(has(page, name), "no {name} mid-sweep:\n{}", page.text);
+        }
+        assert!(
+            !page.text.contains("steps=") && !page.text.contains("offered_rate_per_second="),
+            "step values as labels:\n{}",
+            page.text
+        );
+        assert_eq!(page.sum("connperf_sweep_steps", &[]), 3, "{}", page.text);
+    };
+    // Right after step 0's row: step 1 may not have started yet, or it has.
+    let first = scrape(&url);
+    check(&first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let page = loop {
+        let page = scrape(&url);
+        if page.sum("connperf_sweep_step", &[]) >= 2 || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    check(&page);
+    let step = page.sum("connperf_sweep_step", &[]);
+    assert!(step >= 2, "{}", page.text);
+    assert_eq!(
+        page.sum("connperf_sweep_offered_rate_per_second", &[]),
+        1000 * step,
+        "{}",
+        page.text
+    );
+    let o = p.finish(Duration::from_secs(15));
+    assert_eq!(o.status.code(), Some(0), "{}", o.err);
+    server.stop();
+}
+
+/// `--metrics-linger` says on stderr that it waits, where, and how long at most; unscraped, it
+/// exits after that long.
+#[test]
+fn metrics_linger_says_it_waits() {
+    let server = Server::start(&["--workers", "1"]);
+    let addr = server.addr();
+    let mut p = proc::spawn(
+        &[
+            "connect",
+            &addr,
+            "--workers",
+            "1",
+            "-c",
+            "1",
+            "-r",
+            "50",
+            "-d",
+            "500ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "1500ms",
+        ],
+        None,
+    );
+    let url = metrics_url(&mut p);
+    let line = p.wait_err_line(PROC_TIMEOUT, |l| l.contains("final metrics"));
+    assert_eq!(
+        line.trim(),
+        format!("connperf: serving the final metrics at {url} until scraped or 1.5s")
+    );
+    let o = p.finish(PROC_TIMEOUT);
+    o.assert_clean();
+    assert!(o.elapsed >= Duration::from_millis(1900), "{:?}", o.elapsed);
+    server.stop();
 }

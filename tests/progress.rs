@@ -9,7 +9,7 @@
 mod common;
 
 use common::proc::{self, PROC_TIMEOUT};
-use common::{Server, BIN};
+use common::{DeadPort, Server, BIN};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -159,6 +159,29 @@ fn progress_under_a_terminal_rewrites_one_line() {
     server.stop();
 }
 
+/// Before the reporter folds in a window (the default `-i 5s` is longer than the run) the
+/// line does not know the errors: it says `- errors`, never `0 errors`, though every request
+/// fails against a port where nothing listens.
+fn progress_errors_are_unknown_before_the_first_window() {
+    let dead = DeadPort::new();
+    let addr = dead.addr();
+    let (text, _code) = under_terminal(&[
+        "connect",
+        &addr,
+        "--workers",
+        "1",
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "1500ms",
+    ]);
+    assert!(text.contains(" of 1.5 s, "), "{text:?}");
+    assert!(text.contains("- req/s, - errors"), "{text:?}");
+    assert!(!text.contains(" 0 errors"), "errors shown as 0: {text:?}");
+}
+
 fn progress_shows_the_start_at_wait_with_show_only_results() {
     let server = Server::start(&["-p", "tcp", "--workers", "1"]);
     let addr = server.addr();
@@ -253,7 +276,7 @@ fn main() {
     if let Some(why) = &no_script {
         eprintln!("terminal tests ignored: {why}");
     }
-    let terminal: [(&str, fn()); 3] = [
+    let terminal: [(&str, fn()); 4] = [
         (
             "progress_under_a_terminal_rewrites_one_line",
             progress_under_a_terminal_rewrites_one_line,
@@ -261,6 +284,10 @@ fn main() {
         (
             "progress_shows_the_start_at_wait_with_show_only_results",
             progress_shows_the_start_at_wait_with_show_only_results,
+        ),
+        (
+            "progress_errors_are_unknown_before_the_first_window",
+            progress_errors_are_unknown_before_the_first_window,
         ),
         (
             "progress_false_turns_it_off_on_a_terminal",
