@@ -1705,7 +1705,9 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
         p.stop();
     }
     if let (Some(live), Some(m)) = (&live, &metrics) {
-        if joined.is_ok() && !linger.is_zero() {
+        // A run that failed a check is served too: its final numbers are the ones to see.
+        let reported = matches!(joined, Ok(()) | Err(Error::Failed(_)));
+        if reported && !linger.is_zero() {
             let seen = signals.load(Ordering::SeqCst);
             live.wait_scraped(
                 linger,

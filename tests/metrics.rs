@@ -545,3 +545,41 @@ fn metrics_linger_says_it_waits() {
     assert!(o.elapsed >= Duration::from_millis(1900), "{:?}", o.elapsed);
     server.stop();
 }
+
+/// A run that failed its checks lingers too (its final numbers are the ones to see), then
+/// exits 1.
+#[test]
+fn a_failed_run_lingers_too() {
+    let dead = DeadPort::new();
+    let addr = dead.addr();
+    let mut p = proc::spawn(
+        &[
+            "connect",
+            &addr,
+            "--workers",
+            "1",
+            "-c",
+            "1",
+            "-r",
+            "50",
+            "-d",
+            "500ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "1s",
+        ],
+        None,
+    );
+    let url = metrics_url(&mut p);
+    p.wait_err_line(PROC_TIMEOUT, |l| l.contains("final metrics"));
+    // Scraped during the linger: the refusals are there, and the scrape ends the wait.
+    let page = scrape(&url);
+    assert!(
+        page.sum("connperf_request_errors_total", &[("kind", "refused")]) > 0,
+        "{}",
+        page.text
+    );
+    let o = p.finish(PROC_TIMEOUT);
+    assert_eq!(o.status.code(), Some(1), "{}", o.err);
+}
