@@ -47,6 +47,8 @@ const SPECTRUM_NINES: f64 = 5.0;
 /// Most series whose every line gets its own legend entry; past it each series gets one, so
 /// the legend still fits its panel.
 const COMPACT_LEGEND: usize = 3;
+/// Latency axis (ns) of a panel whose runs completed nothing: its lines are all gaps.
+const NO_LATENCY_RANGE: (f64, f64) = (FLOOR_NS * 0.9, 1e7);
 /// Font family of every text: the viewer's own sans-serif (the SVG embeds no font).
 const FONT: &str = "sans-serif";
 
@@ -87,6 +89,8 @@ struct Step {
     p50: Option<f64>,
     p99: Option<f64>,
     p999: Option<f64>,
+    /// Failed requests (`error_count`); `None` where the row does not say.
+    errors: Option<f64>,
 }
 
 /// A sweep's summary row.
@@ -224,17 +228,15 @@ fn load(path: &Path, index: usize) -> Result<(Input, Vec<Series>)> {
         }
         Some(_) => (None, read_hlog(&bytes, &name, index)?),
     };
-    let has_latency = series.iter().any(|s| {
-        !s.spectrum.is_empty()
-            || s.timeline
-                .iter()
-                .any(|p| p.max.is_some() || p.p50.is_some())
-            || s.steps.iter().any(|p| p.p50.is_some() || p.p99.is_some())
-    });
-    if !has_latency {
+    // A run in which nothing completed is still drawn (throughput 0, its errors, latency as
+    // gaps); only a file without a single row to draw is refused.
+    let has_rows = series
+        .iter()
+        .any(|s| !s.timeline.is_empty() || !s.spectrum.is_empty() || !s.steps.is_empty());
+    if !has_rows {
         return Err(Error::Config(format!(
-            "{name}: no latency data (want an interval log from connect --hdr-log, or JSON Lines \
-             from connect --json-stream/--jsonlines or merge --jsonlines)"
+            "{name}: no client rows to plot (want an interval log from connect --hdr-log, or JSON \
+             Lines from connect --json-stream/--jsonlines or merge --jsonlines)"
         )));
     }
     Ok((
@@ -488,6 +490,7 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
                 p50: ns("p50"),
                 p99: ns("p99"),
                 p999: ns("p999"),
+                errors: num(&row, "error_count").filter(|e| *e >= 0.0),
             }),
         }
     }
@@ -617,11 +620,7 @@ enum Panel {
 
 fn panels(series: &[Series]) -> Vec<Panel> {
     let mut out = Vec::new();
-    if series.iter().any(|s| {
-        s.timeline
-            .iter()
-            .any(|p| p.max.is_some() || p.p50.is_some())
-    }) {
+    if series.iter().any(|s| !s.timeline.is_empty()) {
         out.push(Panel::Timeline);
     }
     if series.iter().any(|s| !s.spectrum.is_empty()) {
@@ -877,19 +876,30 @@ fn draw_timeline<DB: DrawingBackend>(
             .iter()
             .flat_map(|p| lines.iter().filter_map(|(_, pick)| pick(p)))
     });
-    let Some((lo, hi)) = log_range(values, 6.0) else {
-        return Ok(());
-    };
+    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
     let (div, unit_name) = unit(hi / 6.0);
+    let mut caption = if compact {
+        "latency per window (from the intended send time; solid: p99, dashed: max)".to_string()
+    } else {
+        "latency per window (from the intended send time)".to_string()
+    };
+    let none_completed: Vec<&str> = with
+        .iter()
+        .filter(|s| {
+            s.timeline
+                .iter()
+                .all(|p| p.p50.is_none() && p.max.is_none())
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if !none_completed.is_empty() {
+        caption += &format!(
+            "; no request completed, latency unknown: {}",
+            none_completed.join(", ")
+        );
+    }
     let mut chart = ChartBuilder::on(lat_area)
-        .caption(
-            if compact {
-                "latency per window (from the intended send time; solid: p99, dashed: max)"
-            } else {
-                "latency per window (from the intended send time)"
-            },
-            (FONT, 18),
-        )
+        .caption(caption, (FONT, 18))
         .margin(10)
         .margin_right(30)
         .x_label_area_size(40)
@@ -1153,9 +1163,7 @@ fn draw_sweep<DB: DrawingBackend>(
                 .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
         })
         .chain(bounds.iter().map(|b| b.1));
-    let Some((lo, hi)) = log_range(values, 6.0) else {
-        return Ok(());
-    };
+    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
     let knees: Vec<(usize, f64)> = inputs
         .iter()
         .enumerate()
@@ -1190,6 +1198,29 @@ fn draw_sweep<DB: DrawingBackend>(
     }
     if !no_knee.is_empty() {
         caption += &format!("; no step met the SLO: {}", no_knee.join(", "));
+    }
+    // Steps in which nothing completed have no latency to draw: the caption names them.
+    let empty_steps: Vec<String> = with
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.p50.is_none() && p.p99.is_none() && p.p999.is_none())
+                .map(move |(n, p)| {
+                    let offered = p.offered.map_or("?".into(), rate_tick);
+                    let errors = p.errors.map_or("errors unknown".into(), |e| {
+                        format!("{} errors", rate_tick(e))
+                    });
+                    format!("{} step {n} ({offered} req/s offered, {errors})", s.name)
+                })
+        })
+        .collect();
+    if !empty_steps.is_empty() {
+        caption += &format!(
+            "; no request completed, latency unknown: {}",
+            empty_steps.join(", ")
+        );
     }
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 18))

@@ -307,6 +307,67 @@ fn sweep_has_slo_lines_and_knee() {
     assert!(!svg.contains("knee:"));
 }
 
+/// A port where nothing listens: bound, then closed.
+fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("local_addr").to_string();
+    drop(l);
+    addr
+}
+
+/// `connect ARGS` against a dead port; it fails (exit 1) but writes what it saw.
+fn refused(args: &[&str]) -> Outcome {
+    let addr = dead_addr();
+    let mut argv = vec!["connect"];
+    argv.extend_from_slice(args);
+    argv.push(&addr);
+    let o = proc::spawn(&argv, None).finish(Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(1), "connect {argv:?}: {o:?}");
+    o
+}
+
+/// A run in which nothing completed is drawn: throughput 0, its errors from the log's
+/// counters, latency as gaps (not refused, not 0), alone and beside a live run.
+fn a_refused_run_is_drawn() {
+    let r = run();
+    let dead = r.dir.join("dead.hlog").display().to_string();
+    refused(&[
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "2s",
+        "-i",
+        "500ms",
+        "--hdr-log",
+        &dead,
+    ]);
+    let (_, svg) = plot_ok(&[&dead], "dead.svg", &[]);
+    assert!(svg.contains("no request completed, latency unknown: dead"));
+    assert_has(&svg, &["req/s", "errors/s", "time since start (s)"]);
+    // No spectrum: nothing completed.
+    assert!(!svg.contains("percentile (1/(1−p) scale)"));
+    let (_, svg) = plot_ok(&[&r.hlog, &dead], "dead-live.svg", &[]);
+    assert!(svg.contains("no request completed, latency unknown: dead"));
+    assert_has(&svg, &["run p99", "dead req/s", "dead errors/s", "run"]);
+}
+
+/// A sweep whose first step completed nothing: its step is named with its errors.
+fn a_refused_sweep_is_drawn() {
+    let o = refused(&["--sweep", "1k:3k:1k", "--sweep-step", "1s", "--jsonlines"]);
+    let f = fixture("dead-sweep.jsonl", &(o.text() + "\n"));
+    let (_, svg) = plot_ok(&[&f], "dead-sweep.svg", &[]);
+    assert!(svg.contains("no step met the SLO: dead-sweep"), "{svg}");
+    assert!(
+        svg.contains(
+            "no request completed, latency unknown: dead-sweep step 0 (1000 req/s offered, "
+        ) && !svg.contains("errors unknown"),
+        "{:?}",
+        texts(&svg)
+    );
+}
+
 fn stdout_output() {
     let o = plot(&[&run().hlog, "-o", "-"]);
     o.assert_clean();
@@ -328,7 +389,10 @@ fn bad_inputs_are_one_line_naming_the_file() {
         "serve.jsonl",
         "{\"kind\":\"interval\",\"name\":\"0\",\"elapsed_sec\":1.0,\"accepted\":1}\n",
     );
-    assert_rejected(&[&serve, "-o", "x.svg"], &[&serve, "no latency data"]);
+    assert_rejected(
+        &[&serve, "-o", "x.svg"],
+        &[&serve, "no client rows to plot"],
+    );
     let text = fixture("notes.txt", "hello\n");
     assert_rejected(&[&text, "-o", "x.svg"], &[&text, "bad interval log"]);
     let slo = fixture("slo.jsonl", "{\"kind\":\"knee\",\"slo\":\"p99=soon\"}\n");
@@ -409,6 +473,8 @@ const TESTS: &[(&str, fn(), bool)] = &[
         sweep_has_slo_lines_and_knee,
         false,
     ),
+    ("a_refused_run_is_drawn", a_refused_run_is_drawn, false),
+    ("a_refused_sweep_is_drawn", a_refused_sweep_is_drawn, false),
     ("stdout_output", stdout_output, false),
     (
         "bad_inputs_are_one_line_naming_the_file",
