@@ -142,6 +142,7 @@ pub fn run(opts: &PlotOptions, out: &str) -> Result<()> {
             "plot needs at least one interval log or JSON Lines file".into(),
         ));
     }
+    check_paths(&opts.files, out)?;
     let (inputs, series) = load_all(&opts.files)?;
     let svg = render(&inputs, &series, opts)?;
     let io_err = |source| Error::Io {
@@ -161,6 +162,47 @@ pub fn run(opts: &PlotOptions, out: &str) -> Result<()> {
     } else {
         std::fs::write(out, svg).map_err(io_err)
     }
+}
+
+/// Where `path` is on disk, symlinks resolved; for a file not yet there, its directory's
+/// canonical path and its name. `None` when even the directory cannot be resolved.
+fn canonical(path: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(std::fs::canonicalize(dir).ok()?.join(path.file_name()?))
+}
+
+/// Refuse an input given twice (its lines would be drawn twice under two names) and an output
+/// that is one of the inputs (writing it would destroy the data).
+fn check_paths(files: &[String], out: &str) -> Result<()> {
+    let paths: Vec<Option<std::path::PathBuf>> =
+        files.iter().map(|f| canonical(Path::new(f))).collect();
+    for (i, p) in paths.iter().enumerate() {
+        let Some(p) = p else { continue };
+        if let Some(j) = paths[..i].iter().position(|o| o.as_ref() == Some(p)) {
+            return Err(Error::Config(format!(
+                "{} and {} are the same file: give each input once",
+                files[j], files[i]
+            )));
+        }
+    }
+    if out != "-" {
+        if let Some(o) = canonical(Path::new(out)) {
+            if let Some(i) = paths.iter().position(|p| p.as_ref() == Some(&o)) {
+                return Err(Error::Config(format!(
+                    "-o {out} is the input {}: writing the SVG there would destroy it; choose \
+                     another output file",
+                    files[i]
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_size(flag: &str, px: u32) -> Result<()> {

@@ -368,6 +368,34 @@ fn a_refused_sweep_is_drawn() {
     );
 }
 
+/// `-o` naming an input (however spelled) is refused before anything is written; an input
+/// given twice is refused, naming both.
+fn output_over_an_input_and_an_input_twice_are_refused() {
+    let r = run();
+    let f = r.dir.join("keep.hlog");
+    std::fs::copy(&r.hlog, &f).unwrap();
+    let before = std::fs::read(&f).unwrap();
+    let keep = f.display().to_string();
+    assert_rejected(&[&keep, "-o", &keep], &[&keep, "is the input"]);
+    let other = r.dir.join("sub");
+    std::fs::create_dir_all(&other).unwrap();
+    let roundabout = other.join("../keep.hlog").display().to_string();
+    assert_rejected(
+        &[&r.hlog, &keep, "-o", &roundabout],
+        &[&roundabout, "is the input"],
+    );
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        before,
+        "the input was overwritten"
+    );
+    assert_rejected(
+        &[&keep, &roundabout, "-o", "x.svg"],
+        &[&keep, &roundabout, "the same file"],
+    );
+    assert!(!Path::new("x.svg").exists());
+}
+
 fn stdout_output() {
     let o = plot(&[&run().hlog, "-o", "-"]);
     o.assert_clean();
@@ -475,6 +503,11 @@ const TESTS: &[(&str, fn(), bool)] = &[
     ),
     ("a_refused_run_is_drawn", a_refused_run_is_drawn, false),
     ("a_refused_sweep_is_drawn", a_refused_sweep_is_drawn, false),
+    (
+        "output_over_an_input_and_an_input_twice_are_refused",
+        output_over_an_input_and_an_input_twice_are_refused,
+        false,
+    ),
     ("stdout_output", stdout_output, false),
     (
         "bad_inputs_are_one_line_naming_the_file",
