@@ -84,6 +84,8 @@ struct Point {
 /// One step of a sweep. Latencies in ns.
 #[derive(Debug, Clone, PartialEq)]
 struct Step {
+    /// The row's `step`: its 0-based index in the sweep.
+    index: Option<usize>,
     offered: Option<f64>,
     rate: Option<f64>,
     p50: Option<f64>,
@@ -96,8 +98,12 @@ struct Step {
 /// A sweep's summary row.
 #[derive(Debug, Clone, PartialEq)]
 struct Knee {
-    /// Highest offered rate that met the SLO; `None` when no step did.
+    /// Highest offered rate that met the SLO (the total over the targets); `None` when no
+    /// step did.
     rate: Option<f64>,
+    /// Index of the knee's step (`knee_step`); `None` in files written before it was logged,
+    /// where the step is found by its offered rate (right for one target only).
+    step: Option<usize>,
     /// The SLO text as given to `--slo`, and its bounds.
     slo: Option<(String, Vec<Bound>)>,
 }
@@ -478,6 +484,10 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             };
             knee = Some(Knee {
                 rate: num(&row, "knee_rate"),
+                step: obj
+                    .get("knee_step")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| usize::try_from(n).ok()),
                 slo,
             });
             continue;
@@ -527,6 +537,10 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
                 (series[at].spectrum, series[at].spectrum_exact) = json_spectrum(&row, lat);
             }
             _ => series[at].steps.push(Step {
+                index: obj
+                    .get("step")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| usize::try_from(n).ok()),
                 offered: num(&row, "offered_rate"),
                 rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
                 p50: ns("p50"),
@@ -1206,15 +1220,39 @@ fn draw_sweep<DB: DrawingBackend>(
         })
         .chain(bounds.iter().map(|b| b.1));
     let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
-    let knees: Vec<(usize, f64)> = inputs
+    // Per input with a knee: its offered rate and, per series, the knee step's point
+    // (achieved rate, p99). The step is found by `knee_step`, else (older files) by its offered
+    // rate; when no step is found the line sits at the offered rate.
+    type KneeAt = (usize, f64, Vec<(f64, Option<f64>)>);
+    let knees: Vec<KneeAt> = inputs
         .iter()
         .enumerate()
-        .filter_map(|(i, input)| Some((i, input.knee.as_ref()?.rate?)))
+        .filter_map(|(i, input)| {
+            let knee = input.knee.as_ref()?;
+            let rate = knee.rate?;
+            let mut at: Vec<(f64, Option<f64>)> = with
+                .iter()
+                .filter(|s| s.input == i)
+                .filter_map(|s| {
+                    let step = s.steps.iter().find(|p| match knee.step {
+                        Some(k) => p.index == Some(k),
+                        None => p
+                            .offered
+                            .is_some_and(|o| (o - rate).abs() <= 1e-9 * rate.abs().max(1.0)),
+                    })?;
+                    Some((step.rate?, step.p99))
+                })
+                .collect();
+            if at.is_empty() {
+                at.push((rate, None));
+            }
+            Some((i, rate, at))
+        })
         .collect();
     let x_max = linear_max(
         with.iter()
             .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
-            .chain(knees.iter().map(|k| k.1)),
+            .chain(knees.iter().flat_map(|k| k.2.iter().map(|p| p.0))),
     );
     let (div, unit_name) = unit(hi / 6.0);
     let mut slo_text: Vec<String> = Vec::new();
@@ -1347,38 +1385,41 @@ fn draw_sweep<DB: DrawingBackend>(
             )))
             .map_err(draw_err)?;
     }
-    for (input, rate) in &knees {
-        // The knee is an offered rate; the step that ran it shows where it landed.
-        let step = with
-            .iter()
-            .filter(|s| s.input == *input)
-            .flat_map(|s| s.steps.iter())
-            .find(|p| {
-                p.offered
-                    .is_some_and(|o| (o - rate).abs() <= 1e-9 * rate.abs().max(1.0))
-            });
-        let x = step.and_then(|p| p.rate).unwrap_or(*rate);
+    let per_input = |input: usize| with.iter().filter(|s| s.input == input).count();
+    for (k, (input, rate, at)) in knees.iter().enumerate() {
         let style = BLACK.stroke_width(2);
-        chart
-            .draw_series(LineSeries::new(vec![(x, lo / div), (x, hi / div)], style))
-            .map_err(draw_err)?;
-        if let Some(y) = step.and_then(|p| p.p99) {
-            chart
-                .draw_series(std::iter::once(Circle::new(
-                    (x, (y / div).max(floor)),
-                    8,
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(draw_err)?;
+        let mut xs: Vec<f64> = Vec::new();
+        for &(x, p99) in at {
+            if !xs.contains(&x) {
+                chart
+                    .draw_series(LineSeries::new(vec![(x, lo / div), (x, hi / div)], style))
+                    .map_err(draw_err)?;
+                xs.push(x);
+            }
+            if let Some(y) = p99 {
+                chart
+                    .draw_series(std::iter::once(Circle::new(
+                        (x, (y / div).max(floor)),
+                        8,
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(draw_err)?;
+            }
         }
+        let x = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total = if per_input(*input) > 1 {
+            " in total"
+        } else {
+            ""
+        };
         let label = if inputs.len() > 1 {
             format!(
-                " knee {}: {} req/s offered",
+                " knee {}: {} req/s offered{total}",
                 inputs[*input].stem,
                 rate_tick(*rate)
             )
         } else {
-            format!(" knee: {} req/s offered", rate_tick(*rate))
+            format!(" knee: {} req/s offered{total}", rate_tick(*rate))
         };
         // Right of the line, or left of it near the right edge, where it would be cut off.
         let (at, h) = if x > x_max * 0.7 {
@@ -1386,10 +1427,12 @@ fn draw_sweep<DB: DrawingBackend>(
         } else {
             (x + x_max * 0.004, HPos::Left)
         };
+        // One label per input, each a line above the last (on the log axis: a fixed ratio).
+        let y = (lo / div) * 1.3 * (hi / lo).powf(0.06 * k as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
-                (at, (lo / div) * 1.3),
+                (at, y),
                 (FONT, 14)
                     .into_font()
                     .color(&BLACK)

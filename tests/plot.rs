@@ -396,6 +396,40 @@ fn output_over_an_input_and_an_input_twice_are_refused() {
     assert!(!Path::new("x.svg").exists());
 }
 
+/// A sweep of two targets: each step row's `offered_rate` is its target's, the knee's
+/// `knee_rate` the total. The knee sits at `knee_step`'s points, not at the total rate.
+fn a_two_target_knee_sits_at_its_step() {
+    let mut text = String::new();
+    for (step, rate) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
+        for peer in ["127.0.0.1:9100", "127.0.0.1:9200"] {
+            text += &format!(
+                concat!(
+                    r#"{{"kind":"step","step":{},"peer":"{}","offered_rate":{:.1},"#,
+                    r#""rate_per_sec":{:.1},"latency_ns":{{"p50":80000,"p99":{},"p999":900000}},"#,
+                    r#""error_count":0}}"#,
+                    "\n"
+                ),
+                step,
+                peer,
+                rate,
+                rate * 0.99,
+                300000 * (step + 1)
+            );
+        }
+    }
+    text += r#"{"kind":"knee","knee_rate":6000.0,"knee_step":2,"slo":"p99=2ms","max_error_rate":100.0,"steps":3,"stopped":"end","reason":"x"}"#;
+    let f = fixture("sweep-two.jsonl", &(text + "\n"));
+    let (_, svg) = plot_ok(&[&f], "sweep-two.svg", &[]);
+    let t = texts(&svg);
+    assert!(
+        t.iter().any(|s| s == "knee: 6000 req/s offered in total"),
+        "{t:?}"
+    );
+    // The axis ends past the data (2970 req/s), not past the total.
+    assert!(t.iter().any(|s| s == "3000"), "{t:?}");
+    assert!(!t.iter().any(|s| s == "6000" || s == "5000"), "{t:?}");
+}
+
 fn stdout_output() {
     let o = plot(&[&run().hlog, "-o", "-"]);
     o.assert_clean();
@@ -506,6 +540,11 @@ const TESTS: &[(&str, fn(), bool)] = &[
     (
         "output_over_an_input_and_an_input_twice_are_refused",
         output_over_an_input_and_an_input_twice_are_refused,
+        false,
+    ),
+    (
+        "a_two_target_knee_sits_at_its_step",
+        a_two_target_knee_sits_at_its_step,
         false,
     ),
     ("stdout_output", stdout_output, false),
