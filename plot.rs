@@ -19,6 +19,7 @@ use crate::histlog::{self, Kind};
 use crate::verdict::{self, Bound};
 use crate::{Error, Result};
 use hdrhistogram::Histogram;
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -775,6 +776,48 @@ fn log_range(values: impl Iterator<Item = f64>, headroom: f64) -> Option<(f64, f
     (lo <= hi).then(|| ((lo / 1.5).max(FLOOR_NS * 0.9), hi * headroom))
 }
 
+/// A log axis from `lo` to `hi` (display units) labelled 1, 2 and 5 in every decade it spans
+/// (only 1 past 4 decades), light grid lines at every digit: each decade that holds data gets
+/// labels near it, not just the decades plotters' own choice lands on.
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    let (bold, light) = log_ticks(lo, hi);
+    (lo..hi)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
+}
+
+/// The labelled and the light ticks of `log_axis`.
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    let (mut bold, mut light) = (Vec::new(), Vec::new());
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return (bold, light);
+    }
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    let labelled: &[f64] = if last - first > 4 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    for d in first..=last {
+        let base = 10f64.powi(d);
+        for digit in 1..=9 {
+            let v = base * f64::from(digit);
+            // Within the range, allowing for 0.1 * 3 != 0.3.
+            if v < lo * (1.0 - 1e-9) || v > hi * (1.0 + 1e-9) {
+                continue;
+            }
+            if labelled.contains(&f64::from(digit)) {
+                bold.push(v);
+            } else {
+                light.push(v);
+            }
+        }
+    }
+    (bold, light)
+}
+
 /// A linear axis from 0 to a little above the largest value; never empty.
 fn linear_max(values: impl Iterator<Item = f64>) -> f64 {
     let hi = values.filter(|v| v.is_finite()).fold(0.0_f64, f64::max);
@@ -960,7 +1003,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max, (lo / div..hi / div).log_scale())
+        .build_cartesian_2d(0.0..t_max, log_axis(lo / div, hi / div))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -1146,7 +1189,7 @@ fn draw_spectrum<DB: DrawingBackend>(
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..SPECTRUM_NINES, (lo / div..hi / div).log_scale())
+        .build_cartesian_2d(0.0..SPECTRUM_NINES, log_axis(lo / div, hi / div))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -1308,7 +1351,7 @@ fn draw_sweep<DB: DrawingBackend>(
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max, (lo / div..hi / div).log_scale())
+        .build_cartesian_2d(0.0..x_max, log_axis(lo / div, hi / div))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -1476,6 +1519,19 @@ mod tests {
         );
         assert_eq!(segs, vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]);
         assert!(segments([(0.0, None)].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn log_ticks_label_every_decade_of_the_range() {
+        let (bold, light) = log_ticks(0.1, 10.0);
+        assert_eq!(bold, [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]);
+        assert!(light.contains(&3.0) && light.iter().any(|v| (v - 0.3).abs() < 1e-12));
+        // Data at 0.2-0.4 ms on a 0.15-2.4 axis: labels next to it, not only 1 and 2.
+        let (bold, _) = log_ticks(0.15, 2.4);
+        assert_eq!(bold, [0.2, 0.5, 1.0, 2.0]);
+        let (bold, _) = log_ticks(0.0009, 1000.0);
+        assert_eq!(bold.len(), 7);
+        assert_eq!(log_ticks(0.0, 1.0), (vec![], vec![]));
     }
 
     #[test]
