@@ -105,6 +105,9 @@ struct Knee {
     /// Index of the knee's step (`knee_step`); `None` in files written before it was logged,
     /// where the step is found by its offered rate (right for one target only).
     step: Option<usize>,
+    /// Why the sweep stopped (`stopped`): after `generator` or `signal` the last step did not
+    /// measure the target.
+    stopped: Option<String>,
     /// The SLO text as given to `--slo`, and its bounds.
     slo: Option<(String, Vec<Bound>)>,
 }
@@ -489,6 +492,10 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
                     .get("knee_step")
                     .and_then(Value::as_u64)
                     .and_then(|n| usize::try_from(n).ok()),
+                stopped: obj
+                    .get("stopped")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 slo,
             });
             continue;
@@ -700,6 +707,14 @@ fn default_px(p: Panel) -> u32 {
 /// The SVG height for these inputs at the default sizes.
 fn default_height(panels: &[Panel]) -> u32 {
     TITLE_PX + panels.iter().map(|&p| default_px(p)).sum::<u32>()
+}
+
+/// Font size of a caption so that it fits `width_px` (a sans-serif character is about half as
+/// wide as the font is high), from `max` down to 10.
+fn caption_size(caption: &str, width_px: u32, max: u32) -> u32 {
+    let chars = caption.chars().count().max(1) as f64;
+    let fits = (f64::from(width_px) * 0.95 / (chars * 0.55)).floor() as u32;
+    fits.clamp(10, max)
 }
 
 /// A plotting failure (plotters reports them as errors of its backend).
@@ -997,8 +1012,9 @@ fn draw_timeline<DB: DrawingBackend>(
             none_completed.join(", ")
         );
     }
+    let size = caption_size(&caption, lat_area.dim_in_pixel().0, 18);
     let mut chart = ChartBuilder::on(lat_area)
-        .caption(caption, (FONT, 18))
+        .caption(caption, (FONT, size))
         .margin(10)
         .margin_right(30)
         .x_label_area_size(40)
@@ -1322,6 +1338,27 @@ fn draw_sweep<DB: DrawingBackend>(
     if !no_knee.is_empty() {
         caption += &format!("; no step met the SLO: {}", no_knee.join(", "));
     }
+    // A sweep stopped by the generator or a signal: its last step measured the generator or
+    // a part of a step, not the target; it is drawn hollow and unconnected.
+    let odd_last = |input: usize| -> Option<&'static str> {
+        match inputs[input].knee.as_ref()?.stopped.as_deref()? {
+            "generator" => Some("generator limit, not the target"),
+            "signal" => Some("cut short"),
+            _ => None,
+        }
+    };
+    for (i, input) in inputs.iter().enumerate() {
+        if let Some(why) = odd_last(i) {
+            if with.iter().any(|s| s.input == i) {
+                let whose = if inputs.len() > 1 {
+                    format!("{} ", input.stem)
+                } else {
+                    String::new()
+                };
+                caption += &format!("; hollow: {whose}last step: {why}");
+            }
+        }
+    }
     // Steps in which nothing completed have no latency to draw: the caption names them.
     let empty_steps: Vec<String> = with
         .iter()
@@ -1345,8 +1382,9 @@ fn draw_sweep<DB: DrawingBackend>(
             empty_steps.join(", ")
         );
     }
+    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 18))
+        .caption(caption, (FONT, size))
         .margin(10)
         .margin_right(30)
         .x_label_area_size(40)
@@ -1372,7 +1410,20 @@ fn draw_sweep<DB: DrawingBackend>(
         ("p99.9", |p| p.p999, 1),
     ];
     for (si, s) in with.iter().enumerate() {
-        let mut steps: Vec<&Step> = s.steps.iter().filter(|p| p.rate.is_some()).collect();
+        // The last step (highest `step`, else the last row) when it did not measure the target.
+        let odd = odd_last(s.input).and_then(|_| {
+            let by_index = s
+                .steps
+                .iter()
+                .filter(|p| p.index.is_some())
+                .max_by_key(|p| p.index);
+            by_index.or(s.steps.last())
+        });
+        let mut steps: Vec<&Step> = s
+            .steps
+            .iter()
+            .filter(|p| p.rate.is_some() && !odd.is_some_and(|o| std::ptr::eq(o, *p)))
+            .collect();
         steps.sort_by(|a, b| {
             a.rate
                 .partial_cmp(&b.rate)
@@ -1401,6 +1452,15 @@ fn draw_sweep<DB: DrawingBackend>(
                 (true, _) => None,
             };
             draw_line(&mut chart, segs, pen, label)?;
+            if let Some((x, y)) = odd.and_then(|p| Some((p.rate?, pick(p)?))) {
+                chart
+                    .draw_series(std::iter::once(Circle::new(
+                        (x, (y / div).max(floor)),
+                        4 + width,
+                        c.stroke_width(2),
+                    )))
+                    .map_err(draw_err)?;
+            }
         }
     }
     for (n, (name, ns)) in bounds.iter().enumerate() {
@@ -1415,8 +1475,9 @@ fn draw_sweep<DB: DrawingBackend>(
             ))
             .map_err(draw_err)?;
         let text = format!("SLO {name} {}", human_ns(*ns));
-        // Stagger labels of bounds that sit close together.
-        let x = x_max * (0.98 - 0.18 * (n % 3) as f64);
+        // At the left edge, above its line: the steps' lines run to the right edge. Labels of
+        // bounds that sit close together are staggered.
+        let x = x_max * (0.005 + 0.12 * (n % 2) as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 text,
@@ -1424,7 +1485,7 @@ fn draw_sweep<DB: DrawingBackend>(
                 (FONT, 13)
                     .into_font()
                     .color(&RGBColor(60, 60, 60))
-                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                    .pos(Pos::new(HPos::Left, VPos::Bottom)),
             )))
             .map_err(draw_err)?;
     }
@@ -1470,8 +1531,9 @@ fn draw_sweep<DB: DrawingBackend>(
         } else {
             (x + x_max * 0.004, HPos::Left)
         };
-        // One label per input, each a line above the last (on the log axis: a fixed ratio).
-        let y = (lo / div) * 1.3 * (hi / lo).powf(0.06 * k as f64);
+        // In the headroom above the data, one label per input, each a line below the last (on
+        // the log axis: a fixed ratio).
+        let y = (hi / div) / 1.15 / (hi / lo).powf(0.06 * k as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
@@ -1479,7 +1541,7 @@ fn draw_sweep<DB: DrawingBackend>(
                 (FONT, 14)
                     .into_font()
                     .color(&BLACK)
-                    .pos(Pos::new(h, VPos::Bottom)),
+                    .pos(Pos::new(h, VPos::Top)),
             )))
             .map_err(draw_err)?;
     }

@@ -430,6 +430,70 @@ fn a_two_target_knee_sits_at_its_step() {
     assert!(!t.iter().any(|s| s == "6000" || s == "5000"), "{t:?}");
 }
 
+/// Where the `<text>` reading `want` is drawn: its (x, y) attributes.
+fn text_at(svg: &str, want: &str) -> (f64, f64) {
+    for t in svg.split("<text").skip(1) {
+        let Some(end) = t.find('>') else { continue };
+        let body = &t[end + 1..];
+        let Some(close) = body.find("</text>") else {
+            continue;
+        };
+        if body[..close].trim() != want {
+            continue;
+        }
+        let attr = |name: &str| -> f64 {
+            let from = t[..end].find(&format!(" {name}=\"")).expect("attribute") + name.len() + 3;
+            let len = t[from..].find('"').expect("closing quote");
+            t[from..from + len].parse().expect("a number")
+        };
+        return (attr("x"), attr("y"));
+    }
+    panic!("no text {want:?} in the SVG; its texts: {:?}", texts(svg));
+}
+
+/// A sweep stopped by the generator or a signal: its last step is drawn hollow and apart, and
+/// the caption says why. Two sweeps' knee labels do not overprint; SLO labels sit at the left
+/// edge, where the steps' lines do not run.
+fn a_last_step_that_did_not_measure_the_target_is_drawn_apart() {
+    let with = |stopped: &str| {
+        SWEEP.replace(
+            r#""max_error_rate":100.0}"#,
+            &format!(r#""max_error_rate":100.0,"stopped":"{stopped}"}}"#),
+        )
+    };
+    let gen = fixture("gen.jsonl", &with("generator"));
+    let sig = fixture("sig.jsonl", &with("signal"));
+    let (_, svg) = plot_ok(&[&gen], "gen.svg", &[]);
+    assert!(
+        svg.contains("hollow: last step: generator limit, not the target"),
+        "{:?}",
+        texts(&svg)
+    );
+    // The hollow marks of the last step (6300 req/s, p50 and p99; its p99.9 is unknown).
+    let hollow = svg
+        .lines()
+        .filter(|l| {
+            l.starts_with("<circle") && l.contains("fill=\"none\"") && !l.contains("#000000")
+        })
+        .count();
+    assert_eq!(hollow, 2, "{svg}");
+    let (_, svg) = plot_ok(&[&gen, &sig], "gen-sig.svg", &[]);
+    assert!(svg.contains("hollow: gen last step: generator limit, not the target"));
+    assert!(svg.contains("hollow: sig last step: cut short"));
+    let (gx, gy) = text_at(&svg, "knee gen: 4000 req/s offered");
+    let (sx, sy) = text_at(&svg, "knee sig: 4000 req/s offered");
+    assert_eq!(gx, sx);
+    assert!((gy - sy).abs() >= 14.0, "knee labels overprint: {gy} {sy}");
+    // SLO labels start at the left edge, left of the first step (1000 req/s of ~7000).
+    for slo in ["SLO p99 2 ms", "SLO p99.9 10 ms"] {
+        let (x, _) = text_at(&svg, slo);
+        assert!(x < 1200.0 * 0.2, "{slo} at x {x}");
+    }
+    // A sweep that ended normally has no hollow steps.
+    let (_, svg) = plot_ok(&[&fixture("end.jsonl", &with("end"))], "end.svg", &[]);
+    assert!(!svg.contains("hollow"));
+}
+
 fn stdout_output() {
     let o = plot(&[&run().hlog, "-o", "-"]);
     o.assert_clean();
@@ -545,6 +609,11 @@ const TESTS: &[(&str, fn(), bool)] = &[
     (
         "a_two_target_knee_sits_at_its_step",
         a_two_target_knee_sits_at_its_step,
+        false,
+    ),
+    (
+        "a_last_step_that_did_not_measure_the_target_is_drawn_apart",
+        a_last_step_that_did_not_measure_the_target_is_drawn_apart,
         false,
     ),
     ("stdout_output", stdout_output, false),
