@@ -771,6 +771,11 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// A series' color, the same in every panel: by its place among all the series.
+fn series_color(series: &[Series], s: &Series) -> RGBColor {
+    color(series.iter().position(|o| std::ptr::eq(o, s)).unwrap_or(0))
+}
+
 /// Display unit of a latency axis whose largest value is `max_ns`: (ns per unit, name).
 fn unit(max_ns: f64) -> (f64, &'static str) {
     if max_ns >= 1e6 {
@@ -1032,7 +1037,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .draw()
         .map_err(draw_err)?;
     let floor = FLOOR_NS / div;
-    for (si, s) in with.iter().enumerate() {
+    for s in &with {
         for (li, (pname, pick)) in lines.iter().enumerate() {
             let segs = segments(
                 s.timeline
@@ -1042,7 +1047,7 @@ fn draw_timeline<DB: DrawingBackend>(
             let (pen, label) = if many {
                 (
                     Pen {
-                        color: color(si),
+                        color: series_color(series, s),
                         width: if li == 0 { 2 } else { 1 },
                         dashed: li == 1,
                         marks: false,
@@ -1121,14 +1126,18 @@ fn draw_timeline<DB: DrawingBackend>(
         .axis_desc_style((FONT, 15))
         .draw()
         .map_err(draw_err)?;
-    for (si, s) in with.iter().enumerate() {
+    for s in &with {
         let prefix = if many {
             format!("{} ", s.name)
         } else {
             String::new()
         };
         let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
-        let rate_color = if many { color(si) } else { color(0) };
+        let rate_color = if many {
+            series_color(series, s)
+        } else {
+            color(0)
+        };
         let pen = Pen {
             color: rate_color,
             width: 2,
@@ -1144,7 +1153,11 @@ fn draw_timeline<DB: DrawingBackend>(
         if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
             let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
             let pen = Pen {
-                color: if many { color(si) } else { color(1) },
+                color: if many {
+                    series_color(series, s)
+                } else {
+                    color(1)
+                },
                 width: 2,
                 dashed: true,
                 marks: true,
@@ -1219,14 +1232,14 @@ fn draw_spectrum<DB: DrawingBackend>(
         .draw()
         .map_err(draw_err)?;
     let floor = FLOOR_NS / div;
-    for (n, (_, s)) in with.iter().enumerate() {
+    for &(i, s) in &with {
         let line: Vec<(f64, f64)> = s
             .spectrum
             .iter()
             .map(|&(x, v)| (x, (v / div).max(floor)))
             .collect();
         let pen = Pen {
-            color: color(n),
+            color: color(i),
             width: 2,
             dashed: false,
             marks: !s.spectrum_exact,
@@ -1409,7 +1422,7 @@ fn draw_sweep<DB: DrawingBackend>(
         ("p99", |p| p.p99, 2),
         ("p99.9", |p| p.p999, 1),
     ];
-    for (si, s) in with.iter().enumerate() {
+    for s in &with {
         // The last step (highest `step`, else the last row) when it did not measure the target.
         let odd = odd_last(s.input).and_then(|_| {
             let by_index = s
@@ -1436,7 +1449,7 @@ fn draw_sweep<DB: DrawingBackend>(
                     .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| (v / div).max(floor)))),
             );
             let (c, label) = if many {
-                (color(si), format!("{} {pname}", s.name))
+                (series_color(series, s), format!("{} {pname}", s.name))
             } else {
                 (color(li), pname.to_string())
             };

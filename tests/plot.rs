@@ -494,6 +494,43 @@ fn a_last_step_that_did_not_measure_the_target_is_drawn_apart() {
     assert!(!svg.contains("hollow"));
 }
 
+/// Each series keeps its colour in every panel: a refused run (no spectrum) beside a live one
+/// does not hand the live one's spectrum line the first colour.
+fn a_series_has_one_colour_in_every_panel() {
+    let r = run();
+    let dead = r.dir.join("dead2.hlog").display().to_string();
+    refused(&[
+        "-c",
+        "1",
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "-i",
+        "500ms",
+        "--hdr-log",
+        &dead,
+    ]);
+    let (_, svg) = plot_ok(&[&dead, &r.hlog], "colours.svg", &[]);
+    // Strokes of the lines below the timeline (50 + 420 + 260 px): the spectrum's.
+    let spectrum: Vec<&str> = svg
+        .lines()
+        .filter(|l| l.starts_with("<polyline"))
+        .filter(|l| {
+            let points = l.split("points=\"").nth(1).unwrap_or("");
+            points
+                .split_whitespace()
+                .filter_map(|p| p.split(',').nth(1)?.parse::<f64>().ok())
+                .any(|y| y > 730.0)
+        })
+        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
+        .filter(|c| c.starts_with('#') && *c != "#000000")
+        .collect();
+    // `run` is the second series: the palette's second colour, as in the timeline.
+    assert!(spectrum.contains(&"#D62728"), "{spectrum:?}");
+    assert!(!spectrum.contains(&"#1F77B4"), "{spectrum:?}");
+}
+
 fn stdout_output() {
     let o = plot(&[&run().hlog, "-o", "-"]);
     o.assert_clean();
@@ -614,6 +651,11 @@ const TESTS: &[(&str, fn(), bool)] = &[
     (
         "a_last_step_that_did_not_measure_the_target_is_drawn_apart",
         a_last_step_that_did_not_measure_the_target_is_drawn_apart,
+        false,
+    ),
+    (
+        "a_series_has_one_colour_in_every_panel",
+        a_series_has_one_colour_in_every_panel,
         false,
     ),
     ("stdout_output", stdout_output, false),
