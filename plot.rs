@@ -1476,6 +1476,26 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
     }
+    // The legend's box (upper left), estimated from its entries: its rows are about 18 px,
+    // its characters about 7 px at 13 px.
+    let (entries, longest) = if compact {
+        (
+            with.len(),
+            with.iter().map(|s| s.name.chars().count()).max(),
+        )
+    } else if many {
+        (
+            with.len() * 3,
+            with.iter().map(|s| s.name.chars().count() + 6).max(),
+        )
+    } else {
+        (3, Some(5))
+    };
+    let legend_h = i32::try_from(entries).unwrap_or(i32::MAX / 32) * 18 + 20;
+    let legend_w = i32::try_from(longest.unwrap_or(0)).unwrap_or(i32::MAX / 32) * 7 + 60;
+    let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
+    let plot_top = plot_y.start;
+    let plot_w = f64::from((plot_x.end - plot_x.start).max(1));
     for (n, (name, ns)) in bounds.iter().enumerate() {
         let y = (ns / div).max(floor);
         let style = RGBColor(90, 90, 90).stroke_width(1);
@@ -1489,8 +1509,16 @@ fn draw_sweep<DB: DrawingBackend>(
             .map_err(draw_err)?;
         let text = format!("SLO {name} {}", human_ns(*ns));
         // At the left edge, above its line: the steps' lines run to the right edge. Labels of
-        // bounds that sit close together are staggered.
-        let x = x_max * (0.005 + 0.12 * (n % 2) as f64);
+        // bounds that sit close together are staggered; a label at the height of the legend
+        // (upper left) goes right of it.
+        let (_, py) = chart.backend_coord(&(0.0, y));
+        let beside_legend = py - 18 < plot_top + legend_h;
+        let shift = if beside_legend {
+            f64::from(legend_w) / plot_w
+        } else {
+            0.0
+        };
+        let x = x_max * (0.005 + shift + 0.12 * (n % 2) as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 text,

@@ -428,6 +428,10 @@ fn a_two_target_knee_sits_at_its_step() {
     // The axis ends past the data (2970 req/s), not past the total.
     assert!(t.iter().any(|s| s == "3000"), "{t:?}");
     assert!(!t.iter().any(|s| s == "6000" || s == "5000"), "{t:?}");
+    // The SLO line runs through the legend's height: its label goes right of the legend (whose
+    // box ends near x 320 px), not under it.
+    let (x, _) = text_at(&svg, "SLO p99 2 ms");
+    assert!(x > 330.0, "SLO label under the legend: x {x}");
 }
 
 /// Where the `<text>` reading `want` is drawn: its (x, y) attributes.
