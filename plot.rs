@@ -19,6 +19,7 @@ use crate::histlog::{self, Kind};
 use crate::verdict::{self, Bound};
 use crate::{Error, Result};
 use hdrhistogram::Histogram;
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -47,6 +48,8 @@ const SPECTRUM_NINES: f64 = 5.0;
 /// Most series whose every line gets its own legend entry; past it each series gets one, so
 /// the legend still fits its panel.
 const COMPACT_LEGEND: usize = 3;
+/// Latency axis (ns) of a panel whose runs completed nothing: its lines are all gaps.
+const NO_LATENCY_RANGE: (f64, f64) = (FLOOR_NS * 0.9, 1e7);
 /// Font family of every text: the viewer's own sans-serif (the SVG embeds no font).
 const FONT: &str = "sans-serif";
 
@@ -82,18 +85,29 @@ struct Point {
 /// One step of a sweep. Latencies in ns.
 #[derive(Debug, Clone, PartialEq)]
 struct Step {
+    /// The row's `step`: its 0-based index in the sweep.
+    index: Option<usize>,
     offered: Option<f64>,
     rate: Option<f64>,
     p50: Option<f64>,
     p99: Option<f64>,
     p999: Option<f64>,
+    /// Failed requests (`error_count`); `None` where the row does not say.
+    errors: Option<f64>,
 }
 
 /// A sweep's summary row.
 #[derive(Debug, Clone, PartialEq)]
 struct Knee {
-    /// Highest offered rate that met the SLO; `None` when no step did.
+    /// Highest offered rate that met the SLO (the total over the targets); `None` when no
+    /// step did.
     rate: Option<f64>,
+    /// Index of the knee's step (`knee_step`); `None` in files written before it was logged,
+    /// where the step is found by its offered rate (right for one target only).
+    step: Option<usize>,
+    /// Why the sweep stopped (`stopped`): after `generator` or `signal` the last step did not
+    /// measure the target.
+    stopped: Option<String>,
     /// The SLO text as given to `--slo`, and its bounds.
     slo: Option<(String, Vec<Bound>)>,
 }
@@ -138,6 +152,7 @@ pub fn run(opts: &PlotOptions, out: &str) -> Result<()> {
             "plot needs at least one interval log or JSON Lines file".into(),
         ));
     }
+    check_paths(&opts.files, out)?;
     let (inputs, series) = load_all(&opts.files)?;
     let svg = render(&inputs, &series, opts)?;
     let io_err = |source| Error::Io {
@@ -157,6 +172,47 @@ pub fn run(opts: &PlotOptions, out: &str) -> Result<()> {
     } else {
         std::fs::write(out, svg).map_err(io_err)
     }
+}
+
+/// Where `path` is on disk, symlinks resolved; for a file not yet there, its directory's
+/// canonical path and its name. `None` when even the directory cannot be resolved.
+fn canonical(path: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(std::fs::canonicalize(dir).ok()?.join(path.file_name()?))
+}
+
+/// Refuse an input given twice (its lines would be drawn twice under two names) and an output
+/// that is one of the inputs (writing it would destroy the data).
+fn check_paths(files: &[String], out: &str) -> Result<()> {
+    let paths: Vec<Option<std::path::PathBuf>> =
+        files.iter().map(|f| canonical(Path::new(f))).collect();
+    for (i, p) in paths.iter().enumerate() {
+        let Some(p) = p else { continue };
+        if let Some(j) = paths[..i].iter().position(|o| o.as_ref() == Some(p)) {
+            return Err(Error::Config(format!(
+                "{} and {} are the same file: give each input once",
+                files[j], files[i]
+            )));
+        }
+    }
+    if out != "-" {
+        if let Some(o) = canonical(Path::new(out)) {
+            if let Some(i) = paths.iter().position(|p| p.as_ref() == Some(&o)) {
+                return Err(Error::Config(format!(
+                    "-o {out} is the input {}: writing the SVG there would destroy it; choose \
+                     another output file",
+                    files[i]
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_size(flag: &str, px: u32) -> Result<()> {
@@ -224,17 +280,15 @@ fn load(path: &Path, index: usize) -> Result<(Input, Vec<Series>)> {
         }
         Some(_) => (None, read_hlog(&bytes, &name, index)?),
     };
-    let has_latency = series.iter().any(|s| {
-        !s.spectrum.is_empty()
-            || s.timeline
-                .iter()
-                .any(|p| p.max.is_some() || p.p50.is_some())
-            || s.steps.iter().any(|p| p.p50.is_some() || p.p99.is_some())
-    });
-    if !has_latency {
+    // A run in which nothing completed is still drawn (throughput 0, its errors, latency as
+    // gaps); only a file without a single row to draw is refused.
+    let has_rows = series
+        .iter()
+        .any(|s| !s.timeline.is_empty() || !s.spectrum.is_empty() || !s.steps.is_empty());
+    if !has_rows {
         return Err(Error::Config(format!(
-            "{name}: no latency data (want an interval log from connect --hdr-log, or JSON Lines \
-             from connect --json-stream/--jsonlines or merge --jsonlines)"
+            "{name}: no client rows to plot (want an interval log from connect --hdr-log, or JSON \
+             Lines from connect --json-stream/--jsonlines or merge --jsonlines)"
         )));
     }
     Ok((
@@ -434,6 +488,14 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             };
             knee = Some(Knee {
                 rate: num(&row, "knee_rate"),
+                step: obj
+                    .get("knee_step")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| usize::try_from(n).ok()),
+                stopped: obj
+                    .get("stopped")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 slo,
             });
             continue;
@@ -483,11 +545,16 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
                 (series[at].spectrum, series[at].spectrum_exact) = json_spectrum(&row, lat);
             }
             _ => series[at].steps.push(Step {
+                index: obj
+                    .get("step")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| usize::try_from(n).ok()),
                 offered: num(&row, "offered_rate"),
                 rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
                 p50: ns("p50"),
                 p99: ns("p99"),
                 p999: ns("p999"),
+                errors: num(&row, "error_count").filter(|e| *e >= 0.0),
             }),
         }
     }
@@ -617,11 +684,7 @@ enum Panel {
 
 fn panels(series: &[Series]) -> Vec<Panel> {
     let mut out = Vec::new();
-    if series.iter().any(|s| {
-        s.timeline
-            .iter()
-            .any(|p| p.max.is_some() || p.p50.is_some())
-    }) {
+    if series.iter().any(|s| !s.timeline.is_empty()) {
         out.push(Panel::Timeline);
     }
     if series.iter().any(|s| !s.spectrum.is_empty()) {
@@ -644,6 +707,14 @@ fn default_px(p: Panel) -> u32 {
 /// The SVG height for these inputs at the default sizes.
 fn default_height(panels: &[Panel]) -> u32 {
     TITLE_PX + panels.iter().map(|&p| default_px(p)).sum::<u32>()
+}
+
+/// Font size of a caption so that it fits `width_px` (a sans-serif character is about half as
+/// wide as the font is high), from `max` down to 10.
+fn caption_size(caption: &str, width_px: u32, max: u32) -> u32 {
+    let chars = caption.chars().count().max(1) as f64;
+    let fits = (f64::from(width_px) * 0.95 / (chars * 0.55)).floor() as u32;
+    fits.clamp(10, max)
 }
 
 /// A plotting failure (plotters reports them as errors of its backend).
@@ -700,6 +771,11 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// A series' color, the same in every panel: by its place among all the series.
+fn series_color(series: &[Series], s: &Series) -> RGBColor {
+    color(series.iter().position(|o| std::ptr::eq(o, s)).unwrap_or(0))
+}
+
 /// Display unit of a latency axis whose largest value is `max_ns`: (ns per unit, name).
 fn unit(max_ns: f64) -> (f64, &'static str) {
     if max_ns >= 1e6 {
@@ -718,6 +794,48 @@ fn log_range(values: impl Iterator<Item = f64>, headroom: f64) -> Option<(f64, f
             (lo.min(v), hi.max(v))
         });
     (lo <= hi).then(|| ((lo / 1.5).max(FLOOR_NS * 0.9), hi * headroom))
+}
+
+/// A log axis from `lo` to `hi` (display units) labelled 1, 2 and 5 in every decade it spans
+/// (only 1 past 4 decades), light grid lines at every digit: each decade that holds data gets
+/// labels near it, not just the decades plotters' own choice lands on.
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    let (bold, light) = log_ticks(lo, hi);
+    (lo..hi)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
+}
+
+/// The labelled and the light ticks of `log_axis`.
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    let (mut bold, mut light) = (Vec::new(), Vec::new());
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return (bold, light);
+    }
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    let labelled: &[f64] = if last - first > 4 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    for d in first..=last {
+        let base = 10f64.powi(d);
+        for digit in 1..=9 {
+            let v = base * f64::from(digit);
+            // Within the range, allowing for 0.1 * 3 != 0.3.
+            if v < lo * (1.0 - 1e-9) || v > hi * (1.0 + 1e-9) {
+                continue;
+            }
+            if labelled.contains(&f64::from(digit)) {
+                bold.push(v);
+            } else {
+                light.push(v);
+            }
+        }
+    }
+    (bold, light)
 }
 
 /// A linear axis from 0 to a little above the largest value; never empty.
@@ -877,24 +995,36 @@ fn draw_timeline<DB: DrawingBackend>(
             .iter()
             .flat_map(|p| lines.iter().filter_map(|(_, pick)| pick(p)))
     });
-    let Some((lo, hi)) = log_range(values, 6.0) else {
-        return Ok(());
-    };
+    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
     let (div, unit_name) = unit(hi / 6.0);
+    let mut caption = if compact {
+        "latency per window (from the intended send time; solid: p99, dashed: max)".to_string()
+    } else {
+        "latency per window (from the intended send time)".to_string()
+    };
+    let none_completed: Vec<&str> = with
+        .iter()
+        .filter(|s| {
+            s.timeline
+                .iter()
+                .all(|p| p.p50.is_none() && p.max.is_none())
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if !none_completed.is_empty() {
+        caption += &format!(
+            "; no request completed, latency unknown: {}",
+            none_completed.join(", ")
+        );
+    }
+    let size = caption_size(&caption, lat_area.dim_in_pixel().0, 18);
     let mut chart = ChartBuilder::on(lat_area)
-        .caption(
-            if compact {
-                "latency per window (from the intended send time; solid: p99, dashed: max)"
-            } else {
-                "latency per window (from the intended send time)"
-            },
-            (FONT, 18),
-        )
+        .caption(caption, (FONT, size))
         .margin(10)
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max, (lo / div..hi / div).log_scale())
+        .build_cartesian_2d(0.0..t_max, log_axis(lo / div, hi / div))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -907,7 +1037,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .draw()
         .map_err(draw_err)?;
     let floor = FLOOR_NS / div;
-    for (si, s) in with.iter().enumerate() {
+    for s in &with {
         for (li, (pname, pick)) in lines.iter().enumerate() {
             let segs = segments(
                 s.timeline
@@ -917,7 +1047,7 @@ fn draw_timeline<DB: DrawingBackend>(
             let (pen, label) = if many {
                 (
                     Pen {
-                        color: color(si),
+                        color: series_color(series, s),
                         width: if li == 0 { 2 } else { 1 },
                         dashed: li == 1,
                         marks: false,
@@ -996,14 +1126,18 @@ fn draw_timeline<DB: DrawingBackend>(
         .axis_desc_style((FONT, 15))
         .draw()
         .map_err(draw_err)?;
-    for (si, s) in with.iter().enumerate() {
+    for s in &with {
         let prefix = if many {
             format!("{} ", s.name)
         } else {
             String::new()
         };
         let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
-        let rate_color = if many { color(si) } else { color(0) };
+        let rate_color = if many {
+            series_color(series, s)
+        } else {
+            color(0)
+        };
         let pen = Pen {
             color: rate_color,
             width: 2,
@@ -1019,7 +1153,11 @@ fn draw_timeline<DB: DrawingBackend>(
         if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
             let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
             let pen = Pen {
-                color: if many { color(si) } else { color(1) },
+                color: if many {
+                    series_color(series, s)
+                } else {
+                    color(1)
+                },
                 width: 2,
                 dashed: true,
                 marks: true,
@@ -1080,7 +1218,7 @@ fn draw_spectrum<DB: DrawingBackend>(
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..SPECTRUM_NINES, (lo / div..hi / div).log_scale())
+        .build_cartesian_2d(0.0..SPECTRUM_NINES, log_axis(lo / div, hi / div))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -1094,14 +1232,14 @@ fn draw_spectrum<DB: DrawingBackend>(
         .draw()
         .map_err(draw_err)?;
     let floor = FLOOR_NS / div;
-    for (n, (_, s)) in with.iter().enumerate() {
+    for &(i, s) in &with {
         let line: Vec<(f64, f64)> = s
             .spectrum
             .iter()
             .map(|&(x, v)| (x, (v / div).max(floor)))
             .collect();
         let pen = Pen {
-            color: color(n),
+            color: color(i),
             width: 2,
             dashed: false,
             marks: !s.spectrum_exact,
@@ -1153,18 +1291,40 @@ fn draw_sweep<DB: DrawingBackend>(
                 .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
         })
         .chain(bounds.iter().map(|b| b.1));
-    let Some((lo, hi)) = log_range(values, 6.0) else {
-        return Ok(());
-    };
-    let knees: Vec<(usize, f64)> = inputs
+    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
+    // Per input with a knee: its offered rate and, per series, the knee step's point
+    // (achieved rate, p99). The step is found by `knee_step`, else (older files) by its offered
+    // rate; when no step is found the line sits at the offered rate.
+    type KneeAt = (usize, f64, Vec<(f64, Option<f64>)>);
+    let knees: Vec<KneeAt> = inputs
         .iter()
         .enumerate()
-        .filter_map(|(i, input)| Some((i, input.knee.as_ref()?.rate?)))
+        .filter_map(|(i, input)| {
+            let knee = input.knee.as_ref()?;
+            let rate = knee.rate?;
+            let mut at: Vec<(f64, Option<f64>)> = with
+                .iter()
+                .filter(|s| s.input == i)
+                .filter_map(|s| {
+                    let step = s.steps.iter().find(|p| match knee.step {
+                        Some(k) => p.index == Some(k),
+                        None => p
+                            .offered
+                            .is_some_and(|o| (o - rate).abs() <= 1e-9 * rate.abs().max(1.0)),
+                    })?;
+                    Some((step.rate?, step.p99))
+                })
+                .collect();
+            if at.is_empty() {
+                at.push((rate, None));
+            }
+            Some((i, rate, at))
+        })
         .collect();
     let x_max = linear_max(
         with.iter()
             .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
-            .chain(knees.iter().map(|k| k.1)),
+            .chain(knees.iter().flat_map(|k| k.2.iter().map(|p| p.0))),
     );
     let (div, unit_name) = unit(hi / 6.0);
     let mut slo_text: Vec<String> = Vec::new();
@@ -1191,13 +1351,58 @@ fn draw_sweep<DB: DrawingBackend>(
     if !no_knee.is_empty() {
         caption += &format!("; no step met the SLO: {}", no_knee.join(", "));
     }
+    // A sweep stopped by the generator or a signal: its last step measured the generator or
+    // a part of a step, not the target; it is drawn hollow and unconnected.
+    let odd_last = |input: usize| -> Option<&'static str> {
+        match inputs[input].knee.as_ref()?.stopped.as_deref()? {
+            "generator" => Some("generator limit, not the target"),
+            "signal" => Some("cut short"),
+            _ => None,
+        }
+    };
+    for (i, input) in inputs.iter().enumerate() {
+        if let Some(why) = odd_last(i) {
+            if with.iter().any(|s| s.input == i) {
+                let whose = if inputs.len() > 1 {
+                    format!("{} ", input.stem)
+                } else {
+                    String::new()
+                };
+                caption += &format!("; hollow: {whose}last step: {why}");
+            }
+        }
+    }
+    // Steps in which nothing completed have no latency to draw: the caption names them.
+    let empty_steps: Vec<String> = with
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.p50.is_none() && p.p99.is_none() && p.p999.is_none())
+                .map(move |(n, p)| {
+                    let offered = p.offered.map_or("?".into(), rate_tick);
+                    let errors = p.errors.map_or("errors unknown".into(), |e| {
+                        format!("{} errors", rate_tick(e))
+                    });
+                    format!("{} step {n} ({offered} req/s offered, {errors})", s.name)
+                })
+        })
+        .collect();
+    if !empty_steps.is_empty() {
+        caption += &format!(
+            "; no request completed, latency unknown: {}",
+            empty_steps.join(", ")
+        );
+    }
+    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 18))
+        .caption(caption, (FONT, size))
         .margin(10)
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max, (lo / div..hi / div).log_scale())
+        .build_cartesian_2d(0.0..x_max, log_axis(lo / div, hi / div))
         .map_err(draw_err)?;
     chart
         .configure_mesh()
@@ -1217,8 +1422,21 @@ fn draw_sweep<DB: DrawingBackend>(
         ("p99", |p| p.p99, 2),
         ("p99.9", |p| p.p999, 1),
     ];
-    for (si, s) in with.iter().enumerate() {
-        let mut steps: Vec<&Step> = s.steps.iter().filter(|p| p.rate.is_some()).collect();
+    for s in &with {
+        // The last step (highest `step`, else the last row) when it did not measure the target.
+        let odd = odd_last(s.input).and_then(|_| {
+            let by_index = s
+                .steps
+                .iter()
+                .filter(|p| p.index.is_some())
+                .max_by_key(|p| p.index);
+            by_index.or(s.steps.last())
+        });
+        let mut steps: Vec<&Step> = s
+            .steps
+            .iter()
+            .filter(|p| p.rate.is_some() && !odd.is_some_and(|o| std::ptr::eq(o, *p)))
+            .collect();
         steps.sort_by(|a, b| {
             a.rate
                 .partial_cmp(&b.rate)
@@ -1231,7 +1449,7 @@ fn draw_sweep<DB: DrawingBackend>(
                     .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| (v / div).max(floor)))),
             );
             let (c, label) = if many {
-                (color(si), format!("{} {pname}", s.name))
+                (series_color(series, s), format!("{} {pname}", s.name))
             } else {
                 (color(li), pname.to_string())
             };
@@ -1247,8 +1465,37 @@ fn draw_sweep<DB: DrawingBackend>(
                 (true, _) => None,
             };
             draw_line(&mut chart, segs, pen, label)?;
+            if let Some((x, y)) = odd.and_then(|p| Some((p.rate?, pick(p)?))) {
+                chart
+                    .draw_series(std::iter::once(Circle::new(
+                        (x, (y / div).max(floor)),
+                        4 + width,
+                        c.stroke_width(2),
+                    )))
+                    .map_err(draw_err)?;
+            }
         }
     }
+    // The legend's box (upper left), estimated from its entries: its rows are about 18 px,
+    // its characters about 7 px at 13 px.
+    let (entries, longest) = if compact {
+        (
+            with.len(),
+            with.iter().map(|s| s.name.chars().count()).max(),
+        )
+    } else if many {
+        (
+            with.len() * 3,
+            with.iter().map(|s| s.name.chars().count() + 6).max(),
+        )
+    } else {
+        (3, Some(5))
+    };
+    let legend_h = i32::try_from(entries).unwrap_or(i32::MAX / 32) * 18 + 20;
+    let legend_w = i32::try_from(longest.unwrap_or(0)).unwrap_or(i32::MAX / 32) * 7 + 60;
+    let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
+    let plot_top = plot_y.start;
+    let plot_w = f64::from((plot_x.end - plot_x.start).max(1));
     for (n, (name, ns)) in bounds.iter().enumerate() {
         let y = (ns / div).max(floor);
         let style = RGBColor(90, 90, 90).stroke_width(1);
@@ -1261,8 +1508,17 @@ fn draw_sweep<DB: DrawingBackend>(
             ))
             .map_err(draw_err)?;
         let text = format!("SLO {name} {}", human_ns(*ns));
-        // Stagger labels of bounds that sit close together.
-        let x = x_max * (0.98 - 0.18 * (n % 3) as f64);
+        // At the left edge, above its line: the steps' lines run to the right edge. Labels of
+        // bounds that sit close together are staggered; a label at the height of the legend
+        // (upper left) goes right of it.
+        let (_, py) = chart.backend_coord(&(0.0, y));
+        let beside_legend = py - 18 < plot_top + legend_h;
+        let shift = if beside_legend {
+            f64::from(legend_w) / plot_w
+        } else {
+            0.0
+        };
+        let x = x_max * (0.005 + shift + 0.12 * (n % 2) as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 text,
@@ -1270,42 +1526,45 @@ fn draw_sweep<DB: DrawingBackend>(
                 (FONT, 13)
                     .into_font()
                     .color(&RGBColor(60, 60, 60))
-                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                    .pos(Pos::new(HPos::Left, VPos::Bottom)),
             )))
             .map_err(draw_err)?;
     }
-    for (input, rate) in &knees {
-        // The knee is an offered rate; the step that ran it shows where it landed.
-        let step = with
-            .iter()
-            .filter(|s| s.input == *input)
-            .flat_map(|s| s.steps.iter())
-            .find(|p| {
-                p.offered
-                    .is_some_and(|o| (o - rate).abs() <= 1e-9 * rate.abs().max(1.0))
-            });
-        let x = step.and_then(|p| p.rate).unwrap_or(*rate);
+    let per_input = |input: usize| with.iter().filter(|s| s.input == input).count();
+    for (k, (input, rate, at)) in knees.iter().enumerate() {
         let style = BLACK.stroke_width(2);
-        chart
-            .draw_series(LineSeries::new(vec![(x, lo / div), (x, hi / div)], style))
-            .map_err(draw_err)?;
-        if let Some(y) = step.and_then(|p| p.p99) {
-            chart
-                .draw_series(std::iter::once(Circle::new(
-                    (x, (y / div).max(floor)),
-                    8,
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(draw_err)?;
+        let mut xs: Vec<f64> = Vec::new();
+        for &(x, p99) in at {
+            if !xs.contains(&x) {
+                chart
+                    .draw_series(LineSeries::new(vec![(x, lo / div), (x, hi / div)], style))
+                    .map_err(draw_err)?;
+                xs.push(x);
+            }
+            if let Some(y) = p99 {
+                chart
+                    .draw_series(std::iter::once(Circle::new(
+                        (x, (y / div).max(floor)),
+                        8,
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(draw_err)?;
+            }
         }
+        let x = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total = if per_input(*input) > 1 {
+            " in total"
+        } else {
+            ""
+        };
         let label = if inputs.len() > 1 {
             format!(
-                " knee {}: {} req/s offered",
+                " knee {}: {} req/s offered{total}",
                 inputs[*input].stem,
                 rate_tick(*rate)
             )
         } else {
-            format!(" knee: {} req/s offered", rate_tick(*rate))
+            format!(" knee: {} req/s offered{total}", rate_tick(*rate))
         };
         // Right of the line, or left of it near the right edge, where it would be cut off.
         let (at, h) = if x > x_max * 0.7 {
@@ -1313,14 +1572,17 @@ fn draw_sweep<DB: DrawingBackend>(
         } else {
             (x + x_max * 0.004, HPos::Left)
         };
+        // In the headroom above the data, one label per input, each a line below the last (on
+        // the log axis: a fixed ratio).
+        let y = (hi / div) / 1.15 / (hi / lo).powf(0.06 * k as f64);
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
-                (at, (lo / div) * 1.3),
+                (at, y),
                 (FONT, 14)
                     .into_font()
                     .color(&BLACK)
-                    .pos(Pos::new(h, VPos::Bottom)),
+                    .pos(Pos::new(h, VPos::Top)),
             )))
             .map_err(draw_err)?;
     }
@@ -1360,6 +1622,19 @@ mod tests {
         );
         assert_eq!(segs, vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]);
         assert!(segments([(0.0, None)].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn log_ticks_label_every_decade_of_the_range() {
+        let (bold, light) = log_ticks(0.1, 10.0);
+        assert_eq!(bold, [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]);
+        assert!(light.contains(&3.0) && light.iter().any(|v| (v - 0.3).abs() < 1e-12));
+        // Data at 0.2-0.4 ms on a 0.15-2.4 axis: labels next to it, not only 1 and 2.
+        let (bold, _) = log_ticks(0.15, 2.4);
+        assert_eq!(bold, [0.2, 0.5, 1.0, 2.0]);
+        let (bold, _) = log_ticks(0.0009, 1000.0);
+        assert_eq!(bold.len(), 7);
+        assert_eq!(log_ticks(0.0, 1.0), (vec![], vec![]));
     }
 
     #[test]

@@ -670,6 +670,10 @@ struct KneeRow<'a> {
     kind: &'static str,
     /// Total req/s of the highest step that met the checks; `null`: none did.
     knee_rate: Option<f64>,
+    /// 0-based index of that step (its rows' `step`); `null`: none met the checks. With
+    /// several targets the step rows' `offered_rate` is per target while `knee_rate` is the
+    /// total: a plot finds the knee's points by this index.
+    knee_step: Option<usize>,
     /// `--slo` as given; `null` without one.
     slo: Option<&'a str>,
     max_error_rate: f64,
@@ -686,11 +690,12 @@ fn finish<W: Write>(
     sweep: &Sweep,
     steps: &[Step],
 ) -> Result<()> {
-    let knee = steps
+    let knee_step = steps
         .iter()
         .take_while(|s| s.stopped.is_none())
-        .last()
-        .map(|s| s.rate);
+        .count()
+        .checked_sub(1);
+    let knee = knee_step.map(|i| steps[i].rate);
     let last = steps.last();
     let (stopped, reason) = match last.and_then(|s| s.stopped.as_ref().map(|why| (s, why))) {
         None if steps.len() < sweep.rates.len() => (
@@ -730,6 +735,7 @@ fn finish<W: Write>(
         let row = KneeRow {
             kind: "knee",
             knee_rate: knee,
+            knee_step,
             slo: sweep.slo.as_deref(),
             max_error_rate: report.thresholds.max_error_rate,
             steps: steps.len(),

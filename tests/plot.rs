@@ -307,6 +307,234 @@ fn sweep_has_slo_lines_and_knee() {
     assert!(!svg.contains("knee:"));
 }
 
+/// A port where nothing listens: bound, then closed.
+fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("local_addr").to_string();
+    drop(l);
+    addr
+}
+
+/// `connect ARGS` against a dead port; it fails (exit 1) but writes what it saw.
+fn refused(args: &[&str]) -> Outcome {
+    let addr = dead_addr();
+    let mut argv = vec!["connect"];
+    argv.extend_from_slice(args);
+    argv.push(&addr);
+    let o = proc::spawn(&argv, None).finish(Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(1), "connect {argv:?}: {o:?}");
+    o
+}
+
+/// A run in which nothing completed is drawn: throughput 0, its errors from the log's
+/// counters, latency as gaps (not refused, not 0), alone and beside a live run.
+fn a_refused_run_is_drawn() {
+    let r = run();
+    let dead = r.dir.join("dead.hlog").display().to_string();
+    refused(&[
+        "-c",
+        "2",
+        "-r",
+        "100",
+        "-d",
+        "2s",
+        "-i",
+        "500ms",
+        "--hdr-log",
+        &dead,
+    ]);
+    let (_, svg) = plot_ok(&[&dead], "dead.svg", &[]);
+    assert!(svg.contains("no request completed, latency unknown: dead"));
+    assert_has(&svg, &["req/s", "errors/s", "time since start (s)"]);
+    // No spectrum: nothing completed.
+    assert!(!svg.contains("percentile (1/(1−p) scale)"));
+    let (_, svg) = plot_ok(&[&r.hlog, &dead], "dead-live.svg", &[]);
+    assert!(svg.contains("no request completed, latency unknown: dead"));
+    assert_has(&svg, &["run p99", "dead req/s", "dead errors/s", "run"]);
+}
+
+/// A sweep whose first step completed nothing: its step is named with its errors.
+fn a_refused_sweep_is_drawn() {
+    let o = refused(&["--sweep", "1k:3k:1k", "--sweep-step", "1s", "--jsonlines"]);
+    let f = fixture("dead-sweep.jsonl", &(o.text() + "\n"));
+    let (_, svg) = plot_ok(&[&f], "dead-sweep.svg", &[]);
+    assert!(svg.contains("no step met the SLO: dead-sweep"), "{svg}");
+    assert!(
+        svg.contains(
+            "no request completed, latency unknown: dead-sweep step 0 (1000 req/s offered, "
+        ) && !svg.contains("errors unknown"),
+        "{:?}",
+        texts(&svg)
+    );
+}
+
+/// `-o` naming an input (however spelled) is refused before anything is written; an input
+/// given twice is refused, naming both.
+fn output_over_an_input_and_an_input_twice_are_refused() {
+    let r = run();
+    let f = r.dir.join("keep.hlog");
+    std::fs::copy(&r.hlog, &f).unwrap();
+    let before = std::fs::read(&f).unwrap();
+    let keep = f.display().to_string();
+    assert_rejected(&[&keep, "-o", &keep], &[&keep, "is the input"]);
+    let other = r.dir.join("sub");
+    std::fs::create_dir_all(&other).unwrap();
+    let roundabout = other.join("../keep.hlog").display().to_string();
+    assert_rejected(
+        &[&r.hlog, &keep, "-o", &roundabout],
+        &[&roundabout, "is the input"],
+    );
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        before,
+        "the input was overwritten"
+    );
+    assert_rejected(
+        &[&keep, &roundabout, "-o", "x.svg"],
+        &[&keep, &roundabout, "the same file"],
+    );
+    assert!(!Path::new("x.svg").exists());
+}
+
+/// A sweep of two targets: each step row's `offered_rate` is its target's, the knee's
+/// `knee_rate` the total. The knee sits at `knee_step`'s points, not at the total rate.
+fn a_two_target_knee_sits_at_its_step() {
+    let mut text = String::new();
+    for (step, rate) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
+        for peer in ["127.0.0.1:9100", "127.0.0.1:9200"] {
+            text += &format!(
+                concat!(
+                    r#"{{"kind":"step","step":{},"peer":"{}","offered_rate":{:.1},"#,
+                    r#""rate_per_sec":{:.1},"latency_ns":{{"p50":80000,"p99":{},"p999":900000}},"#,
+                    r#""error_count":0}}"#,
+                    "\n"
+                ),
+                step,
+                peer,
+                rate,
+                rate * 0.99,
+                300000 * (step + 1)
+            );
+        }
+    }
+    text += r#"{"kind":"knee","knee_rate":6000.0,"knee_step":2,"slo":"p99=2ms","max_error_rate":100.0,"steps":3,"stopped":"end","reason":"x"}"#;
+    let f = fixture("sweep-two.jsonl", &(text + "\n"));
+    let (_, svg) = plot_ok(&[&f], "sweep-two.svg", &[]);
+    let t = texts(&svg);
+    assert!(
+        t.iter().any(|s| s == "knee: 6000 req/s offered in total"),
+        "{t:?}"
+    );
+    // The axis ends past the data (2970 req/s), not past the total.
+    assert!(t.iter().any(|s| s == "3000"), "{t:?}");
+    assert!(!t.iter().any(|s| s == "6000" || s == "5000"), "{t:?}");
+    // The SLO line runs through the legend's height: its label goes right of the legend (whose
+    // box ends near x 320 px), not under it.
+    let (x, _) = text_at(&svg, "SLO p99 2 ms");
+    assert!(x > 330.0, "SLO label under the legend: x {x}");
+}
+
+/// Where the `<text>` reading `want` is drawn: its (x, y) attributes.
+fn text_at(svg: &str, want: &str) -> (f64, f64) {
+    for t in svg.split("<text").skip(1) {
+        let Some(end) = t.find('>') else { continue };
+        let body = &t[end + 1..];
+        let Some(close) = body.find("</text>") else {
+            continue;
+        };
+        if body[..close].trim() != want {
+            continue;
+        }
+        let attr = |name: &str| -> f64 {
+            let from = t[..end].find(&format!(" {name}=\"")).expect("attribute") + name.len() + 3;
+            let len = t[from..].find('"').expect("closing quote");
+            t[from..from + len].parse().expect("a number")
+        };
+        return (attr("x"), attr("y"));
+    }
+    panic!("no text {want:?} in the SVG; its texts: {:?}", texts(svg));
+}
+
+/// A sweep stopped by the generator or a signal: its last step is drawn hollow and apart, and
+/// the caption says why. Two sweeps' knee labels do not overprint; SLO labels sit at the left
+/// edge, where the steps' lines do not run.
+fn a_last_step_that_did_not_measure_the_target_is_drawn_apart() {
+    let with = |stopped: &str| {
+        SWEEP.replace(
+            r#""max_error_rate":100.0}"#,
+            &format!(r#""max_error_rate":100.0,"stopped":"{stopped}"}}"#),
+        )
+    };
+    let gen = fixture("gen.jsonl", &with("generator"));
+    let sig = fixture("sig.jsonl", &with("signal"));
+    let (_, svg) = plot_ok(&[&gen], "gen.svg", &[]);
+    assert!(
+        svg.contains("hollow: last step: generator limit, not the target"),
+        "{:?}",
+        texts(&svg)
+    );
+    // The hollow marks of the last step (6300 req/s, p50 and p99; its p99.9 is unknown).
+    let hollow = svg
+        .lines()
+        .filter(|l| {
+            l.starts_with("<circle") && l.contains("fill=\"none\"") && !l.contains("#000000")
+        })
+        .count();
+    assert_eq!(hollow, 2, "{svg}");
+    let (_, svg) = plot_ok(&[&gen, &sig], "gen-sig.svg", &[]);
+    assert!(svg.contains("hollow: gen last step: generator limit, not the target"));
+    assert!(svg.contains("hollow: sig last step: cut short"));
+    let (gx, gy) = text_at(&svg, "knee gen: 4000 req/s offered");
+    let (sx, sy) = text_at(&svg, "knee sig: 4000 req/s offered");
+    assert_eq!(gx, sx);
+    assert!((gy - sy).abs() >= 14.0, "knee labels overprint: {gy} {sy}");
+    // SLO labels start at the left edge, left of the first step (1000 req/s of ~7000).
+    for slo in ["SLO p99 2 ms", "SLO p99.9 10 ms"] {
+        let (x, _) = text_at(&svg, slo);
+        assert!(x < 1200.0 * 0.2, "{slo} at x {x}");
+    }
+    // A sweep that ended normally has no hollow steps.
+    let (_, svg) = plot_ok(&[&fixture("end.jsonl", &with("end"))], "end.svg", &[]);
+    assert!(!svg.contains("hollow"));
+}
+
+/// Each series keeps its colour in every panel: a refused run (no spectrum) beside a live one
+/// does not hand the live one's spectrum line the first colour.
+fn a_series_has_one_colour_in_every_panel() {
+    let r = run();
+    let dead = r.dir.join("dead2.hlog").display().to_string();
+    refused(&[
+        "-c",
+        "1",
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "-i",
+        "500ms",
+        "--hdr-log",
+        &dead,
+    ]);
+    let (_, svg) = plot_ok(&[&dead, &r.hlog], "colours.svg", &[]);
+    // Strokes of the lines below the timeline (50 + 420 + 260 px): the spectrum's.
+    let spectrum: Vec<&str> = svg
+        .lines()
+        .filter(|l| l.starts_with("<polyline"))
+        .filter(|l| {
+            let points = l.split("points=\"").nth(1).unwrap_or("");
+            points
+                .split_whitespace()
+                .filter_map(|p| p.split(',').nth(1)?.parse::<f64>().ok())
+                .any(|y| y > 730.0)
+        })
+        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
+        .filter(|c| c.starts_with('#') && *c != "#000000")
+        .collect();
+    // `run` is the second series: the palette's second colour, as in the timeline.
+    assert!(spectrum.contains(&"#D62728"), "{spectrum:?}");
+    assert!(!spectrum.contains(&"#1F77B4"), "{spectrum:?}");
+}
+
 fn stdout_output() {
     let o = plot(&[&run().hlog, "-o", "-"]);
     o.assert_clean();
@@ -328,7 +556,10 @@ fn bad_inputs_are_one_line_naming_the_file() {
         "serve.jsonl",
         "{\"kind\":\"interval\",\"name\":\"0\",\"elapsed_sec\":1.0,\"accepted\":1}\n",
     );
-    assert_rejected(&[&serve, "-o", "x.svg"], &[&serve, "no latency data"]);
+    assert_rejected(
+        &[&serve, "-o", "x.svg"],
+        &[&serve, "no client rows to plot"],
+    );
     let text = fixture("notes.txt", "hello\n");
     assert_rejected(&[&text, "-o", "x.svg"], &[&text, "bad interval log"]);
     let slo = fixture("slo.jsonl", "{\"kind\":\"knee\",\"slo\":\"p99=soon\"}\n");
@@ -407,6 +638,28 @@ const TESTS: &[(&str, fn(), bool)] = &[
     (
         "sweep_has_slo_lines_and_knee",
         sweep_has_slo_lines_and_knee,
+        false,
+    ),
+    ("a_refused_run_is_drawn", a_refused_run_is_drawn, false),
+    ("a_refused_sweep_is_drawn", a_refused_sweep_is_drawn, false),
+    (
+        "output_over_an_input_and_an_input_twice_are_refused",
+        output_over_an_input_and_an_input_twice_are_refused,
+        false,
+    ),
+    (
+        "a_two_target_knee_sits_at_its_step",
+        a_two_target_knee_sits_at_its_step,
+        false,
+    ),
+    (
+        "a_last_step_that_did_not_measure_the_target_is_drawn_apart",
+        a_last_step_that_did_not_measure_the_target_is_drawn_apart,
+        false,
+    ),
+    (
+        "a_series_has_one_colour_in_every_panel",
+        a_series_has_one_colour_in_every_panel,
         false,
     ),
     ("stdout_output", stdout_output, false),

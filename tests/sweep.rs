@@ -127,6 +127,7 @@ fn check_json_sweep(o: &Outcome, offered: &[f64], slo: Option<&str>) {
     }
     let k = knee(&rows);
     assert_eq!(f(k, "knee_rate"), *offered.last().unwrap(), "{k}");
+    assert_eq!(u(k, "knee_step"), offered.len() as u64 - 1, "{k}");
     assert_eq!(k["stopped"], "end", "{k}");
     assert_eq!(u(k, "steps"), offered.len() as u64, "{k}");
     assert_eq!(f(k, "max_error_rate"), 100.0, "{k}");
@@ -200,6 +201,7 @@ fn an_impossible_slo_stops_after_the_first_step_with_no_knee() {
     assert_eq!(steps[0]["verdict"], "fail");
     let k = knee(&rows);
     assert!(k["knee_rate"].is_null(), "{k}");
+    assert!(k["knee_step"].is_null(), "{k}");
     assert_eq!(k["stopped"], "slo", "{k}");
     assert_eq!(u(k, "steps"), 1);
 }
