@@ -46,6 +46,7 @@ plot-demo: build
 	echo "== connperf connect -c 10 --sweep 20k:200k:20k --sweep-step 1s --slo p99=1ms --jsonlines $$addr"; \
 	$(BIN) connect -c 10 --sweep 20k:200k:20k --sweep-step 1s --slo p99=1ms --label run=plot-demo \
 		--jsonlines "$$addr" >"$$tmp/sweep.jsonl" || true; \
+	tail -n 1 "$$tmp/sweep.jsonl"; \
 	kill -TERM $$pid; wait $$pid || true; \
 	mkdir -p docs; \
 	$(BIN) plot "$$tmp/paced.hlog" "$$tmp/sweep.jsonl" -o docs/plot-demo.svg; \
