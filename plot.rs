@@ -20,6 +20,7 @@ use crate::verdict::{self, Bound};
 use crate::{Error, Result};
 use hdrhistogram::Histogram;
 use plotters::coord::combinators::{LogCoord, WithKeyPoints};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -725,6 +726,66 @@ fn draw_err(e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The x axis of a latency panel: its range, its name, and how its ticks read (and how many,
+/// when not plotters' choice).
+struct XAxis<'f> {
+    range: std::ops::Range<f64>,
+    desc: &'static str,
+    ticks: Option<usize>,
+    tick: &'f dyn Fn(&f64) -> String,
+}
+
+/// A panel with latency on a log axis over a linear x.
+type LatencyChart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, WithKeyPoints<LogCoord<f64>>>>;
+
+/// A latency panel (timeline, spectrum, sweep): the caption at `caption_px`, `x`, and latency
+/// from `lo` to `hi` (display units) on `log_axis`, its mesh drawn.
+fn latency_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    caption_px: u32,
+    x: XAxis,
+    (lo, hi): (f64, f64),
+    unit_name: &str,
+) -> Result<LatencyChart<'a, DB>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, caption_px))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.range, log_axis(lo, hi))
+        .map_err(draw_err)?;
+    let mut mesh = chart.configure_mesh();
+    if let Some(n) = x.ticks {
+        mesh.x_labels(n);
+    }
+    mesh.x_desc(x.desc)
+        .y_desc(format!("latency ({unit_name})"))
+        .x_label_formatter(x.tick)
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(chart)
+}
+
+/// A panel's legend, top left on a light box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(draw_err)
+}
+
 /// Draw every panel the inputs support into one SVG document.
 fn render(inputs: &[Input], series: &[Series], opts: &PlotOptions) -> Result<String> {
     let panels = panels(series);
@@ -1018,24 +1079,13 @@ fn draw_timeline<DB: DrawingBackend>(
         );
     }
     let size = caption_size(&caption, lat_area.dim_in_pixel().0, 18);
-    let mut chart = ChartBuilder::on(lat_area)
-        .caption(caption, (FONT, size))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max, log_axis(lo / div, hi / div))
-        .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .y_desc(format!("latency ({unit_name})"))
-        .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(*v))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(draw_err)?;
+    let x = XAxis {
+        range: 0.0..t_max,
+        desc: "time since start (s)",
+        ticks: None,
+        tick: &|v| tick(*v),
+    };
+    let mut chart = latency_chart(lat_area, &caption, size, x, (lo / div, hi / div), unit_name)?;
     let floor = FLOOR_NS / div;
     for s in &with {
         for (li, (pname, pick)) in lines.iter().enumerate() {
@@ -1075,14 +1125,7 @@ fn draw_timeline<DB: DrawingBackend>(
             draw_line(&mut chart, segs, pen, label)?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(draw_err)?;
+    draw_legend(&mut chart)?;
 
     let errors_known = with
         .iter()
@@ -1166,14 +1209,7 @@ fn draw_timeline<DB: DrawingBackend>(
             draw_line(&mut chart, errs, pen, (!compact).then_some(label.as_str()))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(draw_err)?;
+    draw_legend(&mut chart)?;
     Ok(())
 }
 
@@ -1212,25 +1248,13 @@ fn draw_spectrum<DB: DrawingBackend>(
     } else {
         "latency by percentile (whole run; markers: the only percentiles a JSON total lists)"
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 18))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..SPECTRUM_NINES, log_axis(lo / div, hi / div))
-        .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_labels(6)
-        .x_desc("percentile (1/(1−p) scale)")
-        .y_desc(format!("latency ({unit_name})"))
-        .x_label_formatter(&|v| percentile_tick(*v))
-        .y_label_formatter(&|v| tick(*v))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(draw_err)?;
+    let x = XAxis {
+        range: 0.0..SPECTRUM_NINES,
+        desc: "percentile (1/(1−p) scale)",
+        ticks: Some(6),
+        tick: &|v| percentile_tick(*v),
+    };
+    let mut chart = latency_chart(area, caption, 18, x, (lo / div, hi / div), unit_name)?;
     let floor = FLOOR_NS / div;
     for &(i, s) in &with {
         let line: Vec<(f64, f64)> = s
@@ -1246,14 +1270,7 @@ fn draw_spectrum<DB: DrawingBackend>(
         };
         draw_line(&mut chart, vec![line], pen, Some(&s.name))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(draw_err)?;
+    draw_legend(&mut chart)?;
     Ok(())
 }
 
@@ -1396,24 +1413,13 @@ fn draw_sweep<DB: DrawingBackend>(
         );
     }
     let size = caption_size(&caption, area.dim_in_pixel().0, 18);
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, size))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max, log_axis(lo / div, hi / div))
-        .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("achieved throughput (req/s)")
-        .y_desc(format!("latency ({unit_name})"))
-        .x_label_formatter(&|v| rate_tick(*v))
-        .y_label_formatter(&|v| tick(*v))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(draw_err)?;
+    let x = XAxis {
+        range: 0.0..x_max,
+        desc: "achieved throughput (req/s)",
+        ticks: None,
+        tick: &|v| rate_tick(*v),
+    };
+    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
     let floor = FLOOR_NS / div;
     let many = with.len() > 1;
     type Pick = fn(&Step) -> Option<f64>;
@@ -1586,14 +1592,7 @@ fn draw_sweep<DB: DrawingBackend>(
             )))
             .map_err(draw_err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(draw_err)?;
+    draw_legend(&mut chart)?;
     Ok(())
 }
 
