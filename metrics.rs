@@ -523,201 +523,223 @@ impl Collector for Exposition {
         if peers.is_empty() {
             return Ok(());
         }
-
-        let mut me = enc.encode_descriptor(
-            "requests",
-            "Scheduled requests by outcome: completed (correct echo), failed (see connperf_request_errors_total), lost (UDP, no reply in --timeout), not_started (the generator's own doing)",
-            None,
-            MetricType::Counter,
-        )?;
-        for (p, c) in peers.iter().zip(&st.counts) {
-            for (outcome, v) in [
-                ("completed", c.completed),
-                ("failed", c.failed()),
-                ("lost", c.lost),
-                ("not_started", c.not_started),
-            ] {
-                counter(&mut me, &[("target", p), ("outcome", outcome)], v)?;
-            }
-        }
-
-        let mut me = enc.encode_descriptor(
-            "request_errors",
-            "Failed requests by kind",
-            None,
-            MetricType::Counter,
-        )?;
-        for (p, c) in peers.iter().zip(&st.counts) {
-            for k in Failure::ALL {
-                counter(
-                    &mut me,
-                    &[("target", p), ("kind", k.name())],
-                    c.errors[k.index()],
-                )?;
-            }
-        }
-
-        let mut me = enc.encode_descriptor(
-            "payload",
-            "Payload bytes sent and echoed back by completed requests",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-        )?;
-        for (p, c) in peers.iter().zip(&st.counts) {
-            counter(&mut me, &[("target", p)], c.bytes)?;
-        }
-
-        let mut me = enc.encode_descriptor(
-            "connects",
-            "Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)",
-            None,
-            MetricType::Counter,
-        )?;
-        for (p, c) in peers.iter().zip(&st.counts) {
-            counter(&mut me, &[("target", p)], c.connects)?;
-        }
-
-        let mut me = enc.encode_descriptor(
-            "connection_errors",
-            "Connections that failed with no request in flight, by kind",
-            None,
-            MetricType::Counter,
-        )?;
-        for (p, c) in peers.iter().zip(&st.counts) {
-            for k in Failure::ALL {
-                counter(
-                    &mut me,
-                    &[("target", p), ("kind", k.name())],
-                    c.conn_errors[k.index()],
-                )?;
-            }
-        }
-
-        if let Some(RampCounts {
-            took,
-            targets: per_target,
-        }) = &st.ramp
-        {
-            let mut me = enc.encode_descriptor(
-                "ramp",
-                "How long bringing up the connections took before the schedule started",
-                Some(&Unit::Seconds),
-                MetricType::Gauge,
-            )?;
-            me.encode_gauge(&took.as_secs_f64())?;
-            let mut me = enc.encode_descriptor(
-                "ramp_connections",
-                "Connections up in the ramp",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (p, (up, _)) in peers.iter().zip(per_target) {
-                gauge(&mut me, &[("target", p)], *up as f64)?;
-            }
-            let mut me = enc.encode_descriptor(
-                "ramp_connection_errors",
-                "Connections that failed in the ramp, by kind",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (p, (_, errs)) in peers.iter().zip(per_target) {
-                for k in Failure::ALL {
-                    gauge(
-                        &mut me,
-                        &[("target", p), ("kind", k.name())],
-                        errs[k.index()] as f64,
-                    )?;
-                }
-            }
-        }
-
-        let mut me = enc.encode_descriptor(
-            "late_starts",
-            "Sends more than 1 ms behind their intended time",
-            None,
-            MetricType::Counter,
-        )?;
-        for (p, c) in peers.iter().zip(&st.counts) {
-            counter(&mut me, &[("target", p)], c.late_starts)?;
-        }
-
-        let mut me = enc.encode_descriptor(
-            "generator_cpu",
-            "CPU time the generator's workers used",
-            Some(&Unit::Seconds),
-            MetricType::Counter,
-        )?;
-        me.encode_counter::<NoLabelSet, f64, f64>(&st.cpu.as_secs_f64(), None)?;
-
-        if st.windows == 0 || st.last.is_empty() {
-            return Ok(());
-        }
-        let secs = st.last_length.as_secs_f64();
-        let mut me = enc.encode_descriptor(
-            "window",
-            "Length of the last reporting window",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-        )?;
-        me.encode_gauge(&secs)?;
-
-        if secs > 0.0 {
-            let mut me = enc.encode_descriptor(
-                "rate_per_second",
-                "Requests completed per second in the last window",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (p, l) in peers.iter().zip(&st.last) {
-                gauge(&mut me, &[("target", p)], l.completed as f64 / secs)?;
-            }
-        }
-
-        let mut me = enc.encode_descriptor(
-            "latency",
-            "Latency from each request's intended send time to its echo, last window (coordinated omission corrected)",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
-        )?;
-        for (p, l) in peers.iter().zip(&st.last) {
-            let (b, sum) = buckets(&l.latency);
-            me.encode_family(&[("target", *p)])?
-                .encode_histogram::<NoLabelSet>(sum, l.latency.len(), &b, None)?;
-        }
-
-        let mut me = enc.encode_descriptor(
-            "latency_quantile",
-            "Latency quantiles of the last window (1 is the max); absent when nothing completed",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-        )?;
-        for (p, l) in peers.iter().zip(&st.last) {
-            if l.latency.is_empty() {
-                continue;
-            }
-            for q in LATENCY_QUANTILES {
-                let v = seconds(l.latency.value_at_quantile(q));
-                gauge(&mut me, &[("target", p), ("quantile", &q.to_string())], v)?;
-            }
-        }
-
-        let mut me = enc.encode_descriptor(
-            "send_lag",
-            "Actual minus intended send time of the last window's sends, quantiles (1 is the max): the generator's own error bar; absent with no paced send",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-        )?;
-        for (p, l) in peers.iter().zip(&st.last) {
-            if l.send_lag.is_empty() {
-                continue;
-            }
-            for q in SEND_LAG_QUANTILES {
-                let v = seconds(l.send_lag.value_at_quantile(q));
-                gauge(&mut me, &[("target", p), ("quantile", &q.to_string())], v)?;
-            }
-        }
-        Ok(())
+        encode_totals(&mut enc, &st, &peers)?;
+        encode_last_window(&mut enc, &st, &peers)
     }
+}
+
+/// `connect`'s counters per target (and the ramp's), the generator's CPU.
+fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt::Result {
+    let mut me = enc.encode_descriptor(
+        "requests",
+        "Scheduled requests by outcome: completed (correct echo), failed (see connperf_request_errors_total), lost (UDP, no reply in --timeout), not_started (the generator's own doing)",
+        None,
+        MetricType::Counter,
+    )?;
+    for (p, c) in peers.iter().zip(&st.counts) {
+        for (outcome, v) in [
+            ("completed", c.completed),
+            ("failed", c.failed()),
+            ("lost", c.lost),
+            ("not_started", c.not_started),
+        ] {
+            counter(&mut me, &[("target", p), ("outcome", outcome)], v)?;
+        }
+    }
+
+    let mut me = enc.encode_descriptor(
+        "request_errors",
+        "Failed requests by kind",
+        None,
+        MetricType::Counter,
+    )?;
+    for (p, c) in peers.iter().zip(&st.counts) {
+        for k in Failure::ALL {
+            counter(
+                &mut me,
+                &[("target", p), ("kind", k.name())],
+                c.errors[k.index()],
+            )?;
+        }
+    }
+
+    let mut me = enc.encode_descriptor(
+        "payload",
+        "Payload bytes sent and echoed back by completed requests",
+        Some(&Unit::Bytes),
+        MetricType::Counter,
+    )?;
+    for (p, c) in peers.iter().zip(&st.counts) {
+        counter(&mut me, &[("target", p)], c.bytes)?;
+    }
+
+    let mut me = enc.encode_descriptor(
+        "connects",
+        "Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)",
+        None,
+        MetricType::Counter,
+    )?;
+    for (p, c) in peers.iter().zip(&st.counts) {
+        counter(&mut me, &[("target", p)], c.connects)?;
+    }
+
+    let mut me = enc.encode_descriptor(
+        "connection_errors",
+        "Connections that failed with no request in flight, by kind",
+        None,
+        MetricType::Counter,
+    )?;
+    for (p, c) in peers.iter().zip(&st.counts) {
+        for k in Failure::ALL {
+            counter(
+                &mut me,
+                &[("target", p), ("kind", k.name())],
+                c.conn_errors[k.index()],
+            )?;
+        }
+    }
+
+    if let Some(ramp) = &st.ramp {
+        encode_ramp(enc, ramp, peers)?;
+    }
+
+    let mut me = enc.encode_descriptor(
+        "late_starts",
+        "Sends more than 1 ms behind their intended time",
+        None,
+        MetricType::Counter,
+    )?;
+    for (p, c) in peers.iter().zip(&st.counts) {
+        counter(&mut me, &[("target", p)], c.late_starts)?;
+    }
+
+    let mut me = enc.encode_descriptor(
+        "generator_cpu",
+        "CPU time the generator's workers used",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    me.encode_counter::<NoLabelSet, f64, f64>(&st.cpu.as_secs_f64(), None)?;
+
+    Ok(())
+}
+
+/// The ramp before the schedule: its length, per target the connections up and failed.
+fn encode_ramp(enc: &mut DescriptorEncoder, ramp: &RampCounts, peers: &[&str]) -> fmt::Result {
+    let RampCounts {
+        took,
+        targets: per_target,
+    } = ramp;
+    let mut me = enc.encode_descriptor(
+        "ramp",
+        "How long bringing up the connections took before the schedule started",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    me.encode_gauge(&took.as_secs_f64())?;
+    let mut me = enc.encode_descriptor(
+        "ramp_connections",
+        "Connections up in the ramp",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (p, (up, _)) in peers.iter().zip(per_target) {
+        gauge(&mut me, &[("target", p)], *up as f64)?;
+    }
+    let mut me = enc.encode_descriptor(
+        "ramp_connection_errors",
+        "Connections that failed in the ramp, by kind",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (p, (_, errs)) in peers.iter().zip(per_target) {
+        for k in Failure::ALL {
+            gauge(
+                &mut me,
+                &[("target", p), ("kind", k.name())],
+                errs[k.index()] as f64,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The last window: its length, rate, latency histogram and quantiles, send lag; nothing
+/// before the first window.
+fn encode_last_window(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt::Result {
+    if st.windows == 0 || st.last.is_empty() {
+        return Ok(());
+    }
+    let secs = st.last_length.as_secs_f64();
+    let mut me = enc.encode_descriptor(
+        "window",
+        "Length of the last reporting window",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    me.encode_gauge(&secs)?;
+
+    if secs > 0.0 {
+        let mut me = enc.encode_descriptor(
+            "rate_per_second",
+            "Requests completed per second in the last window",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (p, l) in peers.iter().zip(&st.last) {
+            gauge(&mut me, &[("target", p)], l.completed as f64 / secs)?;
+        }
+    }
+
+    let mut me = enc.encode_descriptor(
+        "latency",
+        "Latency from each request's intended send time to its echo, last window (coordinated omission corrected)",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (p, l) in peers.iter().zip(&st.last) {
+        let (b, sum) = buckets(&l.latency);
+        me.encode_family(&[("target", *p)])?
+            .encode_histogram::<NoLabelSet>(sum, l.latency.len(), &b, None)?;
+    }
+
+    let mut me = enc.encode_descriptor(
+        "latency_quantile",
+        "Latency quantiles of the last window (1 is the max); absent when nothing completed",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    let latencies = st.last.iter().map(|l| &l.latency);
+    quantile_gauges(&mut me, peers, latencies, &LATENCY_QUANTILES)?;
+
+    let mut me = enc.encode_descriptor(
+        "send_lag",
+        "Actual minus intended send time of the last window's sends, quantiles (1 is the max): the generator's own error bar; absent with no paced send",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    let lags = st.last.iter().map(|l| &l.send_lag);
+    quantile_gauges(&mut me, peers, lags, &SEND_LAG_QUANTILES)
+}
+
+/// Per target, the quantiles `qs` of its histogram (ns) in seconds, labelled `quantile`; none
+/// for a target whose histogram is empty (unknown, not 0).
+fn quantile_gauges<'h>(
+    me: &mut MetricEncoder,
+    peers: &[&str],
+    hists: impl Iterator<Item = &'h Histogram<u64>>,
+    qs: &[f64],
+) -> fmt::Result {
+    for (p, h) in peers.iter().zip(hists) {
+        if h.is_empty() {
+            continue;
+        }
+        for &q in qs {
+            let v = seconds(h.value_at_quantile(q));
+            gauge(me, &[("target", p), ("quantile", &q.to_string())], v)?;
+        }
+    }
+    Ok(())
 }
 
 /// `serve`'s counters.
