@@ -443,6 +443,14 @@ fn counter(me: &mut MetricEncoder, labels: &[(&str, &str)], v: u64) -> fmt::Resu
         .encode_counter::<NoLabelSet, u64, u64>(&v, None)
 }
 
+/// Target `p`'s counts by `Failure` kind, one counter each, labelled `kind`.
+fn kind_counters(me: &mut MetricEncoder, p: &str, by_kind: &[u64; ERROR_KINDS]) -> fmt::Result {
+    for k in Failure::ALL {
+        counter(me, &[("target", p), ("kind", k.name())], by_kind[k.index()])?;
+    }
+    Ok(())
+}
+
 fn gauge(me: &mut MetricEncoder, labels: &[(&str, &str)], v: f64) -> fmt::Result {
     me.encode_family(&labels)?.encode_gauge(&v)
 }
@@ -554,13 +562,7 @@ fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt
         MetricType::Counter,
     )?;
     for (p, c) in peers.iter().zip(&st.counts) {
-        for k in Failure::ALL {
-            counter(
-                &mut me,
-                &[("target", p), ("kind", k.name())],
-                c.errors[k.index()],
-            )?;
-        }
+        kind_counters(&mut me, p, &c.errors)?;
     }
 
     let mut me = enc.encode_descriptor(
@@ -590,13 +592,7 @@ fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt
         MetricType::Counter,
     )?;
     for (p, c) in peers.iter().zip(&st.counts) {
-        for k in Failure::ALL {
-            counter(
-                &mut me,
-                &[("target", p), ("kind", k.name())],
-                c.conn_errors[k.index()],
-            )?;
-        }
+        kind_counters(&mut me, p, &c.conn_errors)?;
     }
 
     if let Some(ramp) = &st.ramp {
