@@ -652,6 +652,144 @@ impl Backoff {
     }
 }
 
+/// How the modes that open a socket per request (ephemeral TCP and ephemeral UDP) decide what
+/// to start: one schedule per target (this worker's share of it), or a closed loop keeping
+/// this worker's share of `-c` per target in flight, taking the targets in turn and pausing
+/// after a failure. Both bound what is in flight by `--max-inflight`.
+pub(crate) struct Starts {
+    /// One schedule per target, this worker's share; empty in a closed loop.
+    pacers: Vec<Pacer>,
+    /// Most requests in flight (`--max-inflight`, fitted to the open-file limit).
+    max_inflight: usize,
+    /// Closed loop: this worker's share of the requests to keep in flight.
+    concurrency: usize,
+    /// Closed loop: the target of the next request, in turn.
+    next_target: usize,
+    /// Closed loop: pause after a failure.
+    pub backoff: Backoff,
+}
+
+impl Starts {
+    /// Worker `core.id`'s share of `concurrency` per target, within `max_inflight`.
+    pub fn new(core: &Client, max_inflight: usize, concurrency: usize) -> Starts {
+        let (id, workers) = (core.id, core.workers);
+        let total = concurrency * core.cfg.targets.len();
+        Starts {
+            pacers: Vec::new(),
+            max_inflight,
+            concurrency: total / workers + usize::from(id < total % workers),
+            next_target: 0,
+            backoff: Backoff::new(),
+        }
+    }
+
+    /// The schedule is set: take this worker's share of each target's.
+    pub fn begin(&mut self, core: &Client) {
+        self.pacers = (0..core.cfg.targets.len())
+            .filter_map(|t| core.split_pacer(t))
+            .collect();
+    }
+
+    /// Every place is taken: nothing starts until a request settles.
+    pub fn full(&self, in_flight: usize) -> bool {
+        in_flight >= self.max_inflight
+    }
+
+    /// Book the slots still due at `end` as not started: held back by `--max-inflight` if
+    /// every place was taken, else simply not reached before the end.
+    pub fn book_unsent(&mut self, core: &mut Client, end: Instant, in_flight: usize) {
+        let cause = if self.full(in_flight) {
+            Unsent::InFlightLimit
+        } else {
+            Unsent::RunEnded
+        };
+        for (target, p) in self.pacers.iter_mut().enumerate() {
+            core.book_slots(target as u32, p, end, Missed::NotStarted(cause));
+        }
+    }
+}
+
+/// A mode that starts one request per socket, driven by its [`Starts`].
+pub(crate) trait PerRequest {
+    fn starts(&mut self) -> &mut Starts;
+    /// Requests in flight (sockets open or connecting).
+    fn in_flight_count(&self) -> usize;
+    /// Start a request for `target` intended at `intended`. A failure to start is counted
+    /// (and backed off from, in a closed loop) by the mode.
+    fn start(&mut self, core: &mut Client, target: u32, intended: Instant, now: Instant);
+
+    /// The reactor's `on_due`: start what the schedule or the closed loop allows now, and
+    /// say when to come back.
+    fn start_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if !core.cfg.closed_loop() {
+            return self.run_pacers(core, now);
+        }
+        if self.starts().backoff.waiting(now) {
+            return self.starts().backoff.until;
+        }
+        self.top_up(core, now);
+        core.start_ahead(now)
+    }
+
+    /// Start every request that is due, within the in-flight limit, in bursts of at most
+    /// `SEND_BURST` per target. Returns the next due instant, or `None` when nothing can start
+    /// until a request settles.
+    fn run_pacers(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
+        if core.stopping {
+            return None;
+        }
+        let mut next = None;
+        for target in 0..self.starts().pacers.len() {
+            for _ in 0..SEND_BURST {
+                let in_flight = self.in_flight_count();
+                if self.starts().full(in_flight) {
+                    return None;
+                }
+                let Some(intended) = self.starts().pacers[target].take(now) else {
+                    break;
+                };
+                self.start(core, target as u32, intended, now);
+            }
+            next = sooner(next, self.starts().pacers[target].next_due());
+        }
+        next
+    }
+
+    /// Closed loop: start requests, to the targets in turn, until this worker's share is in
+    /// flight (or one fails to start).
+    fn top_up(&mut self, core: &mut Client, now: Instant) {
+        if !core.sending(now) || self.starts().backoff.waiting(now) {
+            return;
+        }
+        let starts = self.starts();
+        let want = starts.max_inflight.min(starts.concurrency);
+        while self.in_flight_count() < want {
+            let starts = self.starts();
+            let target = starts.next_target;
+            starts.next_target = (target + 1) % core.cfg.targets.len();
+            let before = self.in_flight_count();
+            self.start(core, target as u32, now, now);
+            if self.in_flight_count() == before {
+                break;
+            }
+        }
+    }
+
+    /// A request settled (`answered`, or failed) and freed its place: start what that allows.
+    fn refill(&mut self, core: &mut Client, now: Instant, answered: bool) {
+        if !core.cfg.closed_loop() {
+            self.run_pacers(core, now);
+            return;
+        }
+        if answered {
+            self.starts().backoff.answered();
+        } else {
+            self.starts().backoff.failed(now);
+        }
+        self.top_up(core, now);
+    }
+}
+
 /// The earlier of two optional deadlines.
 pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {

@@ -5,11 +5,10 @@
 //!
 //! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
 
-use crate::client::{sooner, Backoff, Client, Missed, SEND_BURST};
+use crate::client::{Client, PerRequest, Starts};
 use crate::driver::{CloseMode, Mode, Traffic};
-use crate::pacing::Pacer;
 use crate::reactor::Slab;
-use crate::report::{Failure, Unsent};
+use crate::report::Failure;
 use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo, PORT_WINDOW};
 use crate::Result;
 use mio::event::Event;
@@ -39,18 +38,10 @@ struct Conn {
 /// A worker's share of the ephemeral connections.
 pub(crate) struct Ephemeral {
     conns: Slab<Conn>,
-    /// One schedule per target, this worker's share; empty in a closed loop.
-    pacers: Vec<Pacer>,
     /// Connections open or connecting.
     inflight: usize,
-    /// Most connections in flight (`--max-inflight`, fitted to the open-file limit).
-    max_inflight: usize,
-    /// Closed loop: this worker's share of the connections to keep in flight.
-    concurrency: usize,
-    /// Closed loop: the target of the next connection, in turn.
-    next_target: usize,
-    /// Closed loop: pause after a failed connection.
-    backoff: Backoff,
+    /// What starts when: the schedules, or the closed loop.
+    starts: Starts,
     dialer: Dialer,
     done: Completions,
 }
@@ -66,17 +57,10 @@ impl Traffic for Ephemeral {
             unreachable!("ephemeral traffic for an ephemeral run only")
         };
         let (id, workers) = (core.id, core.workers);
-        let targets = core.cfg.targets.len();
-        let total = concurrency * targets;
-        let share = total / workers + usize::from(id < total % workers);
         Ok(Ephemeral {
             conns: Slab::new(),
-            pacers: Vec::new(),
             inflight: 0,
-            max_inflight,
-            concurrency: share,
-            next_target: 0,
-            backoff: Backoff::new(),
+            starts: Starts::new(core, max_inflight, concurrency),
             // A request goes out in one write: Linux's Nagle (Minshall's variant) holds back
             // a small segment only while an earlier small one is unacknowledged, so its tail
             // is never held and TCP_NODELAY would be a wasted syscall. Only a request bigger
@@ -93,9 +77,7 @@ impl Traffic for Ephemeral {
     }
 
     fn begin(&mut self, core: &mut Client) {
-        self.pacers = (0..core.cfg.targets.len())
-            .filter_map(|t| core.split_pacer(t))
-            .collect();
+        self.starts.begin(core);
     }
 
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
@@ -114,14 +96,7 @@ impl Traffic for Ephemeral {
     }
 
     fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
-        if !core.cfg.closed_loop() {
-            return self.run_pacers(core, now);
-        }
-        if self.backoff.waiting(now) {
-            return self.backoff.until;
-        }
-        self.top_up(core, now);
-        core.start_ahead(now)
+        self.start_due(core, now)
     }
 
     fn sweep(&mut self, core: &mut Client, now: Instant) {
@@ -138,16 +113,7 @@ impl Traffic for Ephemeral {
     }
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
-        // Slots still due at the end: held back by --max-inflight if every place was taken,
-        // else simply not reached before the end.
-        let cause = if self.inflight >= self.max_inflight {
-            Unsent::InFlightLimit
-        } else {
-            Unsent::RunEnded
-        };
-        for (target, p) in self.pacers.iter_mut().enumerate() {
-            core.book_slots(target as u32, p, end, Missed::NotStarted(cause));
-        }
+        self.starts.book_unsent(core, end, self.inflight);
     }
 
     fn in_flight(&self) -> bool {
@@ -173,45 +139,13 @@ impl Traffic for Ephemeral {
     }
 }
 
-impl Ephemeral {
-    /// Start every request that is due, within the in-flight limit. Returns the next due
-    /// instant, or `None` when nothing can start until a connection finishes.
-    fn run_pacers(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
-        if core.stopping {
-            return None;
-        }
-        let mut next = None;
-        for target in 0..self.pacers.len() {
-            for _ in 0..SEND_BURST {
-                if self.inflight >= self.max_inflight {
-                    return None;
-                }
-                let Some(intended) = self.pacers[target].take(now) else {
-                    break;
-                };
-                self.start(core, target as u32, intended, now);
-            }
-            next = sooner(next, self.pacers[target].next_due());
-        }
-        next
+impl PerRequest for Ephemeral {
+    fn starts(&mut self) -> &mut Starts {
+        &mut self.starts
     }
 
-    /// Closed loop: start connections, to the targets in turn, until this worker's share is in
-    /// flight (or one fails to start).
-    fn top_up(&mut self, core: &mut Client, now: Instant) {
-        if !core.sending(now) || self.backoff.waiting(now) {
-            return;
-        }
-        let want = self.max_inflight.min(self.concurrency);
-        while self.inflight < want {
-            let target = self.next_target;
-            self.next_target = (target + 1) % core.cfg.targets.len();
-            let before = self.inflight;
-            self.start(core, target as u32, now, now);
-            if self.inflight == before {
-                break;
-            }
-        }
+    fn in_flight_count(&self) -> usize {
+        self.inflight
     }
 
     /// Start a request for `target` intended at `intended`: connect, and on local paths send it
@@ -224,7 +158,7 @@ impl Ephemeral {
             Err(e) => {
                 core.count_error(target, Failure::of(&e), intended);
                 if core.cfg.closed_loop() {
-                    self.backoff.failed(now);
+                    self.starts.backoff.failed(now);
                 }
                 return;
             }
@@ -259,7 +193,9 @@ impl Ephemeral {
             Err(e) => self.fail(core, token, Failure::of(&e), now),
         }
     }
+}
 
+impl Ephemeral {
     /// The connect of `token` completed at `now`; `sent` bytes of its request already went out
     /// with the first write.
     fn on_connected(&mut self, core: &mut Client, token: Token, now: Instant, sent: usize) {
@@ -304,12 +240,7 @@ impl Ephemeral {
             return;
         }
         self.inflight -= 1;
-        if core.cfg.closed_loop() {
-            self.backoff.answered();
-            self.top_up(core, now);
-        } else {
-            self.run_pacers(core, now);
-        }
+        self.refill(core, now, true);
     }
 
     /// The connection failed: its request failed with it.
@@ -325,7 +256,7 @@ impl Ephemeral {
         }
         self.inflight -= 1;
         if core.cfg.closed_loop() {
-            self.backoff.failed(now);
+            self.starts.backoff.failed(now);
         }
     }
 }

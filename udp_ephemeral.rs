@@ -12,11 +12,10 @@
 //! Leaves to others: the header and socket setup (`udp_client`), recording and windows
 //! (`client`).
 
-use crate::client::{sooner, Backoff, Client, Missed, Sources, SEND_BURST};
+use crate::client::{Client, PerRequest, Sources, Starts};
 use crate::driver::{Mode, Traffic};
-use crate::pacing::Pacer;
 use crate::reactor::Slab;
-use crate::report::{Failure, Unsent};
+use crate::report::Failure;
 use crate::udp_client::{intact, open, sequence_of, write_header};
 use mio::event::Event;
 use mio::net::UdpSocket;
@@ -44,16 +43,8 @@ struct Probe {
 /// A worker's share of the ephemeral UDP datagrams.
 pub(crate) struct UdpEphemeral {
     probes: Slab<Probe>,
-    /// One schedule per target, this worker's share; empty in a closed loop.
-    pacers: Vec<Pacer>,
-    /// Most sockets open at once (`--max-inflight`, fitted to the open-file limit).
-    max_inflight: usize,
-    /// Closed loop: this worker's share of the datagrams to keep in flight.
-    concurrency: usize,
-    /// Closed loop: the target of the next datagram, in turn.
-    next_target: usize,
-    /// Closed loop: pause after a failure.
-    backoff: Backoff,
+    /// What starts when: the schedules, or the closed loop.
+    starts: Starts,
     sources: Sources,
     /// Sequence number of the next datagram of this worker.
     next_seq: u64,
@@ -68,24 +59,16 @@ impl Traffic for UdpEphemeral {
         else {
             unreachable!("ephemeral UDP traffic for an ephemeral UDP run only")
         };
-        let (id, workers) = (core.id, core.workers);
-        let total = concurrency * core.cfg.targets.len();
         Ok(UdpEphemeral {
             probes: Slab::new(),
-            pacers: Vec::new(),
-            max_inflight,
-            concurrency: total / workers + usize::from(id < total % workers),
-            next_target: 0,
-            backoff: Backoff::new(),
-            sources: Sources::new(&core.cfg.source_addrs, id),
+            starts: Starts::new(core, max_inflight, concurrency),
+            sources: Sources::new(&core.cfg.source_addrs, core.id),
             next_seq: 0,
         })
     }
 
     fn begin(&mut self, core: &mut Client) {
-        self.pacers = (0..core.cfg.targets.len())
-            .filter_map(|t| core.split_pacer(t))
-            .collect();
+        self.starts.begin(core);
     }
 
     fn on_event(&mut self, core: &mut Client, ev: &Event, now: Instant) {
@@ -95,14 +78,7 @@ impl Traffic for UdpEphemeral {
     }
 
     fn on_due(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
-        if !core.cfg.closed_loop() {
-            return self.run_pacers(core, now);
-        }
-        if self.backoff.waiting(now) {
-            return self.backoff.until;
-        }
-        self.top_up(core, now);
-        core.start_ahead(now)
+        self.start_due(core, now)
     }
 
     fn sweep(&mut self, core: &mut Client, now: Instant) {
@@ -116,14 +92,7 @@ impl Traffic for UdpEphemeral {
     }
 
     fn book_unsent(&mut self, core: &mut Client, end: Instant) {
-        let cause = if self.probes.len() >= self.max_inflight {
-            Unsent::InFlightLimit
-        } else {
-            Unsent::RunEnded
-        };
-        for (target, p) in self.pacers.iter_mut().enumerate() {
-            core.book_slots(target as u32, p, end, Missed::NotStarted(cause));
-        }
+        self.starts.book_unsent(core, end, self.probes.len());
     }
 
     fn in_flight(&self) -> bool {
@@ -140,49 +109,18 @@ impl Traffic for UdpEphemeral {
     }
 }
 
-impl UdpEphemeral {
-    /// Send every datagram that is due, within the in-flight limit. Returns the next due
-    /// instant, or `None` when nothing can start until a socket closes.
-    fn run_pacers(&mut self, core: &mut Client, now: Instant) -> Option<Instant> {
-        if core.stopping || !core.sending(now) {
-            return core.start_ahead(now);
-        }
-        let mut next = None;
-        for target in 0..self.pacers.len() {
-            for _ in 0..SEND_BURST {
-                if self.probes.len() >= self.max_inflight {
-                    return None;
-                }
-                let Some(intended) = self.pacers[target].take(now) else {
-                    break;
-                };
-                self.start(core, target as u32, intended, now);
-            }
-            next = sooner(next, self.pacers[target].next_due());
-        }
-        next
+impl PerRequest for UdpEphemeral {
+    fn starts(&mut self) -> &mut Starts {
+        &mut self.starts
     }
 
-    /// Closed loop: send datagrams, to the targets in turn, until this worker's share is in
-    /// flight (or one fails to start).
-    fn top_up(&mut self, core: &mut Client, now: Instant) {
-        if !core.sending(now) || self.backoff.waiting(now) {
-            return;
-        }
-        let want = self.max_inflight.min(self.concurrency);
-        while self.probes.len() < want {
-            let target = self.next_target;
-            self.next_target = (target + 1) % core.cfg.targets.len();
-            if !self.start(core, target as u32, now, now) {
-                self.backoff.failed(now);
-                return;
-            }
-        }
+    fn in_flight_count(&self) -> usize {
+        self.probes.len()
     }
 
-    /// Open a socket to `target` and send it the datagram intended at `intended`. False if
-    /// that failed (the request is counted failed).
-    fn start(&mut self, core: &mut Client, target: u32, intended: Instant, now: Instant) -> bool {
+    /// Open a socket to `target` and send it the datagram intended at `intended`. A failure
+    /// is counted, and in a closed loop backed off from.
+    fn start(&mut self, core: &mut Client, target: u32, intended: Instant, now: Instant) {
         let t = &core.cfg.targets[target as usize];
         let source = self.sources.pick(t.addr);
         let since = Instant::now();
@@ -190,7 +128,7 @@ impl UdpEphemeral {
             Ok(s) => s,
             Err(e) => {
                 core.count_error(target, failure_of(&e), intended);
-                return false;
+                return self.start_failed(core, now);
             }
         };
         let seq = self.next_seq;
@@ -213,12 +151,20 @@ impl UdpEphemeral {
         if let Err(e) = registered.and_then(|()| p.sock.send(&core.send_buf[..msg])) {
             self.close(token);
             core.count_error(target, Failure::of(&e), intended);
-            return false;
+            return self.start_failed(core, now);
         }
         core.connected(target, since, intended, p.sent_at);
         core.note_flow(target, intended, &mut None);
         core.record_start(target, intended, now);
-        true
+    }
+}
+
+impl UdpEphemeral {
+    /// A datagram could not be sent: a closed loop pauses.
+    fn start_failed(&mut self, core: &Client, now: Instant) {
+        if core.cfg.closed_loop() {
+            self.starts.backoff.failed(now);
+        }
     }
 
     /// Read what has arrived on the socket of `token`: its reply ends it.
@@ -263,16 +209,7 @@ impl UdpEphemeral {
         if self.close(token).is_none() {
             return;
         }
-        if !core.cfg.closed_loop() {
-            self.run_pacers(core, now);
-            return;
-        }
-        if answered {
-            self.backoff.answered();
-        } else {
-            self.backoff.failed(now);
-        }
-        self.top_up(core, now);
+        self.refill(core, now, answered);
     }
 
     /// Close the socket of `token` (dropping it takes it out of the epoll set); its datagram.
