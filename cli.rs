@@ -12,7 +12,7 @@ use crate::report::ReportConfig;
 use crate::sweep::Sweep;
 use crate::{rlimit, Error, Result};
 use argh::{ArgsInfo, FromArgs};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::str::FromStr;
@@ -1028,8 +1028,7 @@ impl ConnectArgs {
         } else if self.metrics_linger.is_some() {
             warnings.push("--metrics-linger has no effect without --metrics-addr; ignored".into());
         }
-        let progress =
-            !self.no_progress && (self.progress || crate::progress::is_tty(libc::STDERR_FILENO));
+        let progress = !self.no_progress && (self.progress || std::io::stderr().is_terminal());
         if metrics_addr.is_some() || progress {
             report.live = Some(Arc::new(crate::metrics::Live::new(report.labels.clone())));
         }

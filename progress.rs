@@ -12,7 +12,7 @@
 
 use crate::metrics::{Live, Phase, Snapshot};
 use crate::{Error, Result};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -59,12 +59,6 @@ impl Live {
     }
 }
 
-/// Is file descriptor `fd` a terminal?
-pub fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor number.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
 /// Columns of the terminal on stderr, if it says.
 fn columns() -> Option<usize> {
     let mut ws = libc::winsize {
@@ -91,7 +85,7 @@ impl Progress {
         live.screen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .stdout_tty = is_tty(1);
+            .stdout_tty = std::io::stdout().is_terminal();
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (l, s) = (live.clone(), stop.clone());
         let handle = std::thread::Builder::new()
