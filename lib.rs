@@ -13,7 +13,9 @@
 //!   worker i (thread connperf-w{i}, pinned): reactor::run (Poll + Waker + timerfd) driving
 //!     driver::Worker<T> { core: client::Client, traffic: T }
 //!       T = persistent::Persistent | ephemeral::Ephemeral | udp_client::UdpClient
-//!           (the TCP modes share tcp_conn: Dialer, TcpIo::exchange; sockets via sockopt)
+//!           | udp_ephemeral::UdpEphemeral
+//!           (the TCP modes share tcp_conn: Dialer, TcpIo::exchange; sockets via sockopt;
+//!            the socket-per-request modes share client::Starts: schedules or closed loop)
 //!       Client: clock, open report windows of Stats (HdrHistograms + counters) per target
 //!                         │ ramp: client::Gate collects every worker's ramp, then
 //!                         │       Run::begin sets one Clock for all and wakes them
