@@ -772,59 +772,8 @@ fn parse(input: &[u8]) -> std::result::Result<Log, (usize, String)> {
     if input.is_empty() {
         return Err((0, "empty file".into()));
     }
-    let mut base_time = None;
-    let mut start_time = None;
-    let mut deserializer = Deserializer::new();
-    let mut payload = Vec::new();
-    let mut entries = Vec::new();
-    for item in IntervalLogIterator::new(input) {
-        let line = match item {
-            Err(LogIteratorError::ParseError { offset }) => {
-                return Err((offset, describe_bad_line(input, offset)))
-            }
-            Ok(LogEntry::StartTime(t)) => {
-                start_time = Some(t);
-                continue;
-            }
-            Ok(LogEntry::BaseTime(t)) => {
-                base_time = Some(t);
-                continue;
-            }
-            Ok(LogEntry::Interval(line)) => line,
-        };
-        let encoded = line.encoded_histogram();
-        let offset = line_start(input, encoded.as_bytes());
-        let fail = |what: String| (offset, what);
-        let tag = match line.tag() {
-            Some(t) => Tag::parse(t.as_str()).map_err(fail)?,
-            None => {
-                return Err(fail(
-                    "histogram has no Tag= (connperf tags every line)".into(),
-                ))
-            }
-        };
-        payload.clear();
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(encoded, &mut payload)
-            .map_err(|e| fail(format!("histogram is not base64: {e}")))?;
-        let hist: Histogram<u64> = deserializer
-            .deserialize(&mut payload.as_slice())
-            .map_err(|e| fail(format!("payload is not a V2 histogram: {e}")))?;
-        if hist.max() > MAX_NS {
-            return Err(fail(format!(
-                "histogram max {} is above connperf's largest value {MAX_NS} (1 h in ns)",
-                hist.max()
-            )));
-        }
-        let start = absolute(base_time, start_time, line.start_timestamp())
-            .ok_or_else(|| fail("timestamp out of range".into()))?;
-        entries.push(Entry {
-            tag,
-            start,
-            duration: line.duration(),
-            hist,
-        });
-    }
+    let mut decoder = HistDecoder::new();
+    let (entries, clock) = read_histograms(input, &mut decoder)?;
     if entries.is_empty() {
         return Err((input.len(), "no interval histograms in the file".into()));
     }
@@ -838,72 +787,267 @@ fn parse(input: &[u8]) -> std::result::Result<Log, (usize, String)> {
         ramps: Vec::new(),
         run: None,
     };
-    // The iterator has checked that every line ends in a newline.
-    let mut offset = 0;
-    for line in input.split_inclusive(|&b| b == b'\n') {
-        let at = offset;
-        offset += line.len();
-        if !line.starts_with(b"#connperf-") {
-            continue;
-        }
-        let fail = |what: String| (at, what);
-        let text = std::str::from_utf8(line)
-            .map_err(|_| fail("connperf line is not UTF-8".into()))?
-            .trim_end();
-        let time = |secs: f64, what: &str| {
-            of_log_seconds(secs)
-                .and_then(|d| absolute(base_time, start_time, d))
-                .ok_or_else(|| fail(format!("{what} {secs} out of range")))
-        };
-        let length = |secs: f64| {
-            of_log_seconds(secs).ok_or_else(|| fail(format!("length {secs} out of range")))
-        };
-        if let Some(json) = text.strip_prefix(RUN_PREFIX) {
-            let run: RunInfo = serde_json::from_str(json)
-                .map_err(|e| fail(format!("bad #connperf-run line: {e}")))?;
-            if run.format > LOG_FORMAT {
-                return Err(fail(format!(
-                    "log format {} is newer than this connperf reads ({LOG_FORMAT})",
-                    run.format
-                )));
-            }
-            log.run = Some(run);
-        } else if let Some(json) = text.strip_prefix(COUNTERS_PREFIX) {
-            let c: CounterLine = serde_json::from_str(json)
-                .map_err(|e| fail(format!("bad #connperf-counters line: {e}")))?;
-            let stats = counter_stats(&c, &mut deserializer, &mut payload).map_err(fail)?;
-            log.counters.push(Counters {
-                start: time(c.start, "start")?,
-                duration: length(c.length)?,
-                peer: c.peer,
-                stats,
-            });
-        } else if let Some(json) = text.strip_prefix(RAMP_PREFIX) {
-            let r: RampLine = serde_json::from_str(json)
-                .map_err(|e| fail(format!("bad #connperf-ramp line: {e}")))?;
-            let mut s = Stats::new();
-            s.conn_errors =
-                failure_counts(&r.connection_errors, "connection_errors").map_err(fail)?;
-            let h = decode(&r.connect, &mut deserializer, &mut payload)
-                .map_err(|e| fail(format!("ramp connect {e}")))?;
-            add_clamped(&mut s.connect, &h);
-            log.ramps.push((r.peer, Duration::from_nanos(r.took_ns), s));
-        } else if let Some(json) = text.strip_prefix(WINDOW_PREFIX) {
-            let w: WindowLine = serde_json::from_str(json)
-                .map_err(|e| fail(format!("bad #connperf-window line: {e}")))?;
-            log.windows.push(WindowCpu {
-                start: time(w.start, "start")?,
-                duration: length(w.length)?,
-                cpu: Duration::from_nanos(w.cpu_ns),
-            });
-        }
-    }
+    read_connperf_lines(input, clock, &mut decoder, &mut log)?;
     if log.run.is_none()
         && !(log.counters.is_empty() && log.windows.is_empty() && log.ramps.is_empty())
     {
         return Err((0, "counter lines but no #connperf-run header line".into()));
     }
     Ok(log)
+}
+
+/// The StartTime and BaseTime headers of a log: what puts its timestamps on the wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+struct LogClock {
+    start_time: Option<Duration>,
+    base_time: Option<Duration>,
+}
+
+impl LogClock {
+    /// A line's timestamp on the wall clock (`absolute` with these headers).
+    fn absolute(self, ts: Duration) -> Option<SystemTime> {
+        absolute(self.base_time, self.start_time, ts)
+    }
+}
+
+/// Decodes base64 V2 histograms, reusing one deserializer and one buffer for all lines.
+struct HistDecoder {
+    deserializer: Deserializer,
+    payload: Vec<u8>,
+}
+
+/// Why a base64 V2 histogram did not decode, with the decoder's message.
+enum BadHistogram {
+    NotBase64(String),
+    NotV2(String),
+}
+
+impl std::fmt::Display for BadHistogram {
+    /// `is not base64: ...` or `is not a V2 histogram: ...`, to follow what was decoded.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadHistogram::NotBase64(e) => write!(f, "is not base64: {e}"),
+            BadHistogram::NotV2(e) => write!(f, "is not a V2 histogram: {e}"),
+        }
+    }
+}
+
+impl HistDecoder {
+    /// A decoder with an empty buffer.
+    fn new() -> HistDecoder {
+        HistDecoder {
+            deserializer: Deserializer::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    /// A V2 histogram in base64, as histogram, counter and ramp lines hold it.
+    fn decode(&mut self, text: &str) -> std::result::Result<Histogram<u64>, BadHistogram> {
+        self.payload.clear();
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(text, &mut self.payload)
+            .map_err(|e| BadHistogram::NotBase64(e.to_string()))?;
+        self.deserializer
+            .deserialize(&mut self.payload.as_slice())
+            .map_err(|e| BadHistogram::NotV2(e.to_string()))
+    }
+}
+
+/// The histogram lines of a log as entries, in file order, and the log's clock headers.
+fn read_histograms(
+    input: &[u8],
+    decoder: &mut HistDecoder,
+) -> std::result::Result<(Vec<Entry>, LogClock), (usize, String)> {
+    let mut clock = LogClock::default();
+    let mut entries = Vec::new();
+    for item in IntervalLogIterator::new(input) {
+        match item {
+            Err(LogIteratorError::ParseError { offset }) => {
+                return Err((offset, describe_bad_line(input, offset)))
+            }
+            Ok(LogEntry::StartTime(t)) => clock.start_time = Some(t),
+            Ok(LogEntry::BaseTime(t)) => clock.base_time = Some(t),
+            Ok(LogEntry::Interval(line)) => {
+                entries.push(histogram_entry(input, &line, clock, decoder)?)
+            }
+        }
+    }
+    Ok((entries, clock))
+}
+
+/// One histogram line as an entry: its tag, decoded histogram and wall-clock start, timed
+/// by the headers read before it.
+fn histogram_entry(
+    input: &[u8],
+    line: &interval_log::IntervalLogHistogram<'_>,
+    clock: LogClock,
+    decoder: &mut HistDecoder,
+) -> std::result::Result<Entry, (usize, String)> {
+    let encoded = line.encoded_histogram();
+    let offset = line_start(input, encoded.as_bytes());
+    let fail = |what: String| (offset, what);
+    let tag = match line.tag() {
+        Some(t) => Tag::parse(t.as_str()).map_err(fail)?,
+        None => {
+            return Err(fail(
+                "histogram has no Tag= (connperf tags every line)".into(),
+            ))
+        }
+    };
+    let hist = decoder.decode(encoded).map_err(|e| {
+        fail(match e {
+            BadHistogram::NotBase64(e) => format!("histogram is not base64: {e}"),
+            BadHistogram::NotV2(e) => format!("payload is not a V2 histogram: {e}"),
+        })
+    })?;
+    if hist.max() > MAX_NS {
+        return Err(fail(format!(
+            "histogram max {} is above connperf's largest value {MAX_NS} (1 h in ns)",
+            hist.max()
+        )));
+    }
+    let start = clock
+        .absolute(line.start_timestamp())
+        .ok_or_else(|| fail("timestamp out of range".into()))?;
+    Ok(Entry {
+        tag,
+        start,
+        duration: line.duration(),
+        hist,
+    })
+}
+
+/// Read the `#connperf-` comment lines of a log (run header, counters, ramps, window CPU)
+/// into `log`, timed by the log's final clock headers.
+fn read_connperf_lines(
+    input: &[u8],
+    clock: LogClock,
+    decoder: &mut HistDecoder,
+    log: &mut Log,
+) -> std::result::Result<(), (usize, String)> {
+    // The iterator has checked that every line ends in a newline.
+    let mut offset = 0;
+    for line in input.split_inclusive(|&b| b == b'\n') {
+        let at = offset;
+        offset += line.len();
+        if line.starts_with(b"#connperf-") {
+            ConnperfLine { at, clock }.read_into(line, decoder, log)?;
+        }
+    }
+    Ok(())
+}
+
+/// One `#connperf-` line being read: where it starts (for errors) and the log's clock.
+struct ConnperfLine {
+    at: usize,
+    clock: LogClock,
+}
+
+impl ConnperfLine {
+    /// `what` is wrong with this line.
+    fn fail(&self, what: String) -> (usize, String) {
+        (self.at, what)
+    }
+
+    /// A start field (seconds since the log's base) on the wall clock.
+    fn time(&self, secs: f64, what: &str) -> std::result::Result<SystemTime, (usize, String)> {
+        of_log_seconds(secs)
+            .and_then(|d| self.clock.absolute(d))
+            .ok_or_else(|| self.fail(format!("{what} {secs} out of range")))
+    }
+
+    /// A length field (seconds) as a duration.
+    fn length(&self, secs: f64) -> std::result::Result<Duration, (usize, String)> {
+        of_log_seconds(secs).ok_or_else(|| self.fail(format!("length {secs} out of range")))
+    }
+
+    /// The JSON after `prefix`, as the line type that prefix announces.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        json: &str,
+        prefix: &str,
+    ) -> std::result::Result<T, (usize, String)> {
+        serde_json::from_str(json)
+            .map_err(|e| self.fail(format!("bad {} line: {e}", prefix.trim_end())))
+    }
+
+    /// Add the line to `log` by its prefix; a `#connperf-` line of another kind is skipped.
+    fn read_into(
+        &self,
+        line: &[u8],
+        decoder: &mut HistDecoder,
+        log: &mut Log,
+    ) -> std::result::Result<(), (usize, String)> {
+        let text = std::str::from_utf8(line)
+            .map_err(|_| self.fail("connperf line is not UTF-8".into()))?
+            .trim_end();
+        if let Some(json) = text.strip_prefix(RUN_PREFIX) {
+            log.run = Some(self.run(json)?);
+        } else if let Some(json) = text.strip_prefix(COUNTERS_PREFIX) {
+            log.counters.push(self.counters(json, decoder)?);
+        } else if let Some(json) = text.strip_prefix(RAMP_PREFIX) {
+            log.ramps.push(self.ramp(json, decoder)?);
+        } else if let Some(json) = text.strip_prefix(WINDOW_PREFIX) {
+            log.windows.push(self.window(json)?);
+        }
+        Ok(())
+    }
+
+    /// A `#connperf-run` line; a format newer than this connperf reads is an error.
+    fn run(&self, json: &str) -> std::result::Result<RunInfo, (usize, String)> {
+        let run: RunInfo = self.json(json, RUN_PREFIX)?;
+        if run.format > LOG_FORMAT {
+            return Err(self.fail(format!(
+                "log format {} is newer than this connperf reads ({LOG_FORMAT})",
+                run.format
+            )));
+        }
+        Ok(run)
+    }
+
+    /// A `#connperf-counters` line: a target's counters in one window.
+    fn counters(
+        &self,
+        json: &str,
+        decoder: &mut HistDecoder,
+    ) -> std::result::Result<Counters, (usize, String)> {
+        let c: CounterLine = self.json(json, COUNTERS_PREFIX)?;
+        let stats = counter_stats(&c, decoder).map_err(|e| self.fail(e))?;
+        Ok(Counters {
+            start: self.time(c.start, "start")?,
+            duration: self.length(c.length)?,
+            peer: c.peer,
+            stats,
+        })
+    }
+
+    /// A `#connperf-ramp` line: a target, how long the ramp took, and its connect times and
+    /// failed attempts.
+    fn ramp(
+        &self,
+        json: &str,
+        decoder: &mut HistDecoder,
+    ) -> std::result::Result<(String, Duration, Stats), (usize, String)> {
+        let r: RampLine = self.json(json, RAMP_PREFIX)?;
+        let mut s = Stats::new();
+        s.conn_errors =
+            failure_counts(&r.connection_errors, "connection_errors").map_err(|e| self.fail(e))?;
+        let h = decoder
+            .decode(&r.connect)
+            .map_err(|e| self.fail(format!("ramp connect {e}")))?;
+        add_clamped(&mut s.connect, &h);
+        Ok((r.peer, Duration::from_nanos(r.took_ns), s))
+    }
+
+    /// A `#connperf-window` line: the host's generator CPU in one window.
+    fn window(&self, json: &str) -> std::result::Result<WindowCpu, (usize, String)> {
+        let w: WindowLine = self.json(json, WINDOW_PREFIX)?;
+        Ok(WindowCpu {
+            start: self.time(w.start, "start")?,
+            duration: self.length(w.length)?,
+            cpu: Duration::from_nanos(w.cpu_ns),
+        })
+    }
 }
 
 /// A line's timestamp on the wall clock: BaseTime plus the timestamp. Without a BaseTime,
@@ -930,11 +1074,7 @@ fn digest(input: &[u8]) -> u64 {
 }
 
 /// The `Stats` of a counter line; the error says what is wrong with it.
-fn counter_stats(
-    c: &CounterLine,
-    deserializer: &mut Deserializer,
-    payload: &mut Vec<u8>,
-) -> std::result::Result<Stats, String> {
+fn counter_stats(c: &CounterLine, decoder: &mut HistDecoder) -> std::result::Result<Stats, String> {
     let mut s = Stats::new();
     s.completed = c.completed;
     s.bytes = c.bytes;
@@ -960,24 +1100,11 @@ fn counter_stats(
     s.not_started_by = by;
     s.not_started = c.not_started;
     s.clamped = c.clamped;
-    let h = decode(&c.send_lag, deserializer, payload).map_err(|e| format!("send_lag {e}"))?;
+    let h = decoder
+        .decode(&c.send_lag)
+        .map_err(|e| format!("send_lag {e}"))?;
     add_clamped(&mut s.send_lag, &h);
     Ok(s)
-}
-
-/// A V2 histogram in base64, as a counter or ramp line holds it.
-fn decode(
-    text: &str,
-    deserializer: &mut Deserializer,
-    payload: &mut Vec<u8>,
-) -> std::result::Result<Histogram<u64>, String> {
-    payload.clear();
-    base64::engine::general_purpose::STANDARD
-        .decode_vec(text, payload)
-        .map_err(|e| format!("is not base64: {e}"))?;
-    deserializer
-        .deserialize(&mut payload.as_slice())
-        .map_err(|e| format!("is not a V2 histogram: {e}"))
 }
 
 /// Counts keyed by `Failure::name`; an unknown kind is an error.
