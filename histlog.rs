@@ -56,7 +56,7 @@ use hdrhistogram::serialization::{
 };
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -1211,43 +1211,14 @@ pub fn merge(
         .max(LOG_RESOLUTION);
     let log_labels: Vec<Vec<(String, String)>> = logs.iter().map(Log::labels).collect();
     let labels = common_labels(log_labels.iter());
-    let by_value: Vec<Option<String>> = match by {
-        None => vec![None; logs.len()],
-        Some(key) => logs
-            .iter()
-            .zip(&log_labels)
-            .map(|(log, labels)| {
-                let value = labels
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone());
-                value.map(Some).ok_or_else(|| {
-                    Error::Config(format!(
-                        "--by {key}: {} has no {key} label (run connect with --label {key}=VALUE)",
-                        log.name
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?,
-    };
-    let mut run = RunInfo::default();
-    for r in logs.iter().filter_map(|l| l.run) {
-        run.format = run.format.max(r.format);
-        run.workers += r.workers;
-        run.udp |= r.udp;
-        run.ephemeral |= r.ephemeral;
-    }
+    let by_value = by_values(logs, &log_labels, by)?;
+    let run = RunInfo::combined(logs);
     let unknown: Vec<String> = logs
         .iter()
         .filter(|l| l.run.is_none())
         .map(|l| l.name.clone())
         .collect();
-    let starts = logs.iter().flat_map(|l| {
-        let e = l.entries.iter().map(|e| e.start);
-        let c = l.counters.iter().map(|c| c.start);
-        e.chain(c).chain(l.windows.iter().map(|w| w.start))
-    });
-    let Some(earliest) = starts.min() else {
+    let Some(earliest) = earliest_start(logs) else {
         return Ok(Merged {
             rows: Vec::new(),
             windows: Vec::new(),
@@ -1257,59 +1228,186 @@ pub fn merge(
             run,
         });
     };
-    let seq_of = |start: SystemTime| {
-        let offset = start.duration_since(earliest).unwrap_or_default();
-        u64::try_from(offset.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX)
-    };
-    let mut peers: Vec<String> = Vec::new();
-    let mut peer_index = |peer: &str| match peers.iter().position(|p| p == peer) {
-        Some(i) => i,
-        None => {
-            peers.push(peer.to_string());
-            peers.len() - 1
-        }
-    };
-    // Per window: the cells by (log, target), the CPU by log, and the latest end.
-    type Cells = BTreeMap<(usize, usize), CellSum>;
-    let mut windows: BTreeMap<u64, (Cells, BTreeMap<usize, Duration>, SystemTime)> =
-        BTreeMap::new();
+    let mut buckets = Buckets::new(earliest, interval);
     for (l, log) in logs.iter().enumerate() {
+        buckets.add_log(l, log);
+    }
+    let pairs = buckets.pairs();
+    let keys = row_keys(buckets.peers.len(), merge_peers, &by_value, &pairs);
+    let plan = RowPlan {
+        logs,
+        log_labels,
+        by,
+        by_value,
+        peers: buckets.peers,
+        pairs,
+        keys,
+    };
+    let rows: Vec<ReportRow> = plan
+        .keys
+        .iter()
+        .map(|key| plan.report_row(key, &labels))
+        .collect();
+    let windows = buckets
+        .windows
+        .into_iter()
+        .map(|(seq, sums)| plan.window(window_start(earliest, interval, seq), seq, sums, interval))
+        .collect();
+    Ok(Merged {
+        rows,
+        windows,
+        interval,
+        labels,
+        unknown,
+        run,
+    })
+}
+
+/// Each log's value of the `--by` label (all `None` without `--by`); a log without that label
+/// is a `Config` error naming it.
+fn by_values(
+    logs: &[Log],
+    log_labels: &[Vec<(String, String)>],
+    by: Option<&str>,
+) -> Result<Vec<Option<String>>> {
+    let Some(key) = by else {
+        return Ok(vec![None; logs.len()]);
+    };
+    logs.iter()
+        .zip(log_labels)
+        .map(|(log, labels)| {
+            let value = labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone());
+            value.map(Some).ok_or_else(|| {
+                Error::Config(format!(
+                    "--by {key}: {} has no {key} label (run connect with --label {key}=VALUE)",
+                    log.name
+                ))
+            })
+        })
+        .collect()
+}
+
+impl RunInfo {
+    /// The runs of `logs` together: the newest format, workers summed, UDP or ephemeral if
+    /// any was.
+    fn combined(logs: &[Log]) -> RunInfo {
+        let mut run = RunInfo::default();
+        for r in logs.iter().filter_map(|l| l.run) {
+            run.format = run.format.max(r.format);
+            run.workers += r.workers;
+            run.udp |= r.udp;
+            run.ephemeral |= r.ephemeral;
+        }
+        run
+    }
+}
+
+/// The earliest start of any histogram, counter or window line of `logs`.
+fn earliest_start(logs: &[Log]) -> Option<SystemTime> {
+    let starts = logs.iter().flat_map(|l| {
+        let e = l.entries.iter().map(|e| e.start);
+        let c = l.counters.iter().map(|c| c.start);
+        e.chain(c).chain(l.windows.iter().map(|w| w.start))
+    });
+    starts.min()
+}
+
+/// One merged window being filled: the cells by (log, target), the CPU by log, and the
+/// latest end of its histogram lines.
+struct WindowSums {
+    cells: BTreeMap<(usize, usize), CellSum>,
+    cpu: BTreeMap<usize, Duration>,
+    end: SystemTime,
+}
+
+/// The lines of all logs sorted into windows `interval` long from `earliest`, with the
+/// targets numbered in the order they first appear.
+struct Buckets {
+    earliest: SystemTime,
+    interval: Duration,
+    peers: Vec<String>,
+    windows: BTreeMap<u64, WindowSums>,
+}
+
+impl Buckets {
+    /// No lines yet.
+    fn new(earliest: SystemTime, interval: Duration) -> Buckets {
+        Buckets {
+            earliest,
+            interval,
+            peers: Vec::new(),
+            windows: BTreeMap::new(),
+        }
+    }
+
+    /// The number of the target `peer`, numbering it if it is new.
+    fn peer_index(&mut self, peer: &str) -> usize {
+        match self.peers.iter().position(|p| p == peer) {
+            Some(i) => i,
+            None => {
+                self.peers.push(peer.to_string());
+                self.peers.len() - 1
+            }
+        }
+    }
+
+    /// The window a line starting at `start` falls in, opened (ending at `start`) if new.
+    fn window(&mut self, start: SystemTime) -> &mut WindowSums {
+        let offset = start.duration_since(self.earliest).unwrap_or_default();
+        let seq = u64::try_from(offset.as_nanos() / self.interval.as_nanos()).unwrap_or(u64::MAX);
+        self.windows.entry(seq).or_insert_with(|| WindowSums {
+            cells: BTreeMap::new(),
+            cpu: BTreeMap::new(),
+            end: start,
+        })
+    }
+
+    /// Add log number `l`: its histograms and counters into its cells, its CPU by window.
+    fn add_log(&mut self, l: usize, log: &Log) {
         for e in &log.entries {
-            let p = peer_index(&e.tag.peer);
-            let (cells, _, end) = windows
-                .entry(seq_of(e.start))
-                .or_insert_with(|| (BTreeMap::new(), BTreeMap::new(), e.start));
-            let cell = cells.entry((l, p)).or_default();
+            let p = self.peer_index(&e.tag.peer);
+            let window = self.window(e.start);
+            let cell = window.cells.entry((l, p)).or_default();
             add_clamped(e.tag.kind.of_stats_mut(&mut cell.stats), &e.hist);
             if e.tag.kind == Kind::Latency {
                 cell.latency_lines += 1;
                 cell.latency_time += e.duration;
             }
-            *end = (*end).max(e.end());
+            window.end = window.end.max(e.end());
         }
         for c in &log.counters {
-            let p = peer_index(&c.peer);
-            let (cells, _, _) = windows
-                .entry(seq_of(c.start))
-                .or_insert_with(|| (BTreeMap::new(), BTreeMap::new(), c.start));
-            let cell = cells.entry((l, p)).or_default();
+            let p = self.peer_index(&c.peer);
+            let cell = self.window(c.start).cells.entry((l, p)).or_default();
             cell.stats.merge(&c.stats);
             cell.counter_lines += 1;
             cell.counter_time += c.duration;
         }
         for w in &log.windows {
-            let (_, cpu, _) = windows
-                .entry(seq_of(w.start))
-                .or_insert_with(|| (BTreeMap::new(), BTreeMap::new(), w.start));
-            *cpu.entry(l).or_default() += w.cpu;
+            *self.window(w.start).cpu.entry(l).or_default() += w.cpu;
         }
     }
-    let npeers = peers.len();
-    // Which (log, target) pairs hold anything.
-    let pairs: std::collections::BTreeSet<(usize, usize)> = windows
-        .values()
-        .flat_map(|(cells, _, _)| cells.keys().copied())
-        .collect();
+
+    /// Which (log, target) pairs hold anything.
+    fn pairs(&self) -> BTreeSet<(usize, usize)> {
+        self.windows
+            .values()
+            .flat_map(|w| w.cells.keys().copied())
+            .collect()
+    }
+}
+
+/// The rows of a merge: per target (or one for all with `merge_peers`), then the same for
+/// each `--by` value in order of first appearance, a per-target row only where that value's
+/// logs have the target.
+fn row_keys(
+    npeers: usize,
+    merge_peers: bool,
+    by_value: &[Option<String>],
+    pairs: &BTreeSet<(usize, usize)>,
+) -> Vec<RowKey> {
     let mut keys: Vec<RowKey> = if merge_peers {
         vec![RowKey {
             peer: None,
@@ -1347,106 +1445,156 @@ pub fn merge(
             }));
         }
     }
-    let in_row = |key: &RowKey, l: usize, p: usize| {
+    keys
+}
+
+/// The logs of a merge and the rows they go into: what naming rows and folding each
+/// window's cells into them needs.
+struct RowPlan<'a> {
+    logs: &'a [Log],
+    log_labels: Vec<Vec<(String, String)>>,
+    /// The `--by` key, if any.
+    by: Option<&'a str>,
+    /// Each log's value of the `--by` label.
+    by_value: Vec<Option<String>>,
+    /// The targets, numbered as `RowKey::peer` and the cells number them.
+    peers: Vec<String>,
+    /// The (log, target) pairs that hold anything.
+    pairs: BTreeSet<(usize, usize)>,
+    keys: Vec<RowKey>,
+}
+
+impl RowPlan<'_> {
+    /// Whether log `l`'s target `p` goes into the row `key`.
+    fn in_row(&self, key: &RowKey, l: usize, p: usize) -> bool {
         key.peer.is_none_or(|kp| kp == p)
             && key
                 .by
                 .as_ref()
-                .is_none_or(|v| by_value[l].as_ref() == Some(v))
-    };
-    // A merged row is named as `connect --merge-results-each-host` names it, by the targets it
-    // holds: a `--by` row's are those of its logs, as that host's own run named it.
-    let merged_name = |key: &RowKey| {
-        let n = (0..npeers)
-            .filter(|&p| pairs.iter().any(|&(l, q)| q == p && in_row(key, l, q)))
+                .is_none_or(|v| self.by_value[l].as_ref() == Some(v))
+    }
+
+    /// A merged row is named as `connect --merge-results-each-host` names it, by the targets
+    /// it holds: a `--by` row's are those of its logs, as that host's own run named it.
+    fn merged_name(&self, key: &RowKey) -> String {
+        let n = (0..self.peers.len())
+            .filter(|&p| {
+                self.pairs
+                    .iter()
+                    .any(|&(l, q)| q == p && self.in_row(key, l, q))
+            })
             .count();
         format!("merged({n} hosts)")
-    };
-    let rows: Vec<ReportRow> = keys
-        .iter()
-        .map(|key| {
-            let peer = key
-                .peer
-                .map_or_else(|| merged_name(key), |p| peers[p].clone());
-            let ramp = row_ramp(logs, &peers, &pairs, |l, p| in_row(key, l, p));
-            let row = |labels, by| ReportRow {
-                peer,
-                labels,
-                by,
-                ramp,
-                target_failures: Vec::new(),
-            };
-            match (by, &key.by) {
-                (Some(k), Some(v)) => {
-                    let of_value = (0..logs.len())
-                        .filter(|&l| by_value[l].as_ref() == Some(v))
-                        .map(|l| &log_labels[l]);
-                    row(common_labels(of_value), Some((k.to_string(), v.clone())))
-                }
-                _ => row(labels.clone(), None),
+    }
+
+    /// The row `key`: its name, labels (`labels`, or those common to its `--by` value's
+    /// logs), `--by` pair and ramp.
+    fn report_row(&self, key: &RowKey, labels: &[(String, String)]) -> ReportRow {
+        let peer = key
+            .peer
+            .map_or_else(|| self.merged_name(key), |p| self.peers[p].clone());
+        let ramp = row_ramp(self.logs, &self.peers, &self.pairs, |l, p| {
+            self.in_row(key, l, p)
+        });
+        let (labels, by) = match (self.by, &key.by) {
+            (Some(k), Some(v)) => {
+                let of_value = (0..self.logs.len())
+                    .filter(|&l| self.by_value[l].as_ref() == Some(v))
+                    .map(|l| &self.log_labels[l]);
+                (common_labels(of_value), Some((k.to_string(), v.clone())))
             }
-        })
-        .collect();
-    let windows = windows
-        .into_iter()
-        .map(|(seq, (cells, cpu, end))| {
-            let start = window_start(earliest, interval, seq);
-            let length = end.duration_since(start).unwrap_or_default().min(interval);
-            let cells: Vec<((usize, usize), Stats, Duration)> = cells
-                .into_iter()
-                .map(|((l, p), c)| {
-                    let known = logs[l].run.is_some() && c.counter_lines == c.latency_lines;
-                    let time = if c.latency_lines > 0 {
-                        c.latency_time
-                    } else {
-                        c.counter_time
-                    };
-                    let stats = if known {
-                        c.stats
-                    } else {
-                        histograms_only(c.stats)
-                    };
-                    ((l, p), stats, time.min(interval))
-                })
-                .collect();
-            let row_cells = keys
-                .iter()
-                .map(|key| {
-                    let mut mine = cells.iter().filter(|((l, p), _, _)| in_row(key, *l, *p));
-                    let first = mine.next()?;
-                    let mut stats = first.1.clone();
-                    let mut length = first.2;
-                    let mut logs_in = vec![first.0 .0];
-                    for ((l, _), s, t) in mine {
-                        stats.merge(s);
-                        length = length.max(*t);
-                        if !logs_in.contains(l) {
-                            logs_in.push(*l);
-                        }
-                    }
-                    let cpu = logs_in.iter().filter_map(|l| cpu.get(l)).sum();
-                    Some(Cell { stats, cpu, length })
-                })
-                .collect();
-            let present: Vec<usize> = cells.iter().map(|((l, _), _, _)| *l).collect();
-            let cpu_known = present.iter().all(|&l| logs[l].run.is_some());
-            Window {
-                seq,
-                start,
-                length,
-                rows: row_cells,
-                cpu: cpu_known.then(|| cpu.values().sum()),
+            _ => (labels.to_vec(), None),
+        };
+        ReportRow {
+            peer,
+            labels,
+            by,
+            ramp,
+            target_failures: Vec::new(),
+        }
+    }
+
+    /// The window `seq` starting at `start`: each row's cell folded from the cells of
+    /// `sums`, and the CPU of its logs when every one logged it.
+    fn window(&self, start: SystemTime, seq: u64, sums: WindowSums, interval: Duration) -> Window {
+        let length = sums
+            .end
+            .duration_since(start)
+            .unwrap_or_default()
+            .min(interval);
+        let cells: Vec<LogCell> = sums
+            .cells
+            .into_iter()
+            .map(|((l, p), c)| {
+                let (stats, time) = c.finish(self.logs[l].run.is_some(), interval);
+                ((l, p), stats, time)
+            })
+            .collect();
+        let rows = self
+            .keys
+            .iter()
+            .map(|key| self.row_cell(key, &cells, &sums.cpu))
+            .collect();
+        let cpu_known = cells
+            .iter()
+            .all(|((l, _), _, _)| self.logs[*l].run.is_some());
+        Window {
+            seq,
+            start,
+            length,
+            rows,
+            cpu: cpu_known.then(|| sums.cpu.values().sum()),
+        }
+    }
+
+    /// The cell of row `key` in a window: its cells' stats added up, active as long as the
+    /// longest of them, with the CPU of the logs they come from; `None` if it has none.
+    fn row_cell(
+        &self,
+        key: &RowKey,
+        cells: &[LogCell],
+        cpu: &BTreeMap<usize, Duration>,
+    ) -> Option<Cell> {
+        let mut mine = cells
+            .iter()
+            .filter(|((l, p), _, _)| self.in_row(key, *l, *p));
+        let first = mine.next()?;
+        let mut stats = first.1.clone();
+        let mut length = first.2;
+        let mut logs_in = vec![first.0 .0];
+        for ((l, _), s, t) in mine {
+            stats.merge(s);
+            length = length.max(*t);
+            if !logs_in.contains(l) {
+                logs_in.push(*l);
             }
-        })
-        .collect();
-    Ok(Merged {
-        rows,
-        windows,
-        interval,
-        labels,
-        unknown,
-        run,
-    })
+        }
+        let cpu = logs_in.iter().filter_map(|l| cpu.get(l)).sum();
+        Some(Cell { stats, cpu, length })
+    }
+}
+
+/// A finished cell of a window: its (log, target), its stats, how long it was active.
+type LogCell = ((usize, usize), Stats, Duration);
+
+impl CellSum {
+    /// The cell's stats (histograms only when its counters are unknown: `counters_logged`
+    /// false, or not one counter line per latency line) and how long it was active, from its
+    /// latency lines or else its counter lines, at most `interval`.
+    fn finish(self, counters_logged: bool, interval: Duration) -> (Stats, Duration) {
+        let known = counters_logged && self.counter_lines == self.latency_lines;
+        let time = if self.latency_lines > 0 {
+            self.latency_time
+        } else {
+            self.counter_time
+        };
+        let stats = if known {
+            self.stats
+        } else {
+            histograms_only(self.stats)
+        };
+        (stats, time.min(interval))
+    }
 }
 
 /// The ramp of a row: the ramps of its (log, target) pairs added up, taking the longest time
@@ -1456,7 +1604,7 @@ pub fn merge(
 fn row_ramp(
     logs: &[Log],
     peers: &[String],
-    pairs: &std::collections::BTreeSet<(usize, usize)>,
+    pairs: &BTreeSet<(usize, usize)>,
     in_row: impl Fn(usize, usize) -> bool,
 ) -> Option<report::Ramp> {
     let mut took = Duration::ZERO;
