@@ -2489,6 +2489,7 @@ mod tests {
         let mut buf = Vec::new();
         run_server_reporter(1, false, true, start, rx, &mut buf, None);
         let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text, GOLDEN_SERVER_TEXT);
         let rows: Vec<(String, BTreeMap<String, u64>)> = text
             .lines()
             .map(|l| {
@@ -2577,4 +2578,439 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ECONNRESET);
         assert_eq!(Failure::of(&e), Failure::Reset);
     }
+
+    /// `print_report`'s rows for the pinned outputs: one with labels, a ramp and every counter;
+    /// a breakdown row of a merged row whose target failed on its own; one from logs without
+    /// counters.
+    fn report_rows() -> Vec<ReportRow> {
+        let mut ramp = Stats::new();
+        ramp.record_connect(40_000);
+        ramp.record_connect(90_000);
+        ramp.conn_error(Failure::Refused);
+        let row = |peer: &str| ReportRow {
+            peer: peer.into(),
+            labels: Vec::new(),
+            by: None,
+            ramp: None,
+            target_failures: Vec::new(),
+        };
+        vec![
+            ReportRow {
+                labels: vec![("host".into(), "a".into())],
+                ramp: Some(Ramp {
+                    took: Duration::from_millis(4),
+                    stats: vec![ramp],
+                }),
+                ..row("a:1")
+            },
+            ReportRow {
+                labels: vec![("zone".into(), "b".into())],
+                by: Some(("zone".into(), "b".into())),
+                target_failures: vec!["b:2: no request completed (3 failed: refused=3)".into()],
+                ..row("merged(2 hosts)")
+            },
+            row("old:3"),
+        ]
+    }
+
+    /// Three windows of `report_rows`: the merged row is absent from the second; without
+    /// `cpu_known`, the third window's generator CPU is unknown.
+    fn report_windows(cpu_known: bool) -> Vec<Window> {
+        let start = UNIX_EPOCH + Duration::from_millis(1_736_245_800_123);
+        let mut merged = Stats::new();
+        for x in [5000, 7000, 9000] {
+            merged.record(x, x, 32);
+        }
+        merged.error(Failure::Timeout);
+        let mut old = Stats::new();
+        old.record(3000, 3000, 0);
+        old.counters_unknown = true;
+        let cell = |stats: &Stats, ms: u64| Cell {
+            stats: stats.clone(),
+            cpu: Duration::from_millis(ms),
+            length: Duration::from_millis(1000 - ms),
+        };
+        (0..3u64)
+            .map(|seq| Window {
+                seq,
+                start: start + Duration::from_secs(seq),
+                length: Duration::from_secs(1),
+                rows: vec![
+                    Some(cell(&busy_stats(), 10 + seq)),
+                    (seq != 1).then(|| cell(&merged, 20 + seq)),
+                    Some(cell(&old, 30 + seq)),
+                ],
+                cpu: (cpu_known || seq < 2).then(|| Duration::from_millis(40 + seq)),
+            })
+            .collect()
+    }
+
+    /// Every option `print_report` and `run_reporter` print differently with.
+    fn full_cfg(jsonlines: bool) -> ReportConfig {
+        ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 2,
+            jsonlines,
+            extra_percentiles: vec![50.0, 99.9],
+            udp: true,
+            ephemeral: true,
+            latency_distribution: true,
+            labels: vec![("run".into(), "r".into())],
+            seed: Some(7),
+            thresholds: crate::verdict::Thresholds {
+                max_error_rate: 5.0,
+                slo: crate::verdict::parse_slo("p99=1ms").unwrap(),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The exact text of `print_report` (`connperf merge`), table and JSON, and its summary:
+    /// with every row kind, then without the row whose counters are unknown, only the totals,
+    /// and a window whose CPU is unknown.
+    #[test]
+    fn print_report_output_is_pinned() {
+        let rows = report_rows();
+        let mut outs = Vec::new();
+        for (show_only_results, jsonlines) in
+            [(false, false), (false, true), (true, false), (true, true)]
+        {
+            let cfg = ReportConfig {
+                show_only_results,
+                ..full_cfg(jsonlines)
+            };
+            let n = if show_only_results { 2 } else { 3 };
+            let mut buf = Vec::new();
+            let s = print_report(
+                &cfg,
+                &rows[..n],
+                &report_windows(!show_only_results),
+                &mut buf,
+            );
+            let text = String::from_utf8(buf).unwrap();
+            assert_eq!(s.totals.len(), n);
+            outs.push(format!(
+                "{text}{:?} {:?} {:?}\n",
+                s.failures, s.elapsed, s.cpu
+            ));
+        }
+        assert_eq!(outs.concat(), GOLDEN_REPORT);
+    }
+
+    /// The exact text of `run_reporter`'s table with a ramp, every option and failed checks, per
+    /// target and merged; and of its JSON rows with the ramp and verdicts (timestamps masked).
+    #[test]
+    fn reporter_table_and_ramp_are_pinned() {
+        let ivs = || {
+            let mut a = interval(0, 0, &[&[1000, 2000], &[]]);
+            a.stats[1] = busy_stats();
+            let b = interval(1, 0, &[&[3000], &[4_000_000]]);
+            let mut c = interval(0, 1, &[&[5000], &[]]);
+            c.window = Duration::from_millis(400);
+            let d = interval(1, 1, &[&[], &[6000]]);
+            vec![a, b, c, d]
+        };
+        let ramp = || {
+            let mut up = Stats::new();
+            up.record_connect(40_000);
+            up.record_connect(90_000);
+            let mut refused = Stats::new();
+            refused.conn_error(Failure::Refused);
+            refused.conn_error(Failure::Refused);
+            Some(Ramp {
+                took: Duration::from_millis(4),
+                stats: vec![up, refused],
+            })
+        };
+        let report = |cfg: &ReportConfig| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            for iv in ivs() {
+                tx.send(iv).unwrap();
+            }
+            drop(tx);
+            let mut buf = Vec::new();
+            let s = run_reporter(cfg, rx, &mut buf, |_, _, _, _| {}, ramp);
+            (mask_timestamps(&String::from_utf8(buf).unwrap()), s)
+        };
+        let mut outs = Vec::new();
+        for (merge, jsonlines) in [(false, false), (true, false), (false, true), (true, true)] {
+            let cfg = ReportConfig {
+                merge,
+                ..full_cfg(jsonlines)
+            };
+            let (text, summary) = report(&cfg);
+            outs.push(format!("{text}{:?}\n", summary.failures));
+        }
+        assert_eq!(outs.concat(), GOLDEN_REPORTER);
+    }
+
+    const GOLDEN_REPORT: &str = r##"PEER                    CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+a:1                     5          3601330077      1               720051522       3601330077      3601330077      3601330077      5.05       40              3601330077      106             411             126      31
+merged(2 hosts){zone=b} 3          9               5               7               9               9               9               3.06       7               9               -               -               1        0
+old:3                   1          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+a:1                     5          3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             126      31
+old:3                   1          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+a:1                     5          3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             126      31
+merged(2 hosts){zone=b} 3          9               5               7               9               9               9               3.07       7               9               -               -               1        0
+old:3                   1          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+--- A result during total execution time ---
+a:1                     15         3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             378      93
+merged(2 hosts){zone=b} 6          9               5               7               9               9               9               3.06       7               9               -               -               2        0
+old:3                   3          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+# a:1 ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs); failed: refused=1
+# a:1 errors: refused=30 reset=33 timeout=36 closed_early=39 mismatch=42 unreachable=45 addr_not_avail=48 fd_limit=51 other=54; connection attempts failed: refused=60 reset=63 timeout=66 closed_early=69 mismatch=72 unreachable=75 addr_not_avail=78 fd_limit=81 other=84
+# a:1 udp: flows=114 lost=93 late=96 duplicate=99 reordered=102 stray=105
+# a:1 generator behind schedule: 3 late starts (>1 ms), max 2500 µs behind, 108 not started
+# a:1 send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# merged(2 hosts){zone=b} errors: timeout=2
+# merged(2 hosts){zone=b} udp: flows=0 lost=0 late=0 duplicate=0 reordered=0 stray=0
+# arrival: poisson, --seed 7 repeats this schedule
+# generator cpu: 0.12 s over 3.00 s (4 % of one core)
+# a:1 FAIL: errors 96.914 % > --max-error-rate 5 %
+# a:1 FAIL: p99 3601.3 s > slo 1 ms
+# merged(2 hosts){zone=b} FAIL: errors 25 % > --max-error-rate 5 %
+# merged(2 hosts){zone=b} FAIL: b:2: no request completed (3 failed: refused=3)
+# old:3 verdict unknown: its logs carry no error counts
+# verdict: fail
+# latency distribution of a:1 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.500 0.000000000000          3           1.00
+       1.500 0.100000000000          3           1.11
+       1.500 0.200000000000          3           1.25
+       2.501 0.300000000000          6           1.43
+       2.501 0.400000000000          6           1.67
+      40.031 0.500000000000          9           2.00
+      40.031 0.550000000000          9           2.22
+    1234.943 0.600000000000         12           2.50
+    1234.943 0.650000000000         12           2.86
+    1234.943 0.700000000000         12           3.33
+    1234.943 0.750000000000         12           4.00
+    1234.943 0.775000000000         12           4.44
+3601330077.695 0.800000000000         15           5.00
+3601330077.695 1.000000000000         15
+#[Mean    = 720051522.864, StdDeviation   = 1440102406.504]
+#[Max     = 3601330077.695, Total count    =           15]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of merged(2 hosts){zone=b} (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       5.003 0.000000000000          2           1.00
+       5.003 0.100000000000          2           1.11
+       5.003 0.200000000000          2           1.25
+       5.003 0.300000000000          2           1.43
+       7.003 0.400000000000          4           1.67
+       7.003 0.500000000000          4           2.00
+       7.003 0.550000000000          4           2.22
+       7.003 0.600000000000          4           2.50
+       7.003 0.650000000000          4           2.86
+       9.007 0.700000000000          6           3.33
+       9.007 1.000000000000          6
+#[Mean    =        7.003, StdDeviation   =        1.634]
+#[Max     =        9.007, Total count    =            6]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of old:3 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       3.001 0.000000000000          3           1.00
+       3.001 1.000000000000          3
+#[Mean    =        3.001, StdDeviation   =        0.000]
+#[Max     =        3.001, Total count    =            3]
+#[Buckets =           32, SubBuckets     =         2048]
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 123ms
+{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.05,"timestamp":"2025-01-07T10:30:01.123Z","kind":"interval","labels":{"host":"a"},"seed":7,"interval":0,"elapsed_sec":0.99,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.01}
+{"peer":"merged(2 hosts)","count":3,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.06,"timestamp":"2025-01-07T10:30:01.123Z","kind":"interval","labels":{"zone":"b"},"seed":7,"interval":0,"elapsed_sec":0.98,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":96,"error_count":1,"errors":{"refused":0,"reset":0,"timeout":1,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"old:3","count":1,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:01.123Z","kind":"interval","seed":7,"interval":0,"elapsed_sec":0.97,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null}
+{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:02.123Z","kind":"interval","labels":{"host":"a"},"seed":7,"interval":1,"elapsed_sec":0.989,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.011}
+{"peer":"old:3","count":1,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:02.123Z","kind":"interval","seed":7,"interval":1,"elapsed_sec":0.969,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null}
+{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"interval","labels":{"host":"a"},"seed":7,"interval":2,"elapsed_sec":0.988,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.012}
+{"peer":"merged(2 hosts)","count":3,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.07,"timestamp":"2025-01-07T10:30:03.123Z","kind":"interval","labels":{"zone":"b"},"seed":7,"interval":2,"elapsed_sec":0.978,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":96,"error_count":1,"errors":{"refused":0,"reset":0,"timeout":1,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.022}
+{"peer":"old:3","count":1,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:03.123Z","kind":"interval","seed":7,"interval":2,"elapsed_sec":0.968,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null}
+{"peer":"a:1","count":15,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"host":"a"},"seed":7,"elapsed_sec":2.967,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":12,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":960,"error_count":378,"errors":{"refused":30,"reset":33,"timeout":36,"closed_early":39,"mismatch":42,"unreachable":45,"addr_not_avail":48,"fd_limit":51,"other":54},"connection_errors":{"refused":60,"reset":63,"timeout":66,"closed_early":69,"mismatch":72,"unreachable":75,"addr_not_avail":78,"fd_limit":81,"other":84},"late_starts":3,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":108,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":93,"late":96,"duplicate":99,"stray":105,"reordered":102,"flows":114,"clamped":3,"generator_cpu_sec":0.033,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":1,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.5,0.0,3],[1.5,0.1,3],[1.5,0.2,3],[2.501,0.30000000000000004,6],[2.501,0.4,6],[40.031,0.5,9],[40.031,0.55,9],[1234.943,0.6000000000000001,12],[1234.943,0.6500000000000001,12],[1234.943,0.7000000000000002,12],[1234.943,0.7500000000000002,12],[1234.943,0.7750000000000002,12],[3601330077.695,0.8000000000000003,15],[3601330077.695,1.0,15]],"verdict":"fail","reasons":["errors 96.914 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms"]}
+{"peer":"merged(2 hosts)","count":6,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"zone":"b"},"seed":7,"elapsed_sec":1.958,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":192,"error_count":2,"errors":{"refused":0,"reset":0,"timeout":2,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.042,"latency_distribution":[[5.003,0.0,2],[5.003,0.1,2],[5.003,0.2,2],[5.003,0.30000000000000004,2],[7.003,0.4,4],[7.003,0.5,4],[7.003,0.55,4],[7.003,0.6000000000000001,4],[7.003,0.6500000000000001,4],[9.007,0.7000000000000002,6],[9.007,1.0,6]],"verdict":"fail","reasons":["errors 25 % > --max-error-rate 5 %","b:2: no request completed (3 failed: refused=3)"]}
+{"peer":"old:3","count":3,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","seed":7,"elapsed_sec":2.907,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null,"latency_distribution":[[3.001,0.0,3],[3.001,1.0,3]],"verdict":"unknown","reasons":[]}
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 123ms
+PEER                    CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+--- A result during total execution time ---
+a:1                     15         3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             378      93
+merged(2 hosts){zone=b} 6          9               5               7               9               9               9               3.06       7               9               -               -               2        0
+# a:1 ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs); failed: refused=1
+# a:1 errors: refused=30 reset=33 timeout=36 closed_early=39 mismatch=42 unreachable=45 addr_not_avail=48 fd_limit=51 other=54; connection attempts failed: refused=60 reset=63 timeout=66 closed_early=69 mismatch=72 unreachable=75 addr_not_avail=78 fd_limit=81 other=84
+# a:1 udp: flows=114 lost=93 late=96 duplicate=99 reordered=102 stray=105
+# a:1 generator behind schedule: 3 late starts (>1 ms), max 2500 µs behind, 108 not started
+# a:1 send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# merged(2 hosts){zone=b} errors: timeout=2
+# merged(2 hosts){zone=b} udp: flows=0 lost=0 late=0 duplicate=0 reordered=0 stray=0
+# arrival: poisson, --seed 7 repeats this schedule
+# a:1 FAIL: errors 96.914 % > --max-error-rate 5 %
+# a:1 FAIL: p99 3601.3 s > slo 1 ms
+# merged(2 hosts){zone=b} FAIL: errors 25 % > --max-error-rate 5 %
+# merged(2 hosts){zone=b} FAIL: b:2: no request completed (3 failed: refused=3)
+# verdict: fail
+# latency distribution of a:1 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.500 0.000000000000          3           1.00
+       1.500 0.100000000000          3           1.11
+       1.500 0.200000000000          3           1.25
+       2.501 0.300000000000          6           1.43
+       2.501 0.400000000000          6           1.67
+      40.031 0.500000000000          9           2.00
+      40.031 0.550000000000          9           2.22
+    1234.943 0.600000000000         12           2.50
+    1234.943 0.650000000000         12           2.86
+    1234.943 0.700000000000         12           3.33
+    1234.943 0.750000000000         12           4.00
+    1234.943 0.775000000000         12           4.44
+3601330077.695 0.800000000000         15           5.00
+3601330077.695 1.000000000000         15
+#[Mean    = 720051522.864, StdDeviation   = 1440102406.504]
+#[Max     = 3601330077.695, Total count    =           15]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of merged(2 hosts){zone=b} (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       5.003 0.000000000000          2           1.00
+       5.003 0.100000000000          2           1.11
+       5.003 0.200000000000          2           1.25
+       5.003 0.300000000000          2           1.43
+       7.003 0.400000000000          4           1.67
+       7.003 0.500000000000          4           2.00
+       7.003 0.550000000000          4           2.22
+       7.003 0.600000000000          4           2.50
+       7.003 0.650000000000          4           2.86
+       9.007 0.700000000000          6           3.33
+       9.007 1.000000000000          6
+#[Mean    =        7.003, StdDeviation   =        1.634]
+#[Max     =        9.007, Total count    =            6]
+#[Buckets =           32, SubBuckets     =         2048]
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 0ns
+{"peer":"a:1","count":15,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"host":"a"},"seed":7,"elapsed_sec":2.967,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":12,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":960,"error_count":378,"errors":{"refused":30,"reset":33,"timeout":36,"closed_early":39,"mismatch":42,"unreachable":45,"addr_not_avail":48,"fd_limit":51,"other":54},"connection_errors":{"refused":60,"reset":63,"timeout":66,"closed_early":69,"mismatch":72,"unreachable":75,"addr_not_avail":78,"fd_limit":81,"other":84},"late_starts":3,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":108,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":93,"late":96,"duplicate":99,"stray":105,"reordered":102,"flows":114,"clamped":3,"generator_cpu_sec":0.033,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":1,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.5,0.0,3],[1.5,0.1,3],[1.5,0.2,3],[2.501,0.30000000000000004,6],[2.501,0.4,6],[40.031,0.5,9],[40.031,0.55,9],[1234.943,0.6000000000000001,12],[1234.943,0.6500000000000001,12],[1234.943,0.7000000000000002,12],[1234.943,0.7500000000000002,12],[1234.943,0.7750000000000002,12],[3601330077.695,0.8000000000000003,15],[3601330077.695,1.0,15]],"verdict":"fail","reasons":["errors 96.914 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms"]}
+{"peer":"merged(2 hosts)","count":6,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"zone":"b"},"seed":7,"elapsed_sec":1.958,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":192,"error_count":2,"errors":{"refused":0,"reset":0,"timeout":2,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.042,"latency_distribution":[[5.003,0.0,2],[5.003,0.1,2],[5.003,0.2,2],[5.003,0.30000000000000004,2],[7.003,0.4,4],[7.003,0.5,4],[7.003,0.55,4],[7.003,0.6000000000000001,4],[7.003,0.6500000000000001,4],[9.007,0.7000000000000002,6],[9.007,1.0,6]],"verdict":"fail","reasons":["errors 25 % > --max-error-rate 5 %","b:2: no request completed (3 failed: refused=3)"]}
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 0ns
+"##;
+    const GOLDEN_REPORTER: &str = r##"PEER                 CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+a:1                  3          3               1               2               3               3               3               3.00       2               3               -               -               0        0
+b:2                  6          3601330077      1               600043602       3601330077      3601330077      3601330077      6.00       40              3601330077      106             411             126      31
+a:1                  1          5               5               5               5               5               5               1.00       5               5               -               -               0        0
+b:2                  1          6               6               6               6               6               6               1.00       6               6               -               -               0        0
+--- A result during total execution time ---
+a:1                  4          5               1               2               5               5               5               2.00       2               5               -               -               0        0
+b:2                  7          3601330077      1               514323088       3601330077      3601330077      3601330077      3.50       40              3601330077      106             411             126      31
+# a:1 ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)
+# b:2 ramp: 0 connections up in 0.004 s; failed: refused=2
+# a:1 udp: flows=0 lost=0 late=0 duplicate=0 reordered=0 stray=0
+# b:2 errors: refused=10 reset=11 timeout=12 closed_early=13 mismatch=14 unreachable=15 addr_not_avail=16 fd_limit=17 other=18; connection attempts failed: refused=20 reset=21 timeout=22 closed_early=23 mismatch=24 unreachable=25 addr_not_avail=26 fd_limit=27 other=28
+# b:2 udp: flows=38 lost=31 late=32 duplicate=33 reordered=34 stray=35
+# b:2 generator behind schedule: 1 late starts (>1 ms), max 2500 µs behind, 36 not started
+# b:2 send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# arrival: poisson, --seed 7 repeats this schedule
+# generator cpu: 0.04 s over 2.00 s (2 % of one core)
+# b:2 FAIL: errors 95.732 % > --max-error-rate 5 %
+# b:2 FAIL: p99 3601.3 s > slo 1 ms
+# verdict: fail
+# latency distribution of a:1 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.000 0.000000000000          1           1.00
+       1.000 0.100000000000          1           1.11
+       1.000 0.200000000000          1           1.25
+       2.000 0.300000000000          2           1.43
+       2.000 0.400000000000          2           1.67
+       2.000 0.500000000000          2           2.00
+       3.001 0.550000000000          3           2.22
+       3.001 0.600000000000          3           2.50
+       3.001 0.650000000000          3           2.86
+       3.001 0.700000000000          3           3.33
+       5.003 0.750000000000          4           4.00
+       5.003 1.000000000000          4
+#[Mean    =        2.751, StdDeviation   =        1.480]
+#[Max     =        5.003, Total count    =            4]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of b:2 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.500 0.000000000000          1           1.00
+       1.500 0.100000000000          1           1.11
+       2.501 0.200000000000          2           1.25
+       6.003 0.300000000000          3           1.43
+       6.003 0.400000000000          3           1.67
+      40.031 0.500000000000          4           2.00
+      40.031 0.550000000000          4           2.22
+    1234.943 0.600000000000          5           2.50
+    1234.943 0.650000000000          5           2.86
+    1234.943 0.700000000000          5           3.33
+    4001.791 0.750000000000          6           4.00
+    4001.791 0.775000000000          6           4.44
+    4001.791 0.800000000000          6           5.00
+    4001.791 0.825000000000          6           5.71
+    4001.791 0.850000000000          6           6.67
+3601330077.695 0.875000000000          7           8.00
+3601330077.695 1.000000000000          7
+#[Mean    = 514323088.727, StdDeviation   = 1259826972.633]
+#[Max     = 3601330077.695, Total count    =            7]
+#[Buckets =           32, SubBuckets     =         2048]
+["b:2: errors 95.732 % > --max-error-rate 5 %", "b:2: p99 3601.3 s > slo 1 ms"]
+PEER                 CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+merged(2 hosts)      9          3601330077      1               400029069       3601330077      3601330077      3601330077      9.00       3               3601330077      106             411             126      31
+merged(2 hosts)      2          6               5               5               6               6               6               2.00       5               6               -               -               0        0
+--- A result during total execution time ---
+merged(2 hosts)      11         3601330077      1               327296512       4001            3601330077      3601330077      5.50       5               3601330077      106             411             126      31
+# merged(2 hosts) ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs); failed: refused=2
+# merged(2 hosts) errors: refused=10 reset=11 timeout=12 closed_early=13 mismatch=14 unreachable=15 addr_not_avail=16 fd_limit=17 other=18; connection attempts failed: refused=20 reset=21 timeout=22 closed_early=23 mismatch=24 unreachable=25 addr_not_avail=26 fd_limit=27 other=28
+# merged(2 hosts) udp: flows=38 lost=31 late=32 duplicate=33 reordered=34 stray=35
+# merged(2 hosts) generator behind schedule: 1 late starts (>1 ms), max 2500 µs behind, 36 not started
+# merged(2 hosts) send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# arrival: poisson, --seed 7 repeats this schedule
+# generator cpu: 0.04 s over 2.00 s (2 % of one core)
+# merged(2 hosts) FAIL: errors 93.452 % > --max-error-rate 5 %
+# merged(2 hosts) FAIL: p99 3601.3 s > slo 1 ms
+# merged(2 hosts) FAIL: b:2: errors 95.732 % > --max-error-rate 5 %
+# merged(2 hosts) FAIL: b:2: p99 3601.3 s > slo 1 ms
+# verdict: fail
+# latency distribution of merged(2 hosts) (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.000 0.000000000000          1           1.00
+       1.500 0.100000000000          2           1.11
+       2.000 0.200000000000          3           1.25
+       2.501 0.300000000000          4           1.43
+       3.001 0.400000000000          5           1.67
+       5.003 0.500000000000          6           2.00
+       6.003 0.550000000000          7           2.22
+       6.003 0.600000000000          7           2.50
+      40.031 0.650000000000          8           2.86
+      40.031 0.700000000000          8           3.33
+    1234.943 0.750000000000          9           4.00
+    1234.943 0.775000000000          9           4.44
+    1234.943 0.800000000000          9           5.00
+    4001.791 0.825000000000         10           5.71
+    4001.791 0.850000000000         10           6.67
+    4001.791 0.875000000000         10           8.00
+    4001.791 0.887500000000         10           8.89
+    4001.791 0.900000000000         10          10.00
+3601330077.695 0.912500000000         11          11.43
+3601330077.695 1.000000000000         11
+#[Mean    = 327296512.009, StdDeviation   = 1035000773.364]
+#[Max     = 3601330077.695, Total count    =           11]
+#[Buckets =           32, SubBuckets     =         2048]
+["merged(2 hosts): errors 93.452 % > --max-error-rate 5 %", "merged(2 hosts): p99 3601.3 s > slo 1 ms", "merged(2 hosts): b:2: errors 95.732 % > --max-error-rate 5 %", "merged(2 hosts): b:2: p99 3601.3 s > slo 1 ms"]
+{"peer":"a:1","count":3,"latency_max_us":3,"latency_min_us":1,"latency_mean_us":2,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":3.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":0,"elapsed_sec":1.0,"latency_50p_us":2,"latency_999p_us":3,"latency_ns":{"min":1000,"mean":2000.33,"p50":2000,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":1,"service_mean_us":2,"service_50p_us":2,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":30,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"b:2","count":6,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":600043602,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":6.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":0,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":600043602514.83,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":773,"service_50p_us":1,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":330,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.02}
+{"peer":"a:1","count":1,"latency_max_us":5,"latency_min_us":5,"latency_mean_us":5,"latency_90p_us":5,"latency_95p_us":5,"latency_99p_us":5,"rate_per_sec":1.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":1,"elapsed_sec":1.0,"latency_50p_us":5,"latency_999p_us":5,"latency_ns":{"min":5000,"mean":5002.0,"p50":5003,"p90":5003,"p95":5003,"p99":5003,"p999":5003,"max":5003},"service_min_us":5,"service_mean_us":5,"service_50p_us":5,"service_99p_us":5,"service_max_us":5,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":10,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"b:2","count":1,"latency_max_us":6,"latency_min_us":6,"latency_mean_us":6,"latency_90p_us":6,"latency_95p_us":6,"latency_99p_us":6,"rate_per_sec":1.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":1,"elapsed_sec":1.0,"latency_50p_us":6,"latency_999p_us":6,"latency_ns":{"min":6000,"mean":6002.0,"p50":6003,"p90":6003,"p95":6003,"p99":6003,"p999":6003,"max":6003},"service_min_us":6,"service_mean_us":6,"service_50p_us":6,"service_99p_us":6,"service_max_us":6,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":10,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"a:1","count":4,"latency_max_us":5,"latency_min_us":1,"latency_mean_us":2,"latency_90p_us":5,"latency_95p_us":5,"latency_99p_us":5,"rate_per_sec":2.0,"timestamp":"T","kind":"total","labels":{"run":"r"},"seed":7,"elapsed_sec":2.0,"latency_50p_us":2,"latency_999p_us":5,"latency_ns":{"min":1000,"mean":2750.75,"p50":2000,"p90":5003,"p95":5003,"p99":5003,"p999":5003,"max":5003},"service_min_us":1,"service_mean_us":2,"service_50p_us":2,"service_99p_us":5,"service_max_us":5,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":40,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.04,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.0,0.0,1],[1.0,0.1,1],[1.0,0.2,1],[2.0,0.30000000000000004,2],[2.0,0.4,2],[2.0,0.5,2],[3.001,0.55,3],[3.001,0.6000000000000001,3],[3.001,0.6500000000000001,3],[3.001,0.7000000000000002,3],[5.003,0.7500000000000002,4],[5.003,1.0,4]],"verdict":"pass","reasons":[]}
+{"peer":"b:2","count":7,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":514323088,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":3.5,"timestamp":"T","kind":"total","labels":{"run":"r"},"seed":7,"elapsed_sec":2.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":514323088727.29,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":663,"service_50p_us":6,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":340,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":38,"clamped":1,"generator_cpu_sec":0.04,"ramp_sec":0.004,"ramp_connections":0,"ramp_connect_50p_us":null,"ramp_connect_99p_us":null,"ramp_connect_max_us":null,"ramp_failed":{"refused":2,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[2.501,0.2,2],[6.003,0.30000000000000004,3],[6.003,0.4,3],[40.031,0.5,4],[40.031,0.55,4],[1234.943,0.6000000000000001,5],[1234.943,0.6500000000000001,5],[1234.943,0.7000000000000002,5],[4001.791,0.7500000000000002,6],[4001.791,0.7750000000000002,6],[4001.791,0.8000000000000003,6],[4001.791,0.8250000000000003,6],[4001.791,0.8500000000000003,6],[3601330077.695,0.8750000000000003,7],[3601330077.695,1.0,7]],"verdict":"fail","reasons":["errors 95.732 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms"]}
+["b:2: errors 95.732 % > --max-error-rate 5 %", "b:2: p99 3601.3 s > slo 1 ms"]
+{"peer":"merged(2 hosts)","count":9,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":400029069,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":9.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":0,"elapsed_sec":1.0,"latency_50p_us":3,"latency_999p_us":3601330077,"latency_ns":{"min":1000,"mean":400029069010.0,"p50":3001,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":516,"service_50p_us":2,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":360,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.02}
+{"peer":"merged(2 hosts)","count":2,"latency_max_us":6,"latency_min_us":5,"latency_mean_us":5,"latency_90p_us":6,"latency_95p_us":6,"latency_99p_us":6,"rate_per_sec":2.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":1,"elapsed_sec":1.0,"latency_50p_us":5,"latency_999p_us":6,"latency_ns":{"min":5000,"mean":5502.0,"p50":5003,"p90":6003,"p95":6003,"p99":6003,"p999":6003,"max":6003},"service_min_us":5,"service_mean_us":5,"service_50p_us":5,"service_99p_us":6,"service_max_us":6,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":20,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"merged(2 hosts)","count":11,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":327296512,"latency_90p_us":4001,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.5,"timestamp":"T","kind":"total","labels":{"run":"r"},"seed":7,"elapsed_sec":2.0,"latency_50p_us":5,"latency_999p_us":3601330077,"latency_ns":{"min":1000,"mean":327296512008.55,"p50":5003,"p90":4001791,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":423,"service_50p_us":3,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":380,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":38,"clamped":1,"generator_cpu_sec":0.04,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":2,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.0,0.0,1],[1.5,0.1,2],[2.0,0.2,3],[2.501,0.30000000000000004,4],[3.001,0.4,5],[5.003,0.5,6],[6.003,0.55,7],[6.003,0.6000000000000001,7],[40.031,0.6500000000000001,8],[40.031,0.7000000000000002,8],[1234.943,0.7500000000000002,9],[1234.943,0.7750000000000002,9],[1234.943,0.8000000000000003,9],[4001.791,0.8250000000000003,10],[4001.791,0.8500000000000003,10],[4001.791,0.8750000000000003,10],[4001.791,0.8875000000000003,10],[4001.791,0.9000000000000002,10],[3601330077.695,0.9125000000000002,11],[3601330077.695,1.0,11]],"verdict":"fail","reasons":["errors 93.452 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms","b:2: errors 95.732 % > --max-error-rate 5 %","b:2: p99 3601.3 s > slo 1 ms"]}
+["merged(2 hosts): errors 93.452 % > --max-error-rate 5 %", "merged(2 hosts): p99 3601.3 s > slo 1 ms", "merged(2 hosts): b:2: errors 95.732 % > --max-error-rate 5 %", "merged(2 hosts): b:2: p99 3601.3 s > slo 1 ms"]
+"##;
+    const GOLDEN_SERVER_TEXT: &str = r##"server interval 0      accepted=3 open=3 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=30 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=1000
+server interval 1      accepted=2 open=5 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=20 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=1000
+server interval 2      accepted=1 open=6 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=10 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=250
+server worker   w0     accepted=6 open=6 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=60 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=2250
+server total    total  accepted=6 open=6 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=60 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=2250
+"##;
 }
