@@ -538,6 +538,69 @@ impl Collector for Exposition {
 
 /// `connect`'s counters per target (and the ramp's), the generator's CPU.
 fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt::Result {
+    encode_requests(enc, st, peers)?;
+    per_target_kinds(
+        enc,
+        "request_errors",
+        "Failed requests by kind",
+        st,
+        peers,
+        |c| &c.errors,
+    )?;
+    per_target_counters(
+        enc,
+        "payload",
+        "Payload bytes sent and echoed back by completed requests",
+        Some(&Unit::Bytes),
+        st,
+        peers,
+        |c| c.bytes,
+    )?;
+    per_target_counters(
+        enc,
+        "connects",
+        "Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)",
+        None,
+        st,
+        peers,
+        |c| c.connects,
+    )?;
+    per_target_kinds(
+        enc,
+        "connection_errors",
+        "Connections that failed with no request in flight, by kind",
+        st,
+        peers,
+        |c| &c.conn_errors,
+    )?;
+
+    if let Some(ramp) = &st.ramp {
+        encode_ramp(enc, ramp, peers)?;
+    }
+
+    per_target_counters(
+        enc,
+        "late_starts",
+        "Sends more than 1 ms behind their intended time",
+        None,
+        st,
+        peers,
+        |c| c.late_starts,
+    )?;
+
+    let mut me = enc.encode_descriptor(
+        "generator_cpu",
+        "CPU time the generator's workers used",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    me.encode_counter::<NoLabelSet, f64, f64>(&st.cpu.as_secs_f64(), None)?;
+
+    Ok(())
+}
+
+/// Scheduled requests per target by outcome: completed, failed, lost, not started.
+fn encode_requests(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt::Result {
     let mut me = enc.encode_descriptor(
         "requests",
         "Scheduled requests by outcome: completed (correct echo), failed (see connperf_request_errors_total), lost (UDP, no reply in --timeout), not_started (the generator's own doing)",
@@ -554,69 +617,40 @@ fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt
             counter(&mut me, &[("target", p), ("outcome", outcome)], v)?;
         }
     }
+    Ok(())
+}
 
-    let mut me = enc.encode_descriptor(
-        "request_errors",
-        "Failed requests by kind",
-        None,
-        MetricType::Counter,
-    )?;
+/// Counter family `name`: per target, `value` of its counts, labelled `target`.
+fn per_target_counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    st: &State,
+    peers: &[&str],
+    value: impl Fn(&Counts) -> u64,
+) -> fmt::Result {
+    let mut me = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
     for (p, c) in peers.iter().zip(&st.counts) {
-        kind_counters(&mut me, p, &c.errors)?;
+        counter(&mut me, &[("target", p)], value(c))?;
     }
+    Ok(())
+}
 
-    let mut me = enc.encode_descriptor(
-        "payload",
-        "Payload bytes sent and echoed back by completed requests",
-        Some(&Unit::Bytes),
-        MetricType::Counter,
-    )?;
+/// Counter family `name`: per target, its counts by `Failure` kind (`by_kind`), labelled
+/// `target` and `kind`.
+fn per_target_kinds(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    st: &State,
+    peers: &[&str],
+    by_kind: impl Fn(&Counts) -> &[u64; ERROR_KINDS],
+) -> fmt::Result {
+    let mut me = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (p, c) in peers.iter().zip(&st.counts) {
-        counter(&mut me, &[("target", p)], c.bytes)?;
+        kind_counters(&mut me, p, by_kind(c))?;
     }
-
-    let mut me = enc.encode_descriptor(
-        "connects",
-        "Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)",
-        None,
-        MetricType::Counter,
-    )?;
-    for (p, c) in peers.iter().zip(&st.counts) {
-        counter(&mut me, &[("target", p)], c.connects)?;
-    }
-
-    let mut me = enc.encode_descriptor(
-        "connection_errors",
-        "Connections that failed with no request in flight, by kind",
-        None,
-        MetricType::Counter,
-    )?;
-    for (p, c) in peers.iter().zip(&st.counts) {
-        kind_counters(&mut me, p, &c.conn_errors)?;
-    }
-
-    if let Some(ramp) = &st.ramp {
-        encode_ramp(enc, ramp, peers)?;
-    }
-
-    let mut me = enc.encode_descriptor(
-        "late_starts",
-        "Sends more than 1 ms behind their intended time",
-        None,
-        MetricType::Counter,
-    )?;
-    for (p, c) in peers.iter().zip(&st.counts) {
-        counter(&mut me, &[("target", p)], c.late_starts)?;
-    }
-
-    let mut me = enc.encode_descriptor(
-        "generator_cpu",
-        "CPU time the generator's workers used",
-        Some(&Unit::Seconds),
-        MetricType::Counter,
-    )?;
-    me.encode_counter::<NoLabelSet, f64, f64>(&st.cpu.as_secs_f64(), None)?;
-
     Ok(())
 }
 
