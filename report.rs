@@ -375,6 +375,11 @@ struct Out<W: Write> {
 }
 
 impl<W: Write> Out<W> {
+    /// Write to `w`, not broken yet.
+    fn new(w: W) -> Out<W> {
+        Out { w, broken: false }
+    }
+
     fn line(&mut self, s: &str) {
         if self.broken {
             return;
@@ -474,14 +479,9 @@ pub fn run_reporter<W: Write>(
     mut on_window: impl FnMut(u64, Duration, Duration, &[Stats]),
     ramp: impl FnOnce() -> Option<Ramp>,
 ) -> Summary {
-    let mut out = Out {
-        w: out,
-        broken: false,
-    };
-    let ntargets = cfg.peers.len();
-    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
-    let mut worker_seq: Vec<Option<u64>> = vec![None; cfg.workers];
-    let mut totals: Vec<Stats> = (0..ntargets).map(|_| Stats::new()).collect();
+    let mut out = Out::new(out);
+    let mut gather = Gather::new(cfg.peers.len(), cfg.workers);
+    let mut totals: Vec<Stats> = (0..cfg.peers.len()).map(|_| Stats::new()).collect();
     let mut summary = Summary::default();
     let mut elapsed_by_worker = vec![Duration::ZERO; cfg.workers];
     if !cfg.jsonlines {
@@ -489,33 +489,6 @@ pub fn run_reporter<W: Write>(
         out.line(&table_header(cfg));
         out.flush();
     }
-    let mut print_upto =
-        |pending: &mut BTreeMap<u64, Pending>, upto: Option<u64>, out: &mut Out<W>| {
-            while let Some((&seq, _)) = pending.first_key_value() {
-                if upto.is_some_and(|u| seq > u) {
-                    break;
-                }
-                let p = pending.remove(&seq).expect("key just seen");
-                on_window(seq, p.window, p.cpu, &p.stats);
-                if let Some(live) = &cfg.live {
-                    live.fold_window(&cfg.peers, seq, p.window, p.cpu, &p.stats);
-                }
-                if !cfg.show_only_results {
-                    let _screen = cfg.live.as_ref().map(|l| l.hold_screen());
-                    let span = Span {
-                        kind: "interval",
-                        seq: Some(seq),
-                        length: p.window,
-                        cpu: p.cpu,
-                        end: SystemTime::now(),
-                        ramp: None,
-                        verdicts: None,
-                    };
-                    print_rows(cfg, out, &span, &p.stats);
-                    out.flush();
-                }
-            }
-        };
     for iv in rx.iter() {
         summary.late_reports += iv.late_reports;
         summary.cpu += iv.cpu;
@@ -525,19 +498,13 @@ pub fn run_reporter<W: Write>(
         for (t, s) in totals.iter_mut().zip(&iv.stats) {
             t.merge(s);
         }
-        pending
-            .entry(iv.seq)
-            .or_insert_with(|| Pending::new(ntargets))
-            .add(&iv);
-        if let Some(w) = worker_seq.get_mut(iv.worker) {
-            *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
-        }
-        if worker_seq.iter().all(|s| s.is_some()) {
-            let done = worker_seq.iter().flatten().min().copied();
-            print_upto(&mut pending, done, &mut out);
+        gather.add(&iv);
+        if gather.all_reported() {
+            let done = gather.reported_by_all();
+            print_windows_upto(cfg, &mut out, &mut gather, done, &mut on_window);
         }
     }
-    print_upto(&mut pending, None, &mut out);
+    print_windows_upto(cfg, &mut out, &mut gather, None, &mut on_window);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
     let screen = cfg.live.as_ref().map(|l| l.hold_screen());
     print_end(cfg, &mut out, &totals, &mut summary, ramp().as_ref());
@@ -547,6 +514,87 @@ pub fn run_reporter<W: Write>(
         live.report_printed(None);
     }
     summary
+}
+
+/// The windows the reporter has from some workers and has not printed yet, and the latest
+/// window each worker reported.
+struct Gather {
+    pending: BTreeMap<u64, Pending>,
+    worker_seq: Vec<Option<u64>>,
+    targets: usize,
+}
+
+impl Gather {
+    /// Nothing received yet from `workers` workers measuring `targets` targets.
+    fn new(targets: usize, workers: usize) -> Gather {
+        Gather {
+            pending: BTreeMap::new(),
+            worker_seq: vec![None; workers],
+            targets,
+        }
+    }
+
+    /// Fold one worker's interval into its window.
+    fn add(&mut self, iv: &Interval) {
+        let targets = self.targets;
+        self.pending
+            .entry(iv.seq)
+            .or_insert_with(|| Pending::new(targets))
+            .add(iv);
+        if let Some(w) = self.worker_seq.get_mut(iv.worker) {
+            *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
+        }
+    }
+
+    /// Every worker has reported some window.
+    fn all_reported(&self) -> bool {
+        self.worker_seq.iter().all(|s| s.is_some())
+    }
+
+    /// The last window every worker has reported (or a later one): finished.
+    fn reported_by_all(&self) -> Option<u64> {
+        self.worker_seq.iter().flatten().min().copied()
+    }
+
+    /// Take out the first pending window if it is not after `upto` (any, with `None`).
+    fn pop_upto(&mut self, upto: Option<u64>) -> Option<(u64, Pending)> {
+        let (&seq, _) = self.pending.first_key_value()?;
+        if upto.is_some_and(|u| seq > u) {
+            return None;
+        }
+        self.pending.remove_entry(&seq)
+    }
+}
+
+/// Finish the pending windows up to `upto` (all, with `None`) in order: each goes to
+/// `on_window` and `cfg.live`, and its rows are printed unless `show_only_results`.
+fn print_windows_upto<W: Write>(
+    cfg: &ReportConfig,
+    out: &mut Out<W>,
+    gather: &mut Gather,
+    upto: Option<u64>,
+    on_window: &mut impl FnMut(u64, Duration, Duration, &[Stats]),
+) {
+    while let Some((seq, p)) = gather.pop_upto(upto) {
+        on_window(seq, p.window, p.cpu, &p.stats);
+        if let Some(live) = &cfg.live {
+            live.fold_window(&cfg.peers, seq, p.window, p.cpu, &p.stats);
+        }
+        if !cfg.show_only_results {
+            let _screen = cfg.live.as_ref().map(|l| l.hold_screen());
+            let span = Span {
+                kind: "interval",
+                seq: Some(seq),
+                length: p.window,
+                cpu: p.cpu,
+                end: SystemTime::now(),
+                ramp: None,
+                verdicts: None,
+            };
+            print_rows(cfg, out, &span, &p.stats);
+            out.flush();
+        }
+    }
 }
 
 /// The end of a run's report: the totals with their verdicts, the ramp, the notes and the
