@@ -627,11 +627,7 @@ fn print_end<W: Write>(
     }
     print_distributions(cfg, out, totals);
     summary.totals = rows;
-    summary.failures = names
-        .iter()
-        .zip(&verdicts)
-        .flat_map(|(peer, reasons)| reasons.iter().map(move |r| format!("{peer}: {r}")))
-        .collect();
+    summary.failures = named_failures(&names, verdicts.iter().map(Vec::as_slice));
 }
 
 /// Each printed total row's failed checks: the row's own and, in a merged row, each target's
@@ -662,17 +658,34 @@ fn row_names(cfg: &ReportConfig) -> Vec<String> {
 
 /// `# PEER FAIL: reason` per failed check, then `# verdict: pass` or `# verdict: fail`.
 fn print_verdicts<W: Write>(out: &mut Out<W>, names: &[String], verdicts: &[Vec<String>]) {
-    for (peer, reasons) in names.iter().zip(verdicts) {
-        for r in reasons {
-            out.line(&format!("# {peer} FAIL: {r}"));
-        }
-    }
+    print_failed_checks(out, names, verdicts);
     let failed = verdicts.iter().any(|v| !v.is_empty());
     out.line(if failed {
         "# verdict: fail"
     } else {
         "# verdict: pass"
     });
+}
+
+/// `# PEER FAIL: reason` per failed check, row by row.
+fn print_failed_checks<W: Write>(out: &mut Out<W>, names: &[String], verdicts: &[Vec<String>]) {
+    for (peer, reasons) in names.iter().zip(verdicts) {
+        for r in reasons {
+            out.line(&format!("# {peer} FAIL: {r}"));
+        }
+    }
+}
+
+/// `NAME: reason` per failed check, row by row: what `Summary::failures` holds.
+fn named_failures<'v>(
+    names: &[String],
+    verdicts: impl IntoIterator<Item = &'v [String]>,
+) -> Vec<String> {
+    names
+        .iter()
+        .zip(verdicts)
+        .flat_map(|(name, reasons)| reasons.iter().map(move |r| format!("{name}: {r}")))
+        .collect()
 }
 
 /// `# PEER ramp: 10 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)[; failed: refused=2]`
@@ -699,6 +712,9 @@ fn print_ramp<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, ramp: &Ramp) {
     }
 }
 
+/// The Go tool's line between the interval rows and the totals (tables only).
+const TOTALS_HEADING: &str = "--- A result during total execution time ---";
+
 /// The totals block: the Go tool's separator line (tables only) and a row per target or merged.
 fn print_totals<W: Write>(
     cfg: &ReportConfig,
@@ -707,7 +723,7 @@ fn print_totals<W: Write>(
     span: &Span,
 ) -> Vec<Stats> {
     if !cfg.jsonlines {
-        out.line("--- A result during total execution time ---");
+        out.line(TOTALS_HEADING);
     }
     print_rows(cfg, out, span, totals)
 }
@@ -793,72 +809,140 @@ pub fn print_report<W: Write>(
     windows: &[Window],
     out: W,
 ) -> Summary {
-    let mut out = Out {
-        w: out,
-        broken: false,
-    };
-    let names: Vec<String> = rows.iter().map(ReportRow::table_name).collect();
-    let table_cfg = ReportConfig {
-        peers: names.clone(),
-        merge: false,
-        ..cfg.clone()
-    };
-    let row_cfgs: Vec<ReportConfig> = rows
-        .iter()
-        .map(|r| ReportConfig {
-            labels: r.labels.clone(),
-            ..table_cfg.clone()
-        })
-        .collect();
-    // A total row's verdict: the checks it failed, or `None` when its counters are unknown
-    // (logs written before counters were logged), so whether it failed is unknown too.
-    let print_line = |out: &mut Out<W>,
-                      i: usize,
-                      span: &Span,
-                      s: &Stats,
-                      verdict: Option<&Option<Vec<String>>>| {
-        if cfg.jsonlines {
-            let ts = iso8601(span.end);
-            let mut row = Row::new(&row_cfgs[i], span, &ts, &rows[i].peer, s);
-            if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
-                row.ramp = RampUs::of(r.took, rs);
-            }
-            match verdict {
-                Some(Some(reasons)) => {
-                    row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
-                    row.reasons = Some(reasons);
-                }
-                Some(None) => {
-                    row.verdict = Some("unknown");
-                    row.reasons = Some(&[]);
-                }
-                None => {}
-            }
-            out.line(&json_line(&row));
-        } else {
-            out.line(&table_row(&table_cfg, &names[i], s, span.length));
-        }
-    };
+    let mut out = Out::new(out);
+    let lines = ReportLines::new(cfg, rows);
     if !cfg.jsonlines {
-        out.line(&table_header(&table_cfg));
+        out.line(&table_header(&lines.table_cfg));
     }
-    let mut totals: Vec<Stats> = rows.iter().map(|_| Stats::new()).collect();
-    let mut row_cpu = vec![Duration::ZERO; rows.len()];
-    let mut active = vec![Duration::ZERO; rows.len()];
-    let mut row_end = vec![UNIX_EPOCH; rows.len()];
-    let mut elapsed = Duration::ZERO;
-    let mut cpu = Some(Duration::ZERO);
+    let tally = print_windows(&lines, windows, &mut out);
+    if !cfg.jsonlines {
+        out.line(TOTALS_HEADING);
+    }
+    let verdicts = judge_report_rows(cfg, &tally.totals, rows);
+    print_report_totals(&lines, &tally, &verdicts, &mut out);
+    if !cfg.jsonlines {
+        print_row_ramps(&lines, &mut out);
+        print_known_notes(&lines, &tally, &mut out);
+        print_report_verdicts(&mut out, &lines.names, &verdicts);
+    }
+    print_distributions(&lines.table_cfg, &mut out, &tally.totals);
+    out.flush();
+    let failed = verdicts.iter().map(|v| v.as_deref().unwrap_or(&[]));
+    Summary {
+        failures: named_failures(&lines.names, failed),
+        cpu: tally.cpu.unwrap_or_default(),
+        elapsed: tally.elapsed,
+        totals: tally.totals,
+        ..Summary::default()
+    }
+}
+
+/// How `print_report` prints its rows: the table's config (the rows' names as its peers,
+/// nothing merged) and each row's JSON config (the row's own labels).
+struct ReportLines<'a> {
+    cfg: &'a ReportConfig,
+    rows: &'a [ReportRow],
+    names: Vec<String>,
+    table_cfg: ReportConfig,
+    row_cfgs: Vec<ReportConfig>,
+}
+
+impl<'a> ReportLines<'a> {
+    /// The table's and each row's config for `rows` under `cfg`.
+    fn new(cfg: &'a ReportConfig, rows: &'a [ReportRow]) -> Self {
+        let names: Vec<String> = rows.iter().map(ReportRow::table_name).collect();
+        let table_cfg = ReportConfig {
+            peers: names.clone(),
+            merge: false,
+            ..cfg.clone()
+        };
+        let row_cfgs = rows
+            .iter()
+            .map(|r| ReportConfig {
+                labels: r.labels.clone(),
+                ..table_cfg.clone()
+            })
+            .collect();
+        ReportLines {
+            cfg,
+            rows,
+            names,
+            table_cfg,
+            row_cfgs,
+        }
+    }
+
+    /// Row `i`'s line over `span`, JSON or table. A total row's `verdict`: the checks it
+    /// failed, or `None` when its counters are unknown (logs written before counters were
+    /// logged), so whether it failed is unknown too.
+    fn line<W: Write>(
+        &self,
+        out: &mut Out<W>,
+        i: usize,
+        span: &Span,
+        s: &Stats,
+        verdict: Option<&Option<Vec<String>>>,
+    ) {
+        if !self.cfg.jsonlines {
+            out.line(&table_row(&self.table_cfg, &self.names[i], s, span.length));
+            return;
+        }
+        let ts = iso8601(span.end);
+        let mut row = Row::new(&self.row_cfgs[i], span, &ts, &self.rows[i].peer, s);
+        if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
+            row.ramp = RampUs::of(r.took, rs);
+        }
+        match verdict {
+            Some(Some(reasons)) => row.set_verdict(reasons),
+            Some(None) => {
+                row.verdict = Some("unknown");
+                row.reasons = Some(&[]);
+            }
+            None => {}
+        }
+        out.line(&json_line(&row));
+    }
+}
+
+/// What `print_report` adds up over the windows: per row its totals, generator CPU, active
+/// time and the end of its last window; the report's length, and its generator CPU (`None`
+/// once a window's is unknown).
+struct ReportTally {
+    totals: Vec<Stats>,
+    row_cpu: Vec<Duration>,
+    active: Vec<Duration>,
+    row_end: Vec<SystemTime>,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+}
+
+/// Add up `windows` row by row, printing each row's line in each window it is in unless
+/// `show_only_results`.
+fn print_windows<W: Write>(
+    lines: &ReportLines,
+    windows: &[Window],
+    out: &mut Out<W>,
+) -> ReportTally {
+    let n = lines.rows.len();
+    let mut t = ReportTally {
+        totals: (0..n).map(|_| Stats::new()).collect(),
+        row_cpu: vec![Duration::ZERO; n],
+        active: vec![Duration::ZERO; n],
+        row_end: vec![UNIX_EPOCH; n],
+        elapsed: Duration::ZERO,
+        cpu: Some(Duration::ZERO),
+    };
     for w in windows {
-        elapsed += w.length;
-        cpu = cpu.zip(w.cpu).map(|(a, b)| a + b);
+        t.elapsed += w.length;
+        t.cpu = t.cpu.zip(w.cpu).map(|(a, b)| a + b);
         let end = w.start + w.length;
-        for (i, cell) in w.rows.iter().enumerate().take(rows.len()) {
+        for (i, cell) in w.rows.iter().enumerate().take(n) {
             let Some(c) = cell else { continue };
-            totals[i].merge(&c.stats);
-            row_cpu[i] += c.cpu;
-            active[i] += c.length;
-            row_end[i] = row_end[i].max(end);
-            if !cfg.show_only_results {
+            t.totals[i].merge(&c.stats);
+            t.row_cpu[i] += c.cpu;
+            t.active[i] += c.length;
+            t.row_end[i] = t.row_end[i].max(end);
+            if !lines.cfg.show_only_results {
                 let span = Span {
                     kind: "interval",
                     seq: Some(w.seq),
@@ -868,14 +952,21 @@ pub fn print_report<W: Write>(
                     ramp: None,
                     verdicts: None,
                 };
-                print_line(&mut out, i, &span, &c.stats, None);
+                lines.line(out, i, &span, &c.stats, None);
             }
         }
     }
-    if !cfg.jsonlines {
-        out.line("--- A result during total execution time ---");
-    }
-    let verdicts: Vec<Option<Vec<String>>> = totals
+    t
+}
+
+/// Each `print_report` row's verdict: the checks its totals failed, then those its targets
+/// failed on their own; `None` when its counters are unknown.
+fn judge_report_rows(
+    cfg: &ReportConfig,
+    totals: &[Stats],
+    rows: &[ReportRow],
+) -> Vec<Option<Vec<String>>> {
+    totals
         .iter()
         .zip(rows)
         .map(|(s, r)| {
@@ -885,96 +976,104 @@ pub fn print_report<W: Write>(
                 reasons
             })
         })
-        .collect();
-    for (i, s) in totals.iter().enumerate() {
+        .collect()
+}
+
+/// `print_report`'s total rows: each over its own active time, ending with its last window,
+/// with its ramp and its verdict.
+fn print_report_totals<W: Write>(
+    lines: &ReportLines,
+    tally: &ReportTally,
+    verdicts: &[Option<Vec<String>>],
+    out: &mut Out<W>,
+) {
+    for (i, s) in tally.totals.iter().enumerate() {
         let span = Span {
             kind: "total",
             seq: None,
-            length: active[i],
-            cpu: row_cpu[i],
-            end: row_end[i],
-            ramp: rows[i].ramp.as_ref(),
+            length: tally.active[i],
+            cpu: tally.row_cpu[i],
+            end: tally.row_end[i],
+            ramp: lines.rows[i].ramp.as_ref(),
             verdicts: None,
         };
-        print_line(&mut out, i, &span, s, Some(&verdicts[i]));
+        lines.line(out, i, &span, s, Some(&verdicts[i]));
     }
-    let summary = Summary {
-        totals: totals.clone(),
-        elapsed,
-        cpu: cpu.unwrap_or_default(),
-        failures: names
-            .iter()
-            .zip(&verdicts)
-            .flat_map(|(name, v)| v.iter().flatten().map(move |r| format!("{name}: {r}")))
-            .collect(),
+}
+
+/// `# ROW ramp: ...` for each `print_report` row with a ramp.
+fn print_row_ramps<W: Write>(lines: &ReportLines, out: &mut Out<W>) {
+    for (name, r) in lines.names.iter().zip(lines.rows) {
+        if let Some(ramp) = &r.ramp {
+            let one = ReportConfig {
+                peers: vec![name.clone()],
+                ..lines.table_cfg.clone()
+            };
+            print_ramp(&one, out, ramp);
+        }
+    }
+}
+
+/// The notes on what is known: those of the rows with counters, and the CPU of every
+/// generator (unless some window's is unknown).
+fn print_known_notes<W: Write>(lines: &ReportLines, tally: &ReportTally, out: &mut Out<W>) {
+    let (known_names, known): (Vec<String>, Vec<Stats>) = lines
+        .names
+        .iter()
+        .zip(&tally.totals)
+        .filter(|(_, s)| !s.counters_unknown)
+        .map(|(n, s)| (n.clone(), s.clone()))
+        .unzip();
+    let notes_cfg = ReportConfig {
+        peers: known_names,
+        ..lines.table_cfg.clone()
+    };
+    let notes_summary = Summary {
+        elapsed: if tally.cpu.is_some() {
+            tally.elapsed
+        } else {
+            Duration::ZERO
+        },
+        cpu: tally.cpu.unwrap_or_default(),
         ..Summary::default()
     };
-    if !cfg.jsonlines {
-        // Notes on what is known: the rows with counters, and the CPU of every generator.
-        let (known_names, known): (Vec<String>, Vec<Stats>) = names
-            .iter()
-            .zip(&totals)
-            .filter(|(_, s)| !s.counters_unknown)
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .unzip();
-        for (name, r) in names.iter().zip(rows) {
-            if let Some(ramp) = &r.ramp {
-                let one = ReportConfig {
-                    peers: vec![name.clone()],
-                    ..table_cfg.clone()
-                };
-                print_ramp(&one, &mut out, ramp);
-            }
-        }
-        let notes_cfg = ReportConfig {
-            peers: known_names,
-            ..table_cfg.clone()
-        };
-        let notes_summary = Summary {
-            elapsed: if cpu.is_some() {
-                elapsed
-            } else {
-                Duration::ZERO
-            },
-            cpu: summary.cpu,
-            ..Summary::default()
-        };
-        print_notes(&notes_cfg, &mut out, &known, &notes_summary);
-        let unknown: Vec<&String> = names
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| n)
-            .collect();
-        let judged: (Vec<String>, Vec<Vec<String>>) = names
-            .iter()
-            .zip(&verdicts)
-            .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v)))
-            .unzip();
-        if unknown.is_empty() {
-            print_verdicts(&mut out, &judged.0, &judged.1);
-        } else {
-            // Rows from logs without counters: their errors are unknown, so is their verdict.
-            for (peer, reasons) in judged.0.iter().zip(&judged.1) {
-                for r in reasons {
-                    out.line(&format!("# {peer} FAIL: {r}"));
-                }
-            }
-            for n in &unknown {
-                out.line(&format!(
-                    "# {n} verdict unknown: its logs carry no error counts"
-                ));
-            }
-            out.line(if judged.1.iter().any(|v| !v.is_empty()) {
-                "# verdict: fail"
-            } else {
-                "# verdict: unknown"
-            });
-        }
+    print_notes(&notes_cfg, out, &known, &notes_summary);
+}
+
+/// `print_report`'s verdict lines: `print_verdicts` when every row was judged; else the
+/// failed checks, a line per row whose verdict is unknown (logs without counters: their
+/// errors are unknown, so is their verdict), and `# verdict: fail` or `# verdict: unknown`.
+fn print_report_verdicts<W: Write>(
+    out: &mut Out<W>,
+    names: &[String],
+    verdicts: &[Option<Vec<String>>],
+) {
+    let unknown: Vec<&String> = names
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| n)
+        .collect();
+    let (judged_names, judged): (Vec<String>, Vec<Vec<String>>) = names
+        .iter()
+        .zip(verdicts)
+        .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v)))
+        .unzip();
+    if unknown.is_empty() {
+        print_verdicts(out, &judged_names, &judged);
+        return;
     }
-    print_distributions(&table_cfg, &mut out, &totals);
-    out.flush();
-    summary
+    print_failed_checks(out, &judged_names, &judged);
+    for n in &unknown {
+        out.line(&format!(
+            "# {n} verdict unknown: its logs carry no error counts"
+        ));
+    }
+    out.line(if judged.iter().any(|v| !v.is_empty()) {
+        "# verdict: fail"
+    } else {
+        "# verdict: unknown"
+    });
 }
 
 fn us(ns: u64) -> u64 {
@@ -1144,8 +1243,7 @@ fn print_rows<W: Write>(
                 row.ramp = RampUs::of(r.took, &rs[i].1);
             }
             if let Some(reasons) = span.verdicts.and_then(|v| v.get(i)) {
-                row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
-                row.reasons = Some(reasons);
+                row.set_verdict(reasons);
             }
             out.line(&json_line(&row));
         } else {
@@ -1502,6 +1600,12 @@ impl<'a> Row<'a> {
             reasons: None,
         }
     }
+
+    /// A judged total row: `pass` with no failed check, else `fail` and the checks.
+    fn set_verdict(&mut self, reasons: &'a [String]) {
+        self.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
+        self.reasons = Some(reasons);
+    }
 }
 
 impl LatencyNs {
@@ -1594,8 +1698,7 @@ pub fn step_json_line(
     };
     let ts = iso8601(span.end);
     let mut row = Row::new(cfg, &span, &ts, peer, s);
-    row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
-    row.reasons = Some(reasons);
+    row.set_verdict(reasons);
     json_line(&StepRow {
         step,
         offered_rate: round2(offered_rate),
