@@ -1992,66 +1992,124 @@ pub fn run_server_reporter<W: Write>(
     out: W,
     live: Option<&crate::metrics::Live>,
 ) -> ServerCounters {
-    let mut out = Out {
-        w: out,
-        broken: false,
-    };
-    let mut latest = vec![ServerCounters::default(); workers];
-    let mut latest_at = vec![start; workers];
-    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut printed = ServerCounters::default();
-    let mut printed_at = start;
-    let mut next_window = 0;
+    let mut out = Out::new(out);
+    let mut tally = ServerTally::new(workers, start);
     for snap in rx.iter() {
-        if let Some(l) = latest.get_mut(snap.worker) {
-            *l = snap.counters;
-            latest_at[snap.worker] = snap.at;
-        }
-        if snap.last {
+        let Some(seq) = tally.add(&snap) else {
             continue;
+        };
+        let total = tally.total();
+        if let Some(l) = live {
+            l.fold_server(seq, &total);
         }
-        let n = seen.entry(snap.seq).or_insert(0);
-        *n += 1;
-        if *n == workers {
-            seen.remove(&snap.seq);
-            let total = sum(&latest);
-            if let Some(l) = live {
-                l.fold_server(snap.seq, &total);
-            }
-            if !interval_rows {
-                continue;
-            }
-            let delta = diff(&total, &printed);
-            let at = latest_at.iter().copied().max().unwrap_or(start);
-            printed = total;
-            out.line(&server_line(
-                jsonlines,
-                "interval",
-                &format!("{}", snap.seq),
-                at.saturating_duration_since(printed_at),
-                &delta,
-                &total,
-            ));
+        if interval_rows {
+            out.line(&tally.interval_line(jsonlines, seq, total));
             out.flush();
-            printed_at = at;
-            next_window = snap.seq + 1;
         }
     }
-    let total = sum(&latest);
-    let end = latest_at.iter().copied().max().unwrap_or(start);
+    let total = tally.total();
     if interval_rows {
         // The last, partial window: what the interval rows so far have not counted.
-        out.line(&server_line(
+        out.line(&tally.interval_line(jsonlines, tally.next_window, total));
+    }
+    print_server_end(&mut out, jsonlines, &tally, &total);
+    out.flush();
+    if let Some(l) = live {
+        l.report_printed(Some(&total));
+    }
+    total
+}
+
+/// What the echo server's reporter keeps: each worker's latest counters and when it took
+/// them, how many workers reported each window not yet complete, and what the interval rows
+/// printed so far counted, up to when.
+struct ServerTally {
+    workers: usize,
+    start: Instant,
+    latest: Vec<ServerCounters>,
+    latest_at: Vec<Instant>,
+    seen: BTreeMap<u64, usize>,
+    printed: ServerCounters,
+    printed_at: Instant,
+    next_window: u64,
+}
+
+impl ServerTally {
+    /// Nothing reported yet by the `workers` workers, started at `start`.
+    fn new(workers: usize, start: Instant) -> ServerTally {
+        ServerTally {
+            workers,
+            start,
+            latest: vec![ServerCounters::default(); workers],
+            latest_at: vec![start; workers],
+            seen: BTreeMap::new(),
+            printed: ServerCounters::default(),
+            printed_at: start,
+            next_window: 0,
+        }
+    }
+
+    /// Take a snapshot in: `Some(seq)` when it is the last of the workers' reports of window
+    /// `seq` (a worker's final snapshot completes no window).
+    fn add(&mut self, snap: &ServerSnapshot) -> Option<u64> {
+        if let Some(l) = self.latest.get_mut(snap.worker) {
+            *l = snap.counters;
+            self.latest_at[snap.worker] = snap.at;
+        }
+        if snap.last {
+            return None;
+        }
+        let n = self.seen.entry(snap.seq).or_insert(0);
+        *n += 1;
+        if *n != self.workers {
+            return None;
+        }
+        self.seen.remove(&snap.seq);
+        Some(snap.seq)
+    }
+
+    /// Every worker's latest counters, summed.
+    fn total(&self) -> ServerCounters {
+        sum(&self.latest)
+    }
+
+    /// When the latest counters were taken (`start` before any).
+    fn last_at(&self) -> Instant {
+        self.latest_at.iter().copied().max().unwrap_or(self.start)
+    }
+
+    /// The interval row of window `seq`, ending with the latest counters (summed: `total`):
+    /// what they gained since the last interval row, over the time since it. Marks them
+    /// printed.
+    fn interval_line(&mut self, jsonlines: bool, seq: u64, total: ServerCounters) -> String {
+        let delta = diff(&total, &self.printed);
+        let at = self.last_at();
+        let length = at.saturating_duration_since(self.printed_at);
+        let line = server_line(
             jsonlines,
             "interval",
-            &format!("{next_window}"),
-            end.saturating_duration_since(printed_at),
-            &diff(&total, &printed),
+            &format!("{seq}"),
+            length,
+            &delta,
             &total,
-        ));
+        );
+        self.printed = total;
+        self.printed_at = at;
+        self.next_window = seq + 1;
+        line
     }
-    for (i, c) in latest.iter().enumerate() {
-        let length = latest_at[i].saturating_duration_since(start);
+}
+
+/// The end of the echo server's report: a row per worker over its own time, then the total
+/// (`total`) over the run's.
+fn print_server_end<W: Write>(
+    out: &mut Out<W>,
+    jsonlines: bool,
+    tally: &ServerTally,
+    total: &ServerCounters,
+) {
+    for (i, c) in tally.latest.iter().enumerate() {
+        let length = tally.latest_at[i].saturating_duration_since(tally.start);
         out.line(&server_line(
             jsonlines,
             "worker",
@@ -2061,15 +2119,10 @@ pub fn run_server_reporter<W: Write>(
             c,
         ));
     }
-    let length = end.saturating_duration_since(start);
+    let length = tally.last_at().saturating_duration_since(tally.start);
     out.line(&server_line(
-        jsonlines, "total", "total", length, &total, &total,
+        jsonlines, "total", "total", length, total, total,
     ));
-    out.flush();
-    if let Some(l) = live {
-        l.report_printed(Some(&total));
-    }
-    total
 }
 
 fn sum(cs: &[ServerCounters]) -> ServerCounters {
