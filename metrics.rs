@@ -538,6 +538,69 @@ impl Collector for Exposition {
 
 /// `connect`'s counters per target (and the ramp's), the generator's CPU.
 fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt::Result {
+    encode_requests(enc, st, peers)?;
+    per_target_kinds(
+        enc,
+        "request_errors",
+        "Failed requests by kind",
+        st,
+        peers,
+        |c| &c.errors,
+    )?;
+    per_target_counters(
+        enc,
+        "payload",
+        "Payload bytes sent and echoed back by completed requests",
+        Some(&Unit::Bytes),
+        st,
+        peers,
+        |c| c.bytes,
+    )?;
+    per_target_counters(
+        enc,
+        "connects",
+        "Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)",
+        None,
+        st,
+        peers,
+        |c| c.connects,
+    )?;
+    per_target_kinds(
+        enc,
+        "connection_errors",
+        "Connections that failed with no request in flight, by kind",
+        st,
+        peers,
+        |c| &c.conn_errors,
+    )?;
+
+    if let Some(ramp) = &st.ramp {
+        encode_ramp(enc, ramp, peers)?;
+    }
+
+    per_target_counters(
+        enc,
+        "late_starts",
+        "Sends more than 1 ms behind their intended time",
+        None,
+        st,
+        peers,
+        |c| c.late_starts,
+    )?;
+
+    let mut me = enc.encode_descriptor(
+        "generator_cpu",
+        "CPU time the generator's workers used",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    me.encode_counter::<NoLabelSet, f64, f64>(&st.cpu.as_secs_f64(), None)?;
+
+    Ok(())
+}
+
+/// Scheduled requests per target by outcome: completed, failed, lost, not started.
+fn encode_requests(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt::Result {
     let mut me = enc.encode_descriptor(
         "requests",
         "Scheduled requests by outcome: completed (correct echo), failed (see connperf_request_errors_total), lost (UDP, no reply in --timeout), not_started (the generator's own doing)",
@@ -554,69 +617,40 @@ fn encode_totals(enc: &mut DescriptorEncoder, st: &State, peers: &[&str]) -> fmt
             counter(&mut me, &[("target", p), ("outcome", outcome)], v)?;
         }
     }
+    Ok(())
+}
 
-    let mut me = enc.encode_descriptor(
-        "request_errors",
-        "Failed requests by kind",
-        None,
-        MetricType::Counter,
-    )?;
+/// Counter family `name`: per target, `value` of its counts, labelled `target`.
+fn per_target_counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    st: &State,
+    peers: &[&str],
+    value: impl Fn(&Counts) -> u64,
+) -> fmt::Result {
+    let mut me = enc.encode_descriptor(name, help, unit, MetricType::Counter)?;
     for (p, c) in peers.iter().zip(&st.counts) {
-        kind_counters(&mut me, p, &c.errors)?;
+        counter(&mut me, &[("target", p)], value(c))?;
     }
+    Ok(())
+}
 
-    let mut me = enc.encode_descriptor(
-        "payload",
-        "Payload bytes sent and echoed back by completed requests",
-        Some(&Unit::Bytes),
-        MetricType::Counter,
-    )?;
+/// Counter family `name`: per target, its counts by `Failure` kind (`by_kind`), labelled
+/// `target` and `kind`.
+fn per_target_kinds(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    st: &State,
+    peers: &[&str],
+    by_kind: impl Fn(&Counts) -> &[u64; ERROR_KINDS],
+) -> fmt::Result {
+    let mut me = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (p, c) in peers.iter().zip(&st.counts) {
-        counter(&mut me, &[("target", p)], c.bytes)?;
+        kind_counters(&mut me, p, by_kind(c))?;
     }
-
-    let mut me = enc.encode_descriptor(
-        "connects",
-        "Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)",
-        None,
-        MetricType::Counter,
-    )?;
-    for (p, c) in peers.iter().zip(&st.counts) {
-        counter(&mut me, &[("target", p)], c.connects)?;
-    }
-
-    let mut me = enc.encode_descriptor(
-        "connection_errors",
-        "Connections that failed with no request in flight, by kind",
-        None,
-        MetricType::Counter,
-    )?;
-    for (p, c) in peers.iter().zip(&st.counts) {
-        kind_counters(&mut me, p, &c.conn_errors)?;
-    }
-
-    if let Some(ramp) = &st.ramp {
-        encode_ramp(enc, ramp, peers)?;
-    }
-
-    let mut me = enc.encode_descriptor(
-        "late_starts",
-        "Sends more than 1 ms behind their intended time",
-        None,
-        MetricType::Counter,
-    )?;
-    for (p, c) in peers.iter().zip(&st.counts) {
-        counter(&mut me, &[("target", p)], c.late_starts)?;
-    }
-
-    let mut me = enc.encode_descriptor(
-        "generator_cpu",
-        "CPU time the generator's workers used",
-        Some(&Unit::Seconds),
-        MetricType::Counter,
-    )?;
-    me.encode_counter::<NoLabelSet, f64, f64>(&st.cpu.as_secs_f64(), None)?;
-
     Ok(())
 }
 
@@ -1067,4 +1101,233 @@ mod tests {
             assert!(check_label_names(&l(bad)).is_err(), "{bad}");
         }
     }
+
+    /// The whole page, byte for byte: two targets over two windows, with a ramp, errors of
+    /// both kinds, connects, late starts, send lag, a sweep step and a `--label`.
+    #[test]
+    fn the_page_is_pinned() {
+        let live = Arc::new(Live::new(vec![("host".into(), "a".into())]));
+        let peers = vec!["a:1".to_string(), "b:2".to_string()];
+        live.set_step(Some(Step {
+            index: 2,
+            of: 3,
+            rate_per_sec: 500.0,
+        }));
+        let mut refused = Stats::new();
+        refused.conn_error(Failure::Refused);
+        let mut up = Stats::new();
+        up.record_connect(40_000);
+        up.record_connect(90_000);
+        live.set_ramp(&crate::report::Ramp {
+            took: Duration::from_millis(4),
+            stats: vec![up, refused],
+        });
+        let mut b = stats(&[50, 7000], 2);
+        b.conn_error(Failure::Reset);
+        b.record_connect(120_000);
+        b.record_start(3_000_000);
+        b.lost = 4;
+        b.not_started = 5;
+        live.fold_window(
+            &peers,
+            0,
+            Duration::from_secs(1),
+            Duration::from_millis(5),
+            &[stats(&[100, 200], 1), b],
+        );
+        live.fold_window(
+            &peers,
+            1,
+            Duration::from_millis(500),
+            Duration::from_millis(7),
+            &[stats(&[300, 40_000_000], 0), stats(&[], 3)],
+        );
+        let text = live.encode();
+        assert_eq!(text, GOLDEN_PAGE);
+    }
+
+    const GOLDEN_PAGE: &str = r##"# HELP connperf_phase What the run is doing now (1 for the current phase)
+# TYPE connperf_phase gauge
+connperf_phase{host="a",phase="setup"} 1.0
+# HELP connperf_sweep_step The --sweep step under way, 1-based
+# TYPE connperf_sweep_step gauge
+connperf_sweep_step{host="a"} 2.0
+# HELP connperf_sweep_steps Steps the --sweep has
+# TYPE connperf_sweep_steps gauge
+connperf_sweep_steps{host="a"} 3.0
+# HELP connperf_sweep_offered_rate_per_second Requests per second the --sweep step under way offers, all targets
+# TYPE connperf_sweep_offered_rate_per_second gauge
+connperf_sweep_offered_rate_per_second{host="a"} 500.0
+# HELP connperf_windows Reporting windows folded into these metrics: the counters are the sum of the printed interval rows 0 to windows-1
+# TYPE connperf_windows counter
+connperf_windows_total{host="a"} 2
+# HELP connperf_reports Final reports printed (1 once the run is over; a sweep prints one per step)
+# TYPE connperf_reports counter
+connperf_reports_total{host="a"} 0
+# HELP connperf_requests Scheduled requests by outcome: completed (correct echo), failed (see connperf_request_errors_total), lost (UDP, no reply in --timeout), not_started (the generator's own doing)
+# TYPE connperf_requests counter
+connperf_requests_total{host="a",target="a:1",outcome="completed"} 4
+connperf_requests_total{host="a",target="a:1",outcome="failed"} 1
+connperf_requests_total{host="a",target="a:1",outcome="lost"} 0
+connperf_requests_total{host="a",target="a:1",outcome="not_started"} 0
+connperf_requests_total{host="a",target="b:2",outcome="completed"} 2
+connperf_requests_total{host="a",target="b:2",outcome="failed"} 5
+connperf_requests_total{host="a",target="b:2",outcome="lost"} 4
+connperf_requests_total{host="a",target="b:2",outcome="not_started"} 5
+# HELP connperf_request_errors Failed requests by kind
+# TYPE connperf_request_errors counter
+connperf_request_errors_total{host="a",target="a:1",kind="refused"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="reset"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="timeout"} 1
+connperf_request_errors_total{host="a",target="a:1",kind="closed_early"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="mismatch"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="unreachable"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="addr_not_avail"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="fd_limit"} 0
+connperf_request_errors_total{host="a",target="a:1",kind="other"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="refused"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="reset"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="timeout"} 5
+connperf_request_errors_total{host="a",target="b:2",kind="closed_early"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="mismatch"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="unreachable"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="addr_not_avail"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="fd_limit"} 0
+connperf_request_errors_total{host="a",target="b:2",kind="other"} 0
+# HELP connperf_payload_bytes Payload bytes sent and echoed back by completed requests
+# TYPE connperf_payload_bytes counter
+# UNIT connperf_payload_bytes bytes
+connperf_payload_bytes_total{host="a",target="a:1"} 256
+connperf_payload_bytes_total{host="a",target="b:2"} 128
+# HELP connperf_connects Connections established in the measured windows (ephemeral: one per request; persistent: redials; the ramp's are not counted)
+# TYPE connperf_connects counter
+connperf_connects_total{host="a",target="a:1"} 0
+connperf_connects_total{host="a",target="b:2"} 1
+# HELP connperf_connection_errors Connections that failed with no request in flight, by kind
+# TYPE connperf_connection_errors counter
+connperf_connection_errors_total{host="a",target="a:1",kind="refused"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="reset"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="timeout"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="closed_early"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="mismatch"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="unreachable"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="addr_not_avail"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="fd_limit"} 0
+connperf_connection_errors_total{host="a",target="a:1",kind="other"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="refused"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="reset"} 1
+connperf_connection_errors_total{host="a",target="b:2",kind="timeout"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="closed_early"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="mismatch"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="unreachable"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="addr_not_avail"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="fd_limit"} 0
+connperf_connection_errors_total{host="a",target="b:2",kind="other"} 0
+# HELP connperf_ramp_seconds How long bringing up the connections took before the schedule started
+# TYPE connperf_ramp_seconds gauge
+# UNIT connperf_ramp_seconds seconds
+connperf_ramp_seconds{host="a"} 0.004
+# HELP connperf_ramp_connections Connections up in the ramp
+# TYPE connperf_ramp_connections gauge
+connperf_ramp_connections{host="a",target="a:1"} 2.0
+connperf_ramp_connections{host="a",target="b:2"} 0.0
+# HELP connperf_ramp_connection_errors Connections that failed in the ramp, by kind
+# TYPE connperf_ramp_connection_errors gauge
+connperf_ramp_connection_errors{host="a",target="a:1",kind="refused"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="reset"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="timeout"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="closed_early"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="mismatch"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="unreachable"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="addr_not_avail"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="fd_limit"} 0.0
+connperf_ramp_connection_errors{host="a",target="a:1",kind="other"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="refused"} 1.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="reset"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="timeout"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="closed_early"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="mismatch"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="unreachable"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="addr_not_avail"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="fd_limit"} 0.0
+connperf_ramp_connection_errors{host="a",target="b:2",kind="other"} 0.0
+# HELP connperf_late_starts Sends more than 1 ms behind their intended time
+# TYPE connperf_late_starts counter
+connperf_late_starts_total{host="a",target="a:1"} 0
+connperf_late_starts_total{host="a",target="b:2"} 1
+# HELP connperf_generator_cpu_seconds CPU time the generator's workers used
+# TYPE connperf_generator_cpu_seconds counter
+# UNIT connperf_generator_cpu_seconds seconds
+connperf_generator_cpu_seconds_total{host="a"} 0.012
+# HELP connperf_window_seconds Length of the last reporting window
+# TYPE connperf_window_seconds gauge
+# UNIT connperf_window_seconds seconds
+connperf_window_seconds{host="a"} 0.5
+# HELP connperf_rate_per_second Requests completed per second in the last window
+# TYPE connperf_rate_per_second gauge
+connperf_rate_per_second{host="a",target="a:1"} 4.0
+connperf_rate_per_second{host="a",target="b:2"} 0.0
+# HELP connperf_latency_seconds Latency from each request's intended send time to its echo, last window (coordinated omission corrected)
+# TYPE connperf_latency_seconds histogram
+# UNIT connperf_latency_seconds seconds
+connperf_latency_seconds_sum{host="a",target="a:1"} 40.013960064
+connperf_latency_seconds_count{host="a",target="a:1"} 2
+connperf_latency_seconds_bucket{host="a",le="0.00001",target="a:1"} 0
+connperf_latency_seconds_bucket{host="a",le="0.000025",target="a:1"} 0
+connperf_latency_seconds_bucket{host="a",le="0.00005",target="a:1"} 0
+connperf_latency_seconds_bucket{host="a",le="0.0001",target="a:1"} 0
+connperf_latency_seconds_bucket{host="a",le="0.00025",target="a:1"} 0
+connperf_latency_seconds_bucket{host="a",le="0.0005",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.001",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.0025",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.005",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.01",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.025",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.05",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.1",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.25",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="0.5",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="1.0",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="2.5",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="5.0",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="10.0",target="a:1"} 1
+connperf_latency_seconds_bucket{host="a",le="+Inf",target="a:1"} 2
+connperf_latency_seconds_sum{host="a",target="b:2"} 0.0
+connperf_latency_seconds_count{host="a",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.00001",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.000025",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.00005",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.0001",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.00025",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.0005",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.001",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.0025",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.005",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.01",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.025",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.05",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.1",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.25",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="0.5",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="1.0",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="2.5",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="5.0",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="10.0",target="b:2"} 0
+connperf_latency_seconds_bucket{host="a",le="+Inf",target="b:2"} 0
+# HELP connperf_latency_quantile_seconds Latency quantiles of the last window (1 is the max); absent when nothing completed
+# TYPE connperf_latency_quantile_seconds gauge
+# UNIT connperf_latency_quantile_seconds seconds
+connperf_latency_quantile_seconds{host="a",target="a:1",quantile="0.5"} 0.000300031
+connperf_latency_quantile_seconds{host="a",target="a:1",quantile="0.9"} 40.030437375
+connperf_latency_quantile_seconds{host="a",target="a:1",quantile="0.99"} 40.030437375
+connperf_latency_quantile_seconds{host="a",target="a:1",quantile="0.999"} 40.030437375
+connperf_latency_quantile_seconds{host="a",target="a:1",quantile="1"} 40.030437375
+# HELP connperf_send_lag_seconds Actual minus intended send time of the last window's sends, quantiles (1 is the max): the generator's own error bar; absent with no paced send
+# TYPE connperf_send_lag_seconds gauge
+# UNIT connperf_send_lag_seconds seconds
+connperf_send_lag_seconds{host="a",target="a:1",quantile="0.5"} 0.000002
+connperf_send_lag_seconds{host="a",target="a:1",quantile="0.99"} 0.000002
+connperf_send_lag_seconds{host="a",target="a:1",quantile="1"} 0.000002
+# EOF
+"##;
 }

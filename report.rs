@@ -375,6 +375,11 @@ struct Out<W: Write> {
 }
 
 impl<W: Write> Out<W> {
+    /// Write to `w`, not broken yet.
+    fn new(w: W) -> Out<W> {
+        Out { w, broken: false }
+    }
+
     fn line(&mut self, s: &str) {
         if self.broken {
             return;
@@ -474,14 +479,9 @@ pub fn run_reporter<W: Write>(
     mut on_window: impl FnMut(u64, Duration, Duration, &[Stats]),
     ramp: impl FnOnce() -> Option<Ramp>,
 ) -> Summary {
-    let mut out = Out {
-        w: out,
-        broken: false,
-    };
-    let ntargets = cfg.peers.len();
-    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
-    let mut worker_seq: Vec<Option<u64>> = vec![None; cfg.workers];
-    let mut totals: Vec<Stats> = (0..ntargets).map(|_| Stats::new()).collect();
+    let mut out = Out::new(out);
+    let mut gather = Gather::new(cfg.peers.len(), cfg.workers);
+    let mut totals: Vec<Stats> = (0..cfg.peers.len()).map(|_| Stats::new()).collect();
     let mut summary = Summary::default();
     let mut elapsed_by_worker = vec![Duration::ZERO; cfg.workers];
     if !cfg.jsonlines {
@@ -489,33 +489,6 @@ pub fn run_reporter<W: Write>(
         out.line(&table_header(cfg));
         out.flush();
     }
-    let mut print_upto =
-        |pending: &mut BTreeMap<u64, Pending>, upto: Option<u64>, out: &mut Out<W>| {
-            while let Some((&seq, _)) = pending.first_key_value() {
-                if upto.is_some_and(|u| seq > u) {
-                    break;
-                }
-                let p = pending.remove(&seq).expect("key just seen");
-                on_window(seq, p.window, p.cpu, &p.stats);
-                if let Some(live) = &cfg.live {
-                    live.fold_window(&cfg.peers, seq, p.window, p.cpu, &p.stats);
-                }
-                if !cfg.show_only_results {
-                    let _screen = cfg.live.as_ref().map(|l| l.hold_screen());
-                    let span = Span {
-                        kind: "interval",
-                        seq: Some(seq),
-                        length: p.window,
-                        cpu: p.cpu,
-                        end: SystemTime::now(),
-                        ramp: None,
-                        verdicts: None,
-                    };
-                    print_rows(cfg, out, &span, &p.stats);
-                    out.flush();
-                }
-            }
-        };
     for iv in rx.iter() {
         summary.late_reports += iv.late_reports;
         summary.cpu += iv.cpu;
@@ -525,19 +498,13 @@ pub fn run_reporter<W: Write>(
         for (t, s) in totals.iter_mut().zip(&iv.stats) {
             t.merge(s);
         }
-        pending
-            .entry(iv.seq)
-            .or_insert_with(|| Pending::new(ntargets))
-            .add(&iv);
-        if let Some(w) = worker_seq.get_mut(iv.worker) {
-            *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
-        }
-        if worker_seq.iter().all(|s| s.is_some()) {
-            let done = worker_seq.iter().flatten().min().copied();
-            print_upto(&mut pending, done, &mut out);
+        gather.add(&iv);
+        if gather.all_reported() {
+            let done = gather.reported_by_all();
+            print_windows_upto(cfg, &mut out, &mut gather, done, &mut on_window);
         }
     }
-    print_upto(&mut pending, None, &mut out);
+    print_windows_upto(cfg, &mut out, &mut gather, None, &mut on_window);
     summary.elapsed = elapsed_by_worker.into_iter().max().unwrap_or_default();
     let screen = cfg.live.as_ref().map(|l| l.hold_screen());
     print_end(cfg, &mut out, &totals, &mut summary, ramp().as_ref());
@@ -547,6 +514,87 @@ pub fn run_reporter<W: Write>(
         live.report_printed(None);
     }
     summary
+}
+
+/// The windows the reporter has from some workers and has not printed yet, and the latest
+/// window each worker reported.
+struct Gather {
+    pending: BTreeMap<u64, Pending>,
+    worker_seq: Vec<Option<u64>>,
+    targets: usize,
+}
+
+impl Gather {
+    /// Nothing received yet from `workers` workers measuring `targets` targets.
+    fn new(targets: usize, workers: usize) -> Gather {
+        Gather {
+            pending: BTreeMap::new(),
+            worker_seq: vec![None; workers],
+            targets,
+        }
+    }
+
+    /// Fold one worker's interval into its window.
+    fn add(&mut self, iv: &Interval) {
+        let targets = self.targets;
+        self.pending
+            .entry(iv.seq)
+            .or_insert_with(|| Pending::new(targets))
+            .add(iv);
+        if let Some(w) = self.worker_seq.get_mut(iv.worker) {
+            *w = Some(w.map_or(iv.seq, |s| s.max(iv.seq)));
+        }
+    }
+
+    /// Every worker has reported some window.
+    fn all_reported(&self) -> bool {
+        self.worker_seq.iter().all(|s| s.is_some())
+    }
+
+    /// The last window every worker has reported (or a later one): finished.
+    fn reported_by_all(&self) -> Option<u64> {
+        self.worker_seq.iter().flatten().min().copied()
+    }
+
+    /// Take out the first pending window if it is not after `upto` (any, with `None`).
+    fn pop_upto(&mut self, upto: Option<u64>) -> Option<(u64, Pending)> {
+        let (&seq, _) = self.pending.first_key_value()?;
+        if upto.is_some_and(|u| seq > u) {
+            return None;
+        }
+        self.pending.remove_entry(&seq)
+    }
+}
+
+/// Finish the pending windows up to `upto` (all, with `None`) in order: each goes to
+/// `on_window` and `cfg.live`, and its rows are printed unless `show_only_results`.
+fn print_windows_upto<W: Write>(
+    cfg: &ReportConfig,
+    out: &mut Out<W>,
+    gather: &mut Gather,
+    upto: Option<u64>,
+    on_window: &mut impl FnMut(u64, Duration, Duration, &[Stats]),
+) {
+    while let Some((seq, p)) = gather.pop_upto(upto) {
+        on_window(seq, p.window, p.cpu, &p.stats);
+        if let Some(live) = &cfg.live {
+            live.fold_window(&cfg.peers, seq, p.window, p.cpu, &p.stats);
+        }
+        if !cfg.show_only_results {
+            let _screen = cfg.live.as_ref().map(|l| l.hold_screen());
+            let span = Span {
+                kind: "interval",
+                seq: Some(seq),
+                length: p.window,
+                cpu: p.cpu,
+                end: SystemTime::now(),
+                ramp: None,
+                verdicts: None,
+            };
+            print_rows(cfg, out, &span, &p.stats);
+            out.flush();
+        }
+    }
 }
 
 /// The end of a run's report: the totals with their verdicts, the ramp, the notes and the
@@ -579,11 +627,7 @@ fn print_end<W: Write>(
     }
     print_distributions(cfg, out, totals);
     summary.totals = rows;
-    summary.failures = names
-        .iter()
-        .zip(&verdicts)
-        .flat_map(|(peer, reasons)| reasons.iter().map(move |r| format!("{peer}: {r}")))
-        .collect();
+    summary.failures = named_failures(&names, verdicts.iter().map(Vec::as_slice));
 }
 
 /// Each printed total row's failed checks: the row's own and, in a merged row, each target's
@@ -614,17 +658,34 @@ fn row_names(cfg: &ReportConfig) -> Vec<String> {
 
 /// `# PEER FAIL: reason` per failed check, then `# verdict: pass` or `# verdict: fail`.
 fn print_verdicts<W: Write>(out: &mut Out<W>, names: &[String], verdicts: &[Vec<String>]) {
-    for (peer, reasons) in names.iter().zip(verdicts) {
-        for r in reasons {
-            out.line(&format!("# {peer} FAIL: {r}"));
-        }
-    }
+    print_failed_checks(out, names, verdicts);
     let failed = verdicts.iter().any(|v| !v.is_empty());
     out.line(if failed {
         "# verdict: fail"
     } else {
         "# verdict: pass"
     });
+}
+
+/// `# PEER FAIL: reason` per failed check, row by row.
+fn print_failed_checks<W: Write>(out: &mut Out<W>, names: &[String], verdicts: &[Vec<String>]) {
+    for (peer, reasons) in names.iter().zip(verdicts) {
+        for r in reasons {
+            out.line(&format!("# {peer} FAIL: {r}"));
+        }
+    }
+}
+
+/// `NAME: reason` per failed check, row by row: what `Summary::failures` holds.
+fn named_failures<'v>(
+    names: &[String],
+    verdicts: impl IntoIterator<Item = &'v [String]>,
+) -> Vec<String> {
+    names
+        .iter()
+        .zip(verdicts)
+        .flat_map(|(name, reasons)| reasons.iter().map(move |r| format!("{name}: {r}")))
+        .collect()
 }
 
 /// `# PEER ramp: 10 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)[; failed: refused=2]`
@@ -651,6 +712,9 @@ fn print_ramp<W: Write>(cfg: &ReportConfig, out: &mut Out<W>, ramp: &Ramp) {
     }
 }
 
+/// The Go tool's line between the interval rows and the totals (tables only).
+const TOTALS_HEADING: &str = "--- A result during total execution time ---";
+
 /// The totals block: the Go tool's separator line (tables only) and a row per target or merged.
 fn print_totals<W: Write>(
     cfg: &ReportConfig,
@@ -659,7 +723,7 @@ fn print_totals<W: Write>(
     span: &Span,
 ) -> Vec<Stats> {
     if !cfg.jsonlines {
-        out.line("--- A result during total execution time ---");
+        out.line(TOTALS_HEADING);
     }
     print_rows(cfg, out, span, totals)
 }
@@ -745,72 +809,140 @@ pub fn print_report<W: Write>(
     windows: &[Window],
     out: W,
 ) -> Summary {
-    let mut out = Out {
-        w: out,
-        broken: false,
-    };
-    let names: Vec<String> = rows.iter().map(ReportRow::table_name).collect();
-    let table_cfg = ReportConfig {
-        peers: names.clone(),
-        merge: false,
-        ..cfg.clone()
-    };
-    let row_cfgs: Vec<ReportConfig> = rows
-        .iter()
-        .map(|r| ReportConfig {
-            labels: r.labels.clone(),
-            ..table_cfg.clone()
-        })
-        .collect();
-    // A total row's verdict: the checks it failed, or `None` when its counters are unknown
-    // (logs written before counters were logged), so whether it failed is unknown too.
-    let print_line = |out: &mut Out<W>,
-                      i: usize,
-                      span: &Span,
-                      s: &Stats,
-                      verdict: Option<&Option<Vec<String>>>| {
-        if cfg.jsonlines {
-            let ts = iso8601(span.end);
-            let mut row = Row::new(&row_cfgs[i], span, &ts, &rows[i].peer, s);
-            if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
-                row.ramp = RampUs::of(r.took, rs);
-            }
-            match verdict {
-                Some(Some(reasons)) => {
-                    row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
-                    row.reasons = Some(reasons);
-                }
-                Some(None) => {
-                    row.verdict = Some("unknown");
-                    row.reasons = Some(&[]);
-                }
-                None => {}
-            }
-            out.line(&json_line(&row));
-        } else {
-            out.line(&table_row(&table_cfg, &names[i], s, span.length));
-        }
-    };
+    let mut out = Out::new(out);
+    let lines = ReportLines::new(cfg, rows);
     if !cfg.jsonlines {
-        out.line(&table_header(&table_cfg));
+        out.line(&table_header(&lines.table_cfg));
     }
-    let mut totals: Vec<Stats> = rows.iter().map(|_| Stats::new()).collect();
-    let mut row_cpu = vec![Duration::ZERO; rows.len()];
-    let mut active = vec![Duration::ZERO; rows.len()];
-    let mut row_end = vec![UNIX_EPOCH; rows.len()];
-    let mut elapsed = Duration::ZERO;
-    let mut cpu = Some(Duration::ZERO);
+    let tally = print_windows(&lines, windows, &mut out);
+    if !cfg.jsonlines {
+        out.line(TOTALS_HEADING);
+    }
+    let verdicts = judge_report_rows(cfg, &tally.totals, rows);
+    print_report_totals(&lines, &tally, &verdicts, &mut out);
+    if !cfg.jsonlines {
+        print_row_ramps(&lines, &mut out);
+        print_known_notes(&lines, &tally, &mut out);
+        print_report_verdicts(&mut out, &lines.names, &verdicts);
+    }
+    print_distributions(&lines.table_cfg, &mut out, &tally.totals);
+    out.flush();
+    let failed = verdicts.iter().map(|v| v.as_deref().unwrap_or(&[]));
+    Summary {
+        failures: named_failures(&lines.names, failed),
+        cpu: tally.cpu.unwrap_or_default(),
+        elapsed: tally.elapsed,
+        totals: tally.totals,
+        ..Summary::default()
+    }
+}
+
+/// How `print_report` prints its rows: the table's config (the rows' names as its peers,
+/// nothing merged) and each row's JSON config (the row's own labels).
+struct ReportLines<'a> {
+    cfg: &'a ReportConfig,
+    rows: &'a [ReportRow],
+    names: Vec<String>,
+    table_cfg: ReportConfig,
+    row_cfgs: Vec<ReportConfig>,
+}
+
+impl<'a> ReportLines<'a> {
+    /// The table's and each row's config for `rows` under `cfg`.
+    fn new(cfg: &'a ReportConfig, rows: &'a [ReportRow]) -> Self {
+        let names: Vec<String> = rows.iter().map(ReportRow::table_name).collect();
+        let table_cfg = ReportConfig {
+            peers: names.clone(),
+            merge: false,
+            ..cfg.clone()
+        };
+        let row_cfgs = rows
+            .iter()
+            .map(|r| ReportConfig {
+                labels: r.labels.clone(),
+                ..table_cfg.clone()
+            })
+            .collect();
+        ReportLines {
+            cfg,
+            rows,
+            names,
+            table_cfg,
+            row_cfgs,
+        }
+    }
+
+    /// Row `i`'s line over `span`, JSON or table. A total row's `verdict`: the checks it
+    /// failed, or `None` when its counters are unknown (logs written before counters were
+    /// logged), so whether it failed is unknown too.
+    fn line<W: Write>(
+        &self,
+        out: &mut Out<W>,
+        i: usize,
+        span: &Span,
+        s: &Stats,
+        verdict: Option<&Option<Vec<String>>>,
+    ) {
+        if !self.cfg.jsonlines {
+            out.line(&table_row(&self.table_cfg, &self.names[i], s, span.length));
+            return;
+        }
+        let ts = iso8601(span.end);
+        let mut row = Row::new(&self.row_cfgs[i], span, &ts, &self.rows[i].peer, s);
+        if let (Some(r), Some(rs)) = (span.ramp, span.ramp.and_then(|r| r.stats.first())) {
+            row.ramp = RampUs::of(r.took, rs);
+        }
+        match verdict {
+            Some(Some(reasons)) => row.set_verdict(reasons),
+            Some(None) => {
+                row.verdict = Some("unknown");
+                row.reasons = Some(&[]);
+            }
+            None => {}
+        }
+        out.line(&json_line(&row));
+    }
+}
+
+/// What `print_report` adds up over the windows: per row its totals, generator CPU, active
+/// time and the end of its last window; the report's length, and its generator CPU (`None`
+/// once a window's is unknown).
+struct ReportTally {
+    totals: Vec<Stats>,
+    row_cpu: Vec<Duration>,
+    active: Vec<Duration>,
+    row_end: Vec<SystemTime>,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+}
+
+/// Add up `windows` row by row, printing each row's line in each window it is in unless
+/// `show_only_results`.
+fn print_windows<W: Write>(
+    lines: &ReportLines,
+    windows: &[Window],
+    out: &mut Out<W>,
+) -> ReportTally {
+    let n = lines.rows.len();
+    let mut t = ReportTally {
+        totals: (0..n).map(|_| Stats::new()).collect(),
+        row_cpu: vec![Duration::ZERO; n],
+        active: vec![Duration::ZERO; n],
+        row_end: vec![UNIX_EPOCH; n],
+        elapsed: Duration::ZERO,
+        cpu: Some(Duration::ZERO),
+    };
     for w in windows {
-        elapsed += w.length;
-        cpu = cpu.zip(w.cpu).map(|(a, b)| a + b);
+        t.elapsed += w.length;
+        t.cpu = t.cpu.zip(w.cpu).map(|(a, b)| a + b);
         let end = w.start + w.length;
-        for (i, cell) in w.rows.iter().enumerate().take(rows.len()) {
+        for (i, cell) in w.rows.iter().enumerate().take(n) {
             let Some(c) = cell else { continue };
-            totals[i].merge(&c.stats);
-            row_cpu[i] += c.cpu;
-            active[i] += c.length;
-            row_end[i] = row_end[i].max(end);
-            if !cfg.show_only_results {
+            t.totals[i].merge(&c.stats);
+            t.row_cpu[i] += c.cpu;
+            t.active[i] += c.length;
+            t.row_end[i] = t.row_end[i].max(end);
+            if !lines.cfg.show_only_results {
                 let span = Span {
                     kind: "interval",
                     seq: Some(w.seq),
@@ -820,14 +952,21 @@ pub fn print_report<W: Write>(
                     ramp: None,
                     verdicts: None,
                 };
-                print_line(&mut out, i, &span, &c.stats, None);
+                lines.line(out, i, &span, &c.stats, None);
             }
         }
     }
-    if !cfg.jsonlines {
-        out.line("--- A result during total execution time ---");
-    }
-    let verdicts: Vec<Option<Vec<String>>> = totals
+    t
+}
+
+/// Each `print_report` row's verdict: the checks its totals failed, then those its targets
+/// failed on their own; `None` when its counters are unknown.
+fn judge_report_rows(
+    cfg: &ReportConfig,
+    totals: &[Stats],
+    rows: &[ReportRow],
+) -> Vec<Option<Vec<String>>> {
+    totals
         .iter()
         .zip(rows)
         .map(|(s, r)| {
@@ -837,96 +976,104 @@ pub fn print_report<W: Write>(
                 reasons
             })
         })
-        .collect();
-    for (i, s) in totals.iter().enumerate() {
+        .collect()
+}
+
+/// `print_report`'s total rows: each over its own active time, ending with its last window,
+/// with its ramp and its verdict.
+fn print_report_totals<W: Write>(
+    lines: &ReportLines,
+    tally: &ReportTally,
+    verdicts: &[Option<Vec<String>>],
+    out: &mut Out<W>,
+) {
+    for (i, s) in tally.totals.iter().enumerate() {
         let span = Span {
             kind: "total",
             seq: None,
-            length: active[i],
-            cpu: row_cpu[i],
-            end: row_end[i],
-            ramp: rows[i].ramp.as_ref(),
+            length: tally.active[i],
+            cpu: tally.row_cpu[i],
+            end: tally.row_end[i],
+            ramp: lines.rows[i].ramp.as_ref(),
             verdicts: None,
         };
-        print_line(&mut out, i, &span, s, Some(&verdicts[i]));
+        lines.line(out, i, &span, s, Some(&verdicts[i]));
     }
-    let summary = Summary {
-        totals: totals.clone(),
-        elapsed,
-        cpu: cpu.unwrap_or_default(),
-        failures: names
-            .iter()
-            .zip(&verdicts)
-            .flat_map(|(name, v)| v.iter().flatten().map(move |r| format!("{name}: {r}")))
-            .collect(),
+}
+
+/// `# ROW ramp: ...` for each `print_report` row with a ramp.
+fn print_row_ramps<W: Write>(lines: &ReportLines, out: &mut Out<W>) {
+    for (name, r) in lines.names.iter().zip(lines.rows) {
+        if let Some(ramp) = &r.ramp {
+            let one = ReportConfig {
+                peers: vec![name.clone()],
+                ..lines.table_cfg.clone()
+            };
+            print_ramp(&one, out, ramp);
+        }
+    }
+}
+
+/// The notes on what is known: those of the rows with counters, and the CPU of every
+/// generator (unless some window's is unknown).
+fn print_known_notes<W: Write>(lines: &ReportLines, tally: &ReportTally, out: &mut Out<W>) {
+    let (known_names, known): (Vec<String>, Vec<Stats>) = lines
+        .names
+        .iter()
+        .zip(&tally.totals)
+        .filter(|(_, s)| !s.counters_unknown)
+        .map(|(n, s)| (n.clone(), s.clone()))
+        .unzip();
+    let notes_cfg = ReportConfig {
+        peers: known_names,
+        ..lines.table_cfg.clone()
+    };
+    let notes_summary = Summary {
+        elapsed: if tally.cpu.is_some() {
+            tally.elapsed
+        } else {
+            Duration::ZERO
+        },
+        cpu: tally.cpu.unwrap_or_default(),
         ..Summary::default()
     };
-    if !cfg.jsonlines {
-        // Notes on what is known: the rows with counters, and the CPU of every generator.
-        let (known_names, known): (Vec<String>, Vec<Stats>) = names
-            .iter()
-            .zip(&totals)
-            .filter(|(_, s)| !s.counters_unknown)
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .unzip();
-        for (name, r) in names.iter().zip(rows) {
-            if let Some(ramp) = &r.ramp {
-                let one = ReportConfig {
-                    peers: vec![name.clone()],
-                    ..table_cfg.clone()
-                };
-                print_ramp(&one, &mut out, ramp);
-            }
-        }
-        let notes_cfg = ReportConfig {
-            peers: known_names,
-            ..table_cfg.clone()
-        };
-        let notes_summary = Summary {
-            elapsed: if cpu.is_some() {
-                elapsed
-            } else {
-                Duration::ZERO
-            },
-            cpu: summary.cpu,
-            ..Summary::default()
-        };
-        print_notes(&notes_cfg, &mut out, &known, &notes_summary);
-        let unknown: Vec<&String> = names
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| n)
-            .collect();
-        let judged: (Vec<String>, Vec<Vec<String>>) = names
-            .iter()
-            .zip(&verdicts)
-            .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v)))
-            .unzip();
-        if unknown.is_empty() {
-            print_verdicts(&mut out, &judged.0, &judged.1);
-        } else {
-            // Rows from logs without counters: their errors are unknown, so is their verdict.
-            for (peer, reasons) in judged.0.iter().zip(&judged.1) {
-                for r in reasons {
-                    out.line(&format!("# {peer} FAIL: {r}"));
-                }
-            }
-            for n in &unknown {
-                out.line(&format!(
-                    "# {n} verdict unknown: its logs carry no error counts"
-                ));
-            }
-            out.line(if judged.1.iter().any(|v| !v.is_empty()) {
-                "# verdict: fail"
-            } else {
-                "# verdict: unknown"
-            });
-        }
+    print_notes(&notes_cfg, out, &known, &notes_summary);
+}
+
+/// `print_report`'s verdict lines: `print_verdicts` when every row was judged; else the
+/// failed checks, a line per row whose verdict is unknown (logs without counters: their
+/// errors are unknown, so is their verdict), and `# verdict: fail` or `# verdict: unknown`.
+fn print_report_verdicts<W: Write>(
+    out: &mut Out<W>,
+    names: &[String],
+    verdicts: &[Option<Vec<String>>],
+) {
+    let unknown: Vec<&String> = names
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| n)
+        .collect();
+    let (judged_names, judged): (Vec<String>, Vec<Vec<String>>) = names
+        .iter()
+        .zip(verdicts)
+        .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v)))
+        .unzip();
+    if unknown.is_empty() {
+        print_verdicts(out, &judged_names, &judged);
+        return;
     }
-    print_distributions(&table_cfg, &mut out, &totals);
-    out.flush();
-    summary
+    print_failed_checks(out, &judged_names, &judged);
+    for n in &unknown {
+        out.line(&format!(
+            "# {n} verdict unknown: its logs carry no error counts"
+        ));
+    }
+    out.line(if judged.iter().any(|v| !v.is_empty()) {
+        "# verdict: fail"
+    } else {
+        "# verdict: unknown"
+    });
 }
 
 fn us(ns: u64) -> u64 {
@@ -1096,8 +1243,7 @@ fn print_rows<W: Write>(
                 row.ramp = RampUs::of(r.took, &rs[i].1);
             }
             if let Some(reasons) = span.verdicts.and_then(|v| v.get(i)) {
-                row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
-                row.reasons = Some(reasons);
+                row.set_verdict(reasons);
             }
             out.line(&json_line(&row));
         } else {
@@ -1454,6 +1600,12 @@ impl<'a> Row<'a> {
             reasons: None,
         }
     }
+
+    /// A judged total row: `pass` with no failed check, else `fail` and the checks.
+    fn set_verdict(&mut self, reasons: &'a [String]) {
+        self.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
+        self.reasons = Some(reasons);
+    }
 }
 
 impl LatencyNs {
@@ -1546,8 +1698,7 @@ pub fn step_json_line(
     };
     let ts = iso8601(span.end);
     let mut row = Row::new(cfg, &span, &ts, peer, s);
-    row.verdict = Some(if reasons.is_empty() { "pass" } else { "fail" });
-    row.reasons = Some(reasons);
+    row.set_verdict(reasons);
     json_line(&StepRow {
         step,
         offered_rate: round2(offered_rate),
@@ -1841,66 +1992,124 @@ pub fn run_server_reporter<W: Write>(
     out: W,
     live: Option<&crate::metrics::Live>,
 ) -> ServerCounters {
-    let mut out = Out {
-        w: out,
-        broken: false,
-    };
-    let mut latest = vec![ServerCounters::default(); workers];
-    let mut latest_at = vec![start; workers];
-    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut printed = ServerCounters::default();
-    let mut printed_at = start;
-    let mut next_window = 0;
+    let mut out = Out::new(out);
+    let mut tally = ServerTally::new(workers, start);
     for snap in rx.iter() {
-        if let Some(l) = latest.get_mut(snap.worker) {
-            *l = snap.counters;
-            latest_at[snap.worker] = snap.at;
-        }
-        if snap.last {
+        let Some(seq) = tally.add(&snap) else {
             continue;
+        };
+        let total = tally.total();
+        if let Some(l) = live {
+            l.fold_server(seq, &total);
         }
-        let n = seen.entry(snap.seq).or_insert(0);
-        *n += 1;
-        if *n == workers {
-            seen.remove(&snap.seq);
-            let total = sum(&latest);
-            if let Some(l) = live {
-                l.fold_server(snap.seq, &total);
-            }
-            if !interval_rows {
-                continue;
-            }
-            let delta = diff(&total, &printed);
-            let at = latest_at.iter().copied().max().unwrap_or(start);
-            printed = total;
-            out.line(&server_line(
-                jsonlines,
-                "interval",
-                &format!("{}", snap.seq),
-                at.saturating_duration_since(printed_at),
-                &delta,
-                &total,
-            ));
+        if interval_rows {
+            out.line(&tally.interval_line(jsonlines, seq, total));
             out.flush();
-            printed_at = at;
-            next_window = snap.seq + 1;
         }
     }
-    let total = sum(&latest);
-    let end = latest_at.iter().copied().max().unwrap_or(start);
+    let total = tally.total();
     if interval_rows {
         // The last, partial window: what the interval rows so far have not counted.
-        out.line(&server_line(
+        out.line(&tally.interval_line(jsonlines, tally.next_window, total));
+    }
+    print_server_end(&mut out, jsonlines, &tally, &total);
+    out.flush();
+    if let Some(l) = live {
+        l.report_printed(Some(&total));
+    }
+    total
+}
+
+/// What the echo server's reporter keeps: each worker's latest counters and when it took
+/// them, how many workers reported each window not yet complete, and what the interval rows
+/// printed so far counted, up to when.
+struct ServerTally {
+    workers: usize,
+    start: Instant,
+    latest: Vec<ServerCounters>,
+    latest_at: Vec<Instant>,
+    seen: BTreeMap<u64, usize>,
+    printed: ServerCounters,
+    printed_at: Instant,
+    next_window: u64,
+}
+
+impl ServerTally {
+    /// Nothing reported yet by the `workers` workers, started at `start`.
+    fn new(workers: usize, start: Instant) -> ServerTally {
+        ServerTally {
+            workers,
+            start,
+            latest: vec![ServerCounters::default(); workers],
+            latest_at: vec![start; workers],
+            seen: BTreeMap::new(),
+            printed: ServerCounters::default(),
+            printed_at: start,
+            next_window: 0,
+        }
+    }
+
+    /// Take a snapshot in: `Some(seq)` when it is the last of the workers' reports of window
+    /// `seq` (a worker's final snapshot completes no window).
+    fn add(&mut self, snap: &ServerSnapshot) -> Option<u64> {
+        if let Some(l) = self.latest.get_mut(snap.worker) {
+            *l = snap.counters;
+            self.latest_at[snap.worker] = snap.at;
+        }
+        if snap.last {
+            return None;
+        }
+        let n = self.seen.entry(snap.seq).or_insert(0);
+        *n += 1;
+        if *n != self.workers {
+            return None;
+        }
+        self.seen.remove(&snap.seq);
+        Some(snap.seq)
+    }
+
+    /// Every worker's latest counters, summed.
+    fn total(&self) -> ServerCounters {
+        sum(&self.latest)
+    }
+
+    /// When the latest counters were taken (`start` before any).
+    fn last_at(&self) -> Instant {
+        self.latest_at.iter().copied().max().unwrap_or(self.start)
+    }
+
+    /// The interval row of window `seq`, ending with the latest counters (summed: `total`):
+    /// what they gained since the last interval row, over the time since it. Marks them
+    /// printed.
+    fn interval_line(&mut self, jsonlines: bool, seq: u64, total: ServerCounters) -> String {
+        let delta = diff(&total, &self.printed);
+        let at = self.last_at();
+        let length = at.saturating_duration_since(self.printed_at);
+        let line = server_line(
             jsonlines,
             "interval",
-            &format!("{next_window}"),
-            end.saturating_duration_since(printed_at),
-            &diff(&total, &printed),
+            &format!("{seq}"),
+            length,
+            &delta,
             &total,
-        ));
+        );
+        self.printed = total;
+        self.printed_at = at;
+        self.next_window = seq + 1;
+        line
     }
-    for (i, c) in latest.iter().enumerate() {
-        let length = latest_at[i].saturating_duration_since(start);
+}
+
+/// The end of the echo server's report: a row per worker over its own time, then the total
+/// (`total`) over the run's.
+fn print_server_end<W: Write>(
+    out: &mut Out<W>,
+    jsonlines: bool,
+    tally: &ServerTally,
+    total: &ServerCounters,
+) {
+    for (i, c) in tally.latest.iter().enumerate() {
+        let length = tally.latest_at[i].saturating_duration_since(tally.start);
         out.line(&server_line(
             jsonlines,
             "worker",
@@ -1910,15 +2119,10 @@ pub fn run_server_reporter<W: Write>(
             c,
         ));
     }
-    let length = end.saturating_duration_since(start);
+    let length = tally.last_at().saturating_duration_since(tally.start);
     out.line(&server_line(
-        jsonlines, "total", "total", length, &total, &total,
+        jsonlines, "total", "total", length, total, total,
     ));
-    out.flush();
-    if let Some(l) = live {
-        l.report_printed(Some(&total));
-    }
-    total
 }
 
 fn sum(cs: &[ServerCounters]) -> ServerCounters {
@@ -2489,6 +2693,7 @@ mod tests {
         let mut buf = Vec::new();
         run_server_reporter(1, false, true, start, rx, &mut buf, None);
         let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text, GOLDEN_SERVER_TEXT);
         let rows: Vec<(String, BTreeMap<String, u64>)> = text
             .lines()
             .map(|l| {
@@ -2577,4 +2782,439 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ECONNRESET);
         assert_eq!(Failure::of(&e), Failure::Reset);
     }
+
+    /// `print_report`'s rows for the pinned outputs: one with labels, a ramp and every counter;
+    /// a breakdown row of a merged row whose target failed on its own; one from logs without
+    /// counters.
+    fn report_rows() -> Vec<ReportRow> {
+        let mut ramp = Stats::new();
+        ramp.record_connect(40_000);
+        ramp.record_connect(90_000);
+        ramp.conn_error(Failure::Refused);
+        let row = |peer: &str| ReportRow {
+            peer: peer.into(),
+            labels: Vec::new(),
+            by: None,
+            ramp: None,
+            target_failures: Vec::new(),
+        };
+        vec![
+            ReportRow {
+                labels: vec![("host".into(), "a".into())],
+                ramp: Some(Ramp {
+                    took: Duration::from_millis(4),
+                    stats: vec![ramp],
+                }),
+                ..row("a:1")
+            },
+            ReportRow {
+                labels: vec![("zone".into(), "b".into())],
+                by: Some(("zone".into(), "b".into())),
+                target_failures: vec!["b:2: no request completed (3 failed: refused=3)".into()],
+                ..row("merged(2 hosts)")
+            },
+            row("old:3"),
+        ]
+    }
+
+    /// Three windows of `report_rows`: the merged row is absent from the second; without
+    /// `cpu_known`, the third window's generator CPU is unknown.
+    fn report_windows(cpu_known: bool) -> Vec<Window> {
+        let start = UNIX_EPOCH + Duration::from_millis(1_736_245_800_123);
+        let mut merged = Stats::new();
+        for x in [5000, 7000, 9000] {
+            merged.record(x, x, 32);
+        }
+        merged.error(Failure::Timeout);
+        let mut old = Stats::new();
+        old.record(3000, 3000, 0);
+        old.counters_unknown = true;
+        let cell = |stats: &Stats, ms: u64| Cell {
+            stats: stats.clone(),
+            cpu: Duration::from_millis(ms),
+            length: Duration::from_millis(1000 - ms),
+        };
+        (0..3u64)
+            .map(|seq| Window {
+                seq,
+                start: start + Duration::from_secs(seq),
+                length: Duration::from_secs(1),
+                rows: vec![
+                    Some(cell(&busy_stats(), 10 + seq)),
+                    (seq != 1).then(|| cell(&merged, 20 + seq)),
+                    Some(cell(&old, 30 + seq)),
+                ],
+                cpu: (cpu_known || seq < 2).then(|| Duration::from_millis(40 + seq)),
+            })
+            .collect()
+    }
+
+    /// Every option `print_report` and `run_reporter` print differently with.
+    fn full_cfg(jsonlines: bool) -> ReportConfig {
+        ReportConfig {
+            peers: vec!["a:1".into(), "b:2".into()],
+            workers: 2,
+            jsonlines,
+            extra_percentiles: vec![50.0, 99.9],
+            udp: true,
+            ephemeral: true,
+            latency_distribution: true,
+            labels: vec![("run".into(), "r".into())],
+            seed: Some(7),
+            thresholds: crate::verdict::Thresholds {
+                max_error_rate: 5.0,
+                slo: crate::verdict::parse_slo("p99=1ms").unwrap(),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The exact text of `print_report` (`connperf merge`), table and JSON, and its summary:
+    /// with every row kind, then without the row whose counters are unknown, only the totals,
+    /// and a window whose CPU is unknown.
+    #[test]
+    fn print_report_output_is_pinned() {
+        let rows = report_rows();
+        let mut outs = Vec::new();
+        for (show_only_results, jsonlines) in
+            [(false, false), (false, true), (true, false), (true, true)]
+        {
+            let cfg = ReportConfig {
+                show_only_results,
+                ..full_cfg(jsonlines)
+            };
+            let n = if show_only_results { 2 } else { 3 };
+            let mut buf = Vec::new();
+            let s = print_report(
+                &cfg,
+                &rows[..n],
+                &report_windows(!show_only_results),
+                &mut buf,
+            );
+            let text = String::from_utf8(buf).unwrap();
+            assert_eq!(s.totals.len(), n);
+            outs.push(format!(
+                "{text}{:?} {:?} {:?}\n",
+                s.failures, s.elapsed, s.cpu
+            ));
+        }
+        assert_eq!(outs.concat(), GOLDEN_REPORT);
+    }
+
+    /// The exact text of `run_reporter`'s table with a ramp, every option and failed checks, per
+    /// target and merged; and of its JSON rows with the ramp and verdicts (timestamps masked).
+    #[test]
+    fn reporter_table_and_ramp_are_pinned() {
+        let ivs = || {
+            let mut a = interval(0, 0, &[&[1000, 2000], &[]]);
+            a.stats[1] = busy_stats();
+            let b = interval(1, 0, &[&[3000], &[4_000_000]]);
+            let mut c = interval(0, 1, &[&[5000], &[]]);
+            c.window = Duration::from_millis(400);
+            let d = interval(1, 1, &[&[], &[6000]]);
+            vec![a, b, c, d]
+        };
+        let ramp = || {
+            let mut up = Stats::new();
+            up.record_connect(40_000);
+            up.record_connect(90_000);
+            let mut refused = Stats::new();
+            refused.conn_error(Failure::Refused);
+            refused.conn_error(Failure::Refused);
+            Some(Ramp {
+                took: Duration::from_millis(4),
+                stats: vec![up, refused],
+            })
+        };
+        let report = |cfg: &ReportConfig| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            for iv in ivs() {
+                tx.send(iv).unwrap();
+            }
+            drop(tx);
+            let mut buf = Vec::new();
+            let s = run_reporter(cfg, rx, &mut buf, |_, _, _, _| {}, ramp);
+            (mask_timestamps(&String::from_utf8(buf).unwrap()), s)
+        };
+        let mut outs = Vec::new();
+        for (merge, jsonlines) in [(false, false), (true, false), (false, true), (true, true)] {
+            let cfg = ReportConfig {
+                merge,
+                ..full_cfg(jsonlines)
+            };
+            let (text, summary) = report(&cfg);
+            outs.push(format!("{text}{:?}\n", summary.failures));
+        }
+        assert_eq!(outs.concat(), GOLDEN_REPORTER);
+    }
+
+    const GOLDEN_REPORT: &str = r##"PEER                    CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+a:1                     5          3601330077      1               720051522       3601330077      3601330077      3601330077      5.05       40              3601330077      106             411             126      31
+merged(2 hosts){zone=b} 3          9               5               7               9               9               9               3.06       7               9               -               -               1        0
+old:3                   1          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+a:1                     5          3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             126      31
+old:3                   1          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+a:1                     5          3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             126      31
+merged(2 hosts){zone=b} 3          9               5               7               9               9               9               3.07       7               9               -               -               1        0
+old:3                   1          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+--- A result during total execution time ---
+a:1                     15         3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             378      93
+merged(2 hosts){zone=b} 6          9               5               7               9               9               9               3.06       7               9               -               -               2        0
+old:3                   3          3               3               3               3               3               3               1.03       3               3               -               -               -        -
+# a:1 ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs); failed: refused=1
+# a:1 errors: refused=30 reset=33 timeout=36 closed_early=39 mismatch=42 unreachable=45 addr_not_avail=48 fd_limit=51 other=54; connection attempts failed: refused=60 reset=63 timeout=66 closed_early=69 mismatch=72 unreachable=75 addr_not_avail=78 fd_limit=81 other=84
+# a:1 udp: flows=114 lost=93 late=96 duplicate=99 reordered=102 stray=105
+# a:1 generator behind schedule: 3 late starts (>1 ms), max 2500 µs behind, 108 not started
+# a:1 send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# merged(2 hosts){zone=b} errors: timeout=2
+# merged(2 hosts){zone=b} udp: flows=0 lost=0 late=0 duplicate=0 reordered=0 stray=0
+# arrival: poisson, --seed 7 repeats this schedule
+# generator cpu: 0.12 s over 3.00 s (4 % of one core)
+# a:1 FAIL: errors 96.914 % > --max-error-rate 5 %
+# a:1 FAIL: p99 3601.3 s > slo 1 ms
+# merged(2 hosts){zone=b} FAIL: errors 25 % > --max-error-rate 5 %
+# merged(2 hosts){zone=b} FAIL: b:2: no request completed (3 failed: refused=3)
+# old:3 verdict unknown: its logs carry no error counts
+# verdict: fail
+# latency distribution of a:1 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.500 0.000000000000          3           1.00
+       1.500 0.100000000000          3           1.11
+       1.500 0.200000000000          3           1.25
+       2.501 0.300000000000          6           1.43
+       2.501 0.400000000000          6           1.67
+      40.031 0.500000000000          9           2.00
+      40.031 0.550000000000          9           2.22
+    1234.943 0.600000000000         12           2.50
+    1234.943 0.650000000000         12           2.86
+    1234.943 0.700000000000         12           3.33
+    1234.943 0.750000000000         12           4.00
+    1234.943 0.775000000000         12           4.44
+3601330077.695 0.800000000000         15           5.00
+3601330077.695 1.000000000000         15
+#[Mean    = 720051522.864, StdDeviation   = 1440102406.504]
+#[Max     = 3601330077.695, Total count    =           15]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of merged(2 hosts){zone=b} (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       5.003 0.000000000000          2           1.00
+       5.003 0.100000000000          2           1.11
+       5.003 0.200000000000          2           1.25
+       5.003 0.300000000000          2           1.43
+       7.003 0.400000000000          4           1.67
+       7.003 0.500000000000          4           2.00
+       7.003 0.550000000000          4           2.22
+       7.003 0.600000000000          4           2.50
+       7.003 0.650000000000          4           2.86
+       9.007 0.700000000000          6           3.33
+       9.007 1.000000000000          6
+#[Mean    =        7.003, StdDeviation   =        1.634]
+#[Max     =        9.007, Total count    =            6]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of old:3 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       3.001 0.000000000000          3           1.00
+       3.001 1.000000000000          3
+#[Mean    =        3.001, StdDeviation   =        0.000]
+#[Max     =        3.001, Total count    =            3]
+#[Buckets =           32, SubBuckets     =         2048]
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 123ms
+{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.05,"timestamp":"2025-01-07T10:30:01.123Z","kind":"interval","labels":{"host":"a"},"seed":7,"interval":0,"elapsed_sec":0.99,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.01}
+{"peer":"merged(2 hosts)","count":3,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.06,"timestamp":"2025-01-07T10:30:01.123Z","kind":"interval","labels":{"zone":"b"},"seed":7,"interval":0,"elapsed_sec":0.98,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":96,"error_count":1,"errors":{"refused":0,"reset":0,"timeout":1,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"old:3","count":1,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:01.123Z","kind":"interval","seed":7,"interval":0,"elapsed_sec":0.97,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null}
+{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:02.123Z","kind":"interval","labels":{"host":"a"},"seed":7,"interval":1,"elapsed_sec":0.989,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.011}
+{"peer":"old:3","count":1,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:02.123Z","kind":"interval","seed":7,"interval":1,"elapsed_sec":0.969,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null}
+{"peer":"a:1","count":5,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"interval","labels":{"host":"a"},"seed":7,"interval":2,"elapsed_sec":0.988,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":320,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.012}
+{"peer":"merged(2 hosts)","count":3,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.07,"timestamp":"2025-01-07T10:30:03.123Z","kind":"interval","labels":{"zone":"b"},"seed":7,"interval":2,"elapsed_sec":0.978,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":96,"error_count":1,"errors":{"refused":0,"reset":0,"timeout":1,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.022}
+{"peer":"old:3","count":1,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:03.123Z","kind":"interval","seed":7,"interval":2,"elapsed_sec":0.968,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null}
+{"peer":"a:1","count":15,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"host":"a"},"seed":7,"elapsed_sec":2.967,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":12,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":960,"error_count":378,"errors":{"refused":30,"reset":33,"timeout":36,"closed_early":39,"mismatch":42,"unreachable":45,"addr_not_avail":48,"fd_limit":51,"other":54},"connection_errors":{"refused":60,"reset":63,"timeout":66,"closed_early":69,"mismatch":72,"unreachable":75,"addr_not_avail":78,"fd_limit":81,"other":84},"late_starts":3,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":108,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":93,"late":96,"duplicate":99,"stray":105,"reordered":102,"flows":114,"clamped":3,"generator_cpu_sec":0.033,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":1,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.5,0.0,3],[1.5,0.1,3],[1.5,0.2,3],[2.501,0.30000000000000004,6],[2.501,0.4,6],[40.031,0.5,9],[40.031,0.55,9],[1234.943,0.6000000000000001,12],[1234.943,0.6500000000000001,12],[1234.943,0.7000000000000002,12],[1234.943,0.7500000000000002,12],[1234.943,0.7750000000000002,12],[3601330077.695,0.8000000000000003,15],[3601330077.695,1.0,15]],"verdict":"fail","reasons":["errors 96.914 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms"]}
+{"peer":"merged(2 hosts)","count":6,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"zone":"b"},"seed":7,"elapsed_sec":1.958,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":192,"error_count":2,"errors":{"refused":0,"reset":0,"timeout":2,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.042,"latency_distribution":[[5.003,0.0,2],[5.003,0.1,2],[5.003,0.2,2],[5.003,0.30000000000000004,2],[7.003,0.4,4],[7.003,0.5,4],[7.003,0.55,4],[7.003,0.6000000000000001,4],[7.003,0.6500000000000001,4],[9.007,0.7000000000000002,6],[9.007,1.0,6]],"verdict":"fail","reasons":["errors 25 % > --max-error-rate 5 %","b:2: no request completed (3 failed: refused=3)"]}
+{"peer":"old:3","count":3,"latency_max_us":3,"latency_min_us":3,"latency_mean_us":3,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":1.03,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","seed":7,"elapsed_sec":2.907,"latency_50p_us":3,"latency_999p_us":3,"latency_ns":{"min":3000,"mean":3001.0,"p50":3001,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":3,"service_mean_us":3,"service_50p_us":3,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":null,"error_count":null,"errors":null,"connection_errors":null,"late_starts":null,"max_behind_us":null,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":null,"not_started_by":null,"lost":null,"late":null,"duplicate":null,"stray":null,"reordered":null,"flows":null,"clamped":null,"generator_cpu_sec":null,"latency_distribution":[[3.001,0.0,3],[3.001,1.0,3]],"verdict":"unknown","reasons":[]}
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 123ms
+PEER                    CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+--- A result during total execution time ---
+a:1                     15         3601330077      1               720051522       3601330077      3601330077      3601330077      5.06       40              3601330077      106             411             378      93
+merged(2 hosts){zone=b} 6          9               5               7               9               9               9               3.06       7               9               -               -               2        0
+# a:1 ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs); failed: refused=1
+# a:1 errors: refused=30 reset=33 timeout=36 closed_early=39 mismatch=42 unreachable=45 addr_not_avail=48 fd_limit=51 other=54; connection attempts failed: refused=60 reset=63 timeout=66 closed_early=69 mismatch=72 unreachable=75 addr_not_avail=78 fd_limit=81 other=84
+# a:1 udp: flows=114 lost=93 late=96 duplicate=99 reordered=102 stray=105
+# a:1 generator behind schedule: 3 late starts (>1 ms), max 2500 µs behind, 108 not started
+# a:1 send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# merged(2 hosts){zone=b} errors: timeout=2
+# merged(2 hosts){zone=b} udp: flows=0 lost=0 late=0 duplicate=0 reordered=0 stray=0
+# arrival: poisson, --seed 7 repeats this schedule
+# a:1 FAIL: errors 96.914 % > --max-error-rate 5 %
+# a:1 FAIL: p99 3601.3 s > slo 1 ms
+# merged(2 hosts){zone=b} FAIL: errors 25 % > --max-error-rate 5 %
+# merged(2 hosts){zone=b} FAIL: b:2: no request completed (3 failed: refused=3)
+# verdict: fail
+# latency distribution of a:1 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.500 0.000000000000          3           1.00
+       1.500 0.100000000000          3           1.11
+       1.500 0.200000000000          3           1.25
+       2.501 0.300000000000          6           1.43
+       2.501 0.400000000000          6           1.67
+      40.031 0.500000000000          9           2.00
+      40.031 0.550000000000          9           2.22
+    1234.943 0.600000000000         12           2.50
+    1234.943 0.650000000000         12           2.86
+    1234.943 0.700000000000         12           3.33
+    1234.943 0.750000000000         12           4.00
+    1234.943 0.775000000000         12           4.44
+3601330077.695 0.800000000000         15           5.00
+3601330077.695 1.000000000000         15
+#[Mean    = 720051522.864, StdDeviation   = 1440102406.504]
+#[Max     = 3601330077.695, Total count    =           15]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of merged(2 hosts){zone=b} (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       5.003 0.000000000000          2           1.00
+       5.003 0.100000000000          2           1.11
+       5.003 0.200000000000          2           1.25
+       5.003 0.300000000000          2           1.43
+       7.003 0.400000000000          4           1.67
+       7.003 0.500000000000          4           2.00
+       7.003 0.550000000000          4           2.22
+       7.003 0.600000000000          4           2.50
+       7.003 0.650000000000          4           2.86
+       9.007 0.700000000000          6           3.33
+       9.007 1.000000000000          6
+#[Mean    =        7.003, StdDeviation   =        1.634]
+#[Max     =        9.007, Total count    =            6]
+#[Buckets =           32, SubBuckets     =         2048]
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 0ns
+{"peer":"a:1","count":15,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":720051522,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"host":"a"},"seed":7,"elapsed_sec":2.967,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":720051522864.2,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":127,"service_50p_us":1,"service_99p_us":617,"service_max_us":617,"connect_count":12,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":960,"error_count":378,"errors":{"refused":30,"reset":33,"timeout":36,"closed_early":39,"mismatch":42,"unreachable":45,"addr_not_avail":48,"fd_limit":51,"other":54},"connection_errors":{"refused":60,"reset":63,"timeout":66,"closed_early":69,"mismatch":72,"unreachable":75,"addr_not_avail":78,"fd_limit":81,"other":84},"late_starts":3,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":108,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":93,"late":96,"duplicate":99,"stray":105,"reordered":102,"flows":114,"clamped":3,"generator_cpu_sec":0.033,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":1,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.5,0.0,3],[1.5,0.1,3],[1.5,0.2,3],[2.501,0.30000000000000004,6],[2.501,0.4,6],[40.031,0.5,9],[40.031,0.55,9],[1234.943,0.6000000000000001,12],[1234.943,0.6500000000000001,12],[1234.943,0.7000000000000002,12],[1234.943,0.7500000000000002,12],[1234.943,0.7750000000000002,12],[3601330077.695,0.8000000000000003,15],[3601330077.695,1.0,15]],"verdict":"fail","reasons":["errors 96.914 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms"]}
+{"peer":"merged(2 hosts)","count":6,"latency_max_us":9,"latency_min_us":5,"latency_mean_us":7,"latency_90p_us":9,"latency_95p_us":9,"latency_99p_us":9,"rate_per_sec":3.06,"timestamp":"2025-01-07T10:30:03.123Z","kind":"total","labels":{"zone":"b"},"seed":7,"elapsed_sec":1.958,"latency_50p_us":7,"latency_999p_us":9,"latency_ns":{"min":5000,"mean":7002.67,"p50":7003,"p90":9007,"p95":9007,"p99":9007,"p999":9007,"max":9007},"service_min_us":5,"service_mean_us":7,"service_50p_us":7,"service_99p_us":9,"service_max_us":9,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":192,"error_count":2,"errors":{"refused":0,"reset":0,"timeout":2,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.042,"latency_distribution":[[5.003,0.0,2],[5.003,0.1,2],[5.003,0.2,2],[5.003,0.30000000000000004,2],[7.003,0.4,4],[7.003,0.5,4],[7.003,0.55,4],[7.003,0.6000000000000001,4],[7.003,0.6500000000000001,4],[9.007,0.7000000000000002,6],[9.007,1.0,6]],"verdict":"fail","reasons":["errors 25 % > --max-error-rate 5 %","b:2: no request completed (3 failed: refused=3)"]}
+["a:1: errors 96.914 % > --max-error-rate 5 %", "a:1: p99 3601.3 s > slo 1 ms", "merged(2 hosts){zone=b}: errors 25 % > --max-error-rate 5 %", "merged(2 hosts){zone=b}: b:2: no request completed (3 failed: refused=3)"] 3s 0ns
+"##;
+    const GOLDEN_REPORTER: &str = r##"PEER                 CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+a:1                  3          3               1               2               3               3               3               3.00       2               3               -               -               0        0
+b:2                  6          3601330077      1               600043602       3601330077      3601330077      3601330077      6.00       40              3601330077      106             411             126      31
+a:1                  1          5               5               5               5               5               5               1.00       5               5               -               -               0        0
+b:2                  1          6               6               6               6               6               6               1.00       6               6               -               -               0        0
+--- A result during total execution time ---
+a:1                  4          5               1               2               5               5               5               2.00       2               5               -               -               0        0
+b:2                  7          3601330077      1               514323088       3601330077      3601330077      3601330077      3.50       40              3601330077      106             411             126      31
+# a:1 ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs)
+# b:2 ramp: 0 connections up in 0.004 s; failed: refused=2
+# a:1 udp: flows=0 lost=0 late=0 duplicate=0 reordered=0 stray=0
+# b:2 errors: refused=10 reset=11 timeout=12 closed_early=13 mismatch=14 unreachable=15 addr_not_avail=16 fd_limit=17 other=18; connection attempts failed: refused=20 reset=21 timeout=22 closed_early=23 mismatch=24 unreachable=25 addr_not_avail=26 fd_limit=27 other=28
+# b:2 udp: flows=38 lost=31 late=32 duplicate=33 reordered=34 stray=35
+# b:2 generator behind schedule: 1 late starts (>1 ms), max 2500 µs behind, 36 not started
+# b:2 send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# arrival: poisson, --seed 7 repeats this schedule
+# generator cpu: 0.04 s over 2.00 s (2 % of one core)
+# b:2 FAIL: errors 95.732 % > --max-error-rate 5 %
+# b:2 FAIL: p99 3601.3 s > slo 1 ms
+# verdict: fail
+# latency distribution of a:1 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.000 0.000000000000          1           1.00
+       1.000 0.100000000000          1           1.11
+       1.000 0.200000000000          1           1.25
+       2.000 0.300000000000          2           1.43
+       2.000 0.400000000000          2           1.67
+       2.000 0.500000000000          2           2.00
+       3.001 0.550000000000          3           2.22
+       3.001 0.600000000000          3           2.50
+       3.001 0.650000000000          3           2.86
+       3.001 0.700000000000          3           3.33
+       5.003 0.750000000000          4           4.00
+       5.003 1.000000000000          4
+#[Mean    =        2.751, StdDeviation   =        1.480]
+#[Max     =        5.003, Total count    =            4]
+#[Buckets =           32, SubBuckets     =         2048]
+# latency distribution of b:2 (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.500 0.000000000000          1           1.00
+       1.500 0.100000000000          1           1.11
+       2.501 0.200000000000          2           1.25
+       6.003 0.300000000000          3           1.43
+       6.003 0.400000000000          3           1.67
+      40.031 0.500000000000          4           2.00
+      40.031 0.550000000000          4           2.22
+    1234.943 0.600000000000          5           2.50
+    1234.943 0.650000000000          5           2.86
+    1234.943 0.700000000000          5           3.33
+    4001.791 0.750000000000          6           4.00
+    4001.791 0.775000000000          6           4.44
+    4001.791 0.800000000000          6           5.00
+    4001.791 0.825000000000          6           5.71
+    4001.791 0.850000000000          6           6.67
+3601330077.695 0.875000000000          7           8.00
+3601330077.695 1.000000000000          7
+#[Mean    = 514323088.727, StdDeviation   = 1259826972.633]
+#[Max     = 3601330077.695, Total count    =            7]
+#[Buckets =           32, SubBuckets     =         2048]
+["b:2: errors 95.732 % > --max-error-rate 5 %", "b:2: p99 3601.3 s > slo 1 ms"]
+PEER                 CNT        LAT_MAX(µs)     LAT_MIN(µs)     LAT_MEAN(µs)    LAT_90p(µs)     LAT_95p(µs)     LAT_99p(µs)     RATE(/s)   LAT_50p(µs)     LAT_99.9p(µs)   CONN_MEAN(µs)   CONN_99p(µs)    ERRORS   LOST
+merged(2 hosts)      9          3601330077      1               400029069       3601330077      3601330077      3601330077      9.00       3               3601330077      106             411             126      31
+merged(2 hosts)      2          6               5               5               6               6               6               2.00       5               6               -               -               0        0
+--- A result during total execution time ---
+merged(2 hosts)      11         3601330077      1               327296512       4001            3601330077      3601330077      5.50       5               3601330077      106             411             126      31
+# merged(2 hosts) ramp: 2 connections up in 0.004 s (connect p50 40 µs, p99 90 µs); failed: refused=2
+# merged(2 hosts) errors: refused=10 reset=11 timeout=12 closed_early=13 mismatch=14 unreachable=15 addr_not_avail=16 fd_limit=17 other=18; connection attempts failed: refused=20 reset=21 timeout=22 closed_early=23 mismatch=24 unreachable=25 addr_not_avail=26 fd_limit=27 other=28
+# merged(2 hosts) udp: flows=38 lost=31 late=32 duplicate=33 reordered=34 stray=35
+# merged(2 hosts) generator behind schedule: 1 late starts (>1 ms), max 2500 µs behind, 36 not started
+# merged(2 hosts) send lag (actual - intended send): p50 0 µs, p99 2500 µs, max 2500 µs
+# arrival: poisson, --seed 7 repeats this schedule
+# generator cpu: 0.04 s over 2.00 s (2 % of one core)
+# merged(2 hosts) FAIL: errors 93.452 % > --max-error-rate 5 %
+# merged(2 hosts) FAIL: p99 3601.3 s > slo 1 ms
+# merged(2 hosts) FAIL: b:2: errors 95.732 % > --max-error-rate 5 %
+# merged(2 hosts) FAIL: b:2: p99 3601.3 s > slo 1 ms
+# verdict: fail
+# latency distribution of merged(2 hosts) (µs, intended-time latency)
+       Value     Percentile TotalCount 1/(1-Percentile)
+
+       1.000 0.000000000000          1           1.00
+       1.500 0.100000000000          2           1.11
+       2.000 0.200000000000          3           1.25
+       2.501 0.300000000000          4           1.43
+       3.001 0.400000000000          5           1.67
+       5.003 0.500000000000          6           2.00
+       6.003 0.550000000000          7           2.22
+       6.003 0.600000000000          7           2.50
+      40.031 0.650000000000          8           2.86
+      40.031 0.700000000000          8           3.33
+    1234.943 0.750000000000          9           4.00
+    1234.943 0.775000000000          9           4.44
+    1234.943 0.800000000000          9           5.00
+    4001.791 0.825000000000         10           5.71
+    4001.791 0.850000000000         10           6.67
+    4001.791 0.875000000000         10           8.00
+    4001.791 0.887500000000         10           8.89
+    4001.791 0.900000000000         10          10.00
+3601330077.695 0.912500000000         11          11.43
+3601330077.695 1.000000000000         11
+#[Mean    = 327296512.009, StdDeviation   = 1035000773.364]
+#[Max     = 3601330077.695, Total count    =           11]
+#[Buckets =           32, SubBuckets     =         2048]
+["merged(2 hosts): errors 93.452 % > --max-error-rate 5 %", "merged(2 hosts): p99 3601.3 s > slo 1 ms", "merged(2 hosts): b:2: errors 95.732 % > --max-error-rate 5 %", "merged(2 hosts): b:2: p99 3601.3 s > slo 1 ms"]
+{"peer":"a:1","count":3,"latency_max_us":3,"latency_min_us":1,"latency_mean_us":2,"latency_90p_us":3,"latency_95p_us":3,"latency_99p_us":3,"rate_per_sec":3.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":0,"elapsed_sec":1.0,"latency_50p_us":2,"latency_999p_us":3,"latency_ns":{"min":1000,"mean":2000.33,"p50":2000,"p90":3001,"p95":3001,"p99":3001,"p999":3001,"max":3001},"service_min_us":1,"service_mean_us":2,"service_50p_us":2,"service_99p_us":3,"service_max_us":3,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":30,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"b:2","count":6,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":600043602,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":6.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":0,"elapsed_sec":1.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":600043602514.83,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":773,"service_50p_us":1,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":330,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.02}
+{"peer":"a:1","count":1,"latency_max_us":5,"latency_min_us":5,"latency_mean_us":5,"latency_90p_us":5,"latency_95p_us":5,"latency_99p_us":5,"rate_per_sec":1.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":1,"elapsed_sec":1.0,"latency_50p_us":5,"latency_999p_us":5,"latency_ns":{"min":5000,"mean":5002.0,"p50":5003,"p90":5003,"p95":5003,"p99":5003,"p999":5003,"max":5003},"service_min_us":5,"service_mean_us":5,"service_50p_us":5,"service_99p_us":5,"service_max_us":5,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":10,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"b:2","count":1,"latency_max_us":6,"latency_min_us":6,"latency_mean_us":6,"latency_90p_us":6,"latency_95p_us":6,"latency_99p_us":6,"rate_per_sec":1.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":1,"elapsed_sec":1.0,"latency_50p_us":6,"latency_999p_us":6,"latency_ns":{"min":6000,"mean":6002.0,"p50":6003,"p90":6003,"p95":6003,"p99":6003,"p999":6003,"max":6003},"service_min_us":6,"service_mean_us":6,"service_50p_us":6,"service_99p_us":6,"service_max_us":6,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":10,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"a:1","count":4,"latency_max_us":5,"latency_min_us":1,"latency_mean_us":2,"latency_90p_us":5,"latency_95p_us":5,"latency_99p_us":5,"rate_per_sec":2.0,"timestamp":"T","kind":"total","labels":{"run":"r"},"seed":7,"elapsed_sec":2.0,"latency_50p_us":2,"latency_999p_us":5,"latency_ns":{"min":1000,"mean":2750.75,"p50":2000,"p90":5003,"p95":5003,"p99":5003,"p999":5003,"max":5003},"service_min_us":1,"service_mean_us":2,"service_50p_us":2,"service_99p_us":5,"service_max_us":5,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":40,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.04,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.0,0.0,1],[1.0,0.1,1],[1.0,0.2,1],[2.0,0.30000000000000004,2],[2.0,0.4,2],[2.0,0.5,2],[3.001,0.55,3],[3.001,0.6000000000000001,3],[3.001,0.6500000000000001,3],[3.001,0.7000000000000002,3],[5.003,0.7500000000000002,4],[5.003,1.0,4]],"verdict":"pass","reasons":[]}
+{"peer":"b:2","count":7,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":514323088,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":3.5,"timestamp":"T","kind":"total","labels":{"run":"r"},"seed":7,"elapsed_sec":2.0,"latency_50p_us":40,"latency_999p_us":3601330077,"latency_ns":{"min":1500,"mean":514323088727.29,"p50":40031,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":663,"service_50p_us":6,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":340,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":38,"clamped":1,"generator_cpu_sec":0.04,"ramp_sec":0.004,"ramp_connections":0,"ramp_connect_50p_us":null,"ramp_connect_99p_us":null,"ramp_connect_max_us":null,"ramp_failed":{"refused":2,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.5,0.0,1],[1.5,0.1,1],[2.501,0.2,2],[6.003,0.30000000000000004,3],[6.003,0.4,3],[40.031,0.5,4],[40.031,0.55,4],[1234.943,0.6000000000000001,5],[1234.943,0.6500000000000001,5],[1234.943,0.7000000000000002,5],[4001.791,0.7500000000000002,6],[4001.791,0.7750000000000002,6],[4001.791,0.8000000000000003,6],[4001.791,0.8250000000000003,6],[4001.791,0.8500000000000003,6],[3601330077.695,0.8750000000000003,7],[3601330077.695,1.0,7]],"verdict":"fail","reasons":["errors 95.732 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms"]}
+["b:2: errors 95.732 % > --max-error-rate 5 %", "b:2: p99 3601.3 s > slo 1 ms"]
+{"peer":"merged(2 hosts)","count":9,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":400029069,"latency_90p_us":3601330077,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":9.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":0,"elapsed_sec":1.0,"latency_50p_us":3,"latency_999p_us":3601330077,"latency_ns":{"min":1000,"mean":400029069010.0,"p50":3001,"p90":3601330077695,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":516,"service_50p_us":2,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":360,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":37,"clamped":1,"generator_cpu_sec":0.02}
+{"peer":"merged(2 hosts)","count":2,"latency_max_us":6,"latency_min_us":5,"latency_mean_us":5,"latency_90p_us":6,"latency_95p_us":6,"latency_99p_us":6,"rate_per_sec":2.0,"timestamp":"T","kind":"interval","labels":{"run":"r"},"seed":7,"interval":1,"elapsed_sec":1.0,"latency_50p_us":5,"latency_999p_us":6,"latency_ns":{"min":5000,"mean":5502.0,"p50":5003,"p90":6003,"p95":6003,"p99":6003,"p999":6003,"max":6003},"service_min_us":5,"service_mean_us":5,"service_50p_us":5,"service_99p_us":6,"service_max_us":6,"connect_count":0,"connect_min_us":null,"connect_mean_us":null,"connect_50p_us":null,"connect_99p_us":null,"connect_max_us":null,"bytes":20,"error_count":0,"errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"connection_errors":{"refused":0,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"late_starts":0,"max_behind_us":0,"send_lag_50p_us":null,"send_lag_99p_us":null,"send_lag_max_us":null,"not_started":0,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":0,"late":0,"duplicate":0,"stray":0,"reordered":0,"flows":0,"clamped":0,"generator_cpu_sec":0.02}
+{"peer":"merged(2 hosts)","count":11,"latency_max_us":3601330077,"latency_min_us":1,"latency_mean_us":327296512,"latency_90p_us":4001,"latency_95p_us":3601330077,"latency_99p_us":3601330077,"rate_per_sec":5.5,"timestamp":"T","kind":"total","labels":{"run":"r"},"seed":7,"elapsed_sec":2.0,"latency_50p_us":5,"latency_999p_us":3601330077,"latency_ns":{"min":1000,"mean":327296512008.55,"p50":5003,"p90":4001791,"p95":3601330077695,"p99":3601330077695,"p999":3601330077695,"max":3601330077695},"service_min_us":0,"service_mean_us":423,"service_50p_us":3,"service_99p_us":4001,"service_max_us":4001,"connect_count":4,"connect_min_us":0,"connect_mean_us":106,"connect_50p_us":0,"connect_99p_us":411,"connect_max_us":411,"bytes":380,"error_count":126,"errors":{"refused":10,"reset":11,"timeout":12,"closed_early":13,"mismatch":14,"unreachable":15,"addr_not_avail":16,"fd_limit":17,"other":18},"connection_errors":{"refused":20,"reset":21,"timeout":22,"closed_early":23,"mismatch":24,"unreachable":25,"addr_not_avail":26,"fd_limit":27,"other":28},"late_starts":1,"max_behind_us":2500,"send_lag_50p_us":0,"send_lag_99p_us":2500,"send_lag_max_us":2500,"not_started":36,"not_started_by":{"in_flight_limit":0,"run_ended":0},"lost":31,"late":32,"duplicate":33,"stray":35,"reordered":34,"flows":38,"clamped":1,"generator_cpu_sec":0.04,"ramp_sec":0.004,"ramp_connections":2,"ramp_connect_50p_us":40,"ramp_connect_99p_us":90,"ramp_connect_max_us":90,"ramp_failed":{"refused":2,"reset":0,"timeout":0,"closed_early":0,"mismatch":0,"unreachable":0,"addr_not_avail":0,"fd_limit":0,"other":0},"latency_distribution":[[1.0,0.0,1],[1.5,0.1,2],[2.0,0.2,3],[2.501,0.30000000000000004,4],[3.001,0.4,5],[5.003,0.5,6],[6.003,0.55,7],[6.003,0.6000000000000001,7],[40.031,0.6500000000000001,8],[40.031,0.7000000000000002,8],[1234.943,0.7500000000000002,9],[1234.943,0.7750000000000002,9],[1234.943,0.8000000000000003,9],[4001.791,0.8250000000000003,10],[4001.791,0.8500000000000003,10],[4001.791,0.8750000000000003,10],[4001.791,0.8875000000000003,10],[4001.791,0.9000000000000002,10],[3601330077.695,0.9125000000000002,11],[3601330077.695,1.0,11]],"verdict":"fail","reasons":["errors 93.452 % > --max-error-rate 5 %","p99 3601.3 s > slo 1 ms","b:2: errors 95.732 % > --max-error-rate 5 %","b:2: p99 3601.3 s > slo 1 ms"]}
+["merged(2 hosts): errors 93.452 % > --max-error-rate 5 %", "merged(2 hosts): p99 3601.3 s > slo 1 ms", "merged(2 hosts): b:2: errors 95.732 % > --max-error-rate 5 %", "merged(2 hosts): b:2: p99 3601.3 s > slo 1 ms"]
+"##;
+    const GOLDEN_SERVER_TEXT: &str = r##"server interval 0      accepted=3 open=3 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=30 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=1000
+server interval 1      accepted=2 open=5 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=20 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=1000
+server interval 2      accepted=1 open=6 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=10 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=250
+server worker   w0     accepted=6 open=6 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=60 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=2250
+server total    total  accepted=6 open=6 closed=0 rejected=0 idle_closed=0 tcp_reads=0 tcp_bytes=60 udp_datagrams=0 udp_bytes=0 denied=0 resets=0 errors=0 (accept_fd_limit=0 accept_other=0 io=0) elapsed_ms=2250
+"##;
 }
