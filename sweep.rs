@@ -944,4 +944,224 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A finished step at `rate` req/s in total: `rows`, measured over `elapsed` with `cpu` of
+    /// generator CPU, stopped for `stopped`.
+    fn step(
+        rate: f64,
+        rows: Vec<StepRow>,
+        elapsed: Duration,
+        cpu: Duration,
+        stopped: Option<Stopped>,
+    ) -> Step {
+        Step {
+            rate,
+            rows,
+            summary: Summary {
+                elapsed,
+                cpu,
+                ..Summary::default()
+            },
+            stopped,
+        }
+    }
+
+    /// A step with no rows, over a second.
+    fn bare(rate: f64, stopped: Option<Stopped>) -> Step {
+        let sec = Duration::from_secs(1);
+        step(rate, Vec::new(), sec, sec, stopped)
+    }
+
+    /// What `print_step` prints for step `index`, each row offered `offered`.
+    fn printed_step(report: &ReportConfig, index: u64, offered: f64, step: Step) -> String {
+        let mut out = Printer {
+            w: Vec::new(),
+            broken: false,
+        };
+        print_step(&mut out, report, index, offered, &step);
+        String::from_utf8(out.w).unwrap()
+    }
+
+    /// What `finish` prints after `steps` of a sweep of `rates` (`--slo` `slo`), and the
+    /// error it returns (`None`: Ok).
+    fn finished(
+        rates: &[f64],
+        slo: Option<&str>,
+        steps: &[Step],
+        jsonlines: bool,
+    ) -> (String, Option<Vec<String>>) {
+        let sweep = Sweep {
+            rates: rates.to_vec(),
+            step: Duration::from_secs(1),
+            slo: slo.map(String::from),
+        };
+        let report = ReportConfig {
+            jsonlines,
+            ..Default::default()
+        };
+        let mut out = Printer {
+            w: Vec::new(),
+            broken: false,
+        };
+        let err = match finish(&mut out, &report, &sweep, steps) {
+            Ok(()) => None,
+            Err(Error::Failed(why)) => Some(why),
+            Err(e) => panic!("{e:?}"),
+        };
+        (String::from_utf8(out.w).unwrap(), err)
+    }
+
+    #[test]
+    fn a_step_prints_a_table_line_per_row_then_its_reasons() {
+        let sec = Duration::from_secs(1);
+        let report = ReportConfig::default();
+        let pass = step(1000.0, vec![row(1000, 50_000)], sec, sec / 2, None);
+        assert_eq!(
+            printed_step(&report, 0, 1000.0, pass),
+            "0     t                    1000.00      1000.00      50         50         50         0        50      pass\n"
+        );
+        let mut short = row(900, 50_000);
+        short.reasons = vec!["p99 over".into()];
+        let s = step(
+            2000.0,
+            vec![short],
+            sec,
+            sec,
+            Some(Stopped::Rate("t: short".into())),
+        );
+        assert_eq!(
+            printed_step(&report, 1, 1000.0, s),
+            "1     t                    1000.00      900.00       50         50         50         0        100     fail\n\
+             # step 1 t FAIL: p99 over\n\
+             # step 1 t FAIL: achieved 900.0/s of 1000.0/s offered (under 95 %; errors 0, lost 0, not started 0)\n"
+        );
+        // Cut short with nothing measured: no rate, no CPU share, no latency.
+        let udp = ReportConfig {
+            udp: true,
+            ..Default::default()
+        };
+        let cut = step(
+            500.5,
+            vec![row(0, 0)],
+            Duration::ZERO,
+            sec,
+            Some(Stopped::Signal),
+        );
+        assert_eq!(
+            printed_step(&udp, 2, 500.5, cut),
+            "2     t                    500.50       -            -          -          -          0        0        -       fail\n\
+             # step 2 t FAIL: cut short by a signal\n"
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_sweep_names_its_knee_and_why_it_stopped() {
+        let rates = [1000.0, 2000.0, 2500.5];
+        let all = [bare(1000.0, None), bare(2000.0, None), bare(2500.5, None)];
+        assert_eq!(
+            finished(&rates, None, &all, false),
+            (
+                "# knee: 2500.50 req/s (highest step meeting the checks)\n\
+                 # sweep ended: every step met the checks, up to TO (2500.50 req/s)\n"
+                    .into(),
+                None
+            )
+        );
+        let slo = [
+            bare(1000.0, None),
+            bare(2000.0, Some(Stopped::Slo("t: p99 over".into()))),
+        ];
+        assert_eq!(
+            finished(&rates, Some("p99=1ms"), &slo, false),
+            (
+                "# knee: 1000 req/s (highest step meeting p99=1ms)\n\
+                 # sweep stopped: step 1 (2000 req/s) failed: t: p99 over\n"
+                    .into(),
+                None
+            )
+        );
+        let rate = [bare(1000.0, Some(Stopped::Rate("t: short".into())))];
+        assert_eq!(
+            finished(&rates, Some("p99=1ms"), &rate, false),
+            (
+                "# knee: none (the first step, 1000 req/s, did not meet p99=1ms)\n\
+                 # sweep stopped: step 0 (1000 req/s) fell short of its rate: t: short\n"
+                    .into(),
+                Some(vec![
+                    "sweep found no knee: step 0 (1000 req/s) fell short of its rate: t: short"
+                        .into()
+                ])
+            )
+        );
+        let generator = [
+            bare(1000.0, None),
+            bare(2000.0, None),
+            bare(2500.5, Some(Stopped::Generator("t: late".into()))),
+        ];
+        assert_eq!(
+            finished(&rates, None, &generator, false),
+            (
+                "# knee: 2000 req/s (highest step meeting the checks)\n\
+                 # sweep stopped: the generator could not send 2500.50 req/s on schedule (t: late); capacity of the target not reached\n"
+                    .into(),
+                None
+            )
+        );
+        let cut = [bare(1000.0, Some(Stopped::Signal))];
+        assert_eq!(
+            finished(&rates, None, &cut, false),
+            (
+                "# knee: none (the first step, 1000 req/s, did not finish)\n\
+                 # sweep stopped: step 0 (1000 req/s) was cut short by a signal and does not count\n"
+                    .into(),
+                Some(vec![
+                    "sweep found no knee: step 0 (1000 req/s) was cut short by a signal and does not count"
+                        .into()
+                ])
+            )
+        );
+        assert_eq!(
+            finished(&rates, None, &[bare(1000.0, None)], false),
+            (
+                "# knee: 1000 req/s (highest step meeting the checks)\n\
+                 # sweep stopped: stopped by a signal after 1 of 3 steps\n"
+                    .into(),
+                None
+            )
+        );
+        assert_eq!(
+            finished(&rates, None, &[], false),
+            (
+                "# knee: none (the first step, 1000 req/s, did not finish)\n\
+                 # sweep stopped: stopped by a signal after 0 of 3 steps\n"
+                    .into(),
+                Some(vec![
+                    "sweep found no knee: stopped by a signal after 0 of 3 steps".into()
+                ])
+            )
+        );
+    }
+
+    #[test]
+    fn the_knee_row_carries_the_knee_and_why_the_sweep_stopped() {
+        let rates = [1000.0, 2000.0];
+        let (text, err) = finished(&rates, Some("p99=1ms"), &[bare(1000.0, None)], true);
+        assert_eq!(err, None);
+        assert_eq!(
+            text,
+            "{\"kind\":\"knee\",\"knee_rate\":1000.0,\"knee_step\":0,\"slo\":\"p99=1ms\",\"max_error_rate\":100.0,\"steps\":1,\"stopped\":\"signal\",\"reason\":\"stopped by a signal after 1 of 2 steps\"}\n"
+        );
+        let slo = [bare(1000.0, Some(Stopped::Slo("t: p99 over".into())))];
+        let (text, err) = finished(&rates, None, &slo, true);
+        assert_eq!(
+            err,
+            Some(vec![
+                "sweep found no knee: step 0 (1000 req/s) failed: t: p99 over".into()
+            ])
+        );
+        assert_eq!(
+            text,
+            "{\"kind\":\"knee\",\"knee_rate\":null,\"knee_step\":null,\"slo\":null,\"max_error_rate\":100.0,\"steps\":1,\"stopped\":\"slo\",\"reason\":\"step 0 (1000 req/s) failed: t: p99 over\"}\n"
+        );
+    }
 }
