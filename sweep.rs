@@ -26,8 +26,8 @@
 //! schema and the checks (`report`, `verdict`).
 
 use crate::affinity::Plan;
-use crate::driver::{ConnectConfig, Mode, Run};
-use crate::metrics::Phase;
+use crate::driver::{Clock, ConnectConfig, Mode, Run};
+use crate::metrics::{Live, Phase};
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::{ReportConfig, Stats, Summary, Unsent, LATE_START_NS};
 use crate::verdict::Bound;
@@ -352,6 +352,9 @@ fn achieved(s: &Stats, elapsed: Duration) -> f64 {
 struct Step {
     /// Total offered rate, req/s.
     rate: f64,
+    /// The rate offered to each printed row: all of `rate` in a merged row, else a target's
+    /// share.
+    offered_per_row: f64,
     rows: Vec<StepRow>,
     summary: Summary,
     /// `None`: the step met the checks.
@@ -373,69 +376,146 @@ pub fn run<W: Write>(
         w: out,
         broken: false,
     };
-    let step_report = ReportConfig {
+    if !report.jsonlines {
+        print_banner(&mut out, base, report, sweep);
+    }
+    let runner = StepRunner {
+        base,
+        report,
+        step_report: step_report(report),
+        plan,
+        loop_opts,
+        sweep,
+        stop,
+    };
+    let steps = runner.run_steps(&mut out)?;
+    let live = report.live.as_deref();
+    if let Some(l) = live {
+        l.set_step(None);
+        l.set_phase(Phase::Done);
+    }
+    let _screen = live.map(|l| l.hold_screen());
+    finish(&mut out, report, sweep, &steps)
+}
+
+/// The table's first lines: what each step runs, then the column header.
+fn print_banner<W: Write>(
+    out: &mut Printer<W>,
+    base: &ConnectConfig,
+    report: &ReportConfig,
+    sweep: &Sweep,
+) {
+    out.line(&format!(
+        "# sweep: {} to {} req/s in {} steps of {:.3} s (after each ramp and {:.3} s of --warmup, not measured); OFFERED/ACHIEVED per row; CPU: generator CPU, % of one core",
+        rate_text(sweep.rates[0]),
+        rate_text(*sweep.rates.last().expect("a sweep has a step")),
+        sweep.rates.len(),
+        sweep.step.as_secs_f64(),
+        base.warmup.as_secs_f64()
+    ));
+    out.line(&table_header(report));
+    out.flush();
+}
+
+/// The report of each step's own run: totals only, never printed (its output is discarded;
+/// the sweep prints its rows from the summary).
+fn step_report(report: &ReportConfig) -> ReportConfig {
+    ReportConfig {
         show_only_results: true,
         jsonlines: false,
         latency_distribution: false,
         ..report.clone()
-    };
-    if !report.jsonlines {
-        out.line(&format!(
-            "# sweep: {} to {} req/s in {} steps of {:.3} s (after each ramp and {:.3} s of --warmup, not measured); OFFERED/ACHIEVED per row; CPU: generator CPU, % of one core",
-            rate_text(sweep.rates[0]),
-            rate_text(*sweep.rates.last().expect("a sweep has a step")),
-            sweep.rates.len(),
-            sweep.step.as_secs_f64(),
-            base.warmup.as_secs_f64()
-        ));
-        out.line(&table_header(report));
-        out.flush();
     }
-    let ntargets = base.targets.len().max(1);
-    let mut steps: Vec<Step> = Vec::new();
-    for (i, &rate) in sweep.rates.iter().enumerate() {
-        if stop.sweep.is_triggered() {
-            break;
+}
+
+/// What every step of a sweep runs with.
+struct StepRunner<'a> {
+    base: &'a ConnectConfig,
+    report: &'a ReportConfig,
+    /// `step_report(report)`.
+    step_report: ReportConfig,
+    plan: &'a Plan,
+    loop_opts: LoopOptions,
+    sweep: &'a Sweep,
+    stop: &'a Stop,
+}
+
+impl StepRunner<'_> {
+    /// Run the steps in turn, printing each, until one does not meet the checks, the last is
+    /// done or a signal stopped the sweep: the steps run.
+    fn run_steps<W: Write>(&self, out: &mut Printer<W>) -> Result<Vec<Step>> {
+        let live = self.report.live.as_deref();
+        let mut steps: Vec<Step> = Vec::new();
+        for (i, &rate) in self.sweep.rates.iter().enumerate() {
+            if self.stop.sweep.is_triggered() {
+                break;
+            }
+            let step = self.run_step(i, rate)?;
+            {
+                let _screen = live.map(|l| l.hold_screen());
+                print_step(out, self.report, i as u64, &step);
+            }
+            let done = step.stopped.is_some();
+            steps.push(step);
+            if done {
+                break;
+            }
         }
-        // Windows of at most a second (none are printed) keep the progress line's rate and
-        // `/metrics` current within a step; the step's totals do not depend on them.
-        let cfg = ConnectConfig {
-            rate: per_stream_rate(rate, base),
-            duration: sweep.step,
-            interval: base.interval.min(Duration::from_secs(1)),
-            ..base.clone()
-        };
-        let live = report.live.as_deref();
+        Ok(steps)
+    }
+
+    /// Run step `i` (0-based) at `rate` total req/s and judge it.
+    fn run_step(&self, i: usize, rate: f64) -> Result<Step> {
+        let live = self.report.live.as_deref();
         if let Some(l) = live {
             l.set_step(Some(crate::metrics::Step {
                 index: i + 1,
-                of: sweep.rates.len(),
+                of: self.sweep.rates.len(),
                 rate_per_sec: rate,
             }));
             l.set_phase(Phase::Ramp {
                 since: Instant::now(),
             });
         }
-        let shutdown = stop.next_step();
+        let (summary, cut) = self.measure(rate, live)?;
+        let offered_per_row = self.offered_per_row(rate);
+        let rows = step_rows(self.report, &summary);
+        let stopped = if cut {
+            Some(Stopped::Signal)
+        } else {
+            judge_step(
+                &rows,
+                offered_per_row,
+                summary.elapsed,
+                &self.report.thresholds.slo,
+            )
+        };
+        Ok(Step {
+            rate,
+            offered_per_row,
+            rows,
+            summary,
+            stopped,
+        })
+    }
+
+    /// One step's run at `rate` total req/s: start, ramp, `--warmup`, the measured
+    /// `--sweep-step`, drain. Its summary, and whether a signal cut it short.
+    fn measure(&self, rate: f64, live: Option<&Live>) -> Result<(Summary, bool)> {
+        let shutdown = self.stop.next_step();
         let run = Run::start(
-            cfg,
-            step_report.clone(),
-            plan,
+            self.step_config(rate),
+            self.step_report.clone(),
+            self.plan,
             &shutdown,
-            loop_opts,
+            self.loop_opts,
             std::io::sink(),
             None,
         )?;
         let mut cut = true;
         if let Some(clock) = run.begin(&shutdown) {
             if let Some(l) = live {
-                if let Some(r) = run.ramp() {
-                    l.set_ramp(&r);
-                }
-                l.set_phase(Phase::Run {
-                    measure: clock.measure,
-                    end: clock.end,
-                });
+                show_running(l, &run, &clock);
             }
             cut = shutdown.wait_timeout(clock.end.saturating_duration_since(Instant::now()));
         }
@@ -444,44 +524,42 @@ pub fn run<W: Write>(
         }
         shutdown.trigger();
         let summary = run.join()?;
-        let offered_per_row = if report.merge {
+        Ok((summary, cut))
+    }
+
+    /// The run of a step at `rate` total req/s: `base` at that rate for `--sweep-step`.
+    fn step_config(&self, rate: f64) -> ConnectConfig {
+        // Windows of at most a second (none are printed) keep the progress line's rate and
+        // `/metrics` current within a step; the step's totals do not depend on them.
+        ConnectConfig {
+            rate: per_stream_rate(rate, self.base),
+            duration: self.sweep.step,
+            interval: self.base.interval.min(Duration::from_secs(1)),
+            ..self.base.clone()
+        }
+    }
+
+    /// The rate each printed row is offered at `rate` total req/s: all of it in a merged row,
+    /// else a target's share.
+    fn offered_per_row(&self, rate: f64) -> f64 {
+        if self.report.merge {
             rate
         } else {
-            rate / ntargets as f64
-        };
-        let rows = step_rows(report, &summary);
-        let stopped = if cut {
-            Some(Stopped::Signal)
-        } else {
-            judge_step(
-                &rows,
-                offered_per_row,
-                summary.elapsed,
-                &report.thresholds.slo,
-            )
-        };
-        let step = Step {
-            rate,
-            rows,
-            summary,
-            stopped,
-        };
-        {
-            let _screen = live.map(|l| l.hold_screen());
-            print_step(&mut out, report, i as u64, offered_per_row, &step);
-        }
-        let done = step.stopped.is_some();
-        steps.push(step);
-        if done {
-            break;
+            rate / self.base.targets.len().max(1) as f64
         }
     }
-    if let Some(l) = report.live.as_deref() {
-        l.set_step(None);
-        l.set_phase(Phase::Done);
+}
+
+/// Tell `--metrics-addr` and the progress line that a step's ramp is over (how it went) and
+/// its schedule runs until `clock.end`.
+fn show_running(live: &Live, run: &Run, clock: &Clock) {
+    if let Some(r) = run.ramp() {
+        live.set_ramp(&r);
     }
-    let _screen = report.live.as_deref().map(|l| l.hold_screen());
-    finish(&mut out, report, sweep, &steps)
+    live.set_phase(Phase::Run {
+        measure: clock.measure,
+        end: clock.end,
+    });
 }
 
 /// The printed rows of a step with their failed checks: a merged row carries every reason
@@ -583,13 +661,8 @@ fn cpu_text(summary: &Summary) -> String {
 
 /// A row's verdict in a step and its reasons: its failed checks and, in a step that stopped for
 /// its rate or the generator, its part in that.
-fn verdict_of(
-    step: &Step,
-    row: &StepRow,
-    offered: f64,
-    slo: &[Bound],
-) -> (&'static str, Vec<String>) {
-    let elapsed = step.summary.elapsed;
+fn verdict_of(step: &Step, row: &StepRow, slo: &[Bound]) -> (&'static str, Vec<String>) {
+    let (offered, elapsed) = (step.offered_per_row, step.summary.elapsed);
     let mut reasons = row.reasons.clone();
     match &step.stopped {
         None => return ("pass", Vec::new()),
@@ -604,16 +677,11 @@ fn verdict_of(
     ("fail", reasons)
 }
 
-fn print_step<W: Write>(
-    out: &mut Printer<W>,
-    report: &ReportConfig,
-    index: u64,
-    offered_per_row: f64,
-    step: &Step,
-) {
+fn print_step<W: Write>(out: &mut Printer<W>, report: &ReportConfig, index: u64, step: &Step) {
     let w = peer_width(report);
+    let offered_per_row = step.offered_per_row;
     for row in &step.rows {
-        let (verdict, reasons) = verdict_of(step, row, offered_per_row, &report.thresholds.slo);
+        let (verdict, reasons) = verdict_of(step, row, &report.thresholds.slo);
         if report.jsonlines {
             out.line(&crate::report::step_json_line(
                 report,
@@ -956,6 +1024,7 @@ mod tests {
     ) -> Step {
         Step {
             rate,
+            offered_per_row: rate,
             rows,
             summary: Summary {
                 elapsed,
@@ -973,12 +1042,13 @@ mod tests {
     }
 
     /// What `print_step` prints for step `index`, each row offered `offered`.
-    fn printed_step(report: &ReportConfig, index: u64, offered: f64, step: Step) -> String {
+    fn printed_step(report: &ReportConfig, index: u64, offered: f64, mut step: Step) -> String {
+        step.offered_per_row = offered;
         let mut out = Printer {
             w: Vec::new(),
             broken: false,
         };
-        print_step(&mut out, report, index, offered, &step);
+        print_step(&mut out, report, index, &step);
         String::from_utf8(out.w).unwrap()
     }
 
