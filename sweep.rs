@@ -677,59 +677,72 @@ fn verdict_of(step: &Step, row: &StepRow, slo: &[Bound]) -> (&'static str, Vec<S
     ("fail", reasons)
 }
 
+/// A step's rows, each with its verdict: a table line and a `# step` line per reason, or a
+/// JSON step row.
 fn print_step<W: Write>(out: &mut Printer<W>, report: &ReportConfig, index: u64, step: &Step) {
     let w = peer_width(report);
-    let offered_per_row = step.offered_per_row;
     for row in &step.rows {
         let (verdict, reasons) = verdict_of(step, row, &report.thresholds.slo);
         if report.jsonlines {
             out.line(&crate::report::step_json_line(
                 report,
                 index,
-                offered_per_row,
+                step.offered_per_row,
                 &row.name,
                 &row.stats,
                 &step.summary,
                 &reasons,
             ));
-            continue;
-        }
-        let s = &row.stats;
-        let q = |p: f64| {
-            if s.completed == 0 {
-                "-".to_string()
-            } else {
-                (s.latency.value_at_quantile(p / 100.0) / 1000).to_string()
+        } else {
+            out.line(&table_line(report, w, index, step, row, verdict));
+            for r in &reasons {
+                out.line(&format!("# step {index} {} FAIL: {r}", row.name));
             }
-        };
-        out.line(&format!(
-            "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {}{:<7} {verdict}",
-            index,
-            row.name,
-            offered_per_row,
-            if step.summary.elapsed.is_zero() {
-                "-".to_string()
-            } else {
-                format!("{:.2}", achieved(s, step.summary.elapsed))
-            },
-            q(50.0),
-            q(99.0),
-            q(99.9),
-            s.error_count(),
-            // UDP: datagrams never answered fail a step as errors do; without the column a
-            // lossy step read "ERRORS 0".
-            if report.udp {
-                format!("{:<8} ", s.lost)
-            } else {
-                String::new()
-            },
-            cpu_text(&step.summary),
-        ));
-        for r in &reasons {
-            out.line(&format!("# step {index} {} FAIL: {r}", row.name));
         }
     }
     out.flush();
+}
+
+/// A row's line in the table, under `table_header` (`w`: the PEER column's width).
+fn table_line(
+    report: &ReportConfig,
+    w: usize,
+    index: u64,
+    step: &Step,
+    row: &StepRow,
+    verdict: &str,
+) -> String {
+    let s = &row.stats;
+    let q = |p: f64| {
+        if s.completed == 0 {
+            "-".to_string()
+        } else {
+            (s.latency.value_at_quantile(p / 100.0) / 1000).to_string()
+        }
+    };
+    format!(
+        "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {}{:<7} {verdict}",
+        index,
+        row.name,
+        step.offered_per_row,
+        if step.summary.elapsed.is_zero() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", achieved(s, step.summary.elapsed))
+        },
+        q(50.0),
+        q(99.0),
+        q(99.9),
+        s.error_count(),
+        // UDP: datagrams never answered fail a step as errors do; without the column a
+        // lossy step read "ERRORS 0".
+        if report.udp {
+            format!("{:<8} ", s.lost)
+        } else {
+            String::new()
+        },
+        cpu_text(&step.summary),
+    )
 }
 
 /// The end of a sweep: what the checks were, the knee and why the sweep stopped.
