@@ -174,12 +174,27 @@ pub enum Stopped {
 }
 
 impl Stopped {
+    /// Its name in the knee row's `stopped`.
     fn key(&self) -> &'static str {
         match self {
             Stopped::Slo(_) => "slo",
             Stopped::Rate(_) => "rate",
             Stopped::Generator(_) => "generator",
             Stopped::Signal => "signal",
+        }
+    }
+
+    /// Why step `index`, offered `rate` req/s in total, stopped the sweep, in words.
+    fn sweep_reason(&self, index: usize, rate: f64) -> String {
+        let at = format!("step {index} ({} req/s)", rate_text(rate));
+        match self {
+            Stopped::Slo(r) => format!("{at} failed: {r}"),
+            Stopped::Rate(r) => format!("{at} fell short of its rate: {r}"),
+            Stopped::Generator(r) => format!(
+                "the generator could not send {} req/s on schedule ({r}); capacity of the target not reached",
+                rate_text(rate)
+            ),
+            Stopped::Signal => format!("{at} was cut short by a signal and does not count"),
         }
     }
 }
@@ -620,6 +635,7 @@ fn rate_text(r: f64) -> String {
     }
 }
 
+/// The table's column header (with a LOST column for UDP).
 fn table_header(report: &ReportConfig) -> String {
     let w = peer_width(report);
     format!(
@@ -641,6 +657,7 @@ fn table_header(report: &ReportConfig) -> String {
     )
 }
 
+/// The PEER column's width: the longest printed row name, at least 20.
 fn peer_width(report: &ReportConfig) -> usize {
     crate::report::printed_row_names(report)
         .iter()
@@ -765,20 +782,54 @@ struct KneeRow<'a> {
     reason: String,
 }
 
+/// How a sweep ended: its knee and why it stopped.
+struct Ending {
+    /// 0-based index of the highest step that met the checks; `None`: none did.
+    knee_step: Option<usize>,
+    /// That step's total rate, req/s.
+    knee: Option<f64>,
+    /// `slo`, `rate`, `generator`, `end` or `signal` (`KneeRow::stopped`).
+    stopped: &'static str,
+    /// Why, in words.
+    reason: String,
+}
+
+/// The sweep's last lines, the knee and why it stopped; Ok if it found a knee, else
+/// `Error::Failed` naming why not.
 fn finish<W: Write>(
     out: &mut Printer<W>,
     report: &ReportConfig,
     sweep: &Sweep,
     steps: &[Step],
 ) -> Result<()> {
+    let end = ending(sweep, steps);
+    if report.jsonlines {
+        print_knee_json(out, report, sweep, steps.len(), &end);
+    } else {
+        print_knee_table(out, sweep, &end);
+    }
+    out.flush();
+    match end.knee {
+        Some(_) => Ok(()),
+        None => Err(Error::Failed(vec![format!(
+            "sweep found no knee: {}",
+            end.reason
+        )])),
+    }
+}
+
+/// The knee of `steps` (the last step before the first that did not meet the checks) and why
+/// the sweep stopped after them.
+fn ending(sweep: &Sweep, steps: &[Step]) -> Ending {
     let knee_step = steps
         .iter()
         .take_while(|s| s.stopped.is_none())
         .count()
         .checked_sub(1);
-    let knee = knee_step.map(|i| steps[i].rate);
-    let last = steps.last();
-    let (stopped, reason) = match last.and_then(|s| s.stopped.as_ref().map(|why| (s, why))) {
+    let (stopped, reason) = match steps
+        .last()
+        .and_then(|s| s.stopped.as_ref().map(|why| (s, why)))
+    {
         None if steps.len() < sweep.rates.len() => (
             "signal",
             format!(
@@ -794,63 +845,66 @@ fn finish<W: Write>(
                 rate_text(sweep.rates[sweep.rates.len() - 1])
             ),
         ),
-        Some((s, why)) => {
-            let at = format!("step {} ({} req/s)", steps.len() - 1, rate_text(s.rate));
-            let text = match why {
-                Stopped::Slo(r) => format!("{at} failed: {r}"),
-                Stopped::Rate(r) => format!("{at} fell short of its rate: {r}"),
-                Stopped::Generator(r) => format!(
-                    "the generator could not send {} req/s on schedule ({r}); capacity of the target not reached",
-                    rate_text(s.rate)
-                ),
-                Stopped::Signal => format!("{at} was cut short by a signal and does not count"),
-            };
-            (why.key(), text)
-        }
+        Some((s, why)) => (why.key(), why.sweep_reason(steps.len() - 1, s.rate)),
     };
+    Ending {
+        knee_step,
+        knee: knee_step.map(|i| steps[i].rate),
+        stopped,
+        reason,
+    }
+}
+
+/// The knee as a JSON row (`steps`: how many ran).
+fn print_knee_json<W: Write>(
+    out: &mut Printer<W>,
+    report: &ReportConfig,
+    sweep: &Sweep,
+    steps: usize,
+    end: &Ending,
+) {
+    let row = KneeRow {
+        kind: "knee",
+        knee_rate: end.knee,
+        knee_step: end.knee_step,
+        slo: sweep.slo.as_deref(),
+        max_error_rate: report.thresholds.max_error_rate,
+        steps,
+        stopped: end.stopped,
+        reason: end.reason.clone(),
+    };
+    out.line(&serde_json::to_string(&row).expect("string keys and finite numbers"));
+}
+
+/// The knee and why the sweep stopped as the table's two last `#` lines.
+fn print_knee_table<W: Write>(out: &mut Printer<W>, sweep: &Sweep, end: &Ending) {
     let checks = match &sweep.slo {
         Some(slo) => slo.clone(),
         None => "the checks".to_string(),
     };
-    if report.jsonlines {
-        let row = KneeRow {
-            kind: "knee",
-            knee_rate: knee,
-            knee_step,
-            slo: sweep.slo.as_deref(),
-            max_error_rate: report.thresholds.max_error_rate,
-            steps: steps.len(),
-            stopped,
-            reason: reason.clone(),
-        };
-        out.line(&serde_json::to_string(&row).expect("string keys and finite numbers"));
-    } else {
-        match knee {
-            Some(k) => out.line(&format!(
-                "# knee: {} req/s (highest step meeting {checks})",
-                rate_text(k)
-            )),
-            None => out.line(&format!(
-                "# knee: none (the first step, {} req/s, {})",
-                rate_text(sweep.rates[0]),
-                if stopped == "signal" {
-                    "did not finish".to_string()
-                } else {
-                    format!("did not meet {checks}")
-                }
-            )),
-        }
-        out.line(&format!("# sweep {}: {reason}", ended_word(stopped)));
+    match end.knee {
+        Some(k) => out.line(&format!(
+            "# knee: {} req/s (highest step meeting {checks})",
+            rate_text(k)
+        )),
+        None => out.line(&format!(
+            "# knee: none (the first step, {} req/s, {})",
+            rate_text(sweep.rates[0]),
+            if end.stopped == "signal" {
+                "did not finish".to_string()
+            } else {
+                format!("did not meet {checks}")
+            }
+        )),
     }
-    out.flush();
-    match knee {
-        Some(_) => Ok(()),
-        None => Err(Error::Failed(vec![format!(
-            "sweep found no knee: {reason}"
-        )])),
-    }
+    out.line(&format!(
+        "# sweep {}: {}",
+        ended_word(end.stopped),
+        end.reason
+    ));
 }
 
+/// `ended` when every step met the checks, else `stopped`.
 fn ended_word(stopped: &str) -> &'static str {
     if stopped == "end" {
         "ended"
