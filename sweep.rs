@@ -26,8 +26,8 @@
 //! schema and the checks (`report`, `verdict`).
 
 use crate::affinity::Plan;
-use crate::driver::{ConnectConfig, Mode, Run};
-use crate::metrics::Phase;
+use crate::driver::{Clock, ConnectConfig, Mode, Run};
+use crate::metrics::{Live, Phase};
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::{ReportConfig, Stats, Summary, Unsent, LATE_START_NS};
 use crate::verdict::Bound;
@@ -174,12 +174,27 @@ pub enum Stopped {
 }
 
 impl Stopped {
+    /// Its name in the knee row's `stopped`.
     fn key(&self) -> &'static str {
         match self {
             Stopped::Slo(_) => "slo",
             Stopped::Rate(_) => "rate",
             Stopped::Generator(_) => "generator",
             Stopped::Signal => "signal",
+        }
+    }
+
+    /// Why step `index`, offered `rate` req/s in total, stopped the sweep, in words.
+    fn sweep_reason(&self, index: usize, rate: f64) -> String {
+        let at = format!("step {index} ({} req/s)", rate_text(rate));
+        match self {
+            Stopped::Slo(r) => format!("{at} failed: {r}"),
+            Stopped::Rate(r) => format!("{at} fell short of its rate: {r}"),
+            Stopped::Generator(r) => format!(
+                "the generator could not send {} req/s on schedule ({r}); capacity of the target not reached",
+                rate_text(rate)
+            ),
+            Stopped::Signal => format!("{at} was cut short by a signal and does not count"),
         }
     }
 }
@@ -352,6 +367,9 @@ fn achieved(s: &Stats, elapsed: Duration) -> f64 {
 struct Step {
     /// Total offered rate, req/s.
     rate: f64,
+    /// The rate offered to each printed row: all of `rate` in a merged row, else a target's
+    /// share.
+    offered_per_row: f64,
     rows: Vec<StepRow>,
     summary: Summary,
     /// `None`: the step met the checks.
@@ -373,69 +391,146 @@ pub fn run<W: Write>(
         w: out,
         broken: false,
     };
-    let step_report = ReportConfig {
+    if !report.jsonlines {
+        print_banner(&mut out, base, report, sweep);
+    }
+    let runner = StepRunner {
+        base,
+        report,
+        step_report: step_report(report),
+        plan,
+        loop_opts,
+        sweep,
+        stop,
+    };
+    let steps = runner.run_steps(&mut out)?;
+    let live = report.live.as_deref();
+    if let Some(l) = live {
+        l.set_step(None);
+        l.set_phase(Phase::Done);
+    }
+    let _screen = live.map(|l| l.hold_screen());
+    finish(&mut out, report, sweep, &steps)
+}
+
+/// The table's first lines: what each step runs, then the column header.
+fn print_banner<W: Write>(
+    out: &mut Printer<W>,
+    base: &ConnectConfig,
+    report: &ReportConfig,
+    sweep: &Sweep,
+) {
+    out.line(&format!(
+        "# sweep: {} to {} req/s in {} steps of {:.3} s (after each ramp and {:.3} s of --warmup, not measured); OFFERED/ACHIEVED per row; CPU: generator CPU, % of one core",
+        rate_text(sweep.rates[0]),
+        rate_text(*sweep.rates.last().expect("a sweep has a step")),
+        sweep.rates.len(),
+        sweep.step.as_secs_f64(),
+        base.warmup.as_secs_f64()
+    ));
+    out.line(&table_header(report));
+    out.flush();
+}
+
+/// The report of each step's own run: totals only, never printed (its output is discarded;
+/// the sweep prints its rows from the summary).
+fn step_report(report: &ReportConfig) -> ReportConfig {
+    ReportConfig {
         show_only_results: true,
         jsonlines: false,
         latency_distribution: false,
         ..report.clone()
-    };
-    if !report.jsonlines {
-        out.line(&format!(
-            "# sweep: {} to {} req/s in {} steps of {:.3} s (after each ramp and {:.3} s of --warmup, not measured); OFFERED/ACHIEVED per row; CPU: generator CPU, % of one core",
-            rate_text(sweep.rates[0]),
-            rate_text(*sweep.rates.last().expect("a sweep has a step")),
-            sweep.rates.len(),
-            sweep.step.as_secs_f64(),
-            base.warmup.as_secs_f64()
-        ));
-        out.line(&table_header(report));
-        out.flush();
     }
-    let ntargets = base.targets.len().max(1);
-    let mut steps: Vec<Step> = Vec::new();
-    for (i, &rate) in sweep.rates.iter().enumerate() {
-        if stop.sweep.is_triggered() {
-            break;
+}
+
+/// What every step of a sweep runs with.
+struct StepRunner<'a> {
+    base: &'a ConnectConfig,
+    report: &'a ReportConfig,
+    /// `step_report(report)`.
+    step_report: ReportConfig,
+    plan: &'a Plan,
+    loop_opts: LoopOptions,
+    sweep: &'a Sweep,
+    stop: &'a Stop,
+}
+
+impl StepRunner<'_> {
+    /// Run the steps in turn, printing each, until one does not meet the checks, the last is
+    /// done or a signal stopped the sweep: the steps run.
+    fn run_steps<W: Write>(&self, out: &mut Printer<W>) -> Result<Vec<Step>> {
+        let live = self.report.live.as_deref();
+        let mut steps: Vec<Step> = Vec::new();
+        for (i, &rate) in self.sweep.rates.iter().enumerate() {
+            if self.stop.sweep.is_triggered() {
+                break;
+            }
+            let step = self.run_step(i, rate)?;
+            {
+                let _screen = live.map(|l| l.hold_screen());
+                print_step(out, self.report, i as u64, &step);
+            }
+            let done = step.stopped.is_some();
+            steps.push(step);
+            if done {
+                break;
+            }
         }
-        // Windows of at most a second (none are printed) keep the progress line's rate and
-        // `/metrics` current within a step; the step's totals do not depend on them.
-        let cfg = ConnectConfig {
-            rate: per_stream_rate(rate, base),
-            duration: sweep.step,
-            interval: base.interval.min(Duration::from_secs(1)),
-            ..base.clone()
-        };
-        let live = report.live.as_deref();
+        Ok(steps)
+    }
+
+    /// Run step `i` (0-based) at `rate` total req/s and judge it.
+    fn run_step(&self, i: usize, rate: f64) -> Result<Step> {
+        let live = self.report.live.as_deref();
         if let Some(l) = live {
             l.set_step(Some(crate::metrics::Step {
                 index: i + 1,
-                of: sweep.rates.len(),
+                of: self.sweep.rates.len(),
                 rate_per_sec: rate,
             }));
             l.set_phase(Phase::Ramp {
                 since: Instant::now(),
             });
         }
-        let shutdown = stop.next_step();
+        let (summary, cut) = self.measure(rate, live)?;
+        let offered_per_row = self.offered_per_row(rate);
+        let rows = step_rows(self.report, &summary);
+        let stopped = if cut {
+            Some(Stopped::Signal)
+        } else {
+            judge_step(
+                &rows,
+                offered_per_row,
+                summary.elapsed,
+                &self.report.thresholds.slo,
+            )
+        };
+        Ok(Step {
+            rate,
+            offered_per_row,
+            rows,
+            summary,
+            stopped,
+        })
+    }
+
+    /// One step's run at `rate` total req/s: start, ramp, `--warmup`, the measured
+    /// `--sweep-step`, drain. Its summary, and whether a signal cut it short.
+    fn measure(&self, rate: f64, live: Option<&Live>) -> Result<(Summary, bool)> {
+        let shutdown = self.stop.next_step();
         let run = Run::start(
-            cfg,
-            step_report.clone(),
-            plan,
+            self.step_config(rate),
+            self.step_report.clone(),
+            self.plan,
             &shutdown,
-            loop_opts,
+            self.loop_opts,
             std::io::sink(),
             None,
         )?;
         let mut cut = true;
         if let Some(clock) = run.begin(&shutdown) {
             if let Some(l) = live {
-                if let Some(r) = run.ramp() {
-                    l.set_ramp(&r);
-                }
-                l.set_phase(Phase::Run {
-                    measure: clock.measure,
-                    end: clock.end,
-                });
+                show_running(l, &run, &clock);
             }
             cut = shutdown.wait_timeout(clock.end.saturating_duration_since(Instant::now()));
         }
@@ -444,44 +539,42 @@ pub fn run<W: Write>(
         }
         shutdown.trigger();
         let summary = run.join()?;
-        let offered_per_row = if report.merge {
+        Ok((summary, cut))
+    }
+
+    /// The run of a step at `rate` total req/s: `base` at that rate for `--sweep-step`.
+    fn step_config(&self, rate: f64) -> ConnectConfig {
+        // Windows of at most a second (none are printed) keep the progress line's rate and
+        // `/metrics` current within a step; the step's totals do not depend on them.
+        ConnectConfig {
+            rate: per_stream_rate(rate, self.base),
+            duration: self.sweep.step,
+            interval: self.base.interval.min(Duration::from_secs(1)),
+            ..self.base.clone()
+        }
+    }
+
+    /// The rate each printed row is offered at `rate` total req/s: all of it in a merged row,
+    /// else a target's share.
+    fn offered_per_row(&self, rate: f64) -> f64 {
+        if self.report.merge {
             rate
         } else {
-            rate / ntargets as f64
-        };
-        let rows = step_rows(report, &summary);
-        let stopped = if cut {
-            Some(Stopped::Signal)
-        } else {
-            judge_step(
-                &rows,
-                offered_per_row,
-                summary.elapsed,
-                &report.thresholds.slo,
-            )
-        };
-        let step = Step {
-            rate,
-            rows,
-            summary,
-            stopped,
-        };
-        {
-            let _screen = live.map(|l| l.hold_screen());
-            print_step(&mut out, report, i as u64, offered_per_row, &step);
-        }
-        let done = step.stopped.is_some();
-        steps.push(step);
-        if done {
-            break;
+            rate / self.base.targets.len().max(1) as f64
         }
     }
-    if let Some(l) = report.live.as_deref() {
-        l.set_step(None);
-        l.set_phase(Phase::Done);
+}
+
+/// Tell `--metrics-addr` and the progress line that a step's ramp is over (how it went) and
+/// its schedule runs until `clock.end`.
+fn show_running(live: &Live, run: &Run, clock: &Clock) {
+    if let Some(r) = run.ramp() {
+        live.set_ramp(&r);
     }
-    let _screen = report.live.as_deref().map(|l| l.hold_screen());
-    finish(&mut out, report, sweep, &steps)
+    live.set_phase(Phase::Run {
+        measure: clock.measure,
+        end: clock.end,
+    });
 }
 
 /// The printed rows of a step with their failed checks: a merged row carries every reason
@@ -542,6 +635,7 @@ fn rate_text(r: f64) -> String {
     }
 }
 
+/// The table's column header (with a LOST column for UDP).
 fn table_header(report: &ReportConfig) -> String {
     let w = peer_width(report);
     format!(
@@ -563,6 +657,7 @@ fn table_header(report: &ReportConfig) -> String {
     )
 }
 
+/// The PEER column's width: the longest printed row name, at least 20.
 fn peer_width(report: &ReportConfig) -> usize {
     crate::report::printed_row_names(report)
         .iter()
@@ -583,13 +678,8 @@ fn cpu_text(summary: &Summary) -> String {
 
 /// A row's verdict in a step and its reasons: its failed checks and, in a step that stopped for
 /// its rate or the generator, its part in that.
-fn verdict_of(
-    step: &Step,
-    row: &StepRow,
-    offered: f64,
-    slo: &[Bound],
-) -> (&'static str, Vec<String>) {
-    let elapsed = step.summary.elapsed;
+fn verdict_of(step: &Step, row: &StepRow, slo: &[Bound]) -> (&'static str, Vec<String>) {
+    let (offered, elapsed) = (step.offered_per_row, step.summary.elapsed);
     let mut reasons = row.reasons.clone();
     match &step.stopped {
         None => return ("pass", Vec::new()),
@@ -604,64 +694,72 @@ fn verdict_of(
     ("fail", reasons)
 }
 
-fn print_step<W: Write>(
-    out: &mut Printer<W>,
-    report: &ReportConfig,
-    index: u64,
-    offered_per_row: f64,
-    step: &Step,
-) {
+/// A step's rows, each with its verdict: a table line and a `# step` line per reason, or a
+/// JSON step row.
+fn print_step<W: Write>(out: &mut Printer<W>, report: &ReportConfig, index: u64, step: &Step) {
     let w = peer_width(report);
     for row in &step.rows {
-        let (verdict, reasons) = verdict_of(step, row, offered_per_row, &report.thresholds.slo);
+        let (verdict, reasons) = verdict_of(step, row, &report.thresholds.slo);
         if report.jsonlines {
             out.line(&crate::report::step_json_line(
                 report,
                 index,
-                offered_per_row,
+                step.offered_per_row,
                 &row.name,
                 &row.stats,
                 &step.summary,
                 &reasons,
             ));
-            continue;
-        }
-        let s = &row.stats;
-        let q = |p: f64| {
-            if s.completed == 0 {
-                "-".to_string()
-            } else {
-                (s.latency.value_at_quantile(p / 100.0) / 1000).to_string()
+        } else {
+            out.line(&table_line(report, w, index, step, row, verdict));
+            for r in &reasons {
+                out.line(&format!("# step {index} {} FAIL: {r}", row.name));
             }
-        };
-        out.line(&format!(
-            "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {}{:<7} {verdict}",
-            index,
-            row.name,
-            offered_per_row,
-            if step.summary.elapsed.is_zero() {
-                "-".to_string()
-            } else {
-                format!("{:.2}", achieved(s, step.summary.elapsed))
-            },
-            q(50.0),
-            q(99.0),
-            q(99.9),
-            s.error_count(),
-            // UDP: datagrams never answered fail a step as errors do; without the column a
-            // lossy step read "ERRORS 0".
-            if report.udp {
-                format!("{:<8} ", s.lost)
-            } else {
-                String::new()
-            },
-            cpu_text(&step.summary),
-        ));
-        for r in &reasons {
-            out.line(&format!("# step {index} {} FAIL: {r}", row.name));
         }
     }
     out.flush();
+}
+
+/// A row's line in the table, under `table_header` (`w`: the PEER column's width).
+fn table_line(
+    report: &ReportConfig,
+    w: usize,
+    index: u64,
+    step: &Step,
+    row: &StepRow,
+    verdict: &str,
+) -> String {
+    let s = &row.stats;
+    let q = |p: f64| {
+        if s.completed == 0 {
+            "-".to_string()
+        } else {
+            (s.latency.value_at_quantile(p / 100.0) / 1000).to_string()
+        }
+    };
+    format!(
+        "{:<5} {:<w$} {:<12.2} {:<12} {:<10} {:<10} {:<10} {:<8} {}{:<7} {verdict}",
+        index,
+        row.name,
+        step.offered_per_row,
+        if step.summary.elapsed.is_zero() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", achieved(s, step.summary.elapsed))
+        },
+        q(50.0),
+        q(99.0),
+        q(99.9),
+        s.error_count(),
+        // UDP: datagrams never answered fail a step as errors do; without the column a
+        // lossy step read "ERRORS 0".
+        if report.udp {
+            format!("{:<8} ", s.lost)
+        } else {
+            String::new()
+        },
+        cpu_text(&step.summary),
+    )
 }
 
 /// The end of a sweep: what the checks were, the knee and why the sweep stopped.
@@ -684,20 +782,54 @@ struct KneeRow<'a> {
     reason: String,
 }
 
+/// How a sweep ended: its knee and why it stopped.
+struct Ending {
+    /// 0-based index of the highest step that met the checks; `None`: none did.
+    knee_step: Option<usize>,
+    /// That step's total rate, req/s.
+    knee: Option<f64>,
+    /// `slo`, `rate`, `generator`, `end` or `signal` (`KneeRow::stopped`).
+    stopped: &'static str,
+    /// Why, in words.
+    reason: String,
+}
+
+/// The sweep's last lines, the knee and why it stopped; Ok if it found a knee, else
+/// `Error::Failed` naming why not.
 fn finish<W: Write>(
     out: &mut Printer<W>,
     report: &ReportConfig,
     sweep: &Sweep,
     steps: &[Step],
 ) -> Result<()> {
+    let end = ending(sweep, steps);
+    if report.jsonlines {
+        print_knee_json(out, report, sweep, steps.len(), &end);
+    } else {
+        print_knee_table(out, sweep, &end);
+    }
+    out.flush();
+    match end.knee {
+        Some(_) => Ok(()),
+        None => Err(Error::Failed(vec![format!(
+            "sweep found no knee: {}",
+            end.reason
+        )])),
+    }
+}
+
+/// The knee of `steps` (the last step before the first that did not meet the checks) and why
+/// the sweep stopped after them.
+fn ending(sweep: &Sweep, steps: &[Step]) -> Ending {
     let knee_step = steps
         .iter()
         .take_while(|s| s.stopped.is_none())
         .count()
         .checked_sub(1);
-    let knee = knee_step.map(|i| steps[i].rate);
-    let last = steps.last();
-    let (stopped, reason) = match last.and_then(|s| s.stopped.as_ref().map(|why| (s, why))) {
+    let (stopped, reason) = match steps
+        .last()
+        .and_then(|s| s.stopped.as_ref().map(|why| (s, why)))
+    {
         None if steps.len() < sweep.rates.len() => (
             "signal",
             format!(
@@ -713,63 +845,66 @@ fn finish<W: Write>(
                 rate_text(sweep.rates[sweep.rates.len() - 1])
             ),
         ),
-        Some((s, why)) => {
-            let at = format!("step {} ({} req/s)", steps.len() - 1, rate_text(s.rate));
-            let text = match why {
-                Stopped::Slo(r) => format!("{at} failed: {r}"),
-                Stopped::Rate(r) => format!("{at} fell short of its rate: {r}"),
-                Stopped::Generator(r) => format!(
-                    "the generator could not send {} req/s on schedule ({r}); capacity of the target not reached",
-                    rate_text(s.rate)
-                ),
-                Stopped::Signal => format!("{at} was cut short by a signal and does not count"),
-            };
-            (why.key(), text)
-        }
+        Some((s, why)) => (why.key(), why.sweep_reason(steps.len() - 1, s.rate)),
     };
+    Ending {
+        knee_step,
+        knee: knee_step.map(|i| steps[i].rate),
+        stopped,
+        reason,
+    }
+}
+
+/// The knee as a JSON row (`steps`: how many ran).
+fn print_knee_json<W: Write>(
+    out: &mut Printer<W>,
+    report: &ReportConfig,
+    sweep: &Sweep,
+    steps: usize,
+    end: &Ending,
+) {
+    let row = KneeRow {
+        kind: "knee",
+        knee_rate: end.knee,
+        knee_step: end.knee_step,
+        slo: sweep.slo.as_deref(),
+        max_error_rate: report.thresholds.max_error_rate,
+        steps,
+        stopped: end.stopped,
+        reason: end.reason.clone(),
+    };
+    out.line(&serde_json::to_string(&row).expect("string keys and finite numbers"));
+}
+
+/// The knee and why the sweep stopped as the table's two last `#` lines.
+fn print_knee_table<W: Write>(out: &mut Printer<W>, sweep: &Sweep, end: &Ending) {
     let checks = match &sweep.slo {
         Some(slo) => slo.clone(),
         None => "the checks".to_string(),
     };
-    if report.jsonlines {
-        let row = KneeRow {
-            kind: "knee",
-            knee_rate: knee,
-            knee_step,
-            slo: sweep.slo.as_deref(),
-            max_error_rate: report.thresholds.max_error_rate,
-            steps: steps.len(),
-            stopped,
-            reason: reason.clone(),
-        };
-        out.line(&serde_json::to_string(&row).expect("string keys and finite numbers"));
-    } else {
-        match knee {
-            Some(k) => out.line(&format!(
-                "# knee: {} req/s (highest step meeting {checks})",
-                rate_text(k)
-            )),
-            None => out.line(&format!(
-                "# knee: none (the first step, {} req/s, {})",
-                rate_text(sweep.rates[0]),
-                if stopped == "signal" {
-                    "did not finish".to_string()
-                } else {
-                    format!("did not meet {checks}")
-                }
-            )),
-        }
-        out.line(&format!("# sweep {}: {reason}", ended_word(stopped)));
+    match end.knee {
+        Some(k) => out.line(&format!(
+            "# knee: {} req/s (highest step meeting {checks})",
+            rate_text(k)
+        )),
+        None => out.line(&format!(
+            "# knee: none (the first step, {} req/s, {})",
+            rate_text(sweep.rates[0]),
+            if end.stopped == "signal" {
+                "did not finish".to_string()
+            } else {
+                format!("did not meet {checks}")
+            }
+        )),
     }
-    out.flush();
-    match knee {
-        Some(_) => Ok(()),
-        None => Err(Error::Failed(vec![format!(
-            "sweep found no knee: {reason}"
-        )])),
-    }
+    out.line(&format!(
+        "# sweep {}: {}",
+        ended_word(end.stopped),
+        end.reason
+    ));
 }
 
+/// `ended` when every step met the checks, else `stopped`.
 fn ended_word(stopped: &str) -> &'static str {
     if stopped == "end" {
         "ended"
@@ -943,5 +1078,227 @@ mod tests {
             Some(Stopped::Rate(why)) => assert!(why.contains("errors 100"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A finished step at `rate` req/s in total: `rows`, measured over `elapsed` with `cpu` of
+    /// generator CPU, stopped for `stopped`.
+    fn step(
+        rate: f64,
+        rows: Vec<StepRow>,
+        elapsed: Duration,
+        cpu: Duration,
+        stopped: Option<Stopped>,
+    ) -> Step {
+        Step {
+            rate,
+            offered_per_row: rate,
+            rows,
+            summary: Summary {
+                elapsed,
+                cpu,
+                ..Summary::default()
+            },
+            stopped,
+        }
+    }
+
+    /// A step with no rows, over a second.
+    fn bare(rate: f64, stopped: Option<Stopped>) -> Step {
+        let sec = Duration::from_secs(1);
+        step(rate, Vec::new(), sec, sec, stopped)
+    }
+
+    /// What `print_step` prints for step `index`, each row offered `offered`.
+    fn printed_step(report: &ReportConfig, index: u64, offered: f64, mut step: Step) -> String {
+        step.offered_per_row = offered;
+        let mut out = Printer {
+            w: Vec::new(),
+            broken: false,
+        };
+        print_step(&mut out, report, index, &step);
+        String::from_utf8(out.w).unwrap()
+    }
+
+    /// What `finish` prints after `steps` of a sweep of `rates` (`--slo` `slo`), and the
+    /// error it returns (`None`: Ok).
+    fn finished(
+        rates: &[f64],
+        slo: Option<&str>,
+        steps: &[Step],
+        jsonlines: bool,
+    ) -> (String, Option<Vec<String>>) {
+        let sweep = Sweep {
+            rates: rates.to_vec(),
+            step: Duration::from_secs(1),
+            slo: slo.map(String::from),
+        };
+        let report = ReportConfig {
+            jsonlines,
+            ..Default::default()
+        };
+        let mut out = Printer {
+            w: Vec::new(),
+            broken: false,
+        };
+        let err = match finish(&mut out, &report, &sweep, steps) {
+            Ok(()) => None,
+            Err(Error::Failed(why)) => Some(why),
+            Err(e) => panic!("{e:?}"),
+        };
+        (String::from_utf8(out.w).unwrap(), err)
+    }
+
+    #[test]
+    fn a_step_prints_a_table_line_per_row_then_its_reasons() {
+        let sec = Duration::from_secs(1);
+        let report = ReportConfig::default();
+        let pass = step(1000.0, vec![row(1000, 50_000)], sec, sec / 2, None);
+        assert_eq!(
+            printed_step(&report, 0, 1000.0, pass),
+            "0     t                    1000.00      1000.00      50         50         50         0        50      pass\n"
+        );
+        let mut short = row(900, 50_000);
+        short.reasons = vec!["p99 over".into()];
+        let s = step(
+            2000.0,
+            vec![short],
+            sec,
+            sec,
+            Some(Stopped::Rate("t: short".into())),
+        );
+        assert_eq!(
+            printed_step(&report, 1, 1000.0, s),
+            "1     t                    1000.00      900.00       50         50         50         0        100     fail\n\
+             # step 1 t FAIL: p99 over\n\
+             # step 1 t FAIL: achieved 900.0/s of 1000.0/s offered (under 95 %; errors 0, lost 0, not started 0)\n"
+        );
+        // Cut short with nothing measured: no rate, no CPU share, no latency.
+        let udp = ReportConfig {
+            udp: true,
+            ..Default::default()
+        };
+        let cut = step(
+            500.5,
+            vec![row(0, 0)],
+            Duration::ZERO,
+            sec,
+            Some(Stopped::Signal),
+        );
+        assert_eq!(
+            printed_step(&udp, 2, 500.5, cut),
+            "2     t                    500.50       -            -          -          -          0        0        -       fail\n\
+             # step 2 t FAIL: cut short by a signal\n"
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_sweep_names_its_knee_and_why_it_stopped() {
+        let rates = [1000.0, 2000.0, 2500.5];
+        let all = [bare(1000.0, None), bare(2000.0, None), bare(2500.5, None)];
+        assert_eq!(
+            finished(&rates, None, &all, false),
+            (
+                "# knee: 2500.50 req/s (highest step meeting the checks)\n\
+                 # sweep ended: every step met the checks, up to TO (2500.50 req/s)\n"
+                    .into(),
+                None
+            )
+        );
+        let slo = [
+            bare(1000.0, None),
+            bare(2000.0, Some(Stopped::Slo("t: p99 over".into()))),
+        ];
+        assert_eq!(
+            finished(&rates, Some("p99=1ms"), &slo, false),
+            (
+                "# knee: 1000 req/s (highest step meeting p99=1ms)\n\
+                 # sweep stopped: step 1 (2000 req/s) failed: t: p99 over\n"
+                    .into(),
+                None
+            )
+        );
+        let rate = [bare(1000.0, Some(Stopped::Rate("t: short".into())))];
+        assert_eq!(
+            finished(&rates, Some("p99=1ms"), &rate, false),
+            (
+                "# knee: none (the first step, 1000 req/s, did not meet p99=1ms)\n\
+                 # sweep stopped: step 0 (1000 req/s) fell short of its rate: t: short\n"
+                    .into(),
+                Some(vec![
+                    "sweep found no knee: step 0 (1000 req/s) fell short of its rate: t: short"
+                        .into()
+                ])
+            )
+        );
+        let generator = [
+            bare(1000.0, None),
+            bare(2000.0, None),
+            bare(2500.5, Some(Stopped::Generator("t: late".into()))),
+        ];
+        assert_eq!(
+            finished(&rates, None, &generator, false),
+            (
+                "# knee: 2000 req/s (highest step meeting the checks)\n\
+                 # sweep stopped: the generator could not send 2500.50 req/s on schedule (t: late); capacity of the target not reached\n"
+                    .into(),
+                None
+            )
+        );
+        let cut = [bare(1000.0, Some(Stopped::Signal))];
+        assert_eq!(
+            finished(&rates, None, &cut, false),
+            (
+                "# knee: none (the first step, 1000 req/s, did not finish)\n\
+                 # sweep stopped: step 0 (1000 req/s) was cut short by a signal and does not count\n"
+                    .into(),
+                Some(vec![
+                    "sweep found no knee: step 0 (1000 req/s) was cut short by a signal and does not count"
+                        .into()
+                ])
+            )
+        );
+        assert_eq!(
+            finished(&rates, None, &[bare(1000.0, None)], false),
+            (
+                "# knee: 1000 req/s (highest step meeting the checks)\n\
+                 # sweep stopped: stopped by a signal after 1 of 3 steps\n"
+                    .into(),
+                None
+            )
+        );
+        assert_eq!(
+            finished(&rates, None, &[], false),
+            (
+                "# knee: none (the first step, 1000 req/s, did not finish)\n\
+                 # sweep stopped: stopped by a signal after 0 of 3 steps\n"
+                    .into(),
+                Some(vec![
+                    "sweep found no knee: stopped by a signal after 0 of 3 steps".into()
+                ])
+            )
+        );
+    }
+
+    #[test]
+    fn the_knee_row_carries_the_knee_and_why_the_sweep_stopped() {
+        let rates = [1000.0, 2000.0];
+        let (text, err) = finished(&rates, Some("p99=1ms"), &[bare(1000.0, None)], true);
+        assert_eq!(err, None);
+        assert_eq!(
+            text,
+            "{\"kind\":\"knee\",\"knee_rate\":1000.0,\"knee_step\":0,\"slo\":\"p99=1ms\",\"max_error_rate\":100.0,\"steps\":1,\"stopped\":\"signal\",\"reason\":\"stopped by a signal after 1 of 2 steps\"}\n"
+        );
+        let slo = [bare(1000.0, Some(Stopped::Slo("t: p99 over".into())))];
+        let (text, err) = finished(&rates, None, &slo, true);
+        assert_eq!(
+            err,
+            Some(vec![
+                "sweep found no knee: step 0 (1000 req/s) failed: t: p99 over".into()
+            ])
+        );
+        assert_eq!(
+            text,
+            "{\"kind\":\"knee\",\"knee_rate\":null,\"knee_step\":null,\"slo\":null,\"max_error_rate\":100.0,\"steps\":1,\"stopped\":\"slo\",\"reason\":\"step 0 (1000 req/s) failed: t: p99 over\"}\n"
+        );
     }
 }
