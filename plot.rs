@@ -464,101 +464,125 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             continue;
         }
         let bad = |what: String| Error::Config(format!("{name}:{}: {what}", n + 1));
-        let row: Value = serde_json::from_str(line).map_err(|e| {
-            // serde's own position counts lines of this one line: keep the column only.
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or_default();
-            let shown: String = line.chars().take(40).collect();
-            bad(format!(
-                "bad JSON at column {}: {msg}: {shown:?}",
-                e.column()
-            ))
-        })?;
-        let Some(obj) = row.as_object() else {
-            return Err(bad("not a JSON object".into()));
-        };
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let row = parse_row(line).map_err(bad)?;
+        let kind = row.get("kind").and_then(Value::as_str).unwrap_or("");
         if kind == "knee" {
-            let slo = match obj.get("slo").and_then(Value::as_str) {
-                Some(text) => {
-                    let bounds = verdict::parse_slo(text)
-                        .map_err(|e| bad(format!("bad \"slo\" {text:?}: {e}")))?;
-                    Some((text.to_string(), bounds))
-                }
-                None => None,
-            };
-            knee = Some(Knee {
-                rate: num(&row, "knee_rate"),
-                step: obj
-                    .get("knee_step")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| usize::try_from(n).ok()),
-                stopped: obj
-                    .get("stopped")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                slo,
-            });
+            knee = Some(knee_row(&row).map_err(bad)?);
             continue;
         }
         if !matches!(kind, "interval" | "total" | "step") {
             continue;
         }
         // Rows without a target are not a client's (serve's counters).
-        let Some(peer) = obj.get("peer").and_then(Value::as_str) else {
+        let Some(peer) = row.get("peer").and_then(Value::as_str) else {
             continue;
         };
-        let labels: Vec<(String, String)> = match obj.get("labels") {
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| {
-                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                    (k.clone(), v)
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let at = series_at(&mut series, index, peer, &labels);
+        let at = series_at(&mut series, index, peer, &row_labels(&row));
         if windows.len() < series.len() {
             windows.resize_with(series.len(), Vec::new);
         }
         let lat = row.get("latency_ns").unwrap_or(&Value::Null);
-        let ns = |k: &str| num(lat, k).filter(|v| *v >= 0.0);
         match kind {
-            "interval" => {
-                let length = num(&row, "elapsed_sec").unwrap_or(0.0).max(0.0);
-                let errors = num(&row, "error_count")
-                    .filter(|e| *e >= 0.0 && length > 0.0)
-                    .map(|e| e / length);
-                let point = Point {
-                    end_sec: 0.0,
-                    p50: ns("p50"),
-                    p90: ns("p90"),
-                    p99: ns("p99"),
-                    p999: ns("p999"),
-                    max: ns("max"),
-                    rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
-                    errors,
-                };
-                windows[at].push((length, point));
-            }
+            "interval" => windows[at].push(interval_row(&row, lat)),
             "total" => {
                 (series[at].spectrum, series[at].spectrum_exact) = json_spectrum(&row, lat);
             }
-            _ => series[at].steps.push(Step {
-                index: obj
-                    .get("step")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| usize::try_from(n).ok()),
-                offered: num(&row, "offered_rate"),
-                rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
-                p50: ns("p50"),
-                p99: ns("p99"),
-                p999: ns("p999"),
-                errors: num(&row, "error_count").filter(|e| *e >= 0.0),
-            }),
+            _ => series[at].steps.push(step_row(&row, lat)),
         }
     }
+    stack_windows(&mut series, windows);
+    Ok((knee, series))
+}
+
+/// One line of JSON Lines as a JSON object, or why it is not one.
+fn parse_row(line: &str) -> std::result::Result<Value, String> {
+    let row: Value = serde_json::from_str(line).map_err(|e| {
+        // serde's own position counts lines of this one line: keep the column only.
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or_default();
+        let shown: String = line.chars().take(40).collect();
+        format!("bad JSON at column {}: {msg}: {shown:?}", e.column())
+    })?;
+    if !row.is_object() {
+        return Err("not a JSON object".into());
+    }
+    Ok(row)
+}
+
+/// A sweep's `knee` row, or why its `slo` does not parse.
+fn knee_row(row: &Value) -> std::result::Result<Knee, String> {
+    let slo = match row.get("slo").and_then(Value::as_str) {
+        Some(text) => {
+            let bounds =
+                verdict::parse_slo(text).map_err(|e| format!("bad \"slo\" {text:?}: {e}"))?;
+            Some((text.to_string(), bounds))
+        }
+        None => None,
+    };
+    Ok(Knee {
+        rate: num(row, "knee_rate"),
+        step: index_at(row, "knee_step"),
+        stopped: row
+            .get("stopped")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        slo,
+    })
+}
+
+/// A row's `labels` object as (key, value) pairs, values that are not strings as JSON text.
+fn row_labels(row: &Value) -> Vec<(String, String)> {
+    match row.get("labels") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                (k.clone(), v)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A latency in ns from a row's `latency_ns` (`lat`), `None` when unknown or negative.
+fn latency_at(lat: &Value, key: &str) -> Option<f64> {
+    num(lat, key).filter(|v| *v >= 0.0)
+}
+
+/// An `interval` row: its window's length (s) and its point, whose end is not yet known.
+fn interval_row(row: &Value, lat: &Value) -> (f64, Point) {
+    let length = num(row, "elapsed_sec").unwrap_or(0.0).max(0.0);
+    let errors = num(row, "error_count")
+        .filter(|e| *e >= 0.0 && length > 0.0)
+        .map(|e| e / length);
+    let point = Point {
+        end_sec: 0.0,
+        p50: latency_at(lat, "p50"),
+        p90: latency_at(lat, "p90"),
+        p99: latency_at(lat, "p99"),
+        p999: latency_at(lat, "p999"),
+        max: latency_at(lat, "max"),
+        rate: num(row, "rate_per_sec").filter(|r| *r >= 0.0),
+        errors,
+    };
+    (length, point)
+}
+
+/// A sweep's `step` row.
+fn step_row(row: &Value, lat: &Value) -> Step {
+    Step {
+        index: index_at(row, "step"),
+        offered: num(row, "offered_rate"),
+        rate: num(row, "rate_per_sec").filter(|r| *r >= 0.0),
+        p50: latency_at(lat, "p50"),
+        p99: latency_at(lat, "p99"),
+        p999: latency_at(lat, "p999"),
+        errors: num(row, "error_count").filter(|e| *e >= 0.0),
+    }
+}
+
+/// Each series' timeline from its windows: a window ends where the lengths so far add up.
+fn stack_windows(series: &mut [Series], windows: Vec<Vec<(f64, Point)>>) {
     // Time since the run's start: the window lengths added up. The rows' wall-clock
     // `timestamp`s are when each row was printed, and the last windows of a run are printed
     // together at its stop.
@@ -570,7 +594,13 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             s.timeline.push(p);
         }
     }
-    Ok((knee, series))
+}
+
+/// A JSON index (a non-negative integer), or `None` for anything else.
+fn index_at(v: &Value, key: &str) -> Option<usize> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 /// A JSON number, or `None` for null, a missing key or another type.
