@@ -351,23 +351,8 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
         let mut timeline = Vec::new();
         for (offset_ms, (length, h)) in &windows {
             add(&mut total, h, name)?;
-            let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
-            let secs = length.as_secs_f64();
-            timeline.push(Point {
-                end_sec: *offset_ms as f64 / 1e3 + secs,
-                p50: q(0.5),
-                p90: q(0.9),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: (!h.is_empty()).then(|| h.max() as f64),
-                rate: (secs > 0.0).then(|| h.len() as f64 / secs),
-                errors: errors
-                    .get(&(peer.clone(), *offset_ms))
-                    .copied()
-                    .flatten()
-                    .filter(|_| secs > 0.0)
-                    .map(|n| n as f64 / secs),
-            });
+            let errors = errors.get(&(peer.clone(), *offset_ms)).copied().flatten();
+            timeline.push(hlog_point(*offset_ms, *length, h, errors));
         }
         out.push(Series {
             input: index,
@@ -381,6 +366,23 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
         });
     }
     Ok(out)
+}
+
+/// An interval log's window as a timeline point: it starts `offset_ms` after the log's first,
+/// lasts `length`, holds `h` and, where the log carries counters, `errors` failed requests.
+fn hlog_point(offset_ms: u128, length: Duration, h: &Histogram<u64>, errors: Option<u64>) -> Point {
+    let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
+    let secs = length.as_secs_f64();
+    Point {
+        end_sec: offset_ms as f64 / 1e3 + secs,
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: (!h.is_empty()).then(|| h.max() as f64),
+        rate: (secs > 0.0).then(|| h.len() as f64 / secs),
+        errors: errors.filter(|_| secs > 0.0).map(|n| n as f64 / secs),
+    }
 }
 
 /// A histogram that grows to whatever is added to it.
@@ -1066,10 +1068,16 @@ fn draw_timeline<DB: DrawingBackend>(
         with.iter()
             .flat_map(|s| s.timeline.iter().map(|p| p.end_sec)),
     ) / 1.15;
-    let many = with.len() > 1;
-    let compact = with.len() > COMPACT_LEGEND;
-    type Pick = fn(&Point) -> Option<f64>;
-    let lines: Vec<(&str, Pick)> = if many {
+    draw_window_latency(lat_area, series, &with, t_max)?;
+    draw_window_throughput(thr_area, series, &with, t_max)
+}
+
+/// Picks one value of a timeline's window.
+type PointPick = fn(&Point) -> Option<f64>;
+
+/// The timeline's latency lines: p99 and max with several series, five percentiles for one.
+fn window_latency_lines(many: bool) -> Vec<(&'static str, PointPick)> {
+    if many {
         vec![("p99", |p| p.p99), ("max", |p| p.max)]
     } else {
         vec![
@@ -1079,7 +1087,19 @@ fn draw_timeline<DB: DrawingBackend>(
             ("p99.9", |p| p.p999),
             ("max", |p| p.max),
         ]
-    };
+    }
+}
+
+/// The upper timeline panel: the latency lines of every series with windows.
+fn draw_window_latency<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    with: &[&Series],
+    t_max: f64,
+) -> Result<()> {
+    let many = with.len() > 1;
+    let compact = with.len() > COMPACT_LEGEND;
+    let lines = window_latency_lines(many);
     // The axis spans the lines drawn (p99 and max only, with several series).
     let values = with.iter().flat_map(|s| {
         s.timeline
@@ -1088,6 +1108,48 @@ fn draw_timeline<DB: DrawingBackend>(
     });
     let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
     let (div, unit_name) = unit(hi / 6.0);
+    let caption = window_latency_caption(with, compact);
+    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
+    let x = XAxis {
+        range: 0.0..t_max,
+        desc: "time since start (s)",
+        ticks: None,
+        tick: &|v| tick(*v),
+    };
+    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
+    let floor = FLOOR_NS / div;
+    for s in with {
+        for (li, (pname, pick)) in lines.iter().enumerate() {
+            let segs = segments(
+                s.timeline
+                    .iter()
+                    .map(|p| (p.end_sec, pick(p).map(|v| (v / div).max(floor)))),
+            );
+            let (color, label) = percentile_look(series, s, many, li, pname);
+            // With several series their p99 is thick, their max thin; one series' are all
+            // thick. Max is dashed either way.
+            let pen = Pen {
+                color,
+                width: if many && li > 0 { 1 } else { 2 },
+                dashed: *pname == "max",
+                marks: false,
+            };
+            // Past COMPACT_LEGEND series, one legend entry each (its p99); the caption says
+            // which line is which.
+            draw_line(
+                &mut chart,
+                segs,
+                pen,
+                legend_entry(compact, li == 0, &label, s),
+            )?;
+        }
+    }
+    draw_legend(&mut chart)
+}
+
+/// The upper timeline panel's caption: which line is which when compact, and the series in
+/// which no request completed.
+fn window_latency_caption(with: &[&Series], compact: bool) -> String {
     let mut caption = if compact {
         "latency per window (from the intended send time; solid: p99, dashed: max)".to_string()
     } else {
@@ -1108,55 +1170,46 @@ fn draw_timeline<DB: DrawingBackend>(
             none_completed.join(", ")
         );
     }
-    let size = caption_size(&caption, lat_area.dim_in_pixel().0, 18);
-    let x = XAxis {
-        range: 0.0..t_max,
-        desc: "time since start (s)",
-        ticks: None,
-        tick: &|v| tick(*v),
-    };
-    let mut chart = latency_chart(lat_area, &caption, size, x, (lo / div, hi / div), unit_name)?;
-    let floor = FLOOR_NS / div;
-    for s in &with {
-        for (li, (pname, pick)) in lines.iter().enumerate() {
-            let segs = segments(
-                s.timeline
-                    .iter()
-                    .map(|p| (p.end_sec, pick(p).map(|v| (v / div).max(floor)))),
-            );
-            let (pen, label) = if many {
-                (
-                    Pen {
-                        color: series_color(series, s),
-                        width: if li == 0 { 2 } else { 1 },
-                        dashed: li == 1,
-                        marks: false,
-                    },
-                    format!("{} {pname}", s.name),
-                )
-            } else {
-                (
-                    Pen {
-                        color: color(li),
-                        width: 2,
-                        dashed: *pname == "max",
-                        marks: false,
-                    },
-                    pname.to_string(),
-                )
-            };
-            // Past COMPACT_LEGEND series, one legend entry each (its p99); the caption says
-            // which line is which.
-            let label = match (compact, li) {
-                (false, _) => Some(label.as_str()),
-                (true, 0) => Some(s.name.as_str()),
-                (true, _) => None,
-            };
-            draw_line(&mut chart, segs, pen, label)?;
-        }
-    }
-    draw_legend(&mut chart)?;
+    caption
+}
 
+/// The color and legend text of percentile line `li` (`pname`) of `s`: with several series the
+/// series' color and name, for one series a color per percentile.
+fn percentile_look(
+    series: &[Series],
+    s: &Series,
+    many: bool,
+    li: usize,
+    pname: &str,
+) -> (RGBColor, String) {
+    if many {
+        (series_color(series, s), format!("{} {pname}", s.name))
+    } else {
+        (color(li), pname.to_string())
+    }
+}
+
+/// A line's legend entry: `full` while every line has one; past `COMPACT_LEGEND` series only
+/// the `main` line of `s`, under the series' name.
+fn legend_entry<'t>(compact: bool, main: bool, full: &'t str, s: &'t Series) -> Option<&'t str> {
+    match (compact, main) {
+        (false, _) => Some(full),
+        (true, true) => Some(s.name.as_str()),
+        (true, false) => None,
+    }
+}
+
+/// A panel with a linear y axis over a linear x.
+type LinearChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The lower timeline panel: requests and errors per second of every series with windows.
+fn draw_window_throughput<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    with: &[&Series],
+    t_max: f64,
+) -> Result<()> {
+    let compact = with.len() > COMPACT_LEGEND;
     let errors_known = with
         .iter()
         .any(|s| s.timeline.iter().any(|p| p.errors.is_some()));
@@ -1168,6 +1221,17 @@ fn draw_timeline<DB: DrawingBackend>(
             .iter()
             .flat_map(|p| [p.rate, p.errors].into_iter().flatten())
     })) * 1.3;
+    let caption = throughput_caption(compact, errors_unknown);
+    let mut chart = throughput_chart(area, &caption, t_max, y_max)?;
+    for s in with {
+        draw_window_rates(&mut chart, series, s, with.len() > 1, compact, errors_known)?;
+    }
+    draw_legend(&mut chart)
+}
+
+/// The lower timeline panel's caption: which line is which when compact, and why errors are
+/// missing when some input does not carry them.
+fn throughput_caption(compact: bool, errors_unknown: bool) -> String {
     let mut notes = Vec::new();
     if compact {
         notes.push("solid: req/s, dashed with dots: errors/s");
@@ -1181,7 +1245,18 @@ fn draw_timeline<DB: DrawingBackend>(
     if !notes.is_empty() {
         caption += &format!(" ({})", notes.join("; "));
     }
-    let mut chart = ChartBuilder::on(thr_area)
+    caption
+}
+
+/// The lower timeline panel's chart: time from 0 to `t_max` s, rates from 0 to `y_max`, its
+/// mesh drawn.
+fn throughput_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    t_max: f64,
+    y_max: f64,
+) -> Result<LinearChart<'a, DB>> {
+    let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 16))
         .margin(10)
         .margin_right(30)
@@ -1199,47 +1274,51 @@ fn draw_timeline<DB: DrawingBackend>(
         .axis_desc_style((FONT, 15))
         .draw()
         .map_err(draw_err)?;
-    for s in &with {
-        let prefix = if many {
-            format!("{} ", s.name)
-        } else {
-            String::new()
-        };
-        let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
-        let rate_color = if many {
+    Ok(chart)
+}
+
+/// One series' requests per second and, where its input carries them, its errors per second.
+fn draw_window_rates<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LinearChart<'a, DB>,
+    series: &[Series],
+    s: &Series,
+    many: bool,
+    compact: bool,
+    errors_known: bool,
+) -> Result<()> {
+    let prefix = if many {
+        format!("{} ", s.name)
+    } else {
+        String::new()
+    };
+    let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
+    let pen = Pen {
+        color: if many {
             series_color(series, s)
         } else {
             color(0)
-        };
+        },
+        width: 2,
+        dashed: false,
+        marks: false,
+    };
+    let label = format!("{prefix}req/s");
+    draw_line(chart, rate, pen, legend_entry(compact, true, &label, s))?;
+    if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
+        let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
         let pen = Pen {
-            color: rate_color,
+            color: if many {
+                series_color(series, s)
+            } else {
+                color(1)
+            },
             width: 2,
-            dashed: false,
-            marks: false,
+            dashed: true,
+            marks: true,
         };
-        let label = if compact {
-            s.name.clone()
-        } else {
-            format!("{prefix}req/s")
-        };
-        draw_line(&mut chart, rate, pen, Some(&label))?;
-        if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
-            let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
-            let pen = Pen {
-                color: if many {
-                    series_color(series, s)
-                } else {
-                    color(1)
-                },
-                width: 2,
-                dashed: true,
-                marks: true,
-            };
-            let label = format!("{prefix}errors/s");
-            draw_line(&mut chart, errs, pen, (!compact).then_some(label.as_str()))?;
-        }
+        let label = format!("{prefix}errors/s");
+        draw_line(chart, errs, pen, legend_entry(compact, false, &label, s))?;
     }
-    draw_legend(&mut chart)?;
     Ok(())
 }
 
