@@ -1390,7 +1390,63 @@ fn draw_sweep<DB: DrawingBackend>(
     series: &[Series],
 ) -> Result<()> {
     let with: Vec<&Series> = series.iter().filter(|s| !s.steps.is_empty()).collect();
-    // The SLOs' latency bounds, each drawn once however many sweeps share it.
+    let bounds = slo_bounds(inputs);
+    let values = with
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
+        })
+        .chain(bounds.iter().map(|b| b.1));
+    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
+    let knees = knee_points(inputs, &with);
+    let x_max = linear_max(
+        with.iter()
+            .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
+            .chain(knees.iter().flat_map(|k| k.2.iter().map(|p| p.0))),
+    );
+    let (div, unit_name) = unit(hi / 6.0);
+    let compact = with.len() > COMPACT_LEGEND;
+    let caption = sweep_caption(inputs, &with, compact);
+    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
+    let x = XAxis {
+        range: 0.0..x_max,
+        desc: "achieved throughput (req/s)",
+        ticks: None,
+        tick: &|v| rate_tick(*v),
+    };
+    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
+    let axes = SweepAxes { lo, hi, div, x_max };
+    let many = with.len() > 1;
+    for s in &with {
+        let odd = last_step_caveat(inputs, s.input).and_then(|_| last_step(s));
+        draw_sweep_lines(&mut chart, series, s, odd, many, compact, axes)?;
+    }
+    draw_slo_bounds(&mut chart, &bounds, sweep_legend_box(&with), axes)?;
+    draw_knees(&mut chart, inputs, &with, &knees, axes)?;
+    draw_legend(&mut chart)
+}
+
+/// The sweep panel's scales: latency from `lo` to `hi` ns shown in units of `div` ns, achieved
+/// rate from 0 to `x_max`.
+#[derive(Debug, Clone, Copy)]
+struct SweepAxes {
+    lo: f64,
+    hi: f64,
+    div: f64,
+    x_max: f64,
+}
+
+impl SweepAxes {
+    /// A latency (ns) in display units, raised to the floor of the log axis.
+    fn y(&self, ns: f64) -> f64 {
+        (ns / self.div).max(FLOOR_NS / self.div)
+    }
+}
+
+/// The SLOs' latency bounds (name, ns), each once however many sweeps share it.
+fn slo_bounds(inputs: &[Input]) -> Vec<(String, f64)> {
     let mut bounds: Vec<(String, f64)> = Vec::new();
     for input in inputs {
         let Some((_, slo)) = input.knee.as_ref().and_then(|k| k.slo.as_ref()) else {
@@ -1409,20 +1465,17 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
     }
-    let values = with
-        .iter()
-        .flat_map(|s| {
-            s.steps
-                .iter()
-                .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
-        })
-        .chain(bounds.iter().map(|b| b.1));
-    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
-    // Per input with a knee: its offered rate and, per series, the knee step's point
-    // (achieved rate, p99). The step is found by `knee_step`, else (older files) by its offered
-    // rate; when no step is found the line sits at the offered rate.
-    type KneeAt = (usize, f64, Vec<(f64, Option<f64>)>);
-    let knees: Vec<KneeAt> = inputs
+    bounds
+}
+
+/// A knee as drawn: its input, its offered rate, and per series the knee step's point
+/// (achieved rate, p99).
+type KneeAt = (usize, f64, Vec<(f64, Option<f64>)>);
+
+/// The knee of every input that has one. The step is found by `knee_step`, else (older files)
+/// by its offered rate; when no step is found the line sits at the offered rate.
+fn knee_points(inputs: &[Input], with: &[&Series]) -> Vec<KneeAt> {
+    inputs
         .iter()
         .enumerate()
         .filter_map(|(i, input)| {
@@ -1446,27 +1499,38 @@ fn draw_sweep<DB: DrawingBackend>(
             }
             Some((i, rate, at))
         })
-        .collect();
-    let x_max = linear_max(
-        with.iter()
-            .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
-            .chain(knees.iter().flat_map(|k| k.2.iter().map(|p| p.0))),
-    );
-    let (div, unit_name) = unit(hi / 6.0);
-    let mut slo_text: Vec<String> = Vec::new();
-    for i in inputs {
-        if let Some((text, _)) = i.knee.as_ref().and_then(|k| k.slo.as_ref()) {
-            if !slo_text.contains(text) {
-                slo_text.push(text.clone());
-            }
-        }
+        .collect()
+}
+
+/// Why the last step of input `input` did not measure the target, when its sweep was stopped
+/// by the generator or a signal.
+fn last_step_caveat(inputs: &[Input], input: usize) -> Option<&'static str> {
+    match inputs[input].knee.as_ref()?.stopped.as_deref()? {
+        "generator" => Some("generator limit, not the target"),
+        "signal" => Some("cut short"),
+        _ => None,
     }
+}
+
+/// The last step of a sweep: the one with the highest `step`, else the last row.
+fn last_step(s: &Series) -> Option<&Step> {
+    let by_index = s
+        .steps
+        .iter()
+        .filter(|p| p.index.is_some())
+        .max_by_key(|p| p.index);
+    by_index.or(s.steps.last())
+}
+
+/// The sweep panel's caption: which line is which when compact, the SLOs, the sweeps without a
+/// knee, the hollow last steps, the steps without latency.
+fn sweep_caption(inputs: &[Input], with: &[&Series], compact: bool) -> String {
+    let slo_text = slo_texts(inputs);
     let no_knee: Vec<&str> = inputs
         .iter()
         .filter(|i| i.knee.as_ref().is_some_and(|k| k.rate.is_none()))
         .map(|i| i.stem.as_str())
         .collect();
-    let compact = with.len() > COMPACT_LEGEND;
     let mut caption = "sweep: latency vs achieved throughput".to_string();
     if compact {
         caption += " (thin: p50, thick: p99, dashed: p99.9)";
@@ -1479,15 +1543,8 @@ fn draw_sweep<DB: DrawingBackend>(
     }
     // A sweep stopped by the generator or a signal: its last step measured the generator or
     // a part of a step, not the target; it is drawn hollow and unconnected.
-    let odd_last = |input: usize| -> Option<&'static str> {
-        match inputs[input].knee.as_ref()?.stopped.as_deref()? {
-            "generator" => Some("generator limit, not the target"),
-            "signal" => Some("cut short"),
-            _ => None,
-        }
-    };
     for (i, input) in inputs.iter().enumerate() {
-        if let Some(why) = odd_last(i) {
+        if let Some(why) = last_step_caveat(inputs, i) {
             if with.iter().any(|s| s.input == i) {
                 let whose = if inputs.len() > 1 {
                     format!("{} ", input.stem)
@@ -1498,9 +1555,33 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
     }
-    // Steps in which nothing completed have no latency to draw: the caption names them.
-    let empty_steps: Vec<String> = with
-        .iter()
+    let empty_steps = empty_steps(with);
+    if !empty_steps.is_empty() {
+        caption += &format!(
+            "; no request completed, latency unknown: {}",
+            empty_steps.join(", ")
+        );
+    }
+    caption
+}
+
+/// The SLOs as given to `--slo`, each once.
+fn slo_texts(inputs: &[Input]) -> Vec<String> {
+    let mut slo_text: Vec<String> = Vec::new();
+    for i in inputs {
+        if let Some((text, _)) = i.knee.as_ref().and_then(|k| k.slo.as_ref()) {
+            if !slo_text.contains(text) {
+                slo_text.push(text.clone());
+            }
+        }
+    }
+    slo_text
+}
+
+/// The steps in which nothing completed, which have no latency to draw: each named with its
+/// offered rate and errors, for the caption.
+fn empty_steps(with: &[&Series]) -> Vec<String> {
+    with.iter()
         .flat_map(|s| {
             s.steps
                 .iter()
@@ -1514,91 +1595,72 @@ fn draw_sweep<DB: DrawingBackend>(
                     format!("{} step {n} ({offered} req/s offered, {errors})", s.name)
                 })
         })
-        .collect();
-    if !empty_steps.is_empty() {
-        caption += &format!(
-            "; no request completed, latency unknown: {}",
-            empty_steps.join(", ")
-        );
-    }
-    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
-    let x = XAxis {
-        range: 0.0..x_max,
-        desc: "achieved throughput (req/s)",
-        ticks: None,
-        tick: &|v| rate_tick(*v),
-    };
-    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
-    let floor = FLOOR_NS / div;
-    let many = with.len() > 1;
+        .collect()
+}
+
+/// One sweep's p50, p99 and p99.9 through its steps by achieved rate; its `odd` last step (one
+/// that did not measure the target) is left out of the lines and drawn hollow.
+fn draw_sweep_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LatencyChart<'a, DB>,
+    series: &[Series],
+    s: &Series,
+    odd: Option<&Step>,
+    many: bool,
+    compact: bool,
+    axes: SweepAxes,
+) -> Result<()> {
     type Pick = fn(&Step) -> Option<f64>;
     let lines: [(&str, Pick, u32); 3] = [
         ("p50", |p| p.p50, 1),
         ("p99", |p| p.p99, 2),
         ("p99.9", |p| p.p999, 1),
     ];
-    for s in &with {
-        // The last step (highest `step`, else the last row) when it did not measure the target.
-        let odd = odd_last(s.input).and_then(|_| {
-            let by_index = s
-                .steps
+    let mut steps: Vec<&Step> = s
+        .steps
+        .iter()
+        .filter(|p| p.rate.is_some() && !odd.is_some_and(|o| std::ptr::eq(o, *p)))
+        .collect();
+    steps.sort_by(|a, b| {
+        a.rate
+            .partial_cmp(&b.rate)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for (li, (pname, pick, width)) in lines.iter().enumerate() {
+        let segs = segments(
+            steps
                 .iter()
-                .filter(|p| p.index.is_some())
-                .max_by_key(|p| p.index);
-            by_index.or(s.steps.last())
-        });
-        let mut steps: Vec<&Step> = s
-            .steps
-            .iter()
-            .filter(|p| p.rate.is_some() && !odd.is_some_and(|o| std::ptr::eq(o, *p)))
-            .collect();
-        steps.sort_by(|a, b| {
-            a.rate
-                .partial_cmp(&b.rate)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        for (li, (pname, pick, width)) in lines.iter().enumerate() {
-            let segs = segments(
-                steps
-                    .iter()
-                    .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| (v / div).max(floor)))),
-            );
-            let (c, label) = if many {
-                (series_color(series, s), format!("{} {pname}", s.name))
-            } else {
-                (color(li), pname.to_string())
-            };
-            let pen = Pen {
-                color: c,
-                width: *width,
-                dashed: li == 2,
-                marks: true,
-            };
-            let label = match (compact, li) {
-                (false, _) => Some(label.as_str()),
-                (true, 1) => Some(s.name.as_str()),
-                (true, _) => None,
-            };
-            draw_line(&mut chart, segs, pen, label)?;
-            if let Some((x, y)) = odd.and_then(|p| Some((p.rate?, pick(p)?))) {
-                chart
-                    .draw_series(std::iter::once(Circle::new(
-                        (x, (y / div).max(floor)),
-                        4 + width,
-                        c.stroke_width(2),
-                    )))
-                    .map_err(draw_err)?;
-            }
+                .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| axes.y(v)))),
+        );
+        let (c, label) = percentile_look(series, s, many, li, pname);
+        let pen = Pen {
+            color: c,
+            width: *width,
+            dashed: li == 2,
+            marks: true,
+        };
+        draw_line(chart, segs, pen, legend_entry(compact, li == 1, &label, s))?;
+        if let Some((x, y)) = odd.and_then(|p| Some((p.rate?, pick(p)?))) {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x, axes.y(y)),
+                    4 + width,
+                    c.stroke_width(2),
+                )))
+                .map_err(draw_err)?;
         }
     }
-    // The legend's box (upper left), estimated from its entries: its rows are about 18 px,
-    // its characters about 7 px at 13 px.
-    let (entries, longest) = if compact {
+    Ok(())
+}
+
+/// The sweep legend's box (upper left), (height, width) px, estimated from its entries: its
+/// rows are about 18 px, its characters about 7 px at 13 px.
+fn sweep_legend_box(with: &[&Series]) -> (i32, i32) {
+    let (entries, longest) = if with.len() > COMPACT_LEGEND {
         (
             with.len(),
             with.iter().map(|s| s.name.chars().count()).max(),
         )
-    } else if many {
+    } else if with.len() > 1 {
         (
             with.len() * 3,
             with.iter().map(|s| s.name.chars().count() + 6).max(),
@@ -1608,11 +1670,23 @@ fn draw_sweep<DB: DrawingBackend>(
     };
     let legend_h = i32::try_from(entries).unwrap_or(i32::MAX / 32) * 18 + 20;
     let legend_w = i32::try_from(longest.unwrap_or(0)).unwrap_or(i32::MAX / 32) * 7 + 60;
+    (legend_h, legend_w)
+}
+
+/// The SLOs' latency bounds: dashed lines across the panel, each labelled at its left end,
+/// clear of the legend box (`legend_h`, `legend_w`).
+fn draw_slo_bounds<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LatencyChart<'a, DB>,
+    bounds: &[(String, f64)],
+    (legend_h, legend_w): (i32, i32),
+    axes: SweepAxes,
+) -> Result<()> {
+    let x_max = axes.x_max;
     let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
     let plot_top = plot_y.start;
     let plot_w = f64::from((plot_x.end - plot_x.start).max(1));
     for (n, (name, ns)) in bounds.iter().enumerate() {
-        let y = (ns / div).max(floor);
+        let y = axes.y(*ns);
         let style = RGBColor(90, 90, 90).stroke_width(1);
         chart
             .draw_series(DashedLineSeries::new(
@@ -1645,7 +1719,19 @@ fn draw_sweep<DB: DrawingBackend>(
             )))
             .map_err(draw_err)?;
     }
-    let per_input = |input: usize| with.iter().filter(|s| s.input == input).count();
+    Ok(())
+}
+
+/// The knees: a vertical line at each knee step's achieved rate, a circle on its p99, and one
+/// label per input in the headroom above the data.
+fn draw_knees<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LatencyChart<'a, DB>,
+    inputs: &[Input],
+    with: &[&Series],
+    knees: &[KneeAt],
+    axes: SweepAxes,
+) -> Result<()> {
+    let SweepAxes { lo, hi, div, x_max } = axes;
     for (k, (input, rate, at)) in knees.iter().enumerate() {
         let style = BLACK.stroke_width(2);
         let mut xs: Vec<f64> = Vec::new();
@@ -1659,7 +1745,7 @@ fn draw_sweep<DB: DrawingBackend>(
             if let Some(y) = p99 {
                 chart
                     .draw_series(std::iter::once(Circle::new(
-                        (x, (y / div).max(floor)),
+                        (x, axes.y(y)),
                         8,
                         BLACK.stroke_width(2),
                     )))
@@ -1667,20 +1753,7 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
         let x = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let total = if per_input(*input) > 1 {
-            " in total"
-        } else {
-            ""
-        };
-        let label = if inputs.len() > 1 {
-            format!(
-                " knee {}: {} req/s offered{total}",
-                inputs[*input].stem,
-                rate_tick(*rate)
-            )
-        } else {
-            format!(" knee: {} req/s offered{total}", rate_tick(*rate))
-        };
+        let label = knee_label(inputs, with, *input, *rate);
         // Right of the line, or left of it near the right edge, where it would be cut off.
         let (at, h) = if x > x_max * 0.7 {
             (x - x_max * 0.004, HPos::Right)
@@ -1701,8 +1774,26 @@ fn draw_sweep<DB: DrawingBackend>(
             )))
             .map_err(draw_err)?;
     }
-    draw_legend(&mut chart)?;
     Ok(())
+}
+
+/// A knee's label: its offered rate (a total when its input has several series), and its
+/// input's name when there are several inputs.
+fn knee_label(inputs: &[Input], with: &[&Series], input: usize, rate: f64) -> String {
+    let total = if with.iter().filter(|s| s.input == input).count() > 1 {
+        " in total"
+    } else {
+        ""
+    };
+    if inputs.len() > 1 {
+        format!(
+            " knee {}: {} req/s offered{total}",
+            inputs[input].stem,
+            rate_tick(rate)
+        )
+    } else {
+        format!(" knee: {} req/s offered{total}", rate_tick(rate))
+    }
 }
 
 #[cfg(test)]
