@@ -767,6 +767,22 @@ struct XAxis<'f> {
     tick: &'f dyn Fn(&f64) -> String,
 }
 
+/// Every panel's chart builder: its caption at `caption_px`, its margins and label areas.
+fn panel_builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    caption_px: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, caption_px))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80);
+    builder
+}
+
 /// A panel with latency on a log axis over a linear x.
 type LatencyChart<'a, DB> =
     ChartContext<'a, DB, Cartesian2d<RangedCoordf64, WithKeyPoints<LogCoord<f64>>>>;
@@ -781,12 +797,7 @@ fn latency_chart<'a, DB: DrawingBackend>(
     (lo, hi): (f64, f64),
     unit_name: &str,
 ) -> Result<LatencyChart<'a, DB>> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, caption_px))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+    let mut chart = panel_builder(area, caption, caption_px)
         .build_cartesian_2d(x.range, log_axis(lo, hi))
         .map_err(draw_err)?;
     let mut mesh = chart.configure_mesh();
@@ -1256,12 +1267,7 @@ fn throughput_chart<'a, DB: DrawingBackend>(
     t_max: f64,
     y_max: f64,
 ) -> Result<LinearChart<'a, DB>> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 16))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+    let mut chart = panel_builder(area, caption, 16)
         .build_cartesian_2d(0.0..t_max, 0.0..y_max)
         .map_err(draw_err)?;
     chart
