@@ -351,23 +351,8 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
         let mut timeline = Vec::new();
         for (offset_ms, (length, h)) in &windows {
             add(&mut total, h, name)?;
-            let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
-            let secs = length.as_secs_f64();
-            timeline.push(Point {
-                end_sec: *offset_ms as f64 / 1e3 + secs,
-                p50: q(0.5),
-                p90: q(0.9),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: (!h.is_empty()).then(|| h.max() as f64),
-                rate: (secs > 0.0).then(|| h.len() as f64 / secs),
-                errors: errors
-                    .get(&(peer.clone(), *offset_ms))
-                    .copied()
-                    .flatten()
-                    .filter(|_| secs > 0.0)
-                    .map(|n| n as f64 / secs),
-            });
+            let errors = errors.get(&(peer.clone(), *offset_ms)).copied().flatten();
+            timeline.push(hlog_point(*offset_ms, *length, h, errors));
         }
         out.push(Series {
             input: index,
@@ -381,6 +366,23 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
         });
     }
     Ok(out)
+}
+
+/// An interval log's window as a timeline point: it starts `offset_ms` after the log's first,
+/// lasts `length`, holds `h` and, where the log carries counters, `errors` failed requests.
+fn hlog_point(offset_ms: u128, length: Duration, h: &Histogram<u64>, errors: Option<u64>) -> Point {
+    let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
+    let secs = length.as_secs_f64();
+    Point {
+        end_sec: offset_ms as f64 / 1e3 + secs,
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: (!h.is_empty()).then(|| h.max() as f64),
+        rate: (secs > 0.0).then(|| h.len() as f64 / secs),
+        errors: errors.filter(|_| secs > 0.0).map(|n| n as f64 / secs),
+    }
 }
 
 /// A histogram that grows to whatever is added to it.
@@ -464,101 +466,125 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             continue;
         }
         let bad = |what: String| Error::Config(format!("{name}:{}: {what}", n + 1));
-        let row: Value = serde_json::from_str(line).map_err(|e| {
-            // serde's own position counts lines of this one line: keep the column only.
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or_default();
-            let shown: String = line.chars().take(40).collect();
-            bad(format!(
-                "bad JSON at column {}: {msg}: {shown:?}",
-                e.column()
-            ))
-        })?;
-        let Some(obj) = row.as_object() else {
-            return Err(bad("not a JSON object".into()));
-        };
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let row = parse_row(line).map_err(bad)?;
+        let kind = row.get("kind").and_then(Value::as_str).unwrap_or("");
         if kind == "knee" {
-            let slo = match obj.get("slo").and_then(Value::as_str) {
-                Some(text) => {
-                    let bounds = verdict::parse_slo(text)
-                        .map_err(|e| bad(format!("bad \"slo\" {text:?}: {e}")))?;
-                    Some((text.to_string(), bounds))
-                }
-                None => None,
-            };
-            knee = Some(Knee {
-                rate: num(&row, "knee_rate"),
-                step: obj
-                    .get("knee_step")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| usize::try_from(n).ok()),
-                stopped: obj
-                    .get("stopped")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                slo,
-            });
+            knee = Some(knee_row(&row).map_err(bad)?);
             continue;
         }
         if !matches!(kind, "interval" | "total" | "step") {
             continue;
         }
         // Rows without a target are not a client's (serve's counters).
-        let Some(peer) = obj.get("peer").and_then(Value::as_str) else {
+        let Some(peer) = row.get("peer").and_then(Value::as_str) else {
             continue;
         };
-        let labels: Vec<(String, String)> = match obj.get("labels") {
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| {
-                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                    (k.clone(), v)
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let at = series_at(&mut series, index, peer, &labels);
+        let at = series_at(&mut series, index, peer, &row_labels(&row));
         if windows.len() < series.len() {
             windows.resize_with(series.len(), Vec::new);
         }
         let lat = row.get("latency_ns").unwrap_or(&Value::Null);
-        let ns = |k: &str| num(lat, k).filter(|v| *v >= 0.0);
         match kind {
-            "interval" => {
-                let length = num(&row, "elapsed_sec").unwrap_or(0.0).max(0.0);
-                let errors = num(&row, "error_count")
-                    .filter(|e| *e >= 0.0 && length > 0.0)
-                    .map(|e| e / length);
-                let point = Point {
-                    end_sec: 0.0,
-                    p50: ns("p50"),
-                    p90: ns("p90"),
-                    p99: ns("p99"),
-                    p999: ns("p999"),
-                    max: ns("max"),
-                    rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
-                    errors,
-                };
-                windows[at].push((length, point));
-            }
+            "interval" => windows[at].push(interval_row(&row, lat)),
             "total" => {
                 (series[at].spectrum, series[at].spectrum_exact) = json_spectrum(&row, lat);
             }
-            _ => series[at].steps.push(Step {
-                index: obj
-                    .get("step")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| usize::try_from(n).ok()),
-                offered: num(&row, "offered_rate"),
-                rate: num(&row, "rate_per_sec").filter(|r| *r >= 0.0),
-                p50: ns("p50"),
-                p99: ns("p99"),
-                p999: ns("p999"),
-                errors: num(&row, "error_count").filter(|e| *e >= 0.0),
-            }),
+            _ => series[at].steps.push(step_row(&row, lat)),
         }
     }
+    stack_windows(&mut series, windows);
+    Ok((knee, series))
+}
+
+/// One line of JSON Lines as a JSON object, or why it is not one.
+fn parse_row(line: &str) -> std::result::Result<Value, String> {
+    let row: Value = serde_json::from_str(line).map_err(|e| {
+        // serde's own position counts lines of this one line: keep the column only.
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or_default();
+        let shown: String = line.chars().take(40).collect();
+        format!("bad JSON at column {}: {msg}: {shown:?}", e.column())
+    })?;
+    if !row.is_object() {
+        return Err("not a JSON object".into());
+    }
+    Ok(row)
+}
+
+/// A sweep's `knee` row, or why its `slo` does not parse.
+fn knee_row(row: &Value) -> std::result::Result<Knee, String> {
+    let slo = match row.get("slo").and_then(Value::as_str) {
+        Some(text) => {
+            let bounds =
+                verdict::parse_slo(text).map_err(|e| format!("bad \"slo\" {text:?}: {e}"))?;
+            Some((text.to_string(), bounds))
+        }
+        None => None,
+    };
+    Ok(Knee {
+        rate: num(row, "knee_rate"),
+        step: index_at(row, "knee_step"),
+        stopped: row
+            .get("stopped")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        slo,
+    })
+}
+
+/// A row's `labels` object as (key, value) pairs, values that are not strings as JSON text.
+fn row_labels(row: &Value) -> Vec<(String, String)> {
+    match row.get("labels") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                (k.clone(), v)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A latency in ns from a row's `latency_ns` (`lat`), `None` when unknown or negative.
+fn latency_at(lat: &Value, key: &str) -> Option<f64> {
+    num(lat, key).filter(|v| *v >= 0.0)
+}
+
+/// An `interval` row: its window's length (s) and its point, whose end is not yet known.
+fn interval_row(row: &Value, lat: &Value) -> (f64, Point) {
+    let length = num(row, "elapsed_sec").unwrap_or(0.0).max(0.0);
+    let errors = num(row, "error_count")
+        .filter(|e| *e >= 0.0 && length > 0.0)
+        .map(|e| e / length);
+    let point = Point {
+        end_sec: 0.0,
+        p50: latency_at(lat, "p50"),
+        p90: latency_at(lat, "p90"),
+        p99: latency_at(lat, "p99"),
+        p999: latency_at(lat, "p999"),
+        max: latency_at(lat, "max"),
+        rate: num(row, "rate_per_sec").filter(|r| *r >= 0.0),
+        errors,
+    };
+    (length, point)
+}
+
+/// A sweep's `step` row.
+fn step_row(row: &Value, lat: &Value) -> Step {
+    Step {
+        index: index_at(row, "step"),
+        offered: num(row, "offered_rate"),
+        rate: num(row, "rate_per_sec").filter(|r| *r >= 0.0),
+        p50: latency_at(lat, "p50"),
+        p99: latency_at(lat, "p99"),
+        p999: latency_at(lat, "p999"),
+        errors: num(row, "error_count").filter(|e| *e >= 0.0),
+    }
+}
+
+/// Each series' timeline from its windows: a window ends where the lengths so far add up.
+fn stack_windows(series: &mut [Series], windows: Vec<Vec<(f64, Point)>>) {
     // Time since the run's start: the window lengths added up. The rows' wall-clock
     // `timestamp`s are when each row was printed, and the last windows of a run are printed
     // together at its stop.
@@ -570,7 +596,13 @@ fn read_jsonl(text: &str, name: &str, index: usize) -> Result<(Option<Knee>, Vec
             s.timeline.push(p);
         }
     }
-    Ok((knee, series))
+}
+
+/// A JSON index (a non-negative integer), or `None` for anything else.
+fn index_at(v: &Value, key: &str) -> Option<usize> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 /// A JSON number, or `None` for null, a missing key or another type.
@@ -735,6 +767,22 @@ struct XAxis<'f> {
     tick: &'f dyn Fn(&f64) -> String,
 }
 
+/// Every panel's chart builder: its caption at `caption_px`, its margins and label areas.
+fn panel_builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    caption_px: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, caption_px))
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(80);
+    builder
+}
+
 /// A panel with latency on a log axis over a linear x.
 type LatencyChart<'a, DB> =
     ChartContext<'a, DB, Cartesian2d<RangedCoordf64, WithKeyPoints<LogCoord<f64>>>>;
@@ -749,12 +797,7 @@ fn latency_chart<'a, DB: DrawingBackend>(
     (lo, hi): (f64, f64),
     unit_name: &str,
 ) -> Result<LatencyChart<'a, DB>> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, caption_px))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+    let mut chart = panel_builder(area, caption, caption_px)
         .build_cartesian_2d(x.range, log_axis(lo, hi))
         .map_err(draw_err)?;
     let mut mesh = chart.configure_mesh();
@@ -1036,10 +1079,16 @@ fn draw_timeline<DB: DrawingBackend>(
         with.iter()
             .flat_map(|s| s.timeline.iter().map(|p| p.end_sec)),
     ) / 1.15;
-    let many = with.len() > 1;
-    let compact = with.len() > COMPACT_LEGEND;
-    type Pick = fn(&Point) -> Option<f64>;
-    let lines: Vec<(&str, Pick)> = if many {
+    draw_window_latency(lat_area, series, &with, t_max)?;
+    draw_window_throughput(thr_area, series, &with, t_max)
+}
+
+/// Picks one value of a timeline's window.
+type PointPick = fn(&Point) -> Option<f64>;
+
+/// The timeline's latency lines: p99 and max with several series, five percentiles for one.
+fn window_latency_lines(many: bool) -> Vec<(&'static str, PointPick)> {
+    if many {
         vec![("p99", |p| p.p99), ("max", |p| p.max)]
     } else {
         vec![
@@ -1049,7 +1098,19 @@ fn draw_timeline<DB: DrawingBackend>(
             ("p99.9", |p| p.p999),
             ("max", |p| p.max),
         ]
-    };
+    }
+}
+
+/// The upper timeline panel: the latency lines of every series with windows.
+fn draw_window_latency<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    with: &[&Series],
+    t_max: f64,
+) -> Result<()> {
+    let many = with.len() > 1;
+    let compact = with.len() > COMPACT_LEGEND;
+    let lines = window_latency_lines(many);
     // The axis spans the lines drawn (p99 and max only, with several series).
     let values = with.iter().flat_map(|s| {
         s.timeline
@@ -1058,6 +1119,48 @@ fn draw_timeline<DB: DrawingBackend>(
     });
     let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
     let (div, unit_name) = unit(hi / 6.0);
+    let caption = window_latency_caption(with, compact);
+    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
+    let x = XAxis {
+        range: 0.0..t_max,
+        desc: "time since start (s)",
+        ticks: None,
+        tick: &|v| tick(*v),
+    };
+    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
+    let floor = FLOOR_NS / div;
+    for s in with {
+        for (li, (pname, pick)) in lines.iter().enumerate() {
+            let segs = segments(
+                s.timeline
+                    .iter()
+                    .map(|p| (p.end_sec, pick(p).map(|v| (v / div).max(floor)))),
+            );
+            let (color, label) = percentile_look(series, s, many, li, pname);
+            // With several series their p99 is thick, their max thin; one series' are all
+            // thick. Max is dashed either way.
+            let pen = Pen {
+                color,
+                width: if many && li > 0 { 1 } else { 2 },
+                dashed: *pname == "max",
+                marks: false,
+            };
+            // Past COMPACT_LEGEND series, one legend entry each (its p99); the caption says
+            // which line is which.
+            draw_line(
+                &mut chart,
+                segs,
+                pen,
+                legend_entry(compact, li == 0, &label, s),
+            )?;
+        }
+    }
+    draw_legend(&mut chart)
+}
+
+/// The upper timeline panel's caption: which line is which when compact, and the series in
+/// which no request completed.
+fn window_latency_caption(with: &[&Series], compact: bool) -> String {
     let mut caption = if compact {
         "latency per window (from the intended send time; solid: p99, dashed: max)".to_string()
     } else {
@@ -1078,55 +1181,46 @@ fn draw_timeline<DB: DrawingBackend>(
             none_completed.join(", ")
         );
     }
-    let size = caption_size(&caption, lat_area.dim_in_pixel().0, 18);
-    let x = XAxis {
-        range: 0.0..t_max,
-        desc: "time since start (s)",
-        ticks: None,
-        tick: &|v| tick(*v),
-    };
-    let mut chart = latency_chart(lat_area, &caption, size, x, (lo / div, hi / div), unit_name)?;
-    let floor = FLOOR_NS / div;
-    for s in &with {
-        for (li, (pname, pick)) in lines.iter().enumerate() {
-            let segs = segments(
-                s.timeline
-                    .iter()
-                    .map(|p| (p.end_sec, pick(p).map(|v| (v / div).max(floor)))),
-            );
-            let (pen, label) = if many {
-                (
-                    Pen {
-                        color: series_color(series, s),
-                        width: if li == 0 { 2 } else { 1 },
-                        dashed: li == 1,
-                        marks: false,
-                    },
-                    format!("{} {pname}", s.name),
-                )
-            } else {
-                (
-                    Pen {
-                        color: color(li),
-                        width: 2,
-                        dashed: *pname == "max",
-                        marks: false,
-                    },
-                    pname.to_string(),
-                )
-            };
-            // Past COMPACT_LEGEND series, one legend entry each (its p99); the caption says
-            // which line is which.
-            let label = match (compact, li) {
-                (false, _) => Some(label.as_str()),
-                (true, 0) => Some(s.name.as_str()),
-                (true, _) => None,
-            };
-            draw_line(&mut chart, segs, pen, label)?;
-        }
-    }
-    draw_legend(&mut chart)?;
+    caption
+}
 
+/// The color and legend text of percentile line `li` (`pname`) of `s`: with several series the
+/// series' color and name, for one series a color per percentile.
+fn percentile_look(
+    series: &[Series],
+    s: &Series,
+    many: bool,
+    li: usize,
+    pname: &str,
+) -> (RGBColor, String) {
+    if many {
+        (series_color(series, s), format!("{} {pname}", s.name))
+    } else {
+        (color(li), pname.to_string())
+    }
+}
+
+/// A line's legend entry: `full` while every line has one; past `COMPACT_LEGEND` series only
+/// the `main` line of `s`, under the series' name.
+fn legend_entry<'t>(compact: bool, main: bool, full: &'t str, s: &'t Series) -> Option<&'t str> {
+    match (compact, main) {
+        (false, _) => Some(full),
+        (true, true) => Some(s.name.as_str()),
+        (true, false) => None,
+    }
+}
+
+/// A panel with a linear y axis over a linear x.
+type LinearChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The lower timeline panel: requests and errors per second of every series with windows.
+fn draw_window_throughput<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    with: &[&Series],
+    t_max: f64,
+) -> Result<()> {
+    let compact = with.len() > COMPACT_LEGEND;
     let errors_known = with
         .iter()
         .any(|s| s.timeline.iter().any(|p| p.errors.is_some()));
@@ -1138,6 +1232,17 @@ fn draw_timeline<DB: DrawingBackend>(
             .iter()
             .flat_map(|p| [p.rate, p.errors].into_iter().flatten())
     })) * 1.3;
+    let caption = throughput_caption(compact, errors_unknown);
+    let mut chart = throughput_chart(area, &caption, t_max, y_max)?;
+    for s in with {
+        draw_window_rates(&mut chart, series, s, with.len() > 1, compact, errors_known)?;
+    }
+    draw_legend(&mut chart)
+}
+
+/// The lower timeline panel's caption: which line is which when compact, and why errors are
+/// missing when some input does not carry them.
+fn throughput_caption(compact: bool, errors_unknown: bool) -> String {
     let mut notes = Vec::new();
     if compact {
         notes.push("solid: req/s, dashed with dots: errors/s");
@@ -1151,12 +1256,18 @@ fn draw_timeline<DB: DrawingBackend>(
     if !notes.is_empty() {
         caption += &format!(" ({})", notes.join("; "));
     }
-    let mut chart = ChartBuilder::on(thr_area)
-        .caption(caption, (FONT, 16))
-        .margin(10)
-        .margin_right(30)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+    caption
+}
+
+/// The lower timeline panel's chart: time from 0 to `t_max` s, rates from 0 to `y_max`, its
+/// mesh drawn.
+fn throughput_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    t_max: f64,
+    y_max: f64,
+) -> Result<LinearChart<'a, DB>> {
+    let mut chart = panel_builder(area, caption, 16)
         .build_cartesian_2d(0.0..t_max, 0.0..y_max)
         .map_err(draw_err)?;
     chart
@@ -1169,47 +1280,51 @@ fn draw_timeline<DB: DrawingBackend>(
         .axis_desc_style((FONT, 15))
         .draw()
         .map_err(draw_err)?;
-    for s in &with {
-        let prefix = if many {
-            format!("{} ", s.name)
-        } else {
-            String::new()
-        };
-        let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
-        let rate_color = if many {
+    Ok(chart)
+}
+
+/// One series' requests per second and, where its input carries them, its errors per second.
+fn draw_window_rates<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LinearChart<'a, DB>,
+    series: &[Series],
+    s: &Series,
+    many: bool,
+    compact: bool,
+    errors_known: bool,
+) -> Result<()> {
+    let prefix = if many {
+        format!("{} ", s.name)
+    } else {
+        String::new()
+    };
+    let rate = segments(s.timeline.iter().map(|p| (p.end_sec, p.rate)));
+    let pen = Pen {
+        color: if many {
             series_color(series, s)
         } else {
             color(0)
-        };
+        },
+        width: 2,
+        dashed: false,
+        marks: false,
+    };
+    let label = format!("{prefix}req/s");
+    draw_line(chart, rate, pen, legend_entry(compact, true, &label, s))?;
+    if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
+        let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
         let pen = Pen {
-            color: rate_color,
+            color: if many {
+                series_color(series, s)
+            } else {
+                color(1)
+            },
             width: 2,
-            dashed: false,
-            marks: false,
+            dashed: true,
+            marks: true,
         };
-        let label = if compact {
-            s.name.clone()
-        } else {
-            format!("{prefix}req/s")
-        };
-        draw_line(&mut chart, rate, pen, Some(&label))?;
-        if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
-            let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
-            let pen = Pen {
-                color: if many {
-                    series_color(series, s)
-                } else {
-                    color(1)
-                },
-                width: 2,
-                dashed: true,
-                marks: true,
-            };
-            let label = format!("{prefix}errors/s");
-            draw_line(&mut chart, errs, pen, (!compact).then_some(label.as_str()))?;
-        }
+        let label = format!("{prefix}errors/s");
+        draw_line(chart, errs, pen, legend_entry(compact, false, &label, s))?;
     }
-    draw_legend(&mut chart)?;
     Ok(())
 }
 
@@ -1281,7 +1396,63 @@ fn draw_sweep<DB: DrawingBackend>(
     series: &[Series],
 ) -> Result<()> {
     let with: Vec<&Series> = series.iter().filter(|s| !s.steps.is_empty()).collect();
-    // The SLOs' latency bounds, each drawn once however many sweeps share it.
+    let bounds = slo_bounds(inputs);
+    let values = with
+        .iter()
+        .flat_map(|s| {
+            s.steps
+                .iter()
+                .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
+        })
+        .chain(bounds.iter().map(|b| b.1));
+    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
+    let knees = knee_points(inputs, &with);
+    let x_max = linear_max(
+        with.iter()
+            .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
+            .chain(knees.iter().flat_map(|k| k.2.iter().map(|p| p.0))),
+    );
+    let (div, unit_name) = unit(hi / 6.0);
+    let compact = with.len() > COMPACT_LEGEND;
+    let caption = sweep_caption(inputs, &with, compact);
+    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
+    let x = XAxis {
+        range: 0.0..x_max,
+        desc: "achieved throughput (req/s)",
+        ticks: None,
+        tick: &|v| rate_tick(*v),
+    };
+    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
+    let axes = SweepAxes { lo, hi, div, x_max };
+    let many = with.len() > 1;
+    for s in &with {
+        let odd = last_step_caveat(inputs, s.input).and_then(|_| last_step(s));
+        draw_sweep_lines(&mut chart, series, s, odd, many, compact, axes)?;
+    }
+    draw_slo_bounds(&mut chart, &bounds, sweep_legend_box(&with), axes)?;
+    draw_knees(&mut chart, inputs, &with, &knees, axes)?;
+    draw_legend(&mut chart)
+}
+
+/// The sweep panel's scales: latency from `lo` to `hi` ns shown in units of `div` ns, achieved
+/// rate from 0 to `x_max`.
+#[derive(Debug, Clone, Copy)]
+struct SweepAxes {
+    lo: f64,
+    hi: f64,
+    div: f64,
+    x_max: f64,
+}
+
+impl SweepAxes {
+    /// A latency (ns) in display units, raised to the floor of the log axis.
+    fn y(&self, ns: f64) -> f64 {
+        (ns / self.div).max(FLOOR_NS / self.div)
+    }
+}
+
+/// The SLOs' latency bounds (name, ns), each once however many sweeps share it.
+fn slo_bounds(inputs: &[Input]) -> Vec<(String, f64)> {
     let mut bounds: Vec<(String, f64)> = Vec::new();
     for input in inputs {
         let Some((_, slo)) = input.knee.as_ref().and_then(|k| k.slo.as_ref()) else {
@@ -1300,20 +1471,17 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
     }
-    let values = with
-        .iter()
-        .flat_map(|s| {
-            s.steps
-                .iter()
-                .flat_map(|p| [p.p50, p.p99, p.p999].into_iter().flatten())
-        })
-        .chain(bounds.iter().map(|b| b.1));
-    let (lo, hi) = log_range(values, 6.0).unwrap_or(NO_LATENCY_RANGE);
-    // Per input with a knee: its offered rate and, per series, the knee step's point
-    // (achieved rate, p99). The step is found by `knee_step`, else (older files) by its offered
-    // rate; when no step is found the line sits at the offered rate.
-    type KneeAt = (usize, f64, Vec<(f64, Option<f64>)>);
-    let knees: Vec<KneeAt> = inputs
+    bounds
+}
+
+/// A knee as drawn: its input, its offered rate, and per series the knee step's point
+/// (achieved rate, p99).
+type KneeAt = (usize, f64, Vec<(f64, Option<f64>)>);
+
+/// The knee of every input that has one. The step is found by `knee_step`, else (older files)
+/// by its offered rate; when no step is found the line sits at the offered rate.
+fn knee_points(inputs: &[Input], with: &[&Series]) -> Vec<KneeAt> {
+    inputs
         .iter()
         .enumerate()
         .filter_map(|(i, input)| {
@@ -1337,27 +1505,38 @@ fn draw_sweep<DB: DrawingBackend>(
             }
             Some((i, rate, at))
         })
-        .collect();
-    let x_max = linear_max(
-        with.iter()
-            .flat_map(|s| s.steps.iter().filter_map(|p| p.rate))
-            .chain(knees.iter().flat_map(|k| k.2.iter().map(|p| p.0))),
-    );
-    let (div, unit_name) = unit(hi / 6.0);
-    let mut slo_text: Vec<String> = Vec::new();
-    for i in inputs {
-        if let Some((text, _)) = i.knee.as_ref().and_then(|k| k.slo.as_ref()) {
-            if !slo_text.contains(text) {
-                slo_text.push(text.clone());
-            }
-        }
+        .collect()
+}
+
+/// Why the last step of input `input` did not measure the target, when its sweep was stopped
+/// by the generator or a signal.
+fn last_step_caveat(inputs: &[Input], input: usize) -> Option<&'static str> {
+    match inputs[input].knee.as_ref()?.stopped.as_deref()? {
+        "generator" => Some("generator limit, not the target"),
+        "signal" => Some("cut short"),
+        _ => None,
     }
+}
+
+/// The last step of a sweep: the one with the highest `step`, else the last row.
+fn last_step(s: &Series) -> Option<&Step> {
+    let by_index = s
+        .steps
+        .iter()
+        .filter(|p| p.index.is_some())
+        .max_by_key(|p| p.index);
+    by_index.or(s.steps.last())
+}
+
+/// The sweep panel's caption: which line is which when compact, the SLOs, the sweeps without a
+/// knee, the hollow last steps, the steps without latency.
+fn sweep_caption(inputs: &[Input], with: &[&Series], compact: bool) -> String {
+    let slo_text = slo_texts(inputs);
     let no_knee: Vec<&str> = inputs
         .iter()
         .filter(|i| i.knee.as_ref().is_some_and(|k| k.rate.is_none()))
         .map(|i| i.stem.as_str())
         .collect();
-    let compact = with.len() > COMPACT_LEGEND;
     let mut caption = "sweep: latency vs achieved throughput".to_string();
     if compact {
         caption += " (thin: p50, thick: p99, dashed: p99.9)";
@@ -1370,15 +1549,8 @@ fn draw_sweep<DB: DrawingBackend>(
     }
     // A sweep stopped by the generator or a signal: its last step measured the generator or
     // a part of a step, not the target; it is drawn hollow and unconnected.
-    let odd_last = |input: usize| -> Option<&'static str> {
-        match inputs[input].knee.as_ref()?.stopped.as_deref()? {
-            "generator" => Some("generator limit, not the target"),
-            "signal" => Some("cut short"),
-            _ => None,
-        }
-    };
     for (i, input) in inputs.iter().enumerate() {
-        if let Some(why) = odd_last(i) {
+        if let Some(why) = last_step_caveat(inputs, i) {
             if with.iter().any(|s| s.input == i) {
                 let whose = if inputs.len() > 1 {
                     format!("{} ", input.stem)
@@ -1389,9 +1561,33 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
     }
-    // Steps in which nothing completed have no latency to draw: the caption names them.
-    let empty_steps: Vec<String> = with
-        .iter()
+    let empty_steps = empty_steps(with);
+    if !empty_steps.is_empty() {
+        caption += &format!(
+            "; no request completed, latency unknown: {}",
+            empty_steps.join(", ")
+        );
+    }
+    caption
+}
+
+/// The SLOs as given to `--slo`, each once.
+fn slo_texts(inputs: &[Input]) -> Vec<String> {
+    let mut slo_text: Vec<String> = Vec::new();
+    for i in inputs {
+        if let Some((text, _)) = i.knee.as_ref().and_then(|k| k.slo.as_ref()) {
+            if !slo_text.contains(text) {
+                slo_text.push(text.clone());
+            }
+        }
+    }
+    slo_text
+}
+
+/// The steps in which nothing completed, which have no latency to draw: each named with its
+/// offered rate and errors, for the caption.
+fn empty_steps(with: &[&Series]) -> Vec<String> {
+    with.iter()
         .flat_map(|s| {
             s.steps
                 .iter()
@@ -1405,91 +1601,72 @@ fn draw_sweep<DB: DrawingBackend>(
                     format!("{} step {n} ({offered} req/s offered, {errors})", s.name)
                 })
         })
-        .collect();
-    if !empty_steps.is_empty() {
-        caption += &format!(
-            "; no request completed, latency unknown: {}",
-            empty_steps.join(", ")
-        );
-    }
-    let size = caption_size(&caption, area.dim_in_pixel().0, 18);
-    let x = XAxis {
-        range: 0.0..x_max,
-        desc: "achieved throughput (req/s)",
-        ticks: None,
-        tick: &|v| rate_tick(*v),
-    };
-    let mut chart = latency_chart(area, &caption, size, x, (lo / div, hi / div), unit_name)?;
-    let floor = FLOOR_NS / div;
-    let many = with.len() > 1;
+        .collect()
+}
+
+/// One sweep's p50, p99 and p99.9 through its steps by achieved rate; its `odd` last step (one
+/// that did not measure the target) is left out of the lines and drawn hollow.
+fn draw_sweep_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LatencyChart<'a, DB>,
+    series: &[Series],
+    s: &Series,
+    odd: Option<&Step>,
+    many: bool,
+    compact: bool,
+    axes: SweepAxes,
+) -> Result<()> {
     type Pick = fn(&Step) -> Option<f64>;
     let lines: [(&str, Pick, u32); 3] = [
         ("p50", |p| p.p50, 1),
         ("p99", |p| p.p99, 2),
         ("p99.9", |p| p.p999, 1),
     ];
-    for s in &with {
-        // The last step (highest `step`, else the last row) when it did not measure the target.
-        let odd = odd_last(s.input).and_then(|_| {
-            let by_index = s
-                .steps
+    let mut steps: Vec<&Step> = s
+        .steps
+        .iter()
+        .filter(|p| p.rate.is_some() && !odd.is_some_and(|o| std::ptr::eq(o, *p)))
+        .collect();
+    steps.sort_by(|a, b| {
+        a.rate
+            .partial_cmp(&b.rate)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for (li, (pname, pick, width)) in lines.iter().enumerate() {
+        let segs = segments(
+            steps
                 .iter()
-                .filter(|p| p.index.is_some())
-                .max_by_key(|p| p.index);
-            by_index.or(s.steps.last())
-        });
-        let mut steps: Vec<&Step> = s
-            .steps
-            .iter()
-            .filter(|p| p.rate.is_some() && !odd.is_some_and(|o| std::ptr::eq(o, *p)))
-            .collect();
-        steps.sort_by(|a, b| {
-            a.rate
-                .partial_cmp(&b.rate)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        for (li, (pname, pick, width)) in lines.iter().enumerate() {
-            let segs = segments(
-                steps
-                    .iter()
-                    .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| (v / div).max(floor)))),
-            );
-            let (c, label) = if many {
-                (series_color(series, s), format!("{} {pname}", s.name))
-            } else {
-                (color(li), pname.to_string())
-            };
-            let pen = Pen {
-                color: c,
-                width: *width,
-                dashed: li == 2,
-                marks: true,
-            };
-            let label = match (compact, li) {
-                (false, _) => Some(label.as_str()),
-                (true, 1) => Some(s.name.as_str()),
-                (true, _) => None,
-            };
-            draw_line(&mut chart, segs, pen, label)?;
-            if let Some((x, y)) = odd.and_then(|p| Some((p.rate?, pick(p)?))) {
-                chart
-                    .draw_series(std::iter::once(Circle::new(
-                        (x, (y / div).max(floor)),
-                        4 + width,
-                        c.stroke_width(2),
-                    )))
-                    .map_err(draw_err)?;
-            }
+                .map(|p| (p.rate.unwrap_or(0.0), pick(p).map(|v| axes.y(v)))),
+        );
+        let (c, label) = percentile_look(series, s, many, li, pname);
+        let pen = Pen {
+            color: c,
+            width: *width,
+            dashed: li == 2,
+            marks: true,
+        };
+        draw_line(chart, segs, pen, legend_entry(compact, li == 1, &label, s))?;
+        if let Some((x, y)) = odd.and_then(|p| Some((p.rate?, pick(p)?))) {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x, axes.y(y)),
+                    4 + width,
+                    c.stroke_width(2),
+                )))
+                .map_err(draw_err)?;
         }
     }
-    // The legend's box (upper left), estimated from its entries: its rows are about 18 px,
-    // its characters about 7 px at 13 px.
-    let (entries, longest) = if compact {
+    Ok(())
+}
+
+/// The sweep legend's box (upper left), (height, width) px, estimated from its entries: its
+/// rows are about 18 px, its characters about 7 px at 13 px.
+fn sweep_legend_box(with: &[&Series]) -> (i32, i32) {
+    let (entries, longest) = if with.len() > COMPACT_LEGEND {
         (
             with.len(),
             with.iter().map(|s| s.name.chars().count()).max(),
         )
-    } else if many {
+    } else if with.len() > 1 {
         (
             with.len() * 3,
             with.iter().map(|s| s.name.chars().count() + 6).max(),
@@ -1499,11 +1676,23 @@ fn draw_sweep<DB: DrawingBackend>(
     };
     let legend_h = i32::try_from(entries).unwrap_or(i32::MAX / 32) * 18 + 20;
     let legend_w = i32::try_from(longest.unwrap_or(0)).unwrap_or(i32::MAX / 32) * 7 + 60;
+    (legend_h, legend_w)
+}
+
+/// The SLOs' latency bounds: dashed lines across the panel, each labelled at its left end,
+/// clear of the legend box (`legend_h`, `legend_w`).
+fn draw_slo_bounds<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LatencyChart<'a, DB>,
+    bounds: &[(String, f64)],
+    (legend_h, legend_w): (i32, i32),
+    axes: SweepAxes,
+) -> Result<()> {
+    let x_max = axes.x_max;
     let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
     let plot_top = plot_y.start;
     let plot_w = f64::from((plot_x.end - plot_x.start).max(1));
     for (n, (name, ns)) in bounds.iter().enumerate() {
-        let y = (ns / div).max(floor);
+        let y = axes.y(*ns);
         let style = RGBColor(90, 90, 90).stroke_width(1);
         chart
             .draw_series(DashedLineSeries::new(
@@ -1536,7 +1725,19 @@ fn draw_sweep<DB: DrawingBackend>(
             )))
             .map_err(draw_err)?;
     }
-    let per_input = |input: usize| with.iter().filter(|s| s.input == input).count();
+    Ok(())
+}
+
+/// The knees: a vertical line at each knee step's achieved rate, a circle on its p99, and one
+/// label per input in the headroom above the data.
+fn draw_knees<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LatencyChart<'a, DB>,
+    inputs: &[Input],
+    with: &[&Series],
+    knees: &[KneeAt],
+    axes: SweepAxes,
+) -> Result<()> {
+    let SweepAxes { lo, hi, div, x_max } = axes;
     for (k, (input, rate, at)) in knees.iter().enumerate() {
         let style = BLACK.stroke_width(2);
         let mut xs: Vec<f64> = Vec::new();
@@ -1550,7 +1751,7 @@ fn draw_sweep<DB: DrawingBackend>(
             if let Some(y) = p99 {
                 chart
                     .draw_series(std::iter::once(Circle::new(
-                        (x, (y / div).max(floor)),
+                        (x, axes.y(y)),
                         8,
                         BLACK.stroke_width(2),
                     )))
@@ -1558,20 +1759,7 @@ fn draw_sweep<DB: DrawingBackend>(
             }
         }
         let x = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let total = if per_input(*input) > 1 {
-            " in total"
-        } else {
-            ""
-        };
-        let label = if inputs.len() > 1 {
-            format!(
-                " knee {}: {} req/s offered{total}",
-                inputs[*input].stem,
-                rate_tick(*rate)
-            )
-        } else {
-            format!(" knee: {} req/s offered{total}", rate_tick(*rate))
-        };
+        let label = knee_label(inputs, with, *input, *rate);
         // Right of the line, or left of it near the right edge, where it would be cut off.
         let (at, h) = if x > x_max * 0.7 {
             (x - x_max * 0.004, HPos::Right)
@@ -1592,8 +1780,26 @@ fn draw_sweep<DB: DrawingBackend>(
             )))
             .map_err(draw_err)?;
     }
-    draw_legend(&mut chart)?;
     Ok(())
+}
+
+/// A knee's label: its offered rate (a total when its input has several series), and its
+/// input's name when there are several inputs.
+fn knee_label(inputs: &[Input], with: &[&Series], input: usize, rate: f64) -> String {
+    let total = if with.iter().filter(|s| s.input == input).count() > 1 {
+        " in total"
+    } else {
+        ""
+    };
+    if inputs.len() > 1 {
+        format!(
+            " knee {}: {} req/s offered{total}",
+            inputs[input].stem,
+            rate_tick(rate)
+        )
+    } else {
+        format!(" knee: {} req/s offered{total}", rate_tick(rate))
+    }
 }
 
 #[cfg(test)]
