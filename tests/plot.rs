@@ -307,17 +307,12 @@ fn sweep_has_slo_lines_and_knee() {
     assert!(!svg.contains("knee:"));
 }
 
-/// A port where nothing listens: bound, then closed.
-fn dead_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("local_addr").to_string();
-    drop(l);
-    addr
-}
-
-/// `connect ARGS` against a dead port; it fails (exit 1) but writes what it saw.
+/// `connect ARGS` against a dead port; it fails (exit 1) but writes what it saw. The port is
+/// held bound (not listening) below the ephemeral range, so no other test's server can take
+/// it meanwhile (a port bound and closed again could be reused by a `serve -l 127.0.0.1:0`).
 fn refused(args: &[&str]) -> Outcome {
-    let addr = dead_addr();
+    let dead = common::DeadPort::new();
+    let addr = dead.addr();
     let mut argv = vec!["connect"];
     argv.extend_from_slice(args);
     argv.push(&addr);
