@@ -1830,6 +1830,12 @@ fn start_load(plan: ConnectPlan, shutdown: &Shutdown) -> Result<Option<Load>> {
             shutdown,
             plan.report.live.as_deref(),
         )? {
+            // Nothing ran, so there is no log either: a header alone would pass for a run
+            // that measured nothing.
+            if let (Some(log), Some(path)) = (hdr_log, &plan.hdr_log) {
+                drop(log);
+                let _ = std::fs::remove_file(path);
+            }
             return Ok(None);
         }
     }

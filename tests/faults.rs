@@ -1509,7 +1509,21 @@ fn a_signal_while_waiting_for_start_at_exits_without_a_report() {
     let echo = Fake::start(Fault::Echo);
     let addr = echo.addr();
     let at = start_at_from_now(30.0);
-    let mut t = spawn(&["connect", "--start-at", &at, "-d", "1s", &addr], None);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("run.hlog").display().to_string();
+    let mut t = spawn(
+        &[
+            "connect",
+            "--start-at",
+            &at,
+            "-d",
+            "1s",
+            "--hdr-log",
+            &log,
+            &addr,
+        ],
+        None,
+    );
     let mut j = spawn(
         &[
             "connect",
@@ -1541,6 +1555,8 @@ fn a_signal_while_waiting_for_start_at_exits_without_a_report() {
         );
     }
     assert_eq!(echo.accepted.load(Ordering::Relaxed), 0, "no traffic");
+    // The --hdr-log file made before the wait is removed: no run, no log.
+    assert!(!std::path::Path::new(&log).exists(), "{log} is left behind");
 }
 
 // ---------------------------------------------------------------------------------------------
