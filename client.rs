@@ -3,7 +3,7 @@
 //! flushing to the reporter, and the start and end of the measured period.
 //!
 //! Leaves to others: sockets and connection state (`persistent`, `ephemeral`, `udp_client`,
-//! `tcp_conn`), the loop (`reactor`), printing (`report`).
+//! `udp_ephemeral`, `tcp_conn`, `udp_wire`), the loop (`reactor`), printing (`report`).
 
 use crate::driver::{Clock, ConnectConfig};
 use crate::pacing::Pacer;

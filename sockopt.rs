@@ -2,7 +2,7 @@
 //!
 //! Owns: the raw `setsockopt` call (one `unsafe` block), the options built on it
 //! (TCP_FASTOPEN, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE) and the UDP buffer size both
-//! ends ask for. Leaves to others: when to set them (`echo`, `driver`).
+//! ends ask for. Leaves to others: when to set them (`echo`, `tcp_conn`, `udp_wire`).
 
 use std::io;
 use std::os::fd::AsRawFd;
