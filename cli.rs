@@ -244,7 +244,7 @@ pub struct ServeArgs {
     /// listen backlog (default 4096)
     #[argh(option, from_str_fn(parse_count))]
     pub backlog: Option<u64>,
-    /// SO_BUSY_POLL microseconds on accepted sockets
+    /// SO_BUSY_POLL microseconds on accepted TCP and on UDP sockets
     #[argh(option, from_str_fn(parse_count))]
     pub busy_poll: Option<u64>,
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %
@@ -351,7 +351,7 @@ pub struct ConnectArgs {
     /// local addresses to spread connections over: a list (a,b) or a CIDR (10.0.0.0/29)
     #[argh(option)]
     pub source_addrs: Option<String>,
-    /// SO_BUSY_POLL microseconds on client sockets
+    /// SO_BUSY_POLL microseconds on client sockets (TCP and UDP)
     #[argh(option, from_str_fn(parse_count))]
     pub busy_poll: Option<u64>,
     /// never sleep in epoll_wait: lowest latency, each worker's core at 100 %

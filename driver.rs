@@ -9,7 +9,8 @@
 //!                                    | ephemeral::Ephemeral    (a connection per request)
 //!                                    | udp_client::UdpClient   (datagrams, -c flows per target)
 //!                                    | udp_ephemeral::UdpEphemeral (a socket per datagram)
-//!              persistent and ephemeral share tcp_conn (dialing, request/echo I/O)
+//!              persistent and ephemeral share tcp_conn (dialing, request/echo I/O), the UDP
+//!              modes udp_wire (header, socket), the socket-per-request modes client::Starts
 //! ```
 //!
 //! Latency is measured from each request's intended send time (no coordinated omission); the
@@ -33,7 +34,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use crate::udp_client::UDP_HEADER_LEN;
+pub use crate::udp_wire::UDP_HEADER_LEN;
 
 /// How an ephemeral connection is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,8 +334,7 @@ fn spawn<T: Traffic>(
 /// Where `--hdr-log` writes: an HdrHistogram interval log.
 pub type HdrLog = crate::histlog::LogWriter<Box<dyn Write + Send>>;
 
-/// Start the run: one `Worker` per planned worker, plus the reporter printing to `out`.
-/// Returns once every worker is running.
+/// A running load: the workers, the reporter, and the gate that starts their schedule.
 pub struct Run {
     workers: reactor::Workers,
     reporter: crate::report::Reporter<crate::report::Summary>,
@@ -344,7 +344,9 @@ pub struct Run {
 }
 
 impl Run {
-    /// Start workers and reporter; with `hdr_log`, the reporter also logs every window there.
+    /// Start the run: one `Worker` per planned worker, plus the reporter printing to `out`;
+    /// with `hdr_log`, the reporter also logs every window there. Returns once every worker is
+    /// running.
     pub fn start<W: Write + Send + 'static>(
         cfg: ConnectConfig,
         report: crate::report::ReportConfig,

@@ -229,7 +229,7 @@ fn prefer_core(s: &Socket, core: Option<usize>) {
     }
 }
 
-fn bind_udp(addr: SocketAddr, core: Option<usize>) -> io::Result<UdpSocket> {
+fn bind_udp(addr: SocketAddr, cfg: &ServeConfig, core: Option<usize>) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // SO_REUSEPORT only: SO_REUSEADDR on UDP would let any other process bind the port too.
     s.set_reuse_port(true)?;
@@ -237,6 +237,9 @@ fn bind_udp(addr: SocketAddr, core: Option<usize>) -> io::Result<UdpSocket> {
     // Room for bursts of datagrams between two reads (capped by net.core.rmem_max and wmem_max).
     let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
+    if let Some(us) = cfg.busy_poll_us {
+        let _ = s.set_busy_poll(us);
+    }
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
@@ -290,7 +293,7 @@ fn bind_addr(
             tcp.push(l);
         }
         if cfg.protocols.udp() {
-            let u = bind_udp(addr, core)?;
+            let u = bind_udp(addr, cfg, core)?;
             if addr.port() == 0 {
                 addr = u.local_addr()?;
             }
@@ -1079,6 +1082,23 @@ mod tests {
         if unsafe { libc::geteuid() } == 0 {
             assert_eq!(a.busy_poll().unwrap(), 7, "SO_BUSY_POLL not inherited");
         }
+    }
+
+    /// `serve --busy-poll` reaches the UDP sockets too (it used to be set on TCP only).
+    #[test]
+    fn udp_sockets_get_busy_poll() {
+        let cfg = ServeConfig {
+            busy_poll_us: Some(7),
+            ..ServeConfig::default()
+        };
+        let u = bind_udp("127.0.0.1:0".parse().unwrap(), &cfg, None).unwrap();
+        // Raising SO_BUSY_POLL needs CAP_NET_ADMIN; without it the socket binds without it.
+        let want = if unsafe { libc::geteuid() } == 0 {
+            7
+        } else {
+            0
+        };
+        assert_eq!(socket2::SockRef::from(&u).busy_poll().unwrap(), want);
     }
 
     #[test]

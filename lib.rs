@@ -14,8 +14,9 @@
 //!     driver::Worker<T> { core: client::Client, traffic: T }
 //!       T = persistent::Persistent | ephemeral::Ephemeral | udp_client::UdpClient
 //!           | udp_ephemeral::UdpEphemeral
-//!           (the TCP modes share tcp_conn: Dialer, TcpIo::exchange; sockets via sockopt;
-//!            the socket-per-request modes share client::Starts: schedules or closed loop)
+//!           (the TCP modes share tcp_conn: Dialer, TcpIo::exchange; the UDP modes share
+//!            udp_wire: the datagram header and socket; sockets via sockopt; the
+//!            socket-per-request modes share client::Starts: schedules or closed loop)
 //!       Client: clock, open report windows of Stats (HdrHistograms + counters) per target
 //!                         │ ramp: client::Gate collects every worker's ramp, then
 //!                         │       Run::begin sets one Clock for all and wakes them
@@ -78,6 +79,7 @@ mod sweep;
 mod tcp_conn;
 mod udp_client;
 mod udp_ephemeral;
+mod udp_wire;
 pub mod verdict;
 
 /// Everything that can stop connperf before or while it starts work.

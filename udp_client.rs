@@ -5,28 +5,23 @@
 //! target with the rate split over its flows, or a closed loop of one datagram in flight per
 //! flow.
 //!
-//! Leaves to others: recording and windows (`client`).
+//! Leaves to others: the datagram header and socket setup (`udp_wire`), recording and
+//! windows (`client`).
 
 use crate::client::{sooner, Backoff, Client, Missed, SEND_BURST};
-use crate::driver::{Mode, Target, Traffic};
+use crate::driver::{Mode, Traffic};
 use crate::pacing::Pacer;
 use crate::reactor::{fixed_token, FIXED_BASE};
 use crate::report::{Failure, Unsent};
-use crate::sockopt;
+use crate::udp_wire::{intact, open, sequence_of, write_header};
 use crate::{Error, Result};
 use mio::event::Event;
 use mio::net::UdpSocket;
 use mio::Interest;
-use socket2::{Domain, Protocol, Socket, Type};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// UDP datagram header: magic, worker, sequence number, send time.
-pub const UDP_HEADER_LEN: usize = 24;
-const UDP_MAGIC: u32 = 0x4350_5544; // "CPUD"
 
 /// One datagram awaiting its reply.
 #[derive(Debug, Clone, Copy)]
@@ -53,19 +48,6 @@ enum Reply {
     /// Answers the request in slot `idx`, but `--timeout` or more after its send: that request
     /// is lost and the reply late, as if the sweep had expired the slot first.
     Expired { idx: usize },
-}
-
-/// The sequence number of `datagram` if it carries worker `worker`'s header.
-pub(crate) fn sequence_of(datagram: &[u8], worker: u32) -> Option<u64> {
-    let ours = datagram.len() >= UDP_HEADER_LEN
-        && datagram[0..4] == UDP_MAGIC.to_le_bytes()
-        && datagram[4..8] == worker.to_le_bytes();
-    ours.then(|| u64::from_le_bytes(datagram[8..16].try_into().expect("8 bytes")))
-}
-
-/// `datagram` echoes a request whose bytes after the header are those of `payload`.
-pub(crate) fn intact(datagram: &[u8], payload: &[u8]) -> bool {
-    datagram.len() == payload.len() && datagram[UDP_HEADER_LEN..] == payload[UDP_HEADER_LEN..]
 }
 
 /// The datagrams of one flow still within `--timeout` of their send, answered or not: a second
@@ -214,7 +196,7 @@ impl Traffic for UdpClient {
         let mut numbers = Vec::new();
         for (t, target) in core.cfg.targets.iter().enumerate() {
             for c in my_flows(per_target, core.id, core.workers) {
-                let mut sock = open(target, sources.pick(target.addr))?;
+                let mut sock = open(target, sources.pick(target.addr), core.cfg.busy_poll_us)?;
                 let token = fixed_token(flows.len());
                 core.registry
                     .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
@@ -321,32 +303,6 @@ fn flow_pacer(core: &Client, target: usize, flow: usize, flows: usize) -> Option
             .with_end(clock.end)
             .with_arrival(core.cfg.arrival, (target * flows + flow) as u64),
     )
-}
-
-/// A non-blocking UDP socket connected to `target`, from `source` if given.
-pub(crate) fn open(target: &Target, source: Option<std::net::IpAddr>) -> Result<UdpSocket> {
-    let addr = target.addr;
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(
-        |source| Error::Io {
-            what: format!("cannot open a UDP socket for {}", target.name),
-            source,
-        },
-    )?;
-    s.set_nonblocking(true).map_err(Error::Poll)?;
-    let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
-    if let Some(src) = source {
-        s.bind(&SocketAddr::new(src, 0).into())
-            .map_err(|source| Error::Io {
-                what: format!("cannot bind UDP source address {src}"),
-                source,
-            })?;
-    }
-    s.connect(&addr.into()).map_err(|source| Error::Io {
-        what: format!("cannot address {} over UDP", target.name),
-        source,
-    })?;
-    Ok(UdpSocket::from_std(s.into()))
 }
 
 impl UdpClient {
@@ -538,14 +494,6 @@ impl UdpClient {
             }
         }
     }
-}
-
-/// The header of a request datagram.
-pub(crate) fn write_header(buf: &mut [u8], worker: u32, seq: u64, sent_ns: u64) {
-    buf[0..4].copy_from_slice(&UDP_MAGIC.to_le_bytes());
-    buf[4..8].copy_from_slice(&worker.to_le_bytes());
-    buf[8..16].copy_from_slice(&seq.to_le_bytes());
-    buf[16..24].copy_from_slice(&sent_ns.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -9,14 +9,14 @@
 //! A reply that comes after its socket closed (late, or a duplicate) is never seen: the kernel
 //! drops it, or answers it with an ICMP error.
 //!
-//! Leaves to others: the header and socket setup (`udp_client`), recording and windows
+//! Leaves to others: the header and socket setup (`udp_wire`), recording and windows
 //! (`client`).
 
 use crate::client::{Client, PerRequest, Sources, Starts};
 use crate::driver::{Mode, Traffic};
 use crate::reactor::Slab;
 use crate::report::Failure;
-use crate::udp_client::{intact, open, sequence_of, write_header};
+use crate::udp_wire::{intact, open, sequence_of, write_header};
 use mio::event::Event;
 use mio::net::UdpSocket;
 use mio::{Interest, Token};
@@ -124,7 +124,7 @@ impl PerRequest for UdpEphemeral {
         let t = &core.cfg.targets[target as usize];
         let source = self.sources.pick(t.addr);
         let since = Instant::now();
-        let sock = match open(t, source) {
+        let sock = match open(t, source, core.cfg.busy_poll_us) {
             Ok(s) => s,
             Err(e) => {
                 core.count_error(target, failure_of(&e), intended);
