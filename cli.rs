@@ -842,9 +842,20 @@ fn spin_for(v: Option<u64>) -> Result<Duration> {
     }
 }
 
+/// A validated `serve` run.
+#[derive(Debug)]
+pub struct ServePlan {
+    /// With `--metrics-addr`, `cfg.live` holds the state served there.
+    pub cfg: ServeConfig,
+    pub plan: Plan,
+    pub loop_opts: LoopOptions,
+    /// `--metrics-addr`, resolved (`:PORT` is every address).
+    pub metrics_addr: Option<SocketAddr>,
+}
+
 impl ServeArgs {
-    /// Validate into a `ServeConfig` and a worker plan.
-    pub fn into_config(self) -> Result<(ServeConfig, Plan, LoopOptions)> {
+    /// Validate into everything `run_serve` needs.
+    pub fn into_config(self) -> Result<ServePlan> {
         let protocols = match &self.protocol {
             Some(p) => parse_keyword("--protocol", p)?,
             None => ServeConfig::default().protocols,
@@ -857,6 +868,7 @@ impl ServeArgs {
             ));
         }
         let plan = plan_of(&self.cpus, self.workers)?;
+        let metrics_addr = metrics_addr(self.metrics_addr.as_deref())?;
         let cfg = ServeConfig {
             addrs,
             protocols,
@@ -867,16 +879,18 @@ impl ServeArgs {
             busy_poll_us: busy_poll(self.busy_poll)?,
             jsonlines: self.jsonlines,
             allow: allow(self.allow.as_deref())?,
-            live: None,
+            live: metrics_addr
+                .map(|_| Arc::new(crate::metrics::Live::new_server(std::time::Instant::now()))),
         };
-        Ok((
+        Ok(ServePlan {
             cfg,
             plan,
-            LoopOptions {
+            loop_opts: LoopOptions {
                 spin: self.spin,
                 spin_for: spin_for(self.spin_us)?,
             },
-        ))
+            metrics_addr,
+        })
     }
 
     /// The positional addresses, then `--listen-addr`, then the `--listen-addrs-file` entries;
@@ -1582,14 +1596,12 @@ fn check_fds(needed: u64, udp_flows: Option<(usize, usize)>) -> Result<()> {
 
 /// `connperf serve`.
 pub fn run_serve(args: ServeArgs) -> Result<()> {
-    let given_metrics = args.metrics_addr.clone();
-    let (mut cfg, plan, opts) = args.into_config()?;
-    let metrics_addr = metrics_addr(given_metrics.as_deref())?;
-    if metrics_addr.is_some() {
-        cfg.live = Some(Arc::new(crate::metrics::Live::new_server(
-            std::time::Instant::now(),
-        )));
-    }
+    let ServePlan {
+        cfg,
+        plan,
+        loop_opts: opts,
+        metrics_addr,
+    } = args.into_config()?;
     let _metrics = start_metrics(metrics_addr, cfg.live.as_ref())?;
     let per_addr = match cfg.protocols {
         Protocols::All => 2,
