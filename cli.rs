@@ -44,15 +44,17 @@ const MAX_CONNECTIONS: u64 = 10_000_000;
 const MAX_DEPTH: u64 = 4096;
 
 /// `--proto`: TCP or UDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Proto {
+    #[default]
     Tcp,
     Udp,
 }
 
 /// `--flavor`: how TCP connections are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Flavor {
+    #[default]
     Persistent,
     Ephemeral,
 }
@@ -90,6 +92,14 @@ impl FromStr for Flavor {
             f => Err(format!("{f:?}: use persistent or ephemeral")),
         }
     }
+}
+
+/// A keyword flag that may be left out: its type's `Default` then.
+fn keyword_or_default<T: FromStr<Err = String> + Default>(
+    flag: &str,
+    value: Option<&str>,
+) -> Result<T> {
+    value.map_or_else(|| Ok(T::default()), |v| parse_keyword(flag, v))
 }
 
 /// A keyword flag (`--proto tcp`) through its type's `FromStr`: `invalid --proto "sctp": use tcp or udp`.
@@ -283,11 +293,11 @@ pub struct ConnectArgs {
     #[argh(positional)]
     pub addrs: Vec<String>,
     /// protocol: tcp or udp (default tcp)
-    #[argh(option, short = 'p', default = "String::from(\"tcp\")")]
-    pub proto: String,
+    #[argh(option, short = 'p')]
+    pub proto: Option<String>,
     /// persistent or ephemeral: a new connection per request, or with udp a new socket (source port) per datagram (default persistent)
-    #[argh(option, short = 'f', default = "String::from(\"persistent\")")]
-    pub flavor: String,
+    #[argh(option, short = 'f')]
+    pub flavor: Option<String>,
     /// connections per target to keep (persistent), or UDP flows per target (sockets, so source ports; default 10)
     #[argh(option, short = 'c', from_str_fn(parse_count))]
     pub connections: Option<u64>,
@@ -1150,12 +1160,9 @@ impl ConnectArgs {
         sweep: bool,
     ) -> Result<(ConnectConfig, Plan)> {
         let defaults = ConnectConfig::default();
-        let proto: Proto = parse_keyword("--proto", &self.proto)?;
-        let flavor: Flavor = parse_keyword("--flavor", &self.flavor)?;
-        let close = match &self.close {
-            Some(c) => parse_keyword("--close", c)?,
-            None => CloseMode::Rst,
-        };
+        let proto: Proto = keyword_or_default("--proto", self.proto.as_deref())?;
+        let flavor: Flavor = keyword_or_default("--flavor", self.flavor.as_deref())?;
+        let close: CloseMode = keyword_or_default("--close", self.close.as_deref())?;
         let targets = self.targets()?;
         let message_bytes = message_bytes(self.message_bytes, proto, &targets)?;
         let connections = connections(self.connections)?;
@@ -1786,13 +1793,13 @@ fn start_demo(mode: Mode, shutdown: &Shutdown) -> Result<Server> {
         workers: 1,
         strict: false,
     };
-    let server = Server::start(
-        cfg,
-        &plan,
-        shutdown,
-        LoopOptions::default(),
-        std::io::sink(),
-    )?;
+    // The demo server never spins (`serve`'s default would spin for DEFAULT_SPIN_US after each
+    // event): on the generator's own cores it would take CPU from the run it serves.
+    let no_spin = LoopOptions {
+        spin: false,
+        spin_for: Duration::ZERO,
+    };
+    let server = Server::start(cfg, &plan, shutdown, no_spin, std::io::sink())?;
     eprintln!(
         "connperf: --demo: running against a built-in echo server at {} (give host:port to test a real server)",
         server.addrs[0]

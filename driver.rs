@@ -37,9 +37,10 @@ use std::time::{Duration, Instant, SystemTime};
 pub use crate::udp_wire::UDP_HEADER_LEN;
 
 /// How an ephemeral connection is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CloseMode {
     /// SO_LINGER 0: the close sends RST and leaves no TIME_WAIT on the client.
+    #[default]
     Rst,
     /// Orderly close with FIN.
     Fin,
