@@ -59,12 +59,25 @@ pub enum Flavor {
     Ephemeral,
 }
 
-/// `--arrival`: `uniform` or `poisson`, any case.
-fn arrival_kind(s: &str) -> std::result::Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "uniform" => Ok(false),
-        "poisson" => Ok(true),
-        a => Err(format!("{a:?}: use uniform or poisson")),
+/// `--arrival`: how a schedule spaces its slots (the seed of a Poisson one comes from
+/// `--seed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArrivalKind {
+    #[default]
+    Uniform,
+    Poisson,
+}
+
+/// `uniform` or `poisson`, any case; the error quotes the value in lower case.
+impl FromStr for ArrivalKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "uniform" => Ok(ArrivalKind::Uniform),
+            "poisson" => Ok(ArrivalKind::Poisson),
+            a => Err(format!("{a:?}: use uniform or poisson")),
+        }
     }
 }
 
@@ -1209,13 +1222,8 @@ impl ConnectArgs {
 
     /// `--arrival` and `--seed`; a Poisson run without a seed gets one from the clock.
     fn arrival(&self, warnings: &mut Vec<String>) -> Result<Arrival> {
-        let poisson = match &self.arrival {
-            Some(a) => {
-                arrival_kind(a).map_err(|e| Error::Config(format!("invalid --arrival {e}")))?
-            }
-            None => false,
-        };
-        if !poisson {
+        let kind: ArrivalKind = keyword_or_default("--arrival", self.arrival.as_deref())?;
+        if kind == ArrivalKind::Uniform {
             if self.seed.is_some() {
                 warnings.push("--seed has no effect without --arrival poisson; ignored".into());
             }
@@ -1878,7 +1886,7 @@ fn open_hdr_log(
     path: &str,
     report: &ReportConfig,
     workers: usize,
-) -> Result<crate::histlog::LogWriter<Box<dyn Write + Send>>> {
+) -> Result<crate::driver::HdrLog> {
     let f = std::fs::File::create(path)
         .map_err(|e| Error::Config(format!("invalid --hdr-log {path:?}: {e}")))?;
     let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(f));
