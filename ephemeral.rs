@@ -6,10 +6,10 @@
 //! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
 
 use crate::client::{Client, PerRequest, Starts};
-use crate::driver::{CloseMode, Mode, Traffic};
+use crate::driver::{Mode, Traffic};
 use crate::reactor::Slab;
 use crate::report::Failure;
-use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo, PORT_WINDOW};
+use crate::tcp_conn::{self, Completions, DialOptions, Dialer, Readiness, TcpIo, PORT_WINDOW};
 use crate::Result;
 use mio::event::Event;
 use mio::{Interest, Token};
@@ -69,8 +69,10 @@ impl Traffic for Ephemeral {
                 &core.cfg,
                 id,
                 workers,
-                core.cfg.message_bytes > ONE_WRITE_BYTES,
-                close == CloseMode::Rst,
+                DialOptions {
+                    nodelay: core.cfg.message_bytes > ONE_WRITE_BYTES,
+                    close,
+                },
             ),
             done: Completions::default(),
         })

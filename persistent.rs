@@ -6,11 +6,11 @@
 //! Leaves to others: connection I/O (`tcp_conn`), recording and windows (`client`).
 
 use crate::client::{sooner, Client, Missed, MAX_BACKOFF, MIN_BACKOFF};
-use crate::driver::{Mode, Traffic};
+use crate::driver::{CloseMode, Mode, Traffic};
 use crate::pacing::Pacer;
 use crate::reactor::Slab;
 use crate::report::{Failure, Unsent};
-use crate::tcp_conn::{self, Completions, Dialer, Readiness, TcpIo};
+use crate::tcp_conn::{self, Completions, DialOptions, Dialer, Readiness, TcpIo};
 use crate::Result;
 use mio::event::Event;
 use mio::{Interest, Token};
@@ -79,7 +79,17 @@ impl Traffic for Persistent {
             conns: Slab::new(),
             timers: BinaryHeap::new(),
             dial_queue: VecDeque::new(),
-            dialer: Dialer::new(&core.cfg, core.id, core.workers, true, false),
+            // Requests are small and a reply gates the next: no Nagle delay. Connections live
+            // for the run and close with FIN.
+            dialer: Dialer::new(
+                &core.cfg,
+                core.id,
+                core.workers,
+                DialOptions {
+                    nodelay: true,
+                    close: CloseMode::Fin,
+                },
+            ),
             depth,
             ramping: 0,
             in_flight: 0,

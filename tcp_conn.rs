@@ -7,7 +7,7 @@
 //! `ephemeral`), recording (`client`).
 
 use crate::client::{Client, Sources};
-use crate::driver::ConnectConfig;
+use crate::driver::{CloseMode, ConnectConfig};
 use crate::reactor::Slab;
 use crate::report::Failure;
 use crate::sockopt;
@@ -359,6 +359,16 @@ fn stamp(buf: &mut [u8], seq: u64) {
     buf[..n].copy_from_slice(&b[..n]);
 }
 
+/// How a mode wants its connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DialOptions {
+    /// Set TCP_NODELAY on each connection.
+    pub nodelay: bool,
+    /// How connections are closed: RST (SO_LINGER 0) leaves no TIME_WAIT and frees the port
+    /// at once.
+    pub close: CloseMode,
+}
+
 /// Opens the non-blocking TCP connections of one worker.
 pub(crate) struct Dialer {
     /// TCP_NODELAY on each connection.
@@ -371,12 +381,11 @@ pub(crate) struct Dialer {
 }
 
 impl Dialer {
-    /// The dialer of worker `id` of `workers`. `nodelay`: set TCP_NODELAY; `rst`: close
-    /// with RST (SO_LINGER 0), which leaves no TIME_WAIT.
-    pub fn new(cfg: &ConnectConfig, id: usize, workers: usize, nodelay: bool, rst: bool) -> Dialer {
+    /// The dialer of worker `id` of `workers`.
+    pub fn new(cfg: &ConnectConfig, id: usize, workers: usize, opts: DialOptions) -> Dialer {
         Dialer {
-            nodelay,
-            rst,
+            nodelay: opts.nodelay,
+            rst: opts.close == CloseMode::Rst,
             busy_poll_us: cfg.busy_poll_us,
             sources: Sources::new(&cfg.source_addrs, id),
             ports: PortWindows::new(id, workers),
