@@ -690,6 +690,14 @@ impl Starts {
             .collect();
     }
 
+    /// A request failed (or could not start): a closed loop pauses before it starts more; a
+    /// schedule goes on.
+    pub fn failed(&mut self, core: &Client, now: Instant) {
+        if core.cfg.closed_loop() {
+            self.backoff.failed(now);
+        }
+    }
+
     /// Every place is taken: nothing starts until a request settles.
     pub fn full(&self, in_flight: usize) -> bool {
         in_flight >= self.max_inflight

@@ -159,9 +159,7 @@ impl PerRequest for Ephemeral {
             Ok(stream) => stream,
             Err(e) => {
                 core.count_error(target, Failure::of(&e), intended);
-                if core.cfg.closed_loop() {
-                    self.starts.backoff.failed(now);
-                }
+                self.starts.failed(core, now);
                 return;
             }
         };
@@ -257,8 +255,6 @@ impl Ephemeral {
             core.count_error(c.target, kind, r.intended);
         }
         self.inflight -= 1;
-        if core.cfg.closed_loop() {
-            self.starts.backoff.failed(now);
-        }
+        self.starts.failed(core, now);
     }
 }

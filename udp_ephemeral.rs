@@ -128,7 +128,7 @@ impl PerRequest for UdpEphemeral {
             Ok(s) => s,
             Err(e) => {
                 core.count_error(target, failure_of(&e), intended);
-                return self.start_failed(core, now);
+                return self.starts.failed(core, now);
             }
         };
         let seq = self.next_seq;
@@ -151,7 +151,7 @@ impl PerRequest for UdpEphemeral {
         if let Err(e) = registered.and_then(|()| p.sock.send(&core.send_buf[..msg])) {
             self.close(token);
             core.count_error(target, Failure::of(&e), intended);
-            return self.start_failed(core, now);
+            return self.starts.failed(core, now);
         }
         core.connected(target, since, intended, p.sent_at);
         core.note_flow(target, intended, &mut None);
@@ -160,13 +160,6 @@ impl PerRequest for UdpEphemeral {
 }
 
 impl UdpEphemeral {
-    /// A datagram could not be sent: a closed loop pauses.
-    fn start_failed(&mut self, core: &Client, now: Instant) {
-        if core.cfg.closed_loop() {
-            self.starts.backoff.failed(now);
-        }
-    }
-
     /// Read what has arrived on the socket of `token`: its reply ends it.
     fn recv(&mut self, core: &mut Client, token: Token, now: Instant) {
         loop {
