@@ -203,9 +203,7 @@ fn bind_tcp(
     prefer_core(&s, core);
     // Accepted connections inherit these from the listener: no setsockopt per accept.
     s.set_tcp_nodelay(true)?;
-    if let Some(us) = cfg.busy_poll_us {
-        let _ = s.set_busy_poll(us);
-    }
+    sockopt::busy_poll(&s, cfg.busy_poll_us);
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
@@ -237,9 +235,7 @@ fn bind_udp(addr: SocketAddr, cfg: &ServeConfig, core: Option<usize>) -> io::Res
     // Room for bursts of datagrams between two reads (capped by net.core.rmem_max and wmem_max).
     let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
-    if let Some(us) = cfg.busy_poll_us {
-        let _ = s.set_busy_poll(us);
-    }
+    sockopt::busy_poll(&s, cfg.busy_poll_us);
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }

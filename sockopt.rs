@@ -1,8 +1,8 @@
 //! Socket options that the engine sets and `socket2` does not wrap, in one place.
 //!
 //! Owns: the raw `setsockopt` call (one `unsafe` block), the options built on it
-//! (TCP_FASTOPEN, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE) and the UDP buffer size both
-//! ends ask for. Leaves to others: when to set them (`echo`, `tcp_conn`, `udp_wire`).
+//! (TCP_FASTOPEN, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE), the UDP buffer size both
+//! ends ask for, and `--busy-poll` as every socket of both ends takes it. Leaves to others: when to set them (`echo`, `tcp_conn`, `udp_wire`).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -11,6 +11,14 @@ use std::os::fd::AsRawFd;
 /// `net.core.rmem_max` and `wmem_max`), so a burst of datagrams is not dropped before the
 /// worker reads it.
 pub const UDP_SOCKET_BUFFER: usize = 4 << 20;
+
+/// `--busy-poll`: SO_BUSY_POLL on `s` when given. Raising it needs CAP_NET_ADMIN; without
+/// that, the socket is used without the option.
+pub fn busy_poll(s: &socket2::Socket, us: Option<u32>) {
+    if let Some(us) = us {
+        let _ = s.set_busy_poll(us);
+    }
+}
 
 /// IP_LOCAL_PORT_RANGE (linux/in.h; Linux 6.3+): a per-socket part of the local port range.
 /// Not in the libc crate yet.

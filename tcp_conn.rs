@@ -438,9 +438,7 @@ impl Dialer {
         if self.rst {
             s.set_linger(Some(Duration::ZERO))?;
         }
-        if let Some(us) = self.busy_poll_us {
-            let _ = s.set_busy_poll(us);
-        }
+        sockopt::busy_poll(&s, self.busy_poll_us);
         if let Some(src) = self.sources.pick(addr) {
             // Let the kernel choose the port at connect time, per (source, destination).
             let _ = sockopt::set_bind_address_no_port(&s);

@@ -53,9 +53,7 @@ pub(crate) fn open(
     s.set_nonblocking(true).map_err(Error::Poll)?;
     let _ = s.set_recv_buffer_size(sockopt::UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(sockopt::UDP_SOCKET_BUFFER);
-    if let Some(us) = busy_poll_us {
-        let _ = s.set_busy_poll(us);
-    }
+    sockopt::busy_poll(&s, busy_poll_us);
     if let Some(src) = source {
         s.bind(&SocketAddr::new(src, 0).into())
             .map_err(|source| Error::Io {
