@@ -1477,7 +1477,7 @@ impl Serialize for Percentiles {
 }
 
 /// The send lag's p50, p99 and max, µs (`null` with no paced send).
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct SendLagUs {
     send_lag_50p_us: Option<u64>,
     send_lag_99p_us: Option<u64>,
@@ -1568,10 +1568,11 @@ impl<'a> Row<'a> {
             connection_errors: known.then_some(FailureCounts(&s.conn_errors)),
             late_starts: counter(s.late_starts),
             max_behind_us: counter(us(s.max_behind_ns)),
+            // Unknown counters (a format-1 log): all three null, as with no paced send.
             send_lag: if known {
                 SendLagUs::of(&s.send_lag)
             } else {
-                SendLagUs::of(&Stats::new().send_lag)
+                SendLagUs::default()
             },
             not_started: counter(s.not_started),
             not_started_by: known.then_some(UnsentCounts(&s.not_started_by)),
