@@ -498,8 +498,6 @@ impl<W: Write> LogWriter<W> {
         let since_base = interval_start.duration_since(self.base).unwrap_or_default();
         let (start, length) = (log_seconds(since_base), log_seconds(duration));
         for (peer, s) in peers.iter().zip(stats) {
-            // The same checks as the histogram lines' tags.
-            self.tag(Kind::Latency, peer).encode()?;
             let send_lag = self.encode(&s.send_lag)?;
             let line = CounterLine {
                 start,
@@ -561,10 +559,7 @@ impl<W: Write> LogWriter<W> {
         self.scratch.clear();
         self.serializer
             .serialize(h, &mut self.scratch)
-            .map_err(|e| Error::Io {
-                what: "cannot encode a histogram for the --hdr-log file".into(),
-                source: io::Error::other(e),
-            })?;
+            .map_err(encode_error)?;
         Ok(base64::engine::general_purpose::STANDARD.encode(&self.scratch))
     }
 
@@ -658,10 +653,14 @@ fn write_error(source: io::Error) -> Error {
 fn line_error(e: IntervalLogWriterError<V2DeflateSerializeError>) -> Error {
     match e {
         IntervalLogWriterError::IoError(source) => write_error(source),
-        IntervalLogWriterError::SerializeError(e) => Error::Io {
-            what: "cannot encode a histogram for the --hdr-log file".into(),
-            source: io::Error::other(e),
-        },
+        IntervalLogWriterError::SerializeError(e) => encode_error(e),
+    }
+}
+
+fn encode_error(e: V2DeflateSerializeError) -> Error {
+    Error::Io {
+        what: "cannot encode a histogram for the --hdr-log file".into(),
+        source: io::Error::other(e),
     }
 }
 
