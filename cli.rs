@@ -1755,29 +1755,12 @@ pub fn run_connect(args: ConnectArgs) -> Result<()> {
 /// Let a started run go to its end (or a signal), stop it and wait for its report: an error
 /// naming each failed check if its totals failed one (exit status 1).
 fn run_to_end(run: Run, shutdown: &Shutdown, live: Option<&crate::metrics::Live>) -> Result<()> {
-    use crate::metrics::Phase;
-    let phase = |p: Phase| live.inspect(|l| l.set_phase(p));
-    phase(Phase::Ramp {
-        since: std::time::Instant::now(),
-    });
-    // The measured schedule starts once every connection is up (the ramp).
-    if let Some(clock) = run.begin(shutdown) {
-        if let (Some(l), Some(r)) = (live, run.ramp()) {
-            l.set_ramp(&r);
-        }
-        phase(Phase::Run {
-            measure: clock.measure,
-            end: clock.end,
+    if let Some(l) = live {
+        l.set_phase(crate::metrics::Phase::Ramp {
+            since: std::time::Instant::now(),
         });
-        shutdown.wait_timeout(
-            clock
-                .end
-                .saturating_duration_since(std::time::Instant::now()),
-        );
     }
-    phase(Phase::Drain);
-    shutdown.trigger();
-    let summary = run.join()?;
+    let (summary, _) = run.drive(shutdown, live)?;
     if summary.failures.is_empty() {
         Ok(())
     } else {

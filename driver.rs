@@ -421,6 +421,37 @@ impl Run {
         self.gate.ramp()
     }
 
+    /// Drive the started run to its end: the ramp, then the measured schedule until its end
+    /// or `shutdown`, then the stop and the drain; `live` (`--metrics-addr`, the progress
+    /// line) follows from the ramp's end on. The summary, and whether a signal cut the run
+    /// short.
+    pub fn drive(
+        self,
+        shutdown: &reactor::Shutdown,
+        live: Option<&crate::metrics::Live>,
+    ) -> Result<(crate::report::Summary, bool)> {
+        use crate::metrics::Phase;
+        let mut cut = true;
+        // The measured schedule starts once every connection is up (the ramp).
+        if let Some(clock) = self.begin(shutdown) {
+            if let Some(l) = live {
+                if let Some(r) = self.ramp() {
+                    l.set_ramp(&r);
+                }
+                l.set_phase(Phase::Run {
+                    measure: clock.measure,
+                    end: clock.end,
+                });
+            }
+            cut = shutdown.wait_timeout(clock.end.saturating_duration_since(Instant::now()));
+        }
+        if let Some(l) = live {
+            l.set_phase(Phase::Drain);
+        }
+        shutdown.trigger();
+        Ok((self.join()?, cut))
+    }
+
     /// Wait for the workers (after shutdown) and the reporter's summary.
     pub fn join(self) -> Result<crate::report::Summary> {
         let r = self.workers.join();

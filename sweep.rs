@@ -26,7 +26,7 @@
 //! schema and the checks (`report`, `verdict`).
 
 use crate::affinity::Plan;
-use crate::driver::{Clock, ConnectConfig, Mode, Run};
+use crate::driver::{ConnectConfig, Mode, Run};
 use crate::metrics::{Live, Phase};
 use crate::reactor::{LoopOptions, Shutdown};
 use crate::report::{ReportConfig, Stats, Summary, Unsent, LATE_START_NS};
@@ -527,19 +527,7 @@ impl StepRunner<'_> {
             std::io::sink(),
             None,
         )?;
-        let mut cut = true;
-        if let Some(clock) = run.begin(&shutdown) {
-            if let Some(l) = live {
-                show_running(l, &run, &clock);
-            }
-            cut = shutdown.wait_timeout(clock.end.saturating_duration_since(Instant::now()));
-        }
-        if let Some(l) = live {
-            l.set_phase(Phase::Drain);
-        }
-        shutdown.trigger();
-        let summary = run.join()?;
-        Ok((summary, cut))
+        run.drive(&shutdown, live)
     }
 
     /// The run of a step at `rate` total req/s: `base` at that rate for `--sweep-step`.
@@ -563,18 +551,6 @@ impl StepRunner<'_> {
             rate / self.base.targets.len().max(1) as f64
         }
     }
-}
-
-/// Tell `--metrics-addr` and the progress line that a step's ramp is over (how it went) and
-/// its schedule runs until `clock.end`.
-fn show_running(live: &Live, run: &Run, clock: &Clock) {
-    if let Some(r) = run.ramp() {
-        live.set_ramp(&r);
-    }
-    live.set_phase(Phase::Run {
-        measure: clock.measure,
-        end: clock.end,
-    });
 }
 
 /// The printed rows of a step with their failed checks: a merged row carries every reason
