@@ -313,16 +313,10 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
         |t: std::time::SystemTime| t.duration_since(origin).unwrap_or_default().as_millis();
     // Errors per (target, window start): from the counters a format 2 log carries; a window
     // without them (a format 1 log) has unknown errors, drawn as a gap.
-    let errors: BTreeMap<(String, u128), Option<u64>> = log
+    let errors: BTreeMap<(String, u128), u64> = log
         .counters
         .iter()
-        .map(|c| {
-            let known = !c.stats.counters_unknown;
-            (
-                (c.peer.clone(), ms_since(c.start)),
-                known.then(|| c.stats.error_count()),
-            )
-        })
+        .map(|c| ((c.peer.clone(), ms_since(c.start)), c.stats.error_count()))
         .collect();
     // Per (peer, labels): per window start (ms since the origin): length and summed histogram.
     type Key = (String, Vec<(String, String)>);
@@ -351,7 +345,7 @@ fn read_hlog(bytes: &[u8], name: &str, index: usize) -> Result<Vec<Series>> {
         let mut timeline = Vec::new();
         for (offset_ms, (length, h)) in &windows {
             add(&mut total, h, name)?;
-            let errors = errors.get(&(peer.clone(), *offset_ms)).copied().flatten();
+            let errors = errors.get(&(peer.clone(), *offset_ms)).copied();
             timeline.push(hlog_point(*offset_ms, *length, h, errors));
         }
         out.push(Series {
@@ -1221,9 +1215,6 @@ fn draw_window_throughput<DB: DrawingBackend>(
     t_max: f64,
 ) -> Result<()> {
     let compact = with.len() > COMPACT_LEGEND;
-    let errors_known = with
-        .iter()
-        .any(|s| s.timeline.iter().any(|p| p.errors.is_some()));
     let errors_unknown = with
         .iter()
         .any(|s| s.timeline.iter().all(|p| p.errors.is_none()));
@@ -1235,7 +1226,7 @@ fn draw_window_throughput<DB: DrawingBackend>(
     let caption = throughput_caption(compact, errors_unknown);
     let mut chart = throughput_chart(area, &caption, t_max, y_max)?;
     for s in with {
-        draw_window_rates(&mut chart, series, s, with.len() > 1, compact, errors_known)?;
+        draw_window_rates(&mut chart, series, s, with.len() > 1, compact)?;
     }
     draw_legend(&mut chart)
 }
@@ -1290,7 +1281,6 @@ fn draw_window_rates<'a, DB: DrawingBackend + 'a>(
     s: &Series,
     many: bool,
     compact: bool,
-    errors_known: bool,
 ) -> Result<()> {
     let prefix = if many {
         format!("{} ", s.name)
@@ -1310,7 +1300,7 @@ fn draw_window_rates<'a, DB: DrawingBackend + 'a>(
     };
     let label = format!("{prefix}req/s");
     draw_line(chart, rate, pen, legend_entry(compact, true, &label, s))?;
-    if errors_known && s.timeline.iter().any(|p| p.errors.is_some()) {
+    if s.timeline.iter().any(|p| p.errors.is_some()) {
         let errs = segments(s.timeline.iter().map(|p| (p.end_sec, p.errors)));
         let pen = Pen {
             color: if many {
