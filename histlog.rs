@@ -1750,9 +1750,8 @@ pub fn print_merged<W: Write>(merged: &Merged, base: &ReportConfig, mut out: W) 
         .windows
         .iter()
         .any(|w| w.rows.iter().flatten().any(|c| !c.stats.connect.is_empty()));
+    // The table's peers (the rows' names) and "nothing merged" are print_report's to set.
     let cfg = ReportConfig {
-        peers: merged.rows.iter().map(ReportRow::table_name).collect(),
-        merge: false,
         workers: merged.run.workers,
         udp: base.udp || merged.run.udp,
         ephemeral: base.ephemeral || merged.run.ephemeral || has_connect,
