@@ -1059,10 +1059,6 @@ fn print_report_verdicts<W: Write>(
         .zip(verdicts)
         .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v)))
         .unzip();
-    if unknown.is_empty() {
-        print_verdicts(out, &judged_names, &judged);
-        return;
-    }
     print_failed_checks(out, &judged_names, &judged);
     for n in &unknown {
         out.line(&format!(
@@ -1071,8 +1067,10 @@ fn print_report_verdicts<W: Write>(
     }
     out.line(if judged.iter().any(|v| !v.is_empty()) {
         "# verdict: fail"
-    } else {
+    } else if !unknown.is_empty() {
         "# verdict: unknown"
+    } else {
+        "# verdict: pass"
     });
 }
 
