@@ -43,7 +43,7 @@
 
 use crate::report::{
     self, Cell, Failure, ReportConfig, ReportRow, Stats, Summary, Unsent, Window, ERROR_KINDS,
-    MAX_NS, UNSENT_CAUSES,
+    MAX_NS,
 };
 use crate::{Error, Result};
 use base64::Engine as _;
@@ -518,10 +518,7 @@ impl<W: Write> LogWriter<W> {
                 flows: s.flows,
                 new_flows: s.new_flows,
                 not_started: s.not_started,
-                not_started_by: Unsent::ALL
-                    .iter()
-                    .map(|c| (c.name().to_string(), s.not_started_by[*c as usize]))
-                    .collect(),
+                not_started_by: by_name(&s.not_started_by, unsent_causes()),
                 clamped: s.clamped,
                 send_lag,
             };
@@ -637,10 +634,45 @@ impl<W: Write> WindowLog<W> {
 
 /// Counts by `Failure`, keyed by name.
 fn by_failure(counts: &[u64; ERROR_KINDS]) -> BTreeMap<String, u64> {
-    Failure::ALL
-        .iter()
-        .map(|k| (k.name().to_string(), counts[k.index()]))
+    by_name(counts, failure_kinds())
+}
+
+/// Each failure kind's name and index in a `[u64; ERROR_KINDS]`.
+fn failure_kinds() -> impl Iterator<Item = (&'static str, usize)> + Clone {
+    Failure::ALL.iter().map(|k| (k.name(), k.index()))
+}
+
+/// Each not-started cause's name and index in a `[u64; UNSENT_CAUSES]`.
+fn unsent_causes() -> impl Iterator<Item = (&'static str, usize)> + Clone {
+    Unsent::ALL.iter().map(|c| (c.name(), *c as usize))
+}
+
+/// `counts` by name, as a counter line holds them; `kinds` names each index.
+fn by_name<const N: usize>(
+    counts: &[u64; N],
+    kinds: impl Iterator<Item = (&'static str, usize)>,
+) -> BTreeMap<String, u64> {
+    kinds
+        .map(|(name, i)| (name.to_string(), counts[i]))
         .collect()
+}
+
+/// A counter line's counts by name back into their array; a name not among `kinds` is
+/// `unknown {what} "NAME"`.
+fn from_names<const N: usize>(
+    counts: &BTreeMap<String, u64>,
+    kinds: impl Iterator<Item = (&'static str, usize)> + Clone,
+    what: &str,
+) -> std::result::Result<[u64; N], String> {
+    let mut out = [0; N];
+    for (name, &n) in counts {
+        let (_, i) = kinds
+            .clone()
+            .find(|(k, _)| k == name)
+            .ok_or_else(|| format!("unknown {what} {name:?}"))?;
+        out[i] = n;
+    }
+    Ok(out)
 }
 
 fn write_error(source: io::Error) -> Error {
@@ -1088,15 +1120,7 @@ fn counter_stats(c: &CounterLine, decoder: &mut HistDecoder) -> std::result::Res
     s.stray = c.stray;
     s.flows = c.flows;
     s.new_flows = c.new_flows;
-    let mut by = [0; UNSENT_CAUSES];
-    for (name, &n) in &c.not_started_by {
-        let cause = Unsent::ALL
-            .iter()
-            .find(|u| u.name() == name)
-            .ok_or_else(|| format!("unknown not_started_by cause {name:?}"))?;
-        by[*cause as usize] = n;
-    }
-    s.not_started_by = by;
+    s.not_started_by = from_names(&c.not_started_by, unsent_causes(), "not_started_by cause")?;
     s.not_started = c.not_started;
     s.clamped = c.clamped;
     let h = decoder
@@ -1111,15 +1135,7 @@ fn failure_counts(
     counts: &BTreeMap<String, u64>,
     what: &str,
 ) -> std::result::Result<[u64; ERROR_KINDS], String> {
-    let mut out = [0; ERROR_KINDS];
-    for (name, &n) in counts {
-        let kind = Failure::ALL
-            .iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| format!("unknown {what} kind {name:?}"))?;
-        out[kind.index()] = n;
-    }
-    Ok(out)
+    from_names(counts, failure_kinds(), &format!("{what} kind"))
 }
 
 /// Offset of the start of the line that holds `field`, a slice of `input`.
